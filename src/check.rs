@@ -1,0 +1,168 @@
+//! `--check`: validate the manifest, every picture and every token source, offline.
+//!
+//! It runs where secrets are absent (CI, a laptop), so a token whose source is missing
+//! here is a warning, not an error; a token that is present but malformed is an error.
+//! No network, no state.
+
+use crate::manifest::{Manifest, TokenError};
+use crate::picture;
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// One instance's verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckRow {
+    /// The `idInstance`.
+    pub id_instance: String,
+    /// The picture as written in the manifest.
+    pub picture: String,
+    /// `valid`, `failed` or `suspended`.
+    pub status: &'static str,
+    /// SHA-256 of the picture, when it could be read.
+    pub desired_sha256: Option<String>,
+    /// Why it is not valid.
+    pub error: Option<String>,
+    /// The stable label of `error`.
+    pub error_kind: Option<String>,
+    /// Things worth knowing that do not make it invalid.
+    pub warnings: Vec<String>,
+}
+
+/// Counts per verdict.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CheckSummary {
+    /// Instances that would be sendable.
+    pub valid: usize,
+    /// Instances with an error.
+    pub failed: usize,
+    /// `suspend: true` (not checked).
+    pub suspended: usize,
+    /// Warnings, manifest-wide and per instance.
+    pub warnings: usize,
+}
+
+/// The result of `--check`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckReport {
+    /// Manifest-wide warnings (each naming file and line).
+    pub warnings: Vec<String>,
+    /// One row per instance, in manifest order.
+    pub instances: Vec<CheckRow>,
+    /// Counts.
+    pub summary: CheckSummary,
+}
+
+/// Checks every instance of a parsed manifest.
+pub fn check(manifest: &Manifest) -> CheckReport {
+    let digests = picture::digest_all(
+        manifest
+            .instances
+            .iter()
+            .filter(|i| !i.suspend)
+            .filter_map(|i| i.picture.path.as_deref().ok()),
+    );
+    let mut summary = CheckSummary::default();
+    let instances: Vec<CheckRow> = manifest
+        .instances
+        .iter()
+        .map(|instance| {
+            let mut row = CheckRow {
+                id_instance: instance.id.to_string(),
+                picture: instance.picture.written.clone(),
+                status: "valid",
+                desired_sha256: None,
+                error: None,
+                error_kind: None,
+                warnings: Vec::new(),
+            };
+            if instance.suspend {
+                row.status = "suspended";
+                summary.suspended += 1;
+                return row;
+            }
+            let fail = |row: &mut CheckRow, kind: &str, error: String| {
+                if row.error.is_none() {
+                    row.status = "failed";
+                    row.error_kind = Some(kind.to_owned());
+                    row.error = Some(error);
+                }
+            };
+            match &instance.picture.path {
+                Ok(path) => match digests.get(path) {
+                    Some(Ok(digest)) => row.desired_sha256 = Some(digest.to_string()),
+                    Some(Err(e)) => fail(&mut row, e.label(), e.to_string()),
+                    None => {}
+                },
+                Err(why) => fail(&mut row, "picture-path", format!("picture: {why}")),
+            }
+            match instance.token.resolve() {
+                Ok(_) => {}
+                Err(e @ TokenError::Unavailable(_)) => {
+                    row.warnings.push(format!("{e} (fine where secrets are absent, like CI)"));
+                }
+                Err(e @ TokenError::Invalid(_)) => fail(&mut row, e.label(), e.to_string()),
+            }
+            if row.status == "failed" {
+                summary.failed += 1;
+            } else {
+                summary.valid += 1;
+            }
+            summary.warnings += row.warnings.len();
+            row
+        })
+        .collect();
+    let warnings: Vec<String> = manifest.warnings.iter().map(ToString::to_string).collect();
+    summary.warnings += warnings.len();
+    CheckReport {
+        warnings,
+        instances,
+        summary,
+    }
+}
+
+impl CheckReport {
+    /// 0 when valid, 1 when any instance has an error.
+    pub fn exit_code(&self) -> u8 {
+        u8::from(self.summary.failed > 0)
+    }
+
+    /// The `--json` document.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+
+    /// A table for people, then warnings, then a verdict line.
+    pub fn to_table(&self) -> String {
+        let mut out = String::new();
+        let w_id = self.instances.iter().map(|r| r.id_instance.len()).max().unwrap_or(0).max(8);
+        let w_pic = self.instances.iter().map(|r| r.picture.chars().count()).max().unwrap_or(0).max(7);
+        let _ = writeln!(out, "{:<w_id$}  {:<9}  {:<w_pic$}  DETAIL", "INSTANCE", "STATUS", "PICTURE");
+        for row in &self.instances {
+            let detail = match (&row.error_kind, &row.error, &row.desired_sha256) {
+                (Some(kind), Some(error), _) => format!("{kind}: {error}"),
+                (_, _, Some(sha)) => format!("sha256 {}", &sha[..12]),
+                _ => String::new(),
+            };
+            let _ = writeln!(out, "{:<w_id$}  {:<9}  {:<w_pic$}  {detail}", row.id_instance, row.status, row.picture);
+        }
+        let instance_warnings = self.instances.iter().flat_map(|r| {
+            r.warnings.iter().map(move |w| format!("instance {}: {w}", r.id_instance))
+        });
+        for warning in self.warnings.iter().cloned().chain(instance_warnings) {
+            let _ = writeln!(out, "warning: {warning}");
+        }
+        let s = &self.summary;
+        let verdict = if s.failed == 0 { "valid" } else { "NOT valid" };
+        let _ = writeln!(
+            out,
+            "\nmanifest {verdict}: {} valid, {} failed, {} suspended, {} warning{}",
+            s.valid,
+            s.failed,
+            s.suspended,
+            s.warnings,
+            if s.warnings == 1 { "" } else { "s" }
+        );
+        out
+    }
+}

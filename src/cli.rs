@@ -1,0 +1,227 @@
+//! argv → [`Args`]: the command line of the contract (section 2). No I/O.
+
+use crate::clock::parse_duration;
+use clap::{ArgGroup, Parser, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const AFTER_HELP: &str = "\
+Without a mode flag, avatar-sync runs as a daemon: it watches the manifest and the
+pictures and reconciles until SIGTERM.
+
+Exit codes:
+  0   success: everything in sync (for --check: valid)
+  1   error: an instance did not converge, or the manifest, state or a picture is unusable
+  2   --dry-run only: the manifest asks for changes that are not applied yet
+  64  bad command line
+
+Durations are written like 10s, 5m, 1h30m.";
+
+/// Keeps GREEN-API WhatsApp profile pictures equal to a YAML manifest in git.
+#[derive(Debug, Parser)]
+#[command(name = "avatar-sync", version, about, after_help = AFTER_HELP)]
+#[command(group(ArgGroup::new("mode").args(["reconcile", "dry_run", "check", "status"])))]
+pub struct Args {
+    /// Converge once, then exit.
+    #[arg(long)]
+    pub reconcile: bool,
+
+    /// Print what --reconcile would do; no API call, no state write.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Validate manifest and pictures offline; no network, no state.
+    #[arg(long)]
+    pub check: bool,
+
+    /// Print what the state directory records, per instance.
+    #[arg(long)]
+    pub status: bool,
+
+    /// The manifest [default: $AVATAR_SYNC_MANIFEST, else /etc/avatar-sync/manifest.yaml]
+    #[arg(short, long, value_name = "PATH")]
+    pub manifest: Option<PathBuf>,
+
+    /// Where state and the lock live [default: $AVATAR_SYNC_STATE_DIR, else
+    /// $STATE_DIRECTORY, else $XDG_STATE_HOME/avatar-sync, else ~/.local/state/avatar-sync]
+    #[arg(short, long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// With a mode flag: print one JSON document on stdout instead of the table.
+    #[arg(long, requires = "mode")]
+    pub json: bool,
+
+    /// --reconcile only: how long to keep waiting on throttles and retries.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "reconcile")]
+    pub timeout: Option<Duration>,
+
+    /// At most N instances talked to at once.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: u16,
+
+    /// Logs on stderr as text or JSON lines.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// More logging (-v debug, -vv trace). RUST_LOG also works.
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Less logging (-q warnings and errors, -qq errors only).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+}
+
+/// How logs are written on stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// What the process does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Watch and reconcile until SIGTERM.
+    Daemon,
+    /// Converge once.
+    Reconcile,
+    /// Show what `--reconcile` would do.
+    DryRun,
+    /// Validate offline.
+    Check,
+    /// Show the recorded state.
+    Status,
+}
+
+/// The default `--timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// Where the manifest is when nothing says otherwise.
+pub const DEFAULT_MANIFEST: &str = "/etc/avatar-sync/manifest.yaml";
+
+impl Args {
+    /// The mode the flags select.
+    pub fn mode(&self) -> Mode {
+        match (self.reconcile, self.dry_run, self.check, self.status) {
+            (true, ..) => Mode::Reconcile,
+            (_, true, ..) => Mode::DryRun,
+            (_, _, true, _) => Mode::Check,
+            (.., true) => Mode::Status,
+            _ => Mode::Daemon,
+        }
+    }
+
+    /// `--manifest`, else `$AVATAR_SYNC_MANIFEST`, else the default path.
+    pub fn manifest_path(&self, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+        self.manifest
+            .clone()
+            .or_else(|| non_empty(env("AVATAR_SYNC_MANIFEST")).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_MANIFEST))
+    }
+
+    /// The state directory, by the contract's order of precedence.
+    pub fn state_dir(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf, String> {
+        if let Some(dir) = &self.state_dir {
+            return Ok(dir.clone());
+        }
+        if let Some(dir) = non_empty(env("AVATAR_SYNC_STATE_DIR")) {
+            return Ok(dir.into());
+        }
+        // systemd sets a colon-separated list when a unit names several StateDirectory=.
+        if let Some(dirs) = non_empty(env("STATE_DIRECTORY")) {
+            let first = dirs.split(':').next().unwrap_or(&dirs);
+            return Ok(first.into());
+        }
+        if let Some(dir) = non_empty(env("XDG_STATE_HOME")) {
+            return Ok(PathBuf::from(dir).join("avatar-sync"));
+        }
+        if let Some(home) = non_empty(env("HOME")) {
+            return Ok(PathBuf::from(home).join(".local/state/avatar-sync"));
+        }
+        Err("no state directory: give --state-dir, or set AVATAR_SYNC_STATE_DIR or HOME".to_owned())
+    }
+
+    /// `--timeout`, or its default.
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(DEFAULT_TIMEOUT)
+    }
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("avatar-sync").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn at_most_one_mode() {
+        assert_eq!(parse(&["--reconcile"]).unwrap().mode(), Mode::Reconcile);
+        assert_eq!(parse(&[]).unwrap().mode(), Mode::Daemon);
+        assert!(parse(&["--reconcile", "--dry-run"]).is_err());
+        assert!(parse(&["--check", "--status"]).is_err());
+    }
+
+    #[test]
+    fn json_needs_a_mode_and_timeout_needs_reconcile() {
+        assert!(parse(&["--json"]).is_err());
+        assert!(parse(&["--status", "--json"]).is_ok());
+        assert!(parse(&["--dry-run", "--timeout", "1m"]).is_err());
+        let args = parse(&["--reconcile", "--timeout", "1h30m"]).unwrap();
+        assert_eq!(args.timeout(), Duration::from_secs(5400));
+        assert!(parse(&["--reconcile", "--timeout", "soon"]).is_err());
+    }
+
+    #[test]
+    fn concurrency_is_at_least_one() {
+        assert!(parse(&["--concurrency", "0"]).is_err());
+        assert_eq!(parse(&["--concurrency", "64"]).unwrap().concurrency, 64);
+    }
+
+    #[test]
+    fn state_dir_follows_the_contract_order() {
+        let args = parse(&[]).unwrap();
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let all = env(&[
+            ("AVATAR_SYNC_STATE_DIR", "/a"),
+            ("STATE_DIRECTORY", "/b:/c"),
+            ("XDG_STATE_HOME", "/x"),
+            ("HOME", "/h"),
+        ]);
+        assert_eq!(args.state_dir(&all), Ok("/a".into()));
+        let systemd = env(&[("STATE_DIRECTORY", "/b:/c"), ("HOME", "/h")]);
+        assert_eq!(args.state_dir(&systemd), Ok("/b".into()));
+        let xdg = env(&[("XDG_STATE_HOME", "/x"), ("HOME", "/h")]);
+        assert_eq!(args.state_dir(&xdg), Ok("/x/avatar-sync".into()));
+        let home = env(&[("HOME", "/h")]);
+        assert_eq!(args.state_dir(&home), Ok("/h/.local/state/avatar-sync".into()));
+        assert!(args.state_dir(&env(&[])).is_err());
+        let flag = parse(&["-s", "/f"]).unwrap();
+        assert_eq!(flag.state_dir(&all), Ok("/f".into()));
+    }
+
+    #[test]
+    fn manifest_path_precedence() {
+        let args = parse(&[]).unwrap();
+        let none = |_: &str| None;
+        assert_eq!(args.manifest_path(&none), PathBuf::from(DEFAULT_MANIFEST));
+        let set = |_: &str| Some("/m.yaml".to_owned());
+        assert_eq!(args.manifest_path(&set), PathBuf::from("/m.yaml"));
+        let flag = parse(&["-m", "here.yaml"]).unwrap();
+        assert_eq!(flag.manifest_path(&set), PathBuf::from("here.yaml"));
+    }
+}

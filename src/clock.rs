@@ -1,0 +1,123 @@
+//! Wall-clock time as the rest of the program sees it, and its RFC 3339 form.
+//!
+//! Throttles and backoffs must hold across restarts, so they are kept as wall-clock
+//! timestamps (`SystemTime`). Within one process, [`Clock`] derives "now" from tokio's
+//! monotonic clock plus the wall-clock reading taken at start, so a wall-clock jump during
+//! a run cannot squeeze two calls together, and tests can drive time with tokio's paused
+//! clock.
+
+use std::time::{Duration, SystemTime};
+
+/// The source of "now" for one process.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    wall_at_start: SystemTime,
+    mono_at_start: tokio::time::Instant,
+}
+
+impl Clock {
+    /// Anchors the clock at the current wall-clock and monotonic readings.
+    pub fn start() -> Self {
+        Self {
+            wall_at_start: SystemTime::now(),
+            mono_at_start: tokio::time::Instant::now(),
+        }
+    }
+
+    /// The current wall-clock time, advancing monotonically.
+    pub fn now(&self) -> SystemTime {
+        self.wall_at_start + self.mono_at_start.elapsed()
+    }
+
+    /// The monotonic instant at which the wall-clock time `at` is reached.
+    pub fn instant_at(&self, at: SystemTime) -> tokio::time::Instant {
+        let from_start = at
+            .duration_since(self.wall_at_start)
+            .unwrap_or(Duration::ZERO);
+        self.mono_at_start + from_start
+    }
+}
+
+/// Formats a time as RFC 3339 in UTC with millisecond precision (`2026-01-02T03:04:05.678Z`).
+pub fn rfc3339(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// Serde adapter: `SystemTime` as an RFC 3339 UTC string.
+pub mod serde_rfc3339 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+    use std::time::SystemTime;
+
+    /// Writes the time as RFC 3339.
+    pub fn serialize<S: Serializer>(at: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::rfc3339(*at))
+    }
+
+    /// Reads an RFC 3339 time.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_rfc3339_weak(&text).map_err(D::Error::custom)
+    }
+}
+
+/// Serde adapter: `Option<SystemTime>` as an RFC 3339 UTC string or `null`.
+pub mod serde_rfc3339_opt {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+    use std::time::SystemTime;
+
+    /// Writes the time as RFC 3339, or `null`.
+    pub fn serialize<S: Serializer>(at: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match at {
+            Some(at) => s.serialize_str(&super::rfc3339(*at)),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads an RFC 3339 time or `null`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(text) => humantime::parse_rfc3339_weak(&text)
+                .map(Some)
+                .map_err(D::Error::custom),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Parses a duration written like `10s`, `5m`, `1h30m` or `250ms`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    humantime::parse_duration(text).map_err(|e| {
+        format!("`{text}` is not a duration ({e}); write it like 10s, 5m or 1h30m")
+    })
+}
+
+/// Formats a duration for people, like `10s` or `1h 30m`.
+pub fn human_duration(d: Duration) -> String {
+    // Whole milliseconds are enough for throttles and timeouts.
+    let d = Duration::from_millis(d.as_millis().try_into().unwrap_or(u64::MAX));
+    humantime::format_duration(d).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_as_the_contract_writes_them() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("ten seconds").is_err());
+        assert!(parse_duration("10").is_err());
+    }
+
+    #[test]
+    fn rfc3339_round_trips_in_utc() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        let text = rfc3339(at);
+        assert_eq!(text, "2023-11-14T22:13:20.123Z");
+        assert_eq!(humantime::parse_rfc3339_weak(&text).unwrap(), at);
+    }
+}

@@ -1,0 +1,40 @@
+//! The crate's error type: what stops a whole run (as opposed to one instance's trouble,
+//! which is reported per instance). Each variant has a stable machine label; `main` alone
+//! turns these into exit codes.
+
+use crate::gateway::GatewayInitError;
+use crate::manifest::ManifestError;
+use crate::state::StateError;
+
+/// Why a run could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The command line is wrong (exit 64).
+    #[error("{0}")]
+    Usage(String),
+    /// The manifest cannot be used.
+    #[error("{0}")]
+    Manifest(#[from] ManifestError),
+    /// The state directory cannot be used.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The HTTP client could not be built.
+    #[error(transparent)]
+    Gateway(#[from] GatewayInitError),
+    /// Something the process needs from its host failed (runtime, signals, watches).
+    #[error("{0}")]
+    Host(String),
+}
+
+impl Error {
+    /// A stable machine label for `--json` and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Usage(_) => "usage",
+            Self::Manifest(_) => "manifest-invalid",
+            Self::State(e) => e.label(),
+            Self::Gateway(_) => "http-client",
+            Self::Host(_) => "host",
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The `avatar-sync` binary: parse the command line, set up logging, run the mode, print
+//! its output, and turn the result into the contract's exit code. No logic of its own.
+
+use avatar_sync::cli::Args;
+use avatar_sync::{Error, logging, run};
+use clap::Parser as _;
+use std::io::Write as _;
+use std::process::ExitCode;
+
+/// EX_USAGE: the command line is wrong.
+const EXIT_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(EXIT_USAGE),
+            };
+        }
+    };
+    let verbosity = i8::try_from(i16::from(args.verbose) - i16::from(args.quiet)).unwrap_or(0);
+    logging::init(args.log_format, verbosity);
+
+    let env = |name: &str| std::env::var(name).ok();
+    match run::run(&args, &env) {
+        Ok(output) => {
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(output.stdout.as_bytes());
+            if !output.stdout.ends_with('\n') {
+                let _ = stdout.write_all(b"\n");
+            }
+            ExitCode::from(output.exit_code)
+        }
+        Err(e) => {
+            for line in e.to_string().lines() {
+                tracing::error!(kind = e.label(), "{line}");
+            }
+            if args.json {
+                let doc = serde_json::json!({"error": {"kind": e.label(), "message": e.to_string()}});
+                println!("{doc:#}");
+            }
+            ExitCode::from(match e {
+                Error::Usage(_) => EXIT_USAGE,
+                _ => 1,
+            })
+        }
+    }
+}

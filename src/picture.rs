@@ -1,0 +1,273 @@
+//! Reads a picture, checks that it is an upload GREEN-API will take, and hashes it.
+//!
+//! This is the only code that reads image bytes. A picture is identified by the SHA-256
+//! of its bytes ([`Digest`]); that digest is what the state records as applied and what the
+//! planner compares.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error as _};
+use sha2::{Digest as _, Sha256};
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// Pictures larger than this (10 MiB) are refused before reading them whole.
+pub const MAX_PICTURE_BYTES: u64 = 10 * 1024 * 1024;
+
+/// The SHA-256 of a picture's bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest([u8; 32]);
+
+impl Digest {
+    /// Hashes `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(Sha256::digest(bytes).into())
+    }
+
+    /// The first 12 hex digits, for tables and logs.
+    pub fn short(&self) -> String {
+        self.to_string()[..12].to_owned()
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({})", self.short())
+    }
+}
+
+impl FromStr for Digest {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("`{text}` is not a SHA-256 (64 lowercase hex digits)");
+        if text.len() != 64 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(bad());
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+        }
+        Ok(Self(out))
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(D::Error::custom)
+    }
+}
+
+/// A picture that passed every check: its bytes and their digest.
+#[derive(Clone)]
+pub struct Picture {
+    /// Exactly the bytes that will be uploaded.
+    pub bytes: Vec<u8>,
+    /// The SHA-256 of `bytes`.
+    pub digest: Digest,
+}
+
+/// Why a picture cannot be used. Each is an error of the instances that name it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PictureError {
+    /// The file does not exist.
+    #[error("picture {path} does not exist")]
+    Missing {
+        /// The path that was read.
+        path: PathBuf,
+    },
+    /// The file exists but could not be read.
+    #[error("picture {path} cannot be read: {reason}")]
+    Unreadable {
+        /// The path that was read.
+        path: PathBuf,
+        /// The I/O error, as text.
+        reason: String,
+    },
+    /// The file is larger than [`MAX_PICTURE_BYTES`].
+    #[error("picture {path} is {size} bytes; the limit is {MAX_PICTURE_BYTES} bytes (10 MiB)")]
+    TooLarge {
+        /// The path that was read.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// The file is empty.
+    #[error("picture {path} is empty")]
+    Empty {
+        /// The path that was read.
+        path: PathBuf,
+    },
+    /// The file does not start like a JPEG.
+    #[error("picture {path} is not a JPEG (it does not start with FF D8 FF)")]
+    NotJpeg {
+        /// The path that was read.
+        path: PathBuf,
+    },
+    /// The file starts like a JPEG but does not end like one.
+    #[error("picture {path} is a truncated JPEG (it does not end with FF D9)")]
+    Truncated {
+        /// The path that was read.
+        path: PathBuf,
+    },
+}
+
+impl PictureError {
+    /// A stable machine label for `--json` and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Missing { .. } => "picture-missing",
+            Self::Unreadable { .. } => "picture-unreadable",
+            Self::TooLarge { .. } => "picture-too-large",
+            Self::Empty { .. } => "picture-empty",
+            Self::NotJpeg { .. } => "picture-not-jpeg",
+            Self::Truncated { .. } => "picture-truncated",
+        }
+    }
+}
+
+/// Reads the picture at `path` and checks that it is a complete JPEG of at most 10 MiB.
+pub fn read(path: &Path) -> Result<Picture, PictureError> {
+    let unreadable = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => PictureError::Missing {
+            path: path.to_owned(),
+        },
+        _ => PictureError::Unreadable {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        },
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let size = file.metadata().map_err(unreadable)?.len();
+    if size > MAX_PICTURE_BYTES {
+        return Err(PictureError::TooLarge {
+            path: path.to_owned(),
+            size,
+        });
+    }
+    // The file may grow between the stat and the read: never read past the limit.
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(MAX_PICTURE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    check_jpeg(path, &bytes)?;
+    let digest = Digest::of(&bytes);
+    Ok(Picture { bytes, digest })
+}
+
+fn check_jpeg(path: &Path, bytes: &[u8]) -> Result<(), PictureError> {
+    let path = path.to_owned();
+    if bytes.len() as u64 > MAX_PICTURE_BYTES {
+        return Err(PictureError::TooLarge {
+            path,
+            size: bytes.len() as u64,
+        });
+    }
+    if bytes.is_empty() {
+        return Err(PictureError::Empty { path });
+    }
+    if !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Err(PictureError::NotJpeg { path });
+    }
+    if !bytes.ends_with(&[0xFF, 0xD9]) {
+        return Err(PictureError::Truncated { path });
+    }
+    Ok(())
+}
+
+/// The digests of a set of pictures, each distinct path read and hashed once.
+pub fn digest_all<'a>(
+    paths: impl IntoIterator<Item = &'a Path>,
+) -> HashMap<PathBuf, Result<Digest, PictureError>> {
+    let mut out = HashMap::new();
+    for path in paths {
+        if !out.contains_key(path) {
+            out.insert(path.to_owned(), read(path).map(|p| p.digest));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_complete_jpeg_is_read_and_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "a.jpg", &[0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 0xFF, 0xD9]);
+        let picture = read(&path).unwrap();
+        assert_eq!(picture.bytes.len(), 8);
+        assert_eq!(picture.digest, Digest::of(&picture.bytes));
+    }
+
+    #[test]
+    fn every_unusable_picture_has_its_own_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: [(&str, &[u8], &str); 4] = [
+            ("empty.jpg", b"", "picture-empty"),
+            ("png.jpg", b"\x89PNG\r\n\x1a\n", "picture-not-jpeg"),
+            ("cut.jpg", &[0xFF, 0xD8, 0xFF, 0xE0, 0, 0], "picture-truncated"),
+            ("text.jpg", b"hello", "picture-not-jpeg"),
+        ];
+        for (name, bytes, label) in cases {
+            let path = write(dir.path(), name, bytes);
+            let err = read(&path).err().unwrap();
+            assert_eq!(err.label(), label, "{name}");
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        let missing = read(&dir.path().join("nope.jpg")).err().unwrap();
+        assert_eq!(missing.label(), "picture-missing");
+    }
+
+    #[test]
+    fn a_picture_over_the_limit_is_refused_without_reading_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.jpg");
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len(MAX_PICTURE_BYTES + 1).unwrap();
+        assert_eq!(read(&path).err().unwrap().label(), "picture-too-large");
+    }
+
+    #[test]
+    fn digests_print_and_parse_as_lowercase_hex() {
+        let digest = Digest::of(b"abc");
+        let text = digest.to_string();
+        assert_eq!(
+            text,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(text.parse::<Digest>(), Ok(digest));
+        assert!("BA78".parse::<Digest>().is_err());
+    }
+
+    #[test]
+    fn a_shared_picture_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write(dir.path(), "a.jpg", &[0xFF, 0xD8, 0xFF, 0xD9]);
+        let all = digest_all([a.as_path(), a.as_path()]);
+        assert_eq!(all.len(), 1);
+    }
+}

@@ -1,0 +1,305 @@
+//! The result of a run, per instance, as a table for people or the `--json` document of
+//! the contract (section 6), and the exit code it implies.
+
+use crate::clock::{rfc3339, serde_rfc3339_opt};
+use crate::manifest::Instance;
+use crate::plan::{Decision, Desired, WaitCause};
+use crate::state::InstanceRecord;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+/// An instance's status, as `--json` spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Already showed the desired picture.
+    InSync,
+    /// Set during this run.
+    Applied,
+    /// Would be set now (`--dry-run`, `--status`), or was not reached before `--timeout`.
+    Pending,
+    /// Would be set, not before `nextAttemptAt`.
+    Throttled,
+    /// Did not converge; `error` says why.
+    Failed,
+    /// `suspend: true`.
+    Suspended,
+}
+
+impl Status {
+    /// The label, as in `--json`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::InSync => "in-sync",
+            Self::Applied => "applied",
+            Self::Pending => "pending",
+            Self::Throttled => "throttled",
+            Self::Failed => "failed",
+            Self::Suspended => "suspended",
+        }
+    }
+}
+
+/// One instance's line of the report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Row {
+    /// The `idInstance`.
+    pub id_instance: String,
+    /// The picture as written in the manifest.
+    pub picture: String,
+    /// Where it stands.
+    pub status: Status,
+    /// SHA-256 of the desired picture; `null` when it could not be read.
+    pub desired_sha256: Option<String>,
+    /// SHA-256 of the last picture GREEN-API confirmed.
+    pub applied_sha256: Option<String>,
+    /// Not before this time (throttle or backoff).
+    #[serde(with = "serde_rfc3339_opt")]
+    pub next_attempt_at: Option<SystemTime>,
+    /// Why it failed or waits, in one line.
+    pub error: Option<String>,
+    /// The stable label of `error`, like `unauthorized` or `picture-not-jpeg`.
+    pub error_kind: Option<String>,
+    /// When the applied picture was confirmed (not in `--json`'s contract; shown by `--status`).
+    #[serde(skip)]
+    pub applied_at: Option<SystemTime>,
+}
+
+/// How many instances are in each status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// `in-sync`.
+    pub in_sync: usize,
+    /// `applied`.
+    pub applied: usize,
+    /// `pending`.
+    pub pending: usize,
+    /// `throttled`.
+    pub throttled: usize,
+    /// `failed`.
+    pub failed: usize,
+    /// `suspended`.
+    pub suspended: usize,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// One row per instance, in manifest order.
+    pub instances: Vec<Row>,
+    /// Counts per status.
+    pub summary: Summary,
+}
+
+/// Which mode made the report: decides the exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportKind {
+    /// `--reconcile` (and a daemon pass).
+    Reconcile,
+    /// `--dry-run`.
+    DryRun,
+    /// `--status`.
+    Status,
+}
+
+impl Report {
+    /// Builds the report and its summary from rows.
+    pub fn new(instances: Vec<Row>) -> Self {
+        let mut summary = Summary::default();
+        for row in &instances {
+            *match row.status {
+                Status::InSync => &mut summary.in_sync,
+                Status::Applied => &mut summary.applied,
+                Status::Pending => &mut summary.pending,
+                Status::Throttled => &mut summary.throttled,
+                Status::Failed => &mut summary.failed,
+                Status::Suspended => &mut summary.suspended,
+            } += 1;
+        }
+        Self { instances, summary }
+    }
+
+    /// The contract's exit code: 0 in sync; 1 something did not converge; 2 (`--dry-run`
+    /// only) changes are waiting to be applied.
+    pub fn exit_code(&self, kind: ReportKind) -> u8 {
+        let s = &self.summary;
+        let waiting = s.pending + s.throttled;
+        match kind {
+            ReportKind::Reconcile if s.failed + waiting > 0 => 1,
+            ReportKind::DryRun | ReportKind::Status if s.failed > 0 => 1,
+            ReportKind::DryRun if waiting > 0 => 2,
+            _ => 0,
+        }
+    }
+
+    /// The `--json` document.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+
+    /// A table for people, with a summary line.
+    pub fn to_table(&self, now: SystemTime) -> String {
+        let header = ["INSTANCE", "STATUS", "PICTURE", "DETAIL"];
+        let rows: Vec<[String; 4]> = self
+            .instances
+            .iter()
+            .map(|r| {
+                [
+                    r.id_instance.clone(),
+                    r.status.label().to_owned(),
+                    r.picture.clone(),
+                    detail(r, now),
+                ]
+            })
+            .collect();
+        let mut widths = header.map(str::len);
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let mut line = |cells: [&str; 4]| {
+            let _ = writeln!(
+                out,
+                "{:<w0$}  {:<w1$}  {:<w2$}  {}",
+                cells[0],
+                cells[1],
+                cells[2],
+                cells[3],
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2],
+            );
+        };
+        line(header);
+        for row in &rows {
+            line([&row[0], &row[1], &row[2], &row[3]]);
+        }
+        let s = &self.summary;
+        let _ = writeln!(
+            out,
+            "\n{} instance{}: {} in sync, {} applied, {} pending, {} throttled, {} failed, {} suspended",
+            self.instances.len(),
+            if self.instances.len() == 1 { "" } else { "s" },
+            s.in_sync,
+            s.applied,
+            s.pending,
+            s.throttled,
+            s.failed,
+            s.suspended
+        );
+        out
+    }
+}
+
+fn detail(row: &Row, now: SystemTime) -> String {
+    let sha = |s: &Option<String>| s.as_deref().map(|s| s[..12.min(s.len())].to_owned());
+    let when = |at: SystemTime| match at.duration_since(now) {
+        Ok(left) => format!(
+            "{} (in {})",
+            rfc3339(at),
+            crate::clock::human_duration(std::time::Duration::from_secs(left.as_secs().max(1)))
+        ),
+        Err(_) => rfc3339(at),
+    };
+    match row.status {
+        Status::InSync | Status::Applied => {
+            let mut text = format!("sha256 {}", sha(&row.applied_sha256).unwrap_or_default());
+            if let Some(at) = row.applied_at {
+                let _ = write!(text, ", applied {}", rfc3339(at));
+            }
+            text
+        }
+        Status::Pending => match sha(&row.desired_sha256) {
+            Some(desired) => format!(
+                "would set sha256 {desired} (now {})",
+                sha(&row.applied_sha256).unwrap_or_else(|| "unknown".to_owned())
+            ),
+            None => String::new(),
+        },
+        Status::Throttled => {
+            let mut text = match row.next_attempt_at {
+                Some(at) => format!("not before {}", when(at)),
+                None => String::new(),
+            };
+            if let (Some(kind), Some(error)) = (&row.error_kind, &row.error) {
+                let _ = write!(text, "; after {kind}: {error}");
+            }
+            text
+        }
+        Status::Failed => {
+            let mut text = match (&row.error_kind, &row.error) {
+                (Some(kind), Some(error)) => format!("{kind}: {error}"),
+                (None, Some(error)) => error.clone(),
+                _ => String::new(),
+            };
+            if let Some(at) = row.next_attempt_at {
+                let _ = write!(text, " (retry not before {})", rfc3339(at));
+            }
+            text
+        }
+        Status::Suspended => "suspend: true".to_owned(),
+    }
+}
+
+/// The row for an instance from its decision (`applied` when it was set during this run).
+pub fn row(
+    instance: &Instance,
+    desired: &Desired,
+    decision: &Decision,
+    record: Option<&InstanceRecord>,
+    applied_this_run: bool,
+) -> Row {
+    let applied = record.and_then(|r| r.applied.as_ref());
+    let mut row = Row {
+        id_instance: instance.id.to_string(),
+        picture: instance.picture.written.clone(),
+        status: Status::Pending,
+        desired_sha256: match desired {
+            Desired::Picture { digest, .. } => Some(digest.to_string()),
+            _ => None,
+        },
+        applied_sha256: applied.map(|a| a.sha256.to_string()),
+        next_attempt_at: None,
+        error: None,
+        error_kind: None,
+        applied_at: applied.map(|a| a.at),
+    };
+    let fail = |row: &mut Row, kind: &str, error: String| {
+        row.status = Status::Failed;
+        row.error_kind = Some(kind.to_owned());
+        row.error = Some(error);
+    };
+    match decision {
+        Decision::Suspended => row.status = Status::Suspended,
+        Decision::Unusable(problem) => fail(&mut row, problem.label, problem.message.clone()),
+        Decision::InSync if applied_this_run => row.status = Status::Applied,
+        Decision::InSync => row.status = Status::InSync,
+        Decision::Refused { reason, .. } => fail(
+            &mut row,
+            "refused-bytes",
+            format!(
+                "GREEN-API refused this picture{}; it is not sent again until the picture changes",
+                reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+            ),
+        ),
+        Decision::Due { .. } => row.status = Status::Pending,
+        Decision::Wait { until, cause, .. } => {
+            row.status = Status::Throttled;
+            row.next_attempt_at = Some(*until);
+            if let WaitCause::Backoff(failure) = cause {
+                row.error_kind = Some(failure.kind.label().to_owned());
+                row.error = Some(failure.reason.clone());
+            }
+        }
+        Decision::Blocked { until, failure, .. } => {
+            fail(&mut row, failure.kind.label(), failure.reason.clone());
+            row.next_attempt_at = Some(*until);
+        }
+    }
+    row
+}
