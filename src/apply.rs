@@ -8,7 +8,7 @@
 
 use crate::clock::Clock;
 use crate::gateway::{CallOutcome, Gateway, Upload};
-use crate::manifest::{ApiToken, Manifest};
+use crate::manifest::{ApiToken, InstanceId, Manifest};
 use crate::picture::{self, Digest, PictureError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +24,8 @@ pub struct Call {
     pub path: PathBuf,
     /// The picture the plan decided to send.
     pub digest: Digest,
+    /// The fingerprint of the apiUrl and token used (recorded with a failure).
+    pub credentials: String,
     /// The instance's token.
     pub token: ApiToken,
 }
@@ -34,9 +36,11 @@ pub enum Landed {
     /// The request was made; here is its outcome.
     Called {
         /// Which instance.
-        index: usize,
+        id: InstanceId,
         /// The picture sent.
         digest: Digest,
+        /// The fingerprint of the apiUrl and token used.
+        credentials: String,
         /// What GREEN-API answered.
         outcome: CallOutcome,
         /// When the answer arrived (or the call failed): the throttle counts from here.
@@ -45,7 +49,7 @@ pub enum Landed {
     /// The picture changed (or broke) since it was planned; nothing was sent.
     PictureChanged {
         /// Which instance.
-        index: usize,
+        id: InstanceId,
         /// The picture as it is now.
         now: Result<Digest, PictureError>,
     },
@@ -68,7 +72,7 @@ pub async fn run(call: Call, gateway: Gateway, clock: Clock) -> Landed {
         Ok(picture) if picture.digest == call.digest => picture.bytes,
         other => {
             return Landed::PictureChanged {
-                index: call.index,
+                id: instance.id.clone(),
                 now: other.map(|p| p.digest),
             };
         }
@@ -103,8 +107,9 @@ pub async fn run(call: Call, gateway: Gateway, clock: Clock) -> Landed {
         ),
     }
     Landed::Called {
-        index: call.index,
+        id: instance.id.clone(),
         digest: call.digest,
+        credentials: call.credentials,
         outcome,
         finished_at,
     }

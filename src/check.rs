@@ -4,7 +4,7 @@
 //! here is a warning, not an error; a token that is present but malformed is an error.
 //! No network, no state.
 
-use crate::manifest::{Manifest, TokenError};
+use crate::manifest::{Manifest, Problem, TokenError};
 use crate::picture;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -99,7 +99,13 @@ pub fn check(manifest: &Manifest) -> CheckReport {
             match instance.token.resolve() {
                 Ok(_) => {}
                 Err(e @ TokenError::Unavailable(_)) => {
-                    row.warnings.push(format!("{e} (fine where secrets are absent, like CI)"));
+                    let warning = Problem {
+                        path: manifest.path.clone(),
+                        line: Some(instance.line),
+                        instance: Some(instance.id.to_string()),
+                        message: format!("{e} (fine where secrets are absent, like CI)"),
+                    };
+                    row.warnings.push(warning.to_string());
                 }
                 Err(e @ TokenError::Invalid(_)) => fail(&mut row, e.label(), e.to_string()),
             }
@@ -146,10 +152,8 @@ impl CheckReport {
             };
             let _ = writeln!(out, "{:<w_id$}  {:<9}  {:<w_pic$}  {detail}", row.id_instance, row.status, row.picture);
         }
-        let instance_warnings = self.instances.iter().flat_map(|r| {
-            r.warnings.iter().map(move |w| format!("instance {}: {w}", r.id_instance))
-        });
-        for warning in self.warnings.iter().cloned().chain(instance_warnings) {
+        let instance_warnings = self.instances.iter().flat_map(|r| &r.warnings);
+        for warning in self.warnings.iter().chain(instance_warnings) {
             let _ = writeln!(out, "warning: {warning}");
         }
         let s = &self.summary;

@@ -51,8 +51,8 @@ pub struct Args {
     #[arg(long, requires = "mode")]
     pub json: bool,
 
-    /// --reconcile only: how long to keep waiting on throttles and retries.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "reconcile")]
+    /// --reconcile only: how long to keep waiting on throttles and retries [default: 5m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 
     /// At most N instances talked to at once.
@@ -102,6 +102,24 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_MANIFEST: &str = "/etc/avatar-sync/manifest.yaml";
 
 impl Args {
+    /// Parses a command line (the first item is the program name), with the checks clap
+    /// cannot express.
+    pub fn parse_from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory as _, Parser as _};
+        let parsed = Self::try_parse_from(args)?;
+        if parsed.timeout.is_some() && !parsed.reconcile {
+            return Err(Self::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--timeout only applies to --reconcile",
+            ));
+        }
+        Ok(parsed)
+    }
+
     /// The mode the flags select.
     pub fn mode(&self) -> Mode {
         match (self.reconcile, self.dry_run, self.check, self.status) {
@@ -158,7 +176,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Args, clap::Error> {
-        Args::try_parse_from(std::iter::once("avatar-sync").chain(args.iter().copied()))
+        Args::parse_from_args(std::iter::once("avatar-sync").chain(args.iter().copied()))
     }
 
     #[test]

@@ -140,12 +140,10 @@ impl Gateway {
     /// Sends one `setProfilePicture` request and classifies the answer.
     pub async fn set_profile_picture(&self, upload: Upload<'_>) -> CallOutcome {
         let token = upload.token.expose();
-        let outcome = self.send(&upload).await;
-        match outcome {
-            Ok((status, body)) => classify(status, &body),
-            Err(failure) => CallOutcome::Failed(failure),
+        match self.send(&upload).await {
+            Ok((status, body)) => classify_scrubbed(status, &body, token),
+            Err(failure) => CallOutcome::Failed(failure).scrubbed(token),
         }
-        .scrubbed(token)
     }
 
     async fn send(&self, upload: &Upload<'_>) -> Result<(u16, Vec<u8>), CallFailure> {
@@ -231,6 +229,14 @@ struct Answer {
     description: Option<String>,
 }
 
+/// Removes `token` from the whole body, then classifies it. Scrubbing comes first: the
+/// detail keeps only an excerpt of the body, and a cut could leave a prefix of the token
+/// that no longer matches it.
+pub fn classify_scrubbed(status: u16, body: &[u8], token: &str) -> CallOutcome {
+    let body = redact(&String::from_utf8_lossy(body), token);
+    classify(status, body.as_bytes())
+}
+
 /// Classifies a GREEN-API answer (status and body) by the contract's table. Pure.
 pub fn classify(status: u16, body: &[u8]) -> CallOutcome {
     let text = excerpt(body);
@@ -289,7 +295,7 @@ fn classify_200(body: &[u8], text: &str) -> CallOutcome {
         );
     };
     if let Some(code) = answer.code.filter(|&c| c != 200) {
-        let description = answer.description.unwrap_or_default();
+        let description = excerpt(answer.description.unwrap_or_default().as_bytes());
         return match code {
             401 => fail(
                 FailureKind::Unauthorized,

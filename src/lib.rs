@@ -15,6 +15,7 @@ pub mod check;
 pub mod cli;
 pub mod desired;
 pub mod clock;
+pub mod daemon;
 pub mod error;
 pub mod gateway;
 pub mod logging;
@@ -25,6 +26,8 @@ pub mod reconcile;
 pub mod run;
 pub mod report;
 pub mod state;
+pub mod systemd;
+pub mod watch;
 
 pub use error::Error;
 

@@ -3,7 +3,6 @@
 
 use avatar_sync::cli::Args;
 use avatar_sync::{Error, logging, run};
-use clap::Parser as _;
 use std::io::Write as _;
 use std::process::ExitCode;
 
@@ -11,7 +10,7 @@ use std::process::ExitCode;
 const EXIT_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args = match Args::parse_from_args(std::env::args_os()) {
         Ok(args) => args,
         Err(e) => {
             let _ = e.print();
@@ -31,7 +30,7 @@ fn main() -> ExitCode {
         Ok(output) => {
             let mut stdout = std::io::stdout().lock();
             let _ = stdout.write_all(output.stdout.as_bytes());
-            if !output.stdout.ends_with('\n') {
+            if !output.stdout.is_empty() && !output.stdout.ends_with('\n') {
                 let _ = stdout.write_all(b"\n");
             }
             ExitCode::from(output.exit_code)

@@ -486,11 +486,12 @@ impl<'a> Validator<'a> {
             None => ApiUrl(DEFAULT_API_URL.to_owned()),
         };
         let min_interval = self.duration(raw.min_interval, "minInterval", DEFAULT_MIN_INTERVAL);
+        let resync_line = raw.resync_interval.as_ref().map_or(0, |r| r.referenced.line());
         let resync_interval =
             self.duration(raw.resync_interval, "resyncInterval", DEFAULT_RESYNC_INTERVAL);
         if resync_interval < Duration::from_secs(1) {
             self.problem(
-                0,
+                resync_line,
                 None,
                 format!(
                     "resyncInterval {} is too short; use at least 1s",

@@ -120,6 +120,12 @@ pub enum PictureError {
         /// The path that was read.
         path: PathBuf,
     },
+    /// The file changed while it was being read (someone is still writing it).
+    #[error("picture {path} changed while it was being read; it is looked at again once it is quiet")]
+    Changing {
+        /// The path that was read.
+        path: PathBuf,
+    },
     /// The file starts like a JPEG but does not end like one.
     #[error("picture {path} is a truncated JPEG (it does not end with FF D9)")]
     Truncated {
@@ -138,6 +144,7 @@ impl PictureError {
             Self::Empty { .. } => "picture-empty",
             Self::NotJpeg { .. } => "picture-not-jpeg",
             Self::Truncated { .. } => "picture-truncated",
+            Self::Changing { .. } => "picture-changing",
         }
     }
 }
@@ -154,7 +161,8 @@ pub fn read(path: &Path) -> Result<Picture, PictureError> {
         },
     };
     let file = std::fs::File::open(path).map_err(unreadable)?;
-    let size = file.metadata().map_err(unreadable)?.len();
+    let before = file.metadata().map_err(unreadable)?;
+    let size = before.len();
     if size > MAX_PICTURE_BYTES {
         return Err(PictureError::TooLarge {
             path: path.to_owned(),
@@ -163,9 +171,17 @@ pub fn read(path: &Path) -> Result<Picture, PictureError> {
     }
     // The file may grow between the stat and the read: never read past the limit.
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    file.take(MAX_PICTURE_BYTES + 1)
+    (&file)
+        .take(MAX_PICTURE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(unreadable)?;
+    // A writer still at work shows as a size or mtime that moved under us.
+    let after = file.metadata().map_err(unreadable)?;
+    if after.len() != size || after.modified().ok() != before.modified().ok() {
+        return Err(PictureError::Changing {
+            path: path.to_owned(),
+        });
+    }
     check_jpeg(path, &bytes)?;
     let digest = Digest::of(&bytes);
     Ok(Picture { bytes, digest })

@@ -1,55 +1,63 @@
-//! One reconcile pass, shared by every mode: desired state, plan, apply the due calls
-//! concurrently, record each outcome as it lands, re-plan that instance, repeat until
-//! nothing is due before the deadline.
+//! The reconcile loop, shared by every mode: desired state, plan, apply the due calls
+//! concurrently, record each outcome as it lands, re-plan that instance, repeat.
 //!
 //! Instances never wait for each other: a call in flight, a throttle or a backoff of one
 //! instance holds back only that instance. Waiting instances sit in a timer heap keyed by
-//! the time their decision names, so a pass costs `O(n log n)` however many calls it makes.
+//! the time their decision names, so a pass costs `O(n log n)` however many calls it
+//! makes. `--reconcile` drives a [`Reconciler`] until nothing is due before its deadline;
+//! the daemon drives the same one forever, handing it new manifests as they come.
 
 use crate::apply::{self, Call, Landed};
 use crate::clock::Clock;
 use crate::desired::{self, Target};
 use crate::gateway::{CallOutcome, Gateway};
-use crate::manifest::Manifest;
+use crate::manifest::{InstanceId, Manifest};
 use crate::plan::{self, Decision, Desired, Policy};
 use crate::report::{self, Report, Status};
 use crate::state::{Loaded, State, StateDir, StateError, StateStore};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::task::JoinSet;
 
-/// What a pass needs besides the manifest and the state.
+/// How a [`Reconciler`] behaves.
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
     /// At most this many calls in flight at once.
     pub concurrency: usize,
     /// After a slow-retry failure (bad token, unusable instance), give up on the instance
-    /// for this pass (one-shot runs) instead of waiting for its retry (the daemon).
+    /// (one-shot runs) instead of waiting for its retry (the daemon).
     pub give_up_when_blocked: bool,
 }
 
-/// A reconcile pass over one manifest.
-pub struct Pass {
-    manifest: Arc<Manifest>,
-    policy: Policy,
+/// One instance of the current manifest: what it should show and what was decided.
+struct Slot {
+    target: Target,
+    decision: Decision,
+    applied_now: bool,
+}
+
+/// Drives instances towards their desired pictures.
+pub struct Reconciler {
     options: Options,
     gateway: Gateway,
     clock: Clock,
     store: StateStore,
-    targets: Vec<Target>,
-    decisions: Vec<Decision>,
-    applied_now: Vec<bool>,
-    busy: Vec<bool>,
+    manifest: Arc<Manifest>,
+    policy: Policy,
+    slots: Vec<Slot>,
+    by_id: HashMap<InstanceId, usize>,
+    /// Instances with a call in flight (they may have left the manifest meanwhile).
+    busy: HashSet<InstanceId>,
     queue: VecDeque<usize>,
     timers: BinaryHeap<Reverse<(SystemTime, usize)>>,
     in_flight: JoinSet<Landed>,
-    task_index: HashMap<tokio::task::Id, usize>,
+    task_ids: HashMap<tokio::task::Id, InstanceId>,
 }
 
-impl Pass {
-    /// Computes the desired state of every instance and plans each one.
+impl Reconciler {
+    /// A reconciler over `manifest`, with every instance planned.
     pub fn new(
         manifest: Arc<Manifest>,
         store: StateStore,
@@ -57,32 +65,56 @@ impl Pass {
         clock: Clock,
         options: Options,
     ) -> Self {
-        let targets = desired::compute(&manifest);
-        let n = targets.len();
-        let mut pass = Self {
-            policy: Policy {
-                min_interval: manifest.min_interval,
-            },
-            manifest,
+        let mut reconciler = Self {
             options,
             gateway,
             clock,
             store,
-            targets,
-            decisions: vec![Decision::Suspended; n],
-            applied_now: vec![false; n],
-            busy: vec![false; n],
+            policy: Policy {
+                min_interval: manifest.min_interval,
+            },
+            manifest: Arc::clone(&manifest),
+            slots: Vec::new(),
+            by_id: HashMap::new(),
+            busy: HashSet::new(),
             queue: VecDeque::new(),
             timers: BinaryHeap::new(),
             in_flight: JoinSet::new(),
-            task_index: HashMap::new(),
+            task_ids: HashMap::new(),
         };
-        let now = pass.clock.now();
-        for index in 0..n {
-            pass.plan_one(index, now);
+        reconciler.set_manifest(manifest);
+        reconciler
+    }
+
+    /// Takes `manifest` as the one in force: re-reads every picture and token and plans
+    /// every instance again. Calls in flight finish and are recorded; instances that left
+    /// the manifest are not touched again.
+    pub fn set_manifest(&mut self, manifest: Arc<Manifest>) {
+        let targets = desired::compute(&manifest);
+        self.policy = Policy {
+            min_interval: manifest.min_interval,
+        };
+        self.by_id = (manifest.instances.iter().enumerate())
+            .map(|(index, instance)| (instance.id.clone(), index))
+            .collect();
+        self.manifest = manifest;
+        self.slots = targets
+            .into_iter()
+            .map(|target| Slot {
+                target,
+                decision: Decision::Suspended,
+                applied_now: false,
+            })
+            .collect();
+        self.queue.clear();
+        self.timers.clear();
+        let now = self.clock.now();
+        for index in 0..self.slots.len() {
+            if !self.busy.contains(&self.manifest.instances[index].id) {
+                self.plan_one(index, now);
+            }
         }
-        let due = pass.queue.len();
-        let waiting = pass.timers.len();
+        let (n, due, waiting) = (self.slots.len(), self.queue.len(), self.timers.len());
         tracing::info!(
             instances = n,
             due,
@@ -90,13 +122,35 @@ impl Pass {
             "planned {n} instance{}: {due} to set now, {waiting} waiting",
             if n == 1 { "" } else { "s" }
         );
-        pass
+    }
+
+    /// The manifest in force.
+    pub fn manifest(&self) -> &Arc<Manifest> {
+        &self.manifest
+    }
+
+    /// Makes instances in a slow backoff (bad token, unusable instance) due at once, as
+    /// an operator's reload asks; the throttle still holds.
+    pub fn retry_blocked_now(&mut self) {
+        let now = self.clock.now();
+        for index in 0..self.slots.len() {
+            if let Decision::Blocked { .. } = self.slots[index].decision {
+                let id = self.manifest.instances[index].id.clone();
+                if let Some(mut record) = self.store.state().instances.get(&id).cloned() {
+                    if let Some(failure) = record.failure.as_mut() {
+                        failure.next_attempt_at = now;
+                    }
+                    self.store.set(id, record);
+                }
+                self.plan_one(index, now);
+            }
+        }
     }
 
     fn plan_one(&mut self, index: usize, now: SystemTime) {
         let id = &self.manifest.instances[index].id;
         let decision = plan::decide(
-            &self.targets[index].desired,
+            &self.slots[index].target.desired,
             self.store.state().instances.get(id),
             now,
             &self.policy,
@@ -110,7 +164,160 @@ impl Pass {
                 }
             }
         }
-        self.decisions[index] = decision;
+        self.slots[index].decision = decision;
+    }
+
+    /// Re-plans instances whose wait is over.
+    pub fn fire_timers(&mut self, now: SystemTime) {
+        while let Some(Reverse((at, index))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            // Stale entries (the instance was re-planned since) are skipped.
+            let id = &self.manifest.instances[index].id;
+            if !self.busy.contains(id) && self.slots[index].decision.wake_at() == Some(at) {
+                self.plan_one(index, now);
+            }
+        }
+    }
+
+    /// Starts due calls while fewer than `concurrency` are in flight.
+    pub fn dispatch(&mut self) {
+        while self.in_flight.len() < self.options.concurrency {
+            let Some(index) = self.queue.pop_front() else {
+                return;
+            };
+            let Decision::Due { digest } = self.slots[index].decision else {
+                continue;
+            };
+            let instance = &self.manifest.instances[index];
+            let target = &self.slots[index].target;
+            let (Some(token), Ok(path), Desired::Picture { credentials, .. }) =
+                (&target.token, &instance.picture.path, &target.desired)
+            else {
+                continue;
+            };
+            if !self.busy.insert(instance.id.clone()) {
+                continue;
+            }
+            let call = Call {
+                manifest: Arc::clone(&self.manifest),
+                index,
+                path: path.clone(),
+                digest,
+                credentials: credentials.clone(),
+                token: token.clone(),
+            };
+            let handle = self
+                .in_flight
+                .spawn(apply::run(call, self.gateway.clone(), self.clock));
+            self.task_ids.insert(handle.id(), instance.id.clone());
+        }
+    }
+
+    /// Whether a call is in flight.
+    pub fn has_in_flight(&self) -> bool {
+        !self.in_flight.is_empty()
+    }
+
+    /// Whether calls are due now but wait for a free slot.
+    pub fn has_queued(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// The earliest time an instance's wait ends, if any waits.
+    pub fn next_timer(&self) -> Option<SystemTime> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Waits for the next call to land and records it. Pending forever when none is in
+    /// flight, so it can sit in a `select!`.
+    pub async fn land_next(&mut self) {
+        match self.in_flight.join_next_with_id().await {
+            Some(joined) => self.on_joined(joined),
+            None => std::future::pending().await,
+        }
+    }
+
+    fn on_joined(&mut self, joined: Result<(tokio::task::Id, Landed), tokio::task::JoinError>) {
+        match joined {
+            Ok((task, landed)) => {
+                self.task_ids.remove(&task);
+                self.on_landed(landed);
+            }
+            Err(e) => {
+                // A call task died (it does not panic by design): free its instance so it
+                // is planned again at the next pass.
+                if let Some(id) = self.task_ids.remove(&e.id()) {
+                    self.busy.remove(&id);
+                    tracing::error!(instance = %id, "internal error during a call: {e}");
+                }
+            }
+        }
+    }
+
+    fn on_landed(&mut self, landed: Landed) {
+        let now = self.clock.now();
+        match landed {
+            Landed::Called {
+                id,
+                digest,
+                credentials,
+                outcome,
+                finished_at,
+            } => {
+                self.busy.remove(&id);
+                let record = plan::record_outcome(
+                    self.store.state().instances.get(&id),
+                    digest,
+                    &credentials,
+                    &outcome,
+                    finished_at,
+                    &self.policy,
+                    fastrand::f64(),
+                );
+                self.store.set(id.clone(), record);
+                if let Some(index) = self.index_of(&id) {
+                    if matches!(outcome, CallOutcome::Applied { .. }) {
+                        self.slots[index].applied_now = true;
+                    }
+                    self.plan_one(index, now);
+                }
+            }
+            Landed::PictureChanged { id, now: fresh } => {
+                self.busy.remove(&id);
+                let Some(index) = self.index_of(&id) else {
+                    return;
+                };
+                let instance = &self.manifest.instances[index];
+                tracing::info!(instance = %id, "the picture changed since it was planned; planning again");
+                if let Ok(path) = &instance.picture.path {
+                    let digests = HashMap::from([(path.clone(), fresh)]);
+                    self.slots[index].target = desired::target(instance, &digests);
+                }
+                self.plan_one(index, now);
+            }
+        }
+    }
+
+    fn index_of(&self, id: &InstanceId) -> Option<usize> {
+        self.by_id.get(id).copied()
+    }
+
+    /// When the next batched save is due.
+    pub fn save_due_at(&self) -> Option<tokio::time::Instant> {
+        self.store.save_due_at().map(tokio::time::Instant::from_std)
+    }
+
+    /// Saves if a batch is due.
+    pub fn save_if_due(&mut self) -> Result<(), StateError> {
+        self.store.save_if_due()
+    }
+
+    /// Saves now if anything changed.
+    pub fn save(&mut self) -> Result<(), StateError> {
+        self.store.save()
     }
 
     /// Runs until every instance is settled or only waits beyond `deadline` remain.
@@ -122,7 +329,7 @@ impl Pass {
             if now < deadline {
                 self.dispatch();
             }
-            let next_timer = self.timers.peek().map(|Reverse((at, _))| *at);
+            let next_timer = self.next_timer();
             let nothing_before_deadline = (self.queue.is_empty() || now >= deadline)
                 && next_timer.is_none_or(|at| at > deadline);
             if self.in_flight.is_empty() && nothing_before_deadline {
@@ -132,148 +339,40 @@ impl Pass {
             let wake = next_timer
                 .filter(|&at| now < deadline && at <= deadline)
                 .map(|at| self.clock.instant_at(at));
-            let save_at = self.store.save_due_at().map(tokio::time::Instant::from_std);
+            let save_at = self.save_due_at();
             tokio::select! {
-                Some(joined) = self.in_flight.join_next_with_id() => self.on_joined(joined),
+                () = self.land_next() => {}
                 () = sleep_until_opt(wake) => {}
                 () = sleep_until_opt(save_at) => {}
             }
-            self.store.save_if_due()?;
+            self.save_if_due()?;
         }
-        self.store.save()
+        self.save()
     }
 
-    fn fire_timers(&mut self, now: SystemTime) {
-        while let Some(Reverse((at, index))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
-            // Stale entries (the instance was re-planned since) are skipped.
-            if !self.busy[index] && self.decisions[index].wake_at() == Some(at) {
-                self.plan_one(index, now);
-            }
-        }
-    }
-
-    fn dispatch(&mut self) {
-        while self.in_flight.len() < self.options.concurrency {
-            let Some(index) = self.queue.pop_front() else {
-                return;
-            };
-            let Decision::Due { digest } = self.decisions[index] else {
-                continue;
-            };
-            let (Some(token), Ok(path)) = (
-                self.targets[index].token.clone(),
-                self.manifest.instances[index].picture.path.clone(),
-            ) else {
-                continue;
-            };
-            if self.busy[index] {
-                continue;
-            }
-            self.busy[index] = true;
-            let call = Call {
-                manifest: Arc::clone(&self.manifest),
-                index,
-                path,
-                digest,
-                token,
-            };
-            let handle = self
-                .in_flight
-                .spawn(apply::run(call, self.gateway.clone(), self.clock));
-            self.task_index.insert(handle.id(), index);
-        }
-    }
-
-    fn on_joined(&mut self, joined: Result<(tokio::task::Id, Landed), tokio::task::JoinError>) {
-        match joined {
-            Ok((task, landed)) => {
-                self.task_index.remove(&task);
-                self.on_landed(landed);
-            }
-            Err(e) => {
-                // A call task died (it does not panic by design); free its instance so it
-                // is planned again after the throttle.
-                if let Some(index) = self.task_index.remove(&e.id()) {
-                    self.busy[index] = false;
-                    tracing::error!(
-                        instance = %self.manifest.instances[index].id,
-                        "internal error during a call: {e}"
-                    );
-                }
-            }
-        }
-    }
-
-    fn on_landed(&mut self, landed: Landed) {
-        let now = self.clock.now();
-        match landed {
-            Landed::Called {
-                index,
-                digest,
-                outcome,
-                finished_at,
-            } => {
-                self.busy[index] = false;
-                let id = self.manifest.instances[index].id.clone();
-                let Desired::Picture { credentials, .. } = &self.targets[index].desired else {
-                    return;
-                };
-                let record = plan::record_outcome(
-                    self.store.state().instances.get(&id),
-                    digest,
-                    credentials,
-                    &outcome,
-                    finished_at,
-                    &self.policy,
-                    fastrand::f64(),
-                );
-                if matches!(outcome, CallOutcome::Applied { .. }) {
-                    self.applied_now[index] = true;
-                }
-                self.store.set(id, record);
-                self.plan_one(index, now);
-            }
-            Landed::PictureChanged { index, now: fresh } => {
-                self.busy[index] = false;
-                let instance = &self.manifest.instances[index];
-                tracing::info!(instance = %instance.id, "picture changed since it was planned; planning again");
-                if let Ok(path) = &instance.picture.path {
-                    let digests = HashMap::from([(path.clone(), fresh)]);
-                    self.targets[index] = desired::target(instance, &digests);
-                }
-                self.plan_one(index, now);
-            }
-        }
-    }
-
-    /// The report of where every instance stands now.
+    /// Where every instance stands now. `Due` instances are reported `pending`.
     pub fn report(&self) -> Report {
-        let rows = (0..self.targets.len())
-            .map(|i| {
-                let instance = &self.manifest.instances[i];
-                let mut row = report::row(
+        let rows = self
+            .manifest
+            .instances
+            .iter()
+            .zip(&self.slots)
+            .map(|(instance, slot)| {
+                report::row(
                     instance,
-                    &self.targets[i].desired,
-                    &self.decisions[i],
+                    &slot.target.desired,
+                    &slot.decision,
                     self.store.state().instances.get(&instance.id),
-                    self.applied_now[i],
-                );
-                if row.status == Status::Pending {
-                    row.error_kind = Some("timeout".to_owned());
-                    row.error = Some("not sent before --timeout ran out".to_owned());
-                }
-                row
+                    slot.applied_now,
+                )
             })
             .collect();
         Report::new(rows)
     }
 }
 
-async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+pub async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
@@ -289,17 +388,23 @@ pub async fn reconcile(
 ) -> Result<Report, crate::Error> {
     let clock = Clock::start();
     let lock = dir.lock("avatar-sync --reconcile")?;
-    let loaded = dir.load_for_write(&lock)?;
-    let state = take_state(dir, loaded);
+    let state = take_state(dir, dir.load_for_write(&lock)?);
     let store = StateStore::new(dir.clone(), lock, state);
     let gateway = Gateway::new()?;
     let options = Options {
         concurrency,
         give_up_when_blocked: true,
     };
-    let mut pass = Pass::new(Arc::new(manifest), store, gateway, clock, options);
-    pass.run_until(clock.now() + timeout).await?;
-    Ok(pass.report())
+    let mut reconciler = Reconciler::new(Arc::new(manifest), store, gateway, clock, options);
+    reconciler.run_until(clock.now() + timeout).await?;
+    let mut report = reconciler.report();
+    for row in &mut report.instances {
+        if row.status == Status::Pending {
+            row.error_kind = Some("timeout".to_owned());
+            row.error = Some("not sent before --timeout ran out".to_owned());
+        }
+    }
+    Ok(report)
 }
 
 /// `--dry-run` and `--status`: plan from the recorded state, change nothing.

@@ -4,7 +4,7 @@
 use crate::cli::{Args, Mode};
 use crate::report::ReportKind;
 use crate::state::StateDir;
-use crate::{Error, check, manifest, reconcile};
+use crate::{Error, check, daemon, manifest, reconcile};
 
 /// What a finished mode prints on stdout, and the exit code it implies.
 #[derive(Debug)]
@@ -51,9 +51,17 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
         Mode::Status => (reconcile::plan_only(&manifest, &dir)?, ReportKind::Status),
         Mode::Check => unreachable!("handled above"),
         Mode::Daemon => {
-            return Err(Error::Usage(
-                "daemon mode is not available in this build yet; use --reconcile".to_owned(),
-            ));
+            let daemon = daemon::DaemonArgs {
+                manifest: manifest_path,
+                state_dir: dir.path().to_owned(),
+                concurrency: usize::from(args.concurrency),
+            };
+            // A bad manifest at start was fatal above; later edits that break it are ignored.
+            runtime()?.block_on(daemon::run(daemon, manifest))?;
+            return Ok(Output {
+                stdout: String::new(),
+                exit_code: 0,
+            });
         }
     };
     let s = &report.summary;

@@ -349,10 +349,15 @@ impl StateDir {
             instances: &state.instances,
         })
         .map_err(|e| write_error(std::io::Error::other(e)))?;
+        // A leftover temporary file (from a crash, or put there by someone else) could carry
+        // a wider mode into state.json: start from a fresh one.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(write_error(e)),
+            _ => {}
+        }
         let mut file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&tmp)
             .map_err(write_error)?;

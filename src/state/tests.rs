@@ -1,1 +1,491 @@
+//! The state directory on a real file system: round trips, modes, atomic saves, the lock,
+//! unreadable and too-new files, and batched saves.
+
 use super::*;
+use std::os::unix::fs::PermissionsExt;
+
+fn id(text: &str) -> InstanceId {
+    InstanceId::parse(text).unwrap()
+}
+
+/// A wall-clock time with whole milliseconds, as the state file keeps them.
+fn at_ms(ms: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+fn full_record() -> InstanceRecord {
+    InstanceRecord {
+        applied: Some(Applied {
+            sha256: Digest::of(b"picture a"),
+            at: at_ms(1_800_000_000_123),
+            url_avatar: Some("https://pps.whatsapp.net/v/t61/a.jpg".to_owned()),
+        }),
+        last_call_at: Some(at_ms(1_800_000_100_456)),
+        failure: Some(Failure {
+            kind: FailureKind::RateOverlimit,
+            reason: "WhatsApp's rate limit (rate-overlimit)".to_owned(),
+            consecutive: 3,
+            next_attempt_at: at_ms(1_800_000_140_789),
+            sha256: Digest::of(b"picture b"),
+            credentials: "0123456789abcdef".to_owned(),
+        }),
+        refused_sha256: vec![Digest::of(b"refused 1"), Digest::of(b"refused 2")],
+    }
+}
+
+fn sample_state() -> State {
+    let mut state = State::default();
+    state.instances.insert(id("1101000001"), full_record());
+    state
+        .instances
+        .insert(id("1101000002"), InstanceRecord::default());
+    state
+}
+
+/// A state directory that does not exist yet, inside a fresh temporary folder.
+fn fresh() -> (tempfile::TempDir, StateDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = StateDir::new(tmp.path().join("state"));
+    (tmp, dir)
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_saved_state_loads_back_equal() {
+    let (_tmp, dir) = fresh();
+    let lock = dir.lock("test").unwrap();
+    let state = sample_state();
+    dir.save(&lock, &state).unwrap();
+
+    let loaded = dir.load().unwrap();
+    assert!(loaded.unreadable.is_none());
+    assert_eq!(loaded.state, state);
+
+    let loaded = dir.load_for_write(&lock).unwrap();
+    assert!(loaded.unreadable.is_none());
+    assert_eq!(loaded.state, state);
+}
+
+#[test]
+fn the_state_file_is_versioned_json_with_labels_and_rfc3339_times() {
+    let (_tmp, dir) = fresh();
+    let lock = dir.lock("test").unwrap();
+    dir.save(&lock, &sample_state()).unwrap();
+    let text = std::fs::read_to_string(dir.state_file()).unwrap();
+    assert!(text.starts_with('{'), "{text}");
+    assert!(text.ends_with("}\n"), "{text}");
+    assert!(text.contains("\"version\": 1"), "{text}");
+    assert!(text.contains("\"1101000001\": {"), "{text}");
+    assert!(text.contains("\"kind\": \"rate-overlimit\""), "{text}");
+    assert!(
+        text.contains("\"lastCallAt\": \"2027-01-15T08:01:40.456Z\""),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("\"sha256\": \"{}\"", Digest::of(b"picture a"))),
+        "{text}"
+    );
+    assert!(text.contains("\"urlAvatar\": \"https://pps.whatsapp.net/v/t61/a.jpg\""));
+    assert!(text.contains("\"refusedSha256\": ["), "{text}");
+    assert!(
+        text.contains("\"credentials\": \"0123456789abcdef\""),
+        "{text}"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["version"], 1);
+    // An empty record stays small: nothing but lastCallAt (null).
+    assert_eq!(
+        doc["instances"]["1101000002"],
+        serde_json::json!({"lastCallAt": null})
+    );
+}
+
+#[test]
+fn the_state_file_is_0600_and_the_folder_0700() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = StateDir::new(tmp.path().join("nested").join("state"));
+    let lock = dir.lock("test").unwrap();
+    assert_eq!(mode(dir.path()), 0o700);
+    assert_eq!(mode(&tmp.path().join("nested")), 0o700);
+    assert_eq!(mode(&dir.path().join(LOCK_FILE)), 0o600);
+    dir.save(&lock, &sample_state()).unwrap();
+    assert_eq!(mode(&dir.state_file()), 0o600);
+}
+
+#[test]
+fn a_state_file_made_readable_by_others_is_0600_again_after_a_save() {
+    let (_tmp, dir) = fresh();
+    let lock = dir.lock("test").unwrap();
+    std::fs::write(dir.state_file(), b"{\"version\": 1, \"instances\": {}}").unwrap();
+    std::fs::set_permissions(dir.state_file(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    dir.save(&lock, &sample_state()).unwrap();
+    assert_eq!(mode(&dir.state_file()), 0o600);
+}
+
+#[test]
+fn a_leftover_temporary_file_does_not_change_the_mode() {
+    let (_tmp, dir) = fresh();
+    let lock = dir.lock("test").unwrap();
+    let leftover = dir.path().join(format!(".{STATE_FILE}.tmp"));
+    std::fs::write(&leftover, b"half a state").unwrap();
+    std::fs::set_permissions(&leftover, std::fs::Permissions::from_mode(0o644)).unwrap();
+    dir.save(&lock, &sample_state()).unwrap();
+    assert_eq!(mode(&dir.state_file()), 0o600);
+}
+
+#[test]
+fn a_save_leaves_no_temporary_file_behind() {
+    let (_tmp, dir) = fresh();
+    let lock = dir.lock("test").unwrap();
+    dir.save(&lock, &sample_state()).unwrap();
+    dir.save(&lock, &State::default()).unwrap();
+    assert_eq!(names_in(dir.path()), [LOCK_FILE, STATE_FILE]);
+    assert_eq!(dir.load().unwrap().state, State::default());
+}
+
+#[test]
+fn a_second_writer_is_told_who_holds_the_lock() {
+    let (_tmp, dir) = fresh();
+    let _lock = dir.lock("daemon").unwrap();
+    let holder_text = std::fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap();
+    assert!(
+        holder_text.starts_with(&format!("pid {}, daemon, since ", std::process::id())),
+        "{holder_text}"
+    );
+
+    // Another handle on the same lock file: flock is per open file description.
+    let err = StateDir::new(dir.path()).lock("reconcile").unwrap_err();
+    assert_eq!(err.label(), "state-locked");
+    match &err {
+        StateError::Locked {
+            dir: locked,
+            holder,
+        } => {
+            assert_eq!(locked, dir.path());
+            assert_eq!(holder, &holder_text);
+        }
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("pid {}", std::process::id())),
+        "{message}"
+    );
+    assert!(message.contains("daemon"), "{message}");
+    assert!(
+        message.contains(&dir.path().display().to_string()),
+        "{message}"
+    );
+    assert!(message.contains("stop it first"), "{message}");
+    assert!(message.contains("--state-dir"), "{message}");
+    // The loser did not overwrite the holder's note.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap(),
+        holder_text
+    );
+}
+
+#[test]
+fn the_lock_is_released_on_drop() {
+    let (_tmp, dir) = fresh();
+    let lock = dir.lock("first").unwrap();
+    assert!(matches!(dir.lock("second"), Err(StateError::Locked { .. })));
+    drop(lock);
+    let _again = dir.lock("third").unwrap();
+    let holder_text = std::fs::read_to_string(dir.path().join(LOCK_FILE)).unwrap();
+    assert!(holder_text.contains(", third, since "), "{holder_text}");
+    assert!(!holder_text.contains("first"), "{holder_text}");
+}
+
+#[test]
+fn a_state_directory_that_cannot_be_created_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, b"not a folder").unwrap();
+    let err = StateDir::new(file.join("state")).lock("test").unwrap_err();
+    assert_eq!(err.label(), "state-dir");
+    assert!(err.to_string().contains("a-file"), "{err}");
+}
+
+#[test]
+fn a_missing_state_directory_loads_as_empty() {
+    let (_tmp, dir) = fresh();
+    let loaded = dir.load().unwrap();
+    assert_eq!(loaded.state, State::default());
+    assert!(loaded.unreadable.is_none());
+    // Reading created nothing.
+    assert!(!dir.path().exists());
+}
+
+const CORRUPT: [(&str, &[u8]); 7] = [
+    ("garbage", b"\x00\xff\x13garbage\x80"),
+    ("empty", b""),
+    ("no version", b"{\"instances\": {}}"),
+    ("version 0", b"{\"version\": 0, \"instances\": {}}"),
+    (
+        "bad digest",
+        b"{\"version\": 1, \"instances\": {\"1101000001\": {\"refusedSha256\": [\"nothex\"]}}}",
+    ),
+    (
+        "bad idInstance",
+        b"{\"version\": 1, \"instances\": {\"abc\": {}}}",
+    ),
+    ("truncated", b"{\"version\": 1, \"instances\": {\"1101"),
+];
+
+#[test]
+fn an_unreadable_state_file_is_left_alone_by_a_reader() {
+    for (what, bytes) in CORRUPT {
+        let (_tmp, dir) = fresh();
+        std::fs::create_dir(dir.path()).unwrap();
+        std::fs::write(dir.state_file(), bytes).unwrap();
+
+        let loaded = dir.load().unwrap();
+        assert_eq!(loaded.state, State::default(), "{what}");
+        let unreadable = loaded
+            .unreadable
+            .unwrap_or_else(|| panic!("{what}: not flagged"));
+        assert!(!unreadable.reason.is_empty(), "{what}");
+        assert!(unreadable.moved_to.is_none(), "{what}");
+        assert_eq!(std::fs::read(dir.state_file()).unwrap(), bytes, "{what}");
+        assert_eq!(names_in(dir.path()), [STATE_FILE], "{what}");
+    }
+}
+
+#[test]
+fn an_unreadable_state_file_is_moved_aside_by_the_writer() {
+    for (what, bytes) in CORRUPT {
+        let (_tmp, dir) = fresh();
+        let lock = dir.lock("test").unwrap();
+        std::fs::write(dir.state_file(), bytes).unwrap();
+
+        let loaded = dir.load_for_write(&lock).unwrap();
+        assert_eq!(loaded.state, State::default(), "{what}");
+        let unreadable = loaded
+            .unreadable
+            .unwrap_or_else(|| panic!("{what}: not flagged"));
+        assert!(!unreadable.reason.is_empty(), "{what}");
+        let aside = unreadable
+            .moved_to
+            .unwrap_or_else(|| panic!("{what}: not moved"));
+        assert_eq!(aside.parent(), Some(dir.path()), "{what}");
+        let name = aside.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("state.json.unreadable-"), "{what}: {name}");
+        assert_eq!(std::fs::read(&aside).unwrap(), bytes, "{what}");
+        assert!(!dir.state_file().exists(), "{what}");
+        assert_eq!(names_in(dir.path()), [LOCK_FILE.to_owned(), name.clone()]);
+
+        // Work goes on: the next save writes a fresh file, the moved one stays.
+        dir.save(&lock, &sample_state()).unwrap();
+        assert_eq!(dir.load().unwrap().state, sample_state(), "{what}");
+        assert_eq!(std::fs::read(&aside).unwrap(), bytes, "{what}");
+    }
+}
+
+#[test]
+fn a_state_file_from_a_newer_version_is_refused_and_left_alone() {
+    let (_tmp, dir) = fresh();
+    let lock = dir.lock("test").unwrap();
+    let bytes = b"{\"version\": 99, \"instances\": {}, \"somethingNew\": true}";
+    std::fs::write(dir.state_file(), bytes).unwrap();
+
+    for err in [
+        dir.load().unwrap_err(),
+        dir.load_for_write(&lock).unwrap_err(),
+    ] {
+        assert_eq!(err.label(), "state-too-new");
+        match &err {
+            StateError::TooNew { path, found } => {
+                assert_eq!(path, &dir.state_file());
+                assert_eq!(*found, 99);
+            }
+            other => panic!("expected TooNew, got {other:?}"),
+        }
+        let message = err.to_string();
+        assert!(message.contains("99"), "{message}");
+        assert!(message.contains("upgrade"), "{message}");
+    }
+    assert_eq!(std::fs::read(dir.state_file()).unwrap(), bytes);
+    assert_eq!(names_in(dir.path()), [LOCK_FILE, STATE_FILE]);
+}
+
+#[test]
+fn unknown_fields_of_the_same_version_are_tolerated() {
+    let (_tmp, dir) = fresh();
+    std::fs::create_dir(dir.path()).unwrap();
+    std::fs::write(
+        dir.state_file(),
+        b"{\"version\": 1, \"writtenBy\": \"x\", \"instances\": {\"1101000001\": {\"lastCallAt\": \"2027-01-15T08:01:40.456Z\"}}}",
+    )
+    .unwrap();
+    let loaded = dir.load().unwrap();
+    assert!(loaded.unreadable.is_none());
+    let mut want = State::default();
+    want.instances.insert(
+        id("1101000001"),
+        InstanceRecord {
+            last_call_at: Some(at_ms(1_800_000_100_456)),
+            ..InstanceRecord::default()
+        },
+    );
+    assert_eq!(loaded.state, want);
+}
+
+// ---------------------------------------------------------------------------------------
+// StateStore: batched saves.
+
+fn store() -> (tempfile::TempDir, StateDir, StateStore) {
+    let (tmp, dir) = fresh();
+    let lock = dir.lock("test").unwrap();
+    let state = dir.load_for_write(&lock).unwrap().state;
+    let store = StateStore::new(dir.clone(), lock, state);
+    (tmp, dir, store)
+}
+
+fn on_disk(dir: &StateDir) -> State {
+    dir.load().unwrap().state
+}
+
+fn with_last_call(ms: u64) -> InstanceRecord {
+    InstanceRecord {
+        last_call_at: Some(at_ms(ms)),
+        ..InstanceRecord::default()
+    }
+}
+
+#[test]
+fn a_clean_store_has_nothing_to_save() {
+    let (_tmp, dir, mut store) = store();
+    assert_eq!(store.save_due_at(), None);
+    store.save().unwrap();
+    store.save_if_due().unwrap();
+    assert!(!dir.state_file().exists());
+}
+
+#[test]
+fn a_set_is_due_at_once_the_first_time_and_save_writes_it() {
+    let (_tmp, dir, mut store) = store();
+    let before = Instant::now();
+    store.set(id("1"), full_record());
+    let due = store.save_due_at().expect("a save is due");
+    assert!(due >= before, "never saved: due now");
+    assert!(due <= Instant::now());
+    assert_eq!(store.state().instances[&id("1")], full_record());
+    assert!(!dir.state_file().exists(), "set alone must not write");
+
+    store.save().unwrap();
+    assert_eq!(store.save_due_at(), None);
+    assert_eq!(on_disk(&dir), store.state().clone());
+}
+
+#[test]
+fn save_if_due_writes_when_nothing_was_saved_yet() {
+    let (_tmp, dir, mut store) = store();
+    store.set(id("1"), with_last_call(1_000));
+    store.save_if_due().unwrap();
+    assert_eq!(store.save_due_at(), None);
+    assert_eq!(on_disk(&dir).instances[&id("1")], with_last_call(1_000));
+}
+
+#[test]
+fn saves_are_batched_to_one_per_interval() {
+    let (_tmp, dir, mut store) = store();
+    store.set(id("1"), with_last_call(1_000));
+    let before_save = Instant::now();
+    store.save().unwrap();
+    let after_save = Instant::now();
+
+    store.set(id("1"), with_last_call(2_000));
+    store.set(id("2"), with_last_call(3_000));
+    let due = store.save_due_at().expect("a save is due");
+    assert!(due >= before_save + SAVE_INTERVAL);
+    assert!(due <= after_save + SAVE_INTERVAL);
+
+    store.save_if_due().unwrap();
+    // Only conclusive when this thread was not stalled for SAVE_INTERVAL; it never is
+    // in practice, and the deterministic checks are above and below.
+    if Instant::now() < before_save + SAVE_INTERVAL {
+        let disk = on_disk(&dir);
+        assert_eq!(disk.instances.len(), 1, "saved again too soon");
+        assert_eq!(disk.instances[&id("1")], with_last_call(1_000));
+        assert!(store.save_due_at().is_some());
+    }
+
+    std::thread::sleep(SAVE_INTERVAL);
+    store.save_if_due().unwrap();
+    assert_eq!(store.save_due_at(), None);
+    let disk = on_disk(&dir);
+    assert_eq!(disk.instances[&id("1")], with_last_call(2_000));
+    assert_eq!(disk.instances[&id("2")], with_last_call(3_000));
+    assert_eq!(&disk, store.state());
+}
+
+#[test]
+fn save_writes_at_once_whatever_the_interval() {
+    let (_tmp, dir, mut store) = store();
+    store.set(id("1"), with_last_call(1_000));
+    store.save().unwrap();
+    store.set(id("1"), with_last_call(2_000));
+    store.save().unwrap();
+    assert_eq!(on_disk(&dir).instances[&id("1")], with_last_call(2_000));
+}
+
+#[test]
+fn a_clean_save_does_not_write() {
+    let (_tmp, dir, mut store) = store();
+    store.set(id("1"), with_last_call(1_000));
+    store.save().unwrap();
+    std::fs::remove_file(dir.state_file()).unwrap();
+    store.save().unwrap();
+    std::thread::sleep(SAVE_INTERVAL);
+    store.save_if_due().unwrap();
+    assert!(!dir.state_file().exists());
+}
+
+#[test]
+fn the_store_holds_the_lock() {
+    let (_tmp, dir, store) = store();
+    assert!(matches!(dir.lock("other"), Err(StateError::Locked { .. })));
+    drop(store);
+    assert!(dir.lock("other").is_ok());
+}
+
+// ---------------------------------------------------------------------------------------
+// Refused pictures.
+
+#[test]
+fn remember_refused_keeps_the_eight_most_recent_without_duplicates() {
+    let digests: Vec<Digest> = (0..10u8).map(|i| Digest::of(&[i])).collect();
+    let mut record = InstanceRecord::default();
+
+    record.remember_refused(digests[0]);
+    record.remember_refused(digests[0]);
+    assert_eq!(record.refused_sha256, [digests[0]]);
+
+    for digest in &digests[1..8] {
+        record.remember_refused(*digest);
+    }
+    assert_eq!(record.refused_sha256, digests[..8]);
+
+    // A repeat neither grows the list nor pushes anything out.
+    record.remember_refused(digests[3]);
+    assert_eq!(record.refused_sha256, digests[..8]);
+
+    record.remember_refused(digests[8]);
+    assert_eq!(record.refused_sha256, digests[1..9]);
+    record.remember_refused(digests[9]);
+    assert_eq!(record.refused_sha256, digests[2..10]);
+    assert_eq!(record.refused_sha256.len(), MAX_REFUSED);
+}

@@ -1,0 +1,131 @@
+//! The whole of avatar-sync in a minute, with no GREEN-API account: start a fake GREEN-API
+//! on 127.0.0.1, write a small manifest and two pictures into a temporary folder, then
+//! reconcile (three calls), reconcile again (none), change a picture (one call).
+//!
+//! Run it with `cargo run --example demo`. It writes only inside a temporary folder, which
+//! is removed at the end.
+
+#[path = "../tests/support/fake_green_api.rs"]
+mod fake_green_api;
+
+use avatar_sync::cli::Args;
+use avatar_sync::{logging, run};
+use fake_green_api::FakeGreenApi;
+use std::path::Path;
+use std::time::Duration;
+
+const SUPPORT: &[u8] = include_bytes!("pictures/support.jpg");
+const SALES: &[u8] = include_bytes!("pictures/sales.jpg");
+const SUPPORT_V2: &[u8] = include_bytes!("pictures/support-v2.jpg");
+const DEMO_TOKEN: &str = "demoToken0123456789abcdef";
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    logging::init(avatar_sync::cli::LogFormat::Text, 0);
+    let fake = FakeGreenApi::start();
+    // The demo uses a 2 s minInterval so step 3 does not wait the real 10 s.
+    fake.set_rate_window(Duration::from_secs(2));
+    for id in ["1101000001", "1101000002", "1101000003"] {
+        fake.add_instance(id, DEMO_TOKEN);
+    }
+
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir_all(dir.path().join("pictures"))?;
+    std::fs::write(dir.path().join("pictures/support.jpg"), SUPPORT)?;
+    std::fs::write(dir.path().join("pictures/sales.jpg"), SALES)?;
+    // Tokens live in files beside the manifest, never in it (under systemd:
+    // ${CREDENTIALS_DIRECTORY}/…).
+    std::fs::create_dir_all(dir.path().join("secrets"))?;
+    std::fs::write(dir.path().join("secrets/demo.token"), DEMO_TOKEN)?;
+    let manifest = format!(
+        "# Three WhatsApp numbers, two pictures.\n\
+         apiUrl: {url}\n\
+         minInterval: 2s\n\
+         instances:\n\
+         \x20 - idInstance: \"1101000001\"\n\
+         \x20   apiTokenFile: secrets/demo.token\n\
+         \x20   picture: pictures/support.jpg\n\
+         \x20 - idInstance: \"1101000002\"\n\
+         \x20   apiTokenFile: secrets/demo.token\n\
+         \x20   picture: pictures/sales.jpg\n\
+         \x20 - idInstance: \"1101000003\"\n\
+         \x20   apiTokenFile: secrets/demo.token\n\
+         \x20   picture: pictures/support.jpg\n",
+        url = fake.url()
+    );
+    let manifest_path = dir.path().join("manifest.yaml");
+    std::fs::write(&manifest_path, &manifest)?;
+    let state_dir = dir.path().join("state");
+
+    println!("avatar-sync demo: a fake GREEN-API listens on {}", fake.url());
+    println!("working folder (removed at the end): {}\n", dir.path().display());
+    println!("--- manifest.yaml\n{manifest}");
+
+    step(
+        1,
+        "first --reconcile: every instance gets its picture",
+        &fake,
+        &manifest_path,
+        &state_dir,
+    )?;
+    step(
+        2,
+        "second --reconcile right away: nothing changed, so no call at all",
+        &fake,
+        &manifest_path,
+        &state_dir,
+    )?;
+    std::fs::write(dir.path().join("pictures/support.jpg"), SUPPORT_V2)?;
+    println!("(pictures/support.jpg was replaced by a new picture, shared by two instances)\n");
+    step(
+        3,
+        "--reconcile after the change: one call per instance that shows it",
+        &fake,
+        &manifest_path,
+        &state_dir,
+    )?;
+
+    println!("--- state/state.json (what avatar-sync remembers; no token in it)");
+    println!("{}", std::fs::read_to_string(state_dir.join("state.json"))?);
+    println!("Done. Next: `cargo run -- --help`, and the README for a real GREEN-API instance.");
+    Ok(())
+}
+
+fn step(
+    n: u32,
+    title: &str,
+    fake: &FakeGreenApi,
+    manifest: &Path,
+    state_dir: &Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    println!("=== step {n}: {title}");
+    let before = fake.request_count();
+    let args = Args::parse_from_args([
+        "avatar-sync".as_ref(),
+        "--reconcile".as_ref(),
+        "--manifest".as_ref(),
+        manifest.as_os_str(),
+        "--state-dir".as_ref(),
+        state_dir.as_os_str(),
+    ])?;
+    let env = |_: &str| None;
+    let output = run::run(&args, &env)?;
+    print!("{}", output.stdout);
+    let calls = &fake.requests()[before..];
+    println!(
+        "\nthe fake GREEN-API received {} call{} (exit code {}):",
+        calls.len(),
+        if calls.len() == 1 { "" } else { "s" },
+        output.exit_code
+    );
+    for call in calls {
+        println!(
+            "  POST /waInstance{}/setProfilePicture/[token]  file={} sha256={}…  -> {}",
+            call.instance,
+            call.filename.as_deref().unwrap_or("?"),
+            &call.file_sha256[..12],
+            call.answer
+        );
+    }
+    println!();
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! Filesystem events → "something changed" hints. It decides nothing: every pass re-reads
+//! from disk, so a lost or spurious event costs at most a pass.
+//!
+//! It watches folders, not files: editors and git replace files (write a temporary file,
+//! rename it over), which ends a watch on the file itself. For a path behind a symlinked
+//! folder (`current -> rev-a`, as git-sync and Kubernetes ConfigMap volumes swap them), it
+//! also watches the folder holding the symlink, and re-watches a folder whose symlink now
+//! points elsewhere. A folder that does not exist yet is retried at the next call of
+//! [`Watcher::follow`]; meanwhile its nearest existing ancestor is watched so its creation
+//! is noticed.
+
+use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Watches the folders of a set of files and sends a hint when one of them may have changed.
+pub struct Watcher {
+    inner: RecommendedWatcher,
+    /// Watched folder → where it resolved to when it was watched.
+    watched: HashMap<PathBuf, PathBuf>,
+    /// Paths whose events matter (the files, and the symlinks on their way).
+    interesting: Arc<RwLock<HashSet<PathBuf>>>,
+}
+
+impl Watcher {
+    /// A watcher that sends `()` on `hints` for every relevant event.
+    pub fn new(hints: UnboundedSender<()>) -> Result<Self, notify::Error> {
+        let interesting: Arc<RwLock<HashSet<PathBuf>>> = Arc::default();
+        let filter = Arc::clone(&interesting);
+        let inner = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let relevant = match &event {
+                // The kernel's queue overflowed, or a watch broke: anything may have changed.
+                Err(_) => true,
+                Ok(event) if event.need_rescan() || event.paths.is_empty() => true,
+                Ok(event) => {
+                    let interesting = filter.read().unwrap_or_else(|e| e.into_inner());
+                    event.paths.iter().any(|p| interesting.contains(p))
+                }
+            };
+            if relevant {
+                let _ = hints.send(());
+            }
+        })?;
+        Ok(Self {
+            inner,
+            watched: HashMap::new(),
+            interesting,
+        })
+    }
+
+    /// Makes the watch set cover exactly `files` (and the symlinks on their way). Cheap to
+    /// call after every pass: it touches only folders whose watch must change.
+    pub fn follow<'a>(&mut self, files: impl IntoIterator<Item = &'a Path>) {
+        let mut interesting = HashSet::new();
+        let mut folders: HashMap<PathBuf, ()> = HashMap::new();
+        let mut seen_dirs = HashSet::new();
+        for file in files {
+            let file = absolute(file);
+            interesting.insert(file.clone());
+            let Some(dir) = file.parent() else { continue };
+            // A file that is itself a symlink into a swapped folder (Kubernetes ConfigMap:
+            // `manifest.yaml -> ..data/manifest.yaml`, `..data -> ..2026_11_24…`): the
+            // symlinks on the way to its target matter too.
+            if let Ok(target) = std::fs::read_link(&file) {
+                let target = dir.join(target);
+                for link in target.parent().map(symlinks_on_the_way).unwrap_or_default() {
+                    interesting.insert(link.clone());
+                    if let Some(parent) = link.parent() {
+                        folders.insert(existing_ancestor(parent), ());
+                    }
+                }
+            }
+            if !seen_dirs.insert(dir.to_owned()) {
+                continue;
+            }
+            folders.insert(existing_ancestor(dir), ());
+            for link in symlinks_on_the_way(dir) {
+                interesting.insert(link.clone());
+                if let Some(parent) = link.parent() {
+                    folders.insert(existing_ancestor(parent), ());
+                }
+            }
+        }
+        // Missing folders are watched through an ancestor: its children's events matter.
+        for dir in &seen_dirs {
+            let mut path = dir.as_path();
+            while !path.exists() {
+                interesting.insert(path.to_owned());
+                match path.parent() {
+                    Some(parent) => path = parent,
+                    None => break,
+                }
+            }
+        }
+        *self.interesting.write().unwrap_or_else(|e| e.into_inner()) = interesting;
+
+        self.watched.retain(|dir, _| {
+            let keep = folders.contains_key(dir);
+            if !keep {
+                let _ = self.inner.unwatch(dir);
+            }
+            keep
+        });
+        for dir in folders.into_keys() {
+            let resolved = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+            match self.watched.get(&dir) {
+                Some(before) if *before == resolved => continue,
+                Some(_) => {
+                    let _ = self.inner.unwatch(&dir);
+                }
+                None => {}
+            }
+            match self.inner.watch(&dir, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    tracing::debug!(folder = %dir.display(), "watching");
+                    self.watched.insert(dir, resolved);
+                }
+                Err(e) => {
+                    tracing::warn!(folder = %dir.display(), "cannot watch this folder (retried at the next pass): {e}");
+                    self.watched.remove(&dir);
+                }
+            }
+        }
+    }
+
+    /// The folders watched now (for tests and debugging).
+    pub fn folders(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = self.watched.keys().cloned().collect();
+        out.sort();
+        out
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+fn existing_ancestor(dir: &Path) -> PathBuf {
+    let mut path = dir;
+    loop {
+        if path.is_dir() {
+            return path.to_owned();
+        }
+        match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => path = parent,
+            _ => return PathBuf::from("/"),
+        }
+    }
+}
+
+/// Every ancestor of `dir` (itself included) that is a symlink.
+fn symlinks_on_the_way(dir: &Path) -> Vec<PathBuf> {
+    dir.ancestors()
+        .filter(|p| p.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()))
+        .map(Path::to_owned)
+        .collect()
+}

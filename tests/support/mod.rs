@@ -1,0 +1,196 @@
+//! Shared by the integration tests: a temporary world (manifest, pictures, state
+//! directory) beside a GREEN-API fake on loopback, and a runner for the real binary.
+
+#![allow(dead_code)]
+
+pub mod fake_green_api;
+
+pub use fake_green_api::{Answer, FakeGreenApi, Request};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_avatar-sync");
+
+/// A token the fake accepts for every instance a test registers with [`World::instance`].
+pub const TOKEN: &str = "a1b2c3d4e5f6SeCrEt7890token";
+
+/// A small, complete JPEG (64×64).
+pub const SUPPORT_JPG: &[u8] = include_bytes!("../../examples/pictures/support.jpg");
+/// Another small, complete JPEG.
+pub const SALES_JPG: &[u8] = include_bytes!("../../examples/pictures/sales.jpg");
+
+/// A complete JPEG whose bytes differ for each `n`: `SUPPORT_JPG` with a comment segment.
+pub fn jpeg(n: u32) -> Vec<u8> {
+    let text = format!("variant {n}");
+    let len = u16::try_from(text.len() + 2).unwrap();
+    let mut out = vec![0xFF, 0xD8, 0xFF, 0xFE];
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&SUPPORT_JPG[2..]);
+    out
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A temporary folder with a manifest, pictures and a state directory, and a fake GREEN-API.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub fake: FakeGreenApi,
+}
+
+/// What a run of the binary did.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// stdout parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+
+    /// The `status` of instance `id` in the `--json` document.
+    pub fn status_of(&self, id: &str) -> String {
+        self.row(id)["status"].as_str().unwrap().to_owned()
+    }
+
+    /// The row of instance `id` in the `--json` document.
+    pub fn row(&self, id: &str) -> serde_json::Value {
+        let doc = self.json();
+        doc["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["idInstance"] == id)
+            .unwrap_or_else(|| panic!("no row for {id} in {doc:#}"))
+            .clone()
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+impl World {
+    /// A fresh world whose fake enforces WhatsApp's limit over `min_interval`.
+    pub fn new(min_interval: Duration) -> Self {
+        let fake = FakeGreenApi::start();
+        fake.set_rate_window(min_interval);
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            fake,
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn manifest(&self) -> PathBuf {
+        self.path("manifest.yaml")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    /// Registers instance `id` with the fake, with [`TOKEN`].
+    pub fn instance(&self, id: &str) {
+        self.fake.add_instance(id, TOKEN);
+    }
+
+    /// Writes a file (creating folders) relative to the world.
+    pub fn write(&self, rel: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// Writes the manifest; `{url}` is replaced by the fake's URL.
+    pub fn write_manifest(&self, yaml: &str) {
+        self.write("manifest.yaml", yaml.replace("{url}", &self.fake.url()).as_bytes());
+    }
+
+    /// A command for the binary with this world's manifest and state directory and a
+    /// clean environment (only PATH, HOME and `TOKEN_ENV` = [`TOKEN`]).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("TOKEN_ENV", TOKEN)
+            .arg("--manifest")
+            .arg(self.manifest())
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .args(args)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs the binary to completion.
+    pub fn run(&self, args: &[&str]) -> Run {
+        to_run(self.command(args).output().unwrap())
+    }
+
+    /// The state file, parsed.
+    pub fn state(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.state_dir().join("state.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// Every byte under the world's folder, file by file (for leak checks).
+    pub fn all_files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        walk(self.dir.path(), &mut out);
+        out
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            walk(&path, out);
+        } else {
+            out.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+}
+
+pub fn to_run(output: Output) -> Run {
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Asserts that consecutive calls in `requests` are at least `min` apart, counted from the
+/// previous answer (or, when there was none, its arrival) to the next arrival.
+pub fn assert_spaced(requests: &[Request], min: Duration) {
+    for pair in requests.windows(2) {
+        let previous_end = pair[0].answered_at.unwrap_or(pair[0].received_at);
+        let gap = pair[1].received_at.saturating_duration_since(previous_end);
+        assert!(
+            gap >= min,
+            "two calls of {} only {gap:?} apart (minInterval {min:?}): {requests:#?}",
+            pair[1].instance
+        );
+    }
+}
