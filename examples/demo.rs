@@ -16,7 +16,7 @@ use std::time::Duration;
 
 const SUPPORT: &[u8] = include_bytes!("pictures/support.jpg");
 const SALES: &[u8] = include_bytes!("pictures/sales.jpg");
-const SUPPORT_V2: &[u8] = include_bytes!("pictures/support-v2.jpg");
+const SALES_V2: &[u8] = include_bytes!("pictures/sales-v2.jpg");
 const DEMO_TOKEN: &str = "demoToken0123456789abcdef";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -56,8 +56,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(&manifest_path, &manifest)?;
     let state_dir = dir.path().join("state");
 
-    println!("avatar-sync demo: a fake GREEN-API listens on {}", fake.url());
-    println!("working folder (removed at the end): {}\n", dir.path().display());
+    println!(
+        "avatar-sync demo: a fake GREEN-API listens on {}",
+        fake.url()
+    );
+    println!(
+        "working folder (removed at the end): {}\n",
+        dir.path().display()
+    );
     println!("--- manifest.yaml\n{manifest}");
 
     step(
@@ -74,11 +80,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &manifest_path,
         &state_dir,
     )?;
-    std::fs::write(dir.path().join("pictures/support.jpg"), SUPPORT_V2)?;
-    println!("(pictures/support.jpg was replaced by a new picture, shared by two instances)\n");
+    std::fs::write(dir.path().join("pictures/sales.jpg"), SALES_V2)?;
+    println!("(pictures/sales.jpg was replaced by a new picture)\n");
     step(
         3,
-        "--reconcile after the change: one call per instance that shows it",
+        "--reconcile after the change: one call, once the 2 s minInterval since the last call has passed",
         &fake,
         &manifest_path,
         &state_dir,

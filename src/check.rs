@@ -141,16 +141,36 @@ impl CheckReport {
     /// A table for people, then warnings, then a verdict line.
     pub fn to_table(&self) -> String {
         let mut out = String::new();
-        let w_id = self.instances.iter().map(|r| r.id_instance.len()).max().unwrap_or(0).max(8);
-        let w_pic = self.instances.iter().map(|r| r.picture.chars().count()).max().unwrap_or(0).max(7);
-        let _ = writeln!(out, "{:<w_id$}  {:<9}  {:<w_pic$}  DETAIL", "INSTANCE", "STATUS", "PICTURE");
+        let w_id = self
+            .instances
+            .iter()
+            .map(|r| r.id_instance.len())
+            .max()
+            .unwrap_or(0)
+            .max(8);
+        let w_pic = self
+            .instances
+            .iter()
+            .map(|r| r.picture.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(7);
+        let _ = writeln!(
+            out,
+            "{:<w_id$}  {:<9}  {:<w_pic$}  DETAIL",
+            "INSTANCE", "STATUS", "PICTURE"
+        );
         for row in &self.instances {
             let detail = match (&row.error_kind, &row.error, &row.desired_sha256) {
                 (Some(kind), Some(error), _) => format!("{kind}: {error}"),
                 (_, _, Some(sha)) => format!("sha256 {}", &sha[..12]),
                 _ => String::new(),
             };
-            let _ = writeln!(out, "{:<w_id$}  {:<9}  {:<w_pic$}  {detail}", row.id_instance, row.status, row.picture);
+            let _ = writeln!(
+                out,
+                "{:<w_id$}  {:<9}  {:<w_pic$}  {detail}",
+                row.id_instance, row.status, row.picture
+            );
         }
         let instance_warnings = self.instances.iter().flat_map(|r| &r.warnings);
         for warning in self.warnings.iter().chain(instance_warnings) {

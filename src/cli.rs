@@ -226,7 +226,10 @@ mod tests {
         let xdg = env(&[("XDG_STATE_HOME", "/x"), ("HOME", "/h")]);
         assert_eq!(args.state_dir(&xdg), Ok("/x/avatar-sync".into()));
         let home = env(&[("HOME", "/h")]);
-        assert_eq!(args.state_dir(&home), Ok("/h/.local/state/avatar-sync".into()));
+        assert_eq!(
+            args.state_dir(&home),
+            Ok("/h/.local/state/avatar-sync".into())
+        );
         assert!(args.state_dir(&env(&[])).is_err());
         let flag = parse(&["-s", "/f"]).unwrap();
         assert_eq!(flag.state_dir(&all), Ok("/f".into()));

@@ -87,9 +87,8 @@ pub mod serde_rfc3339_opt {
 /// Parses a duration written like `10s`, `5m`, `1h30m` or `250ms`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    humantime::parse_duration(text).map_err(|e| {
-        format!("`{text}` is not a duration ({e}); write it like 10s, 5m or 1h30m")
-    })
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration ({e}); write it like 10s, 5m or 1h30m"))
 }
 
 /// Formats a duration for people, like `10s` or `1h 30m`.

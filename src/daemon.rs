@@ -10,6 +10,7 @@
 //!   taking new work, let calls in flight finish (at most [`DRAIN`]), save, exit 0; a second
 //!   signal exits at once, the state file still whole (it is only ever replaced atomically).
 
+use crate::Error;
 use crate::clock::Clock;
 use crate::gateway::Gateway;
 use crate::manifest::{self, Manifest};
@@ -17,7 +18,6 @@ use crate::reconcile::{Options, Reconciler, sleep_until_opt, take_state};
 use crate::state::{StateDir, StateStore};
 use crate::systemd::{Notifier, status_line};
 use crate::watch::Watcher;
-use crate::Error;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,7 +79,9 @@ impl ManifestSource {
                 for problem in &e.problems {
                     tracing::error!("{problem}");
                 }
-                tracing::error!("the manifest edit above is ignored; the last good manifest stays in force");
+                tracing::error!(
+                    "the manifest edit above is ignored; the last good manifest stays in force"
+                );
                 None
             }
         }
@@ -124,8 +126,8 @@ pub async fn run(args: DaemonArgs, first: Manifest) -> Result<(), Error> {
     let mut sigint = signal(SignalKind::interrupt()).map_err(signal_error)?;
 
     let (hint_tx, mut hints) = tokio::sync::mpsc::unbounded_channel();
-    let mut watcher = Watcher::new(hint_tx)
-        .map_err(|e| Error::Host(format!("cannot watch files: {e}")))?;
+    let mut watcher =
+        Watcher::new(hint_tx).map_err(|e| Error::Host(format!("cannot watch files: {e}")))?;
     watcher.follow(watched_files(&first).iter().map(PathBuf::as_path));
 
     let options = Options {

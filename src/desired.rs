@@ -53,7 +53,11 @@ pub fn target(
         Ok(path) => path,
         Err(why) => return unusable("picture-path", format!("picture: {why}")),
     };
-    let digest = match digests.get(path).cloned().unwrap_or_else(|| digest_of(path)) {
+    let digest = match digests
+        .get(path)
+        .cloned()
+        .unwrap_or_else(|| digest_of(path))
+    {
         Ok(digest) => digest,
         Err(e) => return unusable(e.label(), e.to_string()),
     };

@@ -245,19 +245,19 @@ pub fn classify(status: u16, body: &[u8]) -> CallOutcome {
         200 => classify_200(body, &text),
         400 => {
             let lower = text.to_ascii_lowercase();
-            let kind = if lower.contains("file is empty") || lower.contains("unsupported media type")
-            {
-                FailureKind::RefusedBytes
-            } else if lower.contains("starting process") {
-                FailureKind::InstanceStarting
-            } else if ["not authorized", "expired", "deleted"]
-                .iter()
-                .any(|w| lower.contains(w))
-            {
-                FailureKind::InstanceNotUsable
-            } else {
-                FailureKind::UnexpectedAnswer
-            };
+            let kind =
+                if lower.contains("file is empty") || lower.contains("unsupported media type") {
+                    FailureKind::RefusedBytes
+                } else if lower.contains("starting process") {
+                    FailureKind::InstanceStarting
+                } else if ["not authorized", "expired", "deleted"]
+                    .iter()
+                    .any(|w| lower.contains(w))
+                {
+                    FailureKind::InstanceNotUsable
+                } else {
+                    FailureKind::UnexpectedAnswer
+                };
             fail(kind, format!("GREEN-API answered 400: {text}"))
         }
         401 => fail(
@@ -291,7 +291,10 @@ fn classify_200(body: &[u8], text: &str) -> CallOutcome {
     let Ok(answer) = serde_json::from_slice::<Answer>(body) else {
         return fail(
             FailureKind::UnexpectedAnswer,
-            format!("GREEN-API answered 200 with a body that is not the expected JSON{}", suffix(text)),
+            format!(
+                "GREEN-API answered 200 with a body that is not the expected JSON{}",
+                suffix(text)
+            ),
         );
     };
     if let Some(code) = answer.code.filter(|&c| c != 200) {
@@ -299,7 +302,9 @@ fn classify_200(body: &[u8], text: &str) -> CallOutcome {
         return match code {
             401 => fail(
                 FailureKind::Unauthorized,
-                format!("GREEN-API answered 200 with code 401 {description}: the apiTokenInstance is wrong"),
+                format!(
+                    "GREEN-API answered 200 with code 401 {description}: the apiTokenInstance is wrong"
+                ),
             ),
             403 | 404 => fail(
                 FailureKind::Forbidden,
@@ -317,7 +322,8 @@ fn classify_200(body: &[u8], text: &str) -> CallOutcome {
         },
         (Some(false), Some(reason)) if reason.eq_ignore_ascii_case("rate-overlimit") => fail(
             FailureKind::RateOverlimit,
-            "WhatsApp's rate limit (rate-overlimit): at most one picture change per 10 s".to_owned(),
+            "WhatsApp's rate limit (rate-overlimit): at most one picture change per 10 s"
+                .to_owned(),
         ),
         (Some(false), reason) => fail(
             FailureKind::NotApplied,
@@ -328,7 +334,10 @@ fn classify_200(body: &[u8], text: &str) -> CallOutcome {
         ),
         (None, _) => fail(
             FailureKind::UnexpectedAnswer,
-            format!("GREEN-API answered 200 without setProfilePicture{}", suffix(text)),
+            format!(
+                "GREEN-API answered 200 without setProfilePicture{}",
+                suffix(text)
+            ),
         ),
     }
 }

@@ -40,7 +40,8 @@ fn main() -> ExitCode {
                 tracing::error!(kind = e.label(), "{line}");
             }
             if args.json {
-                let doc = serde_json::json!({"error": {"kind": e.label(), "message": e.to_string()}});
+                let doc =
+                    serde_json::json!({"error": {"kind": e.label(), "message": e.to_string()}});
                 println!("{doc:#}");
             }
             ExitCode::from(match e {

@@ -73,7 +73,9 @@ impl InstanceId {
         if !text.is_empty() && text.len() <= 32 && text.bytes().all(|b| b.is_ascii_digit()) {
             Ok(Self(text.to_owned()))
         } else {
-            Err(format!("idInstance `{text}` must be digits, like \"1101000001\""))
+            Err(format!(
+                "idInstance `{text}` must be digits, like \"1101000001\""
+            ))
         }
     }
 
@@ -128,7 +130,9 @@ impl ApiUrl {
             return Err(format!("apiUrl `{text}` has no host"));
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(format!("apiUrl `{text}` must not carry a user name or password"));
+            return Err(format!(
+                "apiUrl `{text}` must not carry a user name or password"
+            ));
         }
         if url.query().is_some() || url.fragment().is_some() {
             return Err(format!("apiUrl `{text}` must not have a query or fragment"));
@@ -257,9 +261,8 @@ impl TokenSource {
                         "apiTokenEnv: environment variable {name} is not set"
                     ))
                 })?;
-                ApiToken::parse(&value).map_err(|e| {
-                    TokenError::Invalid(format!("apiTokenEnv: variable {name}: {e}"))
-                })
+                ApiToken::parse(&value)
+                    .map_err(|e| TokenError::Invalid(format!("apiTokenEnv: variable {name}: {e}")))
             }
             Self::File(Err(why)) => Err(TokenError::Unavailable(format!("apiTokenFile: {why}"))),
             Self::File(Ok(path)) => {
@@ -387,9 +390,8 @@ impl<'de> Deserialize<'de> for RawId {
 
 /// Reads and validates the manifest at `path`, expanding `${NAME}` from the process environment.
 pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ManifestError::one(path, None, format!("cannot read the manifest: {e}"))
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ManifestError::one(path, None, format!("cannot read the manifest: {e}")))?;
     parse(&text, path, &|name| std::env::var(name).ok())
 }
 
@@ -466,7 +468,11 @@ impl<'a> Validator<'a> {
         let Some(raw) = raw else { return default };
         match parse_duration(&raw.value) {
             Ok(d) if d.is_zero() => {
-                self.problem(raw.referenced.line(), None, format!("{key} must be more than 0"));
+                self.problem(
+                    raw.referenced.line(),
+                    None,
+                    format!("{key} must be more than 0"),
+                );
                 default
             }
             Ok(d) => d,
@@ -486,9 +492,15 @@ impl<'a> Validator<'a> {
             None => ApiUrl(DEFAULT_API_URL.to_owned()),
         };
         let min_interval = self.duration(raw.min_interval, "minInterval", DEFAULT_MIN_INTERVAL);
-        let resync_line = raw.resync_interval.as_ref().map_or(0, |r| r.referenced.line());
-        let resync_interval =
-            self.duration(raw.resync_interval, "resyncInterval", DEFAULT_RESYNC_INTERVAL);
+        let resync_line = raw
+            .resync_interval
+            .as_ref()
+            .map_or(0, |r| r.referenced.line());
+        let resync_interval = self.duration(
+            raw.resync_interval,
+            "resyncInterval",
+            DEFAULT_RESYNC_INTERVAL,
+        );
         if resync_interval < Duration::from_secs(1) {
             self.problem(
                 resync_line,
@@ -506,8 +518,7 @@ impl<'a> Validator<'a> {
             let line = raw_instance.referenced.line();
             if let Some(instance) = self.instance(raw_instance.value, line, &default_url) {
                 if let Some(first) = first_line.get(instance.id.as_str()) {
-                    let message =
-                        format!("duplicate idInstance (first defined at line {first})");
+                    let message = format!("duplicate idInstance (first defined at line {first})");
                     self.problem(line, Some(instance.id.as_str()), message);
                     continue;
                 }
@@ -557,14 +568,19 @@ impl<'a> Validator<'a> {
             raw.api_token_env.as_ref().map(|s| s.referenced.line()),
             raw.api_token_instance.as_ref().map(|s| s.referenced.line()),
         ];
-        let token = match (raw.api_token_file, raw.api_token_env, raw.api_token_instance) {
+        let token = match (
+            raw.api_token_file,
+            raw.api_token_env,
+            raw.api_token_instance,
+        ) {
             (Some(file), None, None) => {
                 TokenSource::File(self.expand(&file.value).map(|p| self.base.join(p)))
             }
             (None, Some(env), None) => {
                 let name = env.value.trim().to_owned();
                 if !is_env_name(&name) {
-                    let message = format!("apiTokenEnv `{name}` is not an environment variable name");
+                    let message =
+                        format!("apiTokenEnv `{name}` is not an environment variable name");
                     self.problem(env.referenced.line(), who, message);
                 }
                 TokenSource::Env(name)
@@ -657,8 +673,8 @@ pub fn expand_vars(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<S
         if !is_env_name(name) {
             return Err(format!("`${{{name}}}` in `{text}` is not a variable name"));
         }
-        let value = env(name)
-            .ok_or_else(|| format!("`{text}` uses ${{{name}}}, which is not set"))?;
+        let value =
+            env(name).ok_or_else(|| format!("`{text}` uses ${{{name}}}, which is not set"))?;
         out.push_str(&value);
         rest = &after[end + 1..];
     }

@@ -121,7 +121,9 @@ pub enum PictureError {
         path: PathBuf,
     },
     /// The file changed while it was being read (someone is still writing it).
-    #[error("picture {path} changed while it was being read; it is looked at again once it is quiet")]
+    #[error(
+        "picture {path} changed while it was being read; it is looked at again once it is quiet"
+    )]
     Changing {
         /// The path that was read.
         path: PathBuf,
@@ -233,7 +235,11 @@ mod tests {
     #[test]
     fn a_complete_jpeg_is_read_and_hashed() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write(dir.path(), "a.jpg", &[0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 0xFF, 0xD9]);
+        let path = write(
+            dir.path(),
+            "a.jpg",
+            &[0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 0xFF, 0xD9],
+        );
         let picture = read(&path).unwrap();
         assert_eq!(picture.bytes.len(), 8);
         assert_eq!(picture.digest, Digest::of(&picture.bytes));
@@ -245,7 +251,11 @@ mod tests {
         let cases: [(&str, &[u8], &str); 4] = [
             ("empty.jpg", b"", "picture-empty"),
             ("png.jpg", b"\x89PNG\r\n\x1a\n", "picture-not-jpeg"),
-            ("cut.jpg", &[0xFF, 0xD8, 0xFF, 0xE0, 0, 0], "picture-truncated"),
+            (
+                "cut.jpg",
+                &[0xFF, 0xD8, 0xFF, 0xE0, 0, 0],
+                "picture-truncated",
+            ),
             ("text.jpg", b"hello", "picture-not-jpeg"),
         ];
         for (name, bytes, label) in cases {

@@ -221,7 +221,12 @@ fn still_in_force(failure: &Failure, digest: Digest, credentials: &str) -> bool 
 
 /// How long to wait after the `consecutive`-th failure in a row of `kind`.
 /// `jitter` in `[0, 1)` adds up to [`MAX_JITTER`] of the wait.
-pub fn backoff(kind: FailureKind, consecutive: u32, min_interval: Duration, jitter: f64) -> Duration {
+pub fn backoff(
+    kind: FailureKind,
+    consecutive: u32,
+    min_interval: Duration,
+    jitter: f64,
+) -> Duration {
     let base = match Retry::of(kind) {
         Retry::Ladder => {
             let cap = BACKOFF_CAP.max(min_interval);

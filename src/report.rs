@@ -284,7 +284,10 @@ pub fn row(
             "refused-bytes",
             format!(
                 "GREEN-API refused this picture{}; it is not sent again until the picture changes",
-                reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+                reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
             ),
         ),
         Decision::Due { .. } => row.status = Status::Pending,

@@ -434,8 +434,10 @@ impl StateStore {
 
     /// When the next batched save is due, if anything is waiting to be saved.
     pub fn save_due_at(&self) -> Option<Instant> {
-        self.dirty
-            .then(|| self.last_save.map_or_else(Instant::now, |at| at + SAVE_INTERVAL))
+        self.dirty.then(|| {
+            self.last_save
+                .map_or_else(Instant::now, |at| at + SAVE_INTERVAL)
+        })
     }
 
     /// Saves if something changed and the last save is at least [`SAVE_INTERVAL`] old.

@@ -17,7 +17,10 @@ impl Notifier {
 
     /// A reload starts (SIGHUP). systemd ≥ 253 requires the monotonic time with it.
     pub fn reloading(self) {
-        send(&[NotifyState::Reloading, NotifyState::monotonic_usec_now().unwrap_or(NotifyState::MonotonicUsec(0))]);
+        send(&[
+            NotifyState::Reloading,
+            NotifyState::monotonic_usec_now().unwrap_or(NotifyState::MonotonicUsec(0)),
+        ]);
     }
 
     /// Graceful stop starts.

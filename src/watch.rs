@@ -153,7 +153,10 @@ fn existing_ancestor(dir: &Path) -> PathBuf {
 /// Every ancestor of `dir` (itself included) that is a symlink.
 fn symlinks_on_the_way(dir: &Path) -> Vec<PathBuf> {
     dir.ancestors()
-        .filter(|p| p.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()))
+        .filter(|p| {
+            p.symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink())
+        })
         .map(Path::to_owned)
         .collect()
 }

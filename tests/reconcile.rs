@@ -87,7 +87,10 @@ fn converges_once_then_makes_no_call() {
     assert_eq!(call_lines.len(), 3, "{first:?}");
     for line in call_lines {
         assert!(line.contains("instance=11010000"), "{line}");
-        assert!(line.contains("outcome=\"applied\"") || line.contains("outcome=applied"), "{line}");
+        assert!(
+            line.contains("outcome=\"applied\"") || line.contains("outcome=applied"),
+            "{line}"
+        );
         assert!(line.contains("duration_ms="), "{line}");
     }
 
@@ -97,14 +100,20 @@ fn converges_once_then_makes_no_call() {
         state["instances"]["1101000001"]["applied"]["sha256"],
         sha256(SUPPORT_JPG)
     );
-    assert!(state["instances"]["1101000001"]["applied"]["urlAvatar"]
-        .as_str()
-        .unwrap()
-        .starts_with("https://"));
+    assert!(
+        state["instances"]["1101000001"]["applied"]["urlAvatar"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://")
+    );
 
     let second = world.run(&["--reconcile", "--json"]);
     assert_eq!(second.code, 0, "{second:?}");
-    assert_eq!(world.fake.request_count(), 3, "a second run must make no call");
+    assert_eq!(
+        world.fake.request_count(),
+        3,
+        "a second run must make no call"
+    );
     assert_eq!(second.status_of("1101000003"), "in-sync");
     assert_eq!(second.json()["summary"]["inSync"], 3);
 
@@ -164,9 +173,15 @@ fn the_throttle_holds_across_processes() {
     }
     let requests = world.fake.requests();
     assert_eq!(requests.len(), 3, "{requests:#?}");
-    assert!(requests.iter().all(|r| r.answer == "applied"), "{requests:#?}");
+    assert!(
+        requests.iter().all(|r| r.answer == "applied"),
+        "{requests:#?}"
+    );
     assert_spaced(&requests, min);
-    assert_eq!(world.fake.current_picture("1101000001"), Some(sha256(&jpeg(3))));
+    assert_eq!(
+        world.fake.current_picture("1101000001"),
+        Some(sha256(&jpeg(3)))
+    );
 }
 
 #[test]
@@ -206,7 +221,10 @@ instances:
 
     let calls = world.fake.requests_for("1101000001");
     let answers: Vec<&str> = calls.iter().map(|r| r.answer.as_str()).collect();
-    assert_eq!(answers, ["rate-overlimit", "500", "reset", "429", "applied"]);
+    assert_eq!(
+        answers,
+        ["rate-overlimit", "500", "reset", "429", "applied"]
+    );
     assert_spaced(&calls, min);
     // The ladder doubles: the gap before the 5th call is at least 4 × minInterval.
     let gap = calls[4]
@@ -222,7 +240,9 @@ instances:
 fn a_retry_beyond_the_timeout_is_reported_throttled() {
     let world = World::new(MIN);
     world.instance("1101000001");
-    world.fake.script("1101000001", [Answer::Status(466, "quota".into())]);
+    world
+        .fake
+        .script("1101000001", [Answer::Status(466, "quota".into())]);
     world.write("a.jpg", &jpeg(1));
     world.write_manifest(
         "apiUrl: {url}\nminInterval: 1s\ninstances:\n  - idInstance: \"1101000001\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n",
@@ -232,7 +252,10 @@ fn a_retry_beyond_the_timeout_is_reported_throttled() {
     let row = run.row("1101000001");
     assert_eq!(row["status"], "throttled");
     assert_eq!(row["errorKind"], "quota-exceeded");
-    assert!(row["nextAttemptAt"].as_str().unwrap().ends_with('Z'), "{row}");
+    assert!(
+        row["nextAttemptAt"].as_str().unwrap().ends_with('Z'),
+        "{row}"
+    );
     assert_eq!(world.fake.request_count(), 1);
 
     // The backoff is remembered: the next run does not call either.
@@ -248,7 +271,10 @@ fn refused_bytes_are_not_sent_again_but_a_new_picture_is() {
     world.instance("1101000001");
     world.fake.script(
         "1101000001",
-        [Answer::Status(400, r#"{"message":"Unsupported media type"}"#.into())],
+        [Answer::Status(
+            400,
+            r#"{"message":"Unsupported media type"}"#.into(),
+        )],
     );
     world.write("a.jpg", &jpeg(1));
     world.write_manifest(
@@ -262,7 +288,11 @@ fn refused_bytes_are_not_sent_again_but_a_new_picture_is() {
 
     let second = world.run(&["--reconcile", "--json"]);
     assert_eq!(second.code, 1, "{second:?}");
-    assert_eq!(world.fake.request_count(), 1, "the same bytes are never sent again");
+    assert_eq!(
+        world.fake.request_count(),
+        1,
+        "the same bytes are never sent again"
+    );
     assert_eq!(second.row("1101000001")["errorKind"], "refused-bytes");
 
     world.write("a.jpg", &jpeg(2));
@@ -313,7 +343,10 @@ instances:
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(run.status_of("1101000001"), "applied");
     assert_eq!(run.status_of("1101000002"), "failed");
-    assert_eq!(run.row("1101000002")["desiredSha256"], serde_json::Value::Null);
+    assert_eq!(
+        run.row("1101000002")["desiredSha256"],
+        serde_json::Value::Null
+    );
     assert_eq!(run.status_of("1101000003"), "failed");
     let requests = world.fake.requests();
     assert_eq!(requests.len(), 1);
@@ -342,14 +375,21 @@ fn the_table_is_for_people() {
     assert_eq!(run.code, 0, "{run:?}");
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert!(lines[0].starts_with("INSTANCE"), "{run:?}");
-    assert!(lines[1].starts_with("1101000001") && lines[1].contains("applied"), "{run:?}");
     assert!(
-        run.stdout
-            .contains("3 instances: 0 in sync, 3 applied, 0 pending, 0 throttled, 0 failed, 0 suspended"),
+        lines[1].starts_with("1101000001") && lines[1].contains("applied"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout.contains(
+            "3 instances: 0 in sync, 3 applied, 0 pending, 0 throttled, 0 failed, 0 suspended"
+        ),
         "{run:?}"
     );
     let status = world.run(&["--status"]);
     assert_eq!(status.code, 0, "{status:?}");
     assert!(status.stdout.contains("in-sync"), "{status:?}");
-    assert!(status.stdout.contains(&sha256(SUPPORT_JPG)[..12]), "{status:?}");
+    assert!(
+        status.stdout.contains(&sha256(SUPPORT_JPG)[..12]),
+        "{status:?}"
+    );
 }

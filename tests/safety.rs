@@ -90,7 +90,11 @@ fn connection_errors_do_not_print_the_url() {
 #[test]
 fn invalid_manifests_name_the_line_and_call_nothing() {
     let cases: &[(&str, &str, &str)] = &[
-        ("bad YAML", "instances:\n  - idInstance: \"1\"\n    picture: [a.jpg\n", ""),
+        (
+            "bad YAML",
+            "instances:\n  - idInstance: \"1\"\n    picture: [a.jpg\n",
+            "",
+        ),
         (
             "unknown key",
             "instances:\n  - idInstance: \"1\"\n    apiTokenEnv: T\n    picture: a.jpg\n    colour: red\n",
@@ -136,7 +140,10 @@ fn invalid_manifests_name_the_line_and_call_nothing() {
             let run = world.run(&[mode]);
             assert_eq!(run.code, 1, "{name} {mode}: {run:?}");
             let at = format!("manifest.yaml{line}");
-            assert!(run.stderr.contains(&at), "{name} {mode}: wanted {at}: {run:?}");
+            assert!(
+                run.stderr.contains(&at),
+                "{name} {mode}: wanted {at}: {run:?}"
+            );
         }
         assert_eq!(world.fake.request_count(), 0, "{name}");
         assert!(!world.state_dir().join("state.json").exists(), "{name}");
@@ -159,11 +166,19 @@ fn a_corrupt_state_file_is_moved_aside_and_work_goes_on() {
     let moved: Vec<_> = std::fs::read_dir(world.state_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("state.json.unreadable-"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("state.json.unreadable-")
+        })
         .collect();
     assert_eq!(moved.len(), 1, "{moved:?}");
     assert_eq!(std::fs::read(&moved[0]).unwrap(), garbage);
-    assert_eq!(world.state()["instances"]["1101000001"]["applied"]["sha256"], sha256(&jpeg(1)));
+    assert_eq!(
+        world.state()["instances"]["1101000001"]["applied"]["sha256"],
+        sha256(&jpeg(1))
+    );
 }
 
 #[test]
@@ -184,13 +199,24 @@ fn a_second_writer_stops_at_once_and_names_the_first() {
     world.instance("1101000001");
     world.fake.set_latency("1101000001", Duration::from_secs(3));
     one_instance(&world, "apiTokenEnv: TOKEN_ENV");
-    let mut first = world.command(&["--reconcile"]).stderr(std::process::Stdio::null()).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let mut first = world
+        .command(&["--reconcile"])
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     // The first holds the lock once its call reaches the fake.
     world.fake.wait_for_requests(1, Duration::from_secs(30));
     let second = world.run(&["--reconcile"]);
     assert_eq!(second.code, 1, "{second:?}");
-    assert!(second.stderr.contains("in use by another avatar-sync"), "{second:?}");
-    assert!(second.stderr.contains(&format!("pid {}", first.id())), "{second:?}");
+    assert!(
+        second.stderr.contains("in use by another avatar-sync"),
+        "{second:?}"
+    );
+    assert!(
+        second.stderr.contains(&format!("pid {}", first.id())),
+        "{second:?}"
+    );
     assert_eq!(first.wait().unwrap().code(), Some(0));
     assert_eq!(world.fake.request_count(), 1);
     // Readers do not need the lock.
@@ -226,7 +252,8 @@ fn a_killed_run_loses_at_most_its_last_moment() {
         let Ok(text) = std::fs::read_to_string(world.state_dir().join("state.json")) else {
             return Vec::new();
         };
-        let state: serde_json::Value = serde_json::from_str(&text).expect("state is always valid JSON");
+        let state: serde_json::Value =
+            serde_json::from_str(&text).expect("state is always valid JSON");
         state["instances"]
             .as_object()
             .unwrap()
@@ -237,27 +264,42 @@ fn a_killed_run_loses_at_most_its_last_moment() {
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while applied_on_disk(&world).len() < 4 {
-        assert!(std::time::Instant::now() < deadline, "no outcome reached the disk");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no outcome reached the disk"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap();
     child.wait().unwrap();
     let first_run = world.fake.requests();
-    assert!(first_run.len() < 20, "killed too late to mean anything: {}", first_run.len());
+    assert!(
+        first_run.len() < 20,
+        "killed too late to mean anything: {}",
+        first_run.len()
+    );
 
     let saved = applied_on_disk(&world);
     let run = world.run(&["--reconcile", "--json", "--concurrency", "8"]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert_eq!(run.json()["summary"]["applied"].as_u64().unwrap() + run.json()["summary"]["inSync"].as_u64().unwrap(), 20);
+    assert_eq!(
+        run.json()["summary"]["applied"].as_u64().unwrap()
+            + run.json()["summary"]["inSync"].as_u64().unwrap(),
+        20
+    );
     let second_run = &world.fake.requests()[first_run.len()..];
-    let called_first: std::collections::HashSet<&str> = first_run.iter().map(|r| r.instance.as_str()).collect();
+    let called_first: std::collections::HashSet<&str> =
+        first_run.iter().map(|r| r.instance.as_str()).collect();
     let called_again: Vec<&str> = second_run
         .iter()
         .map(|r| r.instance.as_str())
         .filter(|id| called_first.contains(id))
         .collect();
     for id in &called_again {
-        assert!(!saved.iter().any(|s| s == id), "{id} was saved as applied yet called again");
+        assert!(
+            !saved.iter().any(|s| s == id),
+            "{id} was saved as applied yet called again"
+        );
     }
     // In flight (≤ concurrency) plus the last unsaved batch (≤ concurrency at this latency).
     assert!(called_again.len() <= 2 * concurrency, "{called_again:?}");
@@ -285,5 +327,8 @@ fn usage_errors_exit_64() {
     }
     let help = world.run(&["--help"]);
     assert_eq!(help.code, 0);
-    assert!(help.stdout.contains("--reconcile") && help.stdout.contains("Exit codes"), "{help:?}");
+    assert!(
+        help.stdout.contains("--reconcile") && help.stdout.contains("Exit codes"),
+        "{help:?}"
+    );
 }

@@ -105,11 +105,41 @@ fn decisions_table() {
     // (what is desired, what is recorded, now in seconds after T0, expected decision)
     let cases: Vec<(&str, Desired, Option<InstanceRecord>, f64, &str)> = vec![
         ("never applied", want(a()), None, 0.0, "due a"),
-        ("already applied", want(a()), Some(applied(a(), 0.0)), 1.0, "in-sync"),
-        ("suspended wins", Desired::Suspended, Some(applied(b(), 0.0)), 1.0, "suspended"),
-        ("unusable picture", unusable, None, 0.0, "unusable picture-missing"),
-        ("changed, throttled", want(b()), Some(applied(a(), 0.0)), 3.0, "throttle until 10"),
-        ("changed, throttle over", want(b()), Some(applied(a(), 0.0)), 10.0, "due b"),
+        (
+            "already applied",
+            want(a()),
+            Some(applied(a(), 0.0)),
+            1.0,
+            "in-sync",
+        ),
+        (
+            "suspended wins",
+            Desired::Suspended,
+            Some(applied(b(), 0.0)),
+            1.0,
+            "suspended",
+        ),
+        (
+            "unusable picture",
+            unusable,
+            None,
+            0.0,
+            "unusable picture-missing",
+        ),
+        (
+            "changed, throttled",
+            want(b()),
+            Some(applied(a(), 0.0)),
+            3.0,
+            "throttle until 10",
+        ),
+        (
+            "changed, throttle over",
+            want(b()),
+            Some(applied(a(), 0.0)),
+            10.0,
+            "due b",
+        ),
         (
             "rate-overlimit backoff",
             want(a()),
@@ -159,8 +189,20 @@ fn decisions_table() {
             60.0,
             "backoff quota-exceeded until 3600",
         ),
-        ("refused bytes are not resent", want(a()), Some(refused.clone()), 999.0, "refused"),
-        ("a new picture after a refusal", want(b()), Some(refused), 999.0, "due b"),
+        (
+            "refused bytes are not resent",
+            want(a()),
+            Some(refused.clone()),
+            999.0,
+            "refused",
+        ),
+        (
+            "a new picture after a refusal",
+            want(b()),
+            Some(refused),
+            999.0,
+            "due b",
+        ),
     ];
     for (name, desired, record, now, expected) in cases {
         let decision = decide(&desired, record.as_ref(), at(now), &policy());
@@ -172,11 +214,17 @@ fn decisions_table() {
 fn backoff_ladder_doubles_from_min_interval_and_caps_at_five_minutes() {
     let min = Duration::from_secs(10);
     let secs = |n| backoff(FailureKind::ServerError, n, min, 0.0).as_secs();
-    assert_eq!([secs(1), secs(2), secs(3), secs(4), secs(5)], [10, 20, 40, 80, 160]);
+    assert_eq!(
+        [secs(1), secs(2), secs(3), secs(4), secs(5)],
+        [10, 20, 40, 80, 160]
+    );
     assert_eq!(secs(6), 300);
     assert_eq!(secs(60), 300);
     assert_eq!(backoff(FailureKind::Unauthorized, 1, min, 0.0), SLOW_RETRY);
-    assert_eq!(backoff(FailureKind::QuotaExceeded, 3, min, 0.0), QUOTA_RETRY);
+    assert_eq!(
+        backoff(FailureKind::QuotaExceeded, 3, min, 0.0),
+        QUOTA_RETRY
+    );
 }
 
 #[test]
@@ -208,12 +256,23 @@ fn recording_a_success_clears_the_failure_and_throttles_from_the_answer() {
     let outcome = CallOutcome::Applied {
         url_avatar: Some("https://pps.example/a.jpg".into()),
     };
-    let record = record_outcome(Some(&previous), a(), CREDS, &outcome, at(12.5), &policy(), 0.3);
+    let record = record_outcome(
+        Some(&previous),
+        a(),
+        CREDS,
+        &outcome,
+        at(12.5),
+        &policy(),
+        0.3,
+    );
     assert_eq!(record.failure, None);
     assert_eq!(record.last_call_at, Some(at(12.5)));
     let applied = record.applied.as_ref().unwrap();
     assert_eq!((applied.sha256, applied.at), (a(), at(12.5)));
-    assert_eq!(applied.url_avatar.as_deref(), Some("https://pps.example/a.jpg"));
+    assert_eq!(
+        applied.url_avatar.as_deref(),
+        Some("https://pps.example/a.jpg")
+    );
     // The next change waits minInterval from when this answer arrived.
     assert_eq!(
         shape(&decide(&want(b()), Some(&record), at(20.0), &policy())),
@@ -238,7 +297,15 @@ fn consecutive_failures_climb_the_ladder_and_a_success_resets_it() {
         FailureKind::Connection,
         FailureKind::TooManyRequests,
     ] {
-        let next = record_outcome(record.as_ref(), a(), CREDS, &fail(kind), at(now), &policy(), 0.0);
+        let next = record_outcome(
+            record.as_ref(),
+            a(),
+            CREDS,
+            &fail(kind),
+            at(now),
+            &policy(),
+            0.0,
+        );
         let failure = next.failure.clone().unwrap();
         let wait = failure.next_attempt_at.duration_since(at(now)).unwrap();
         waits.push(wait.as_secs());
@@ -246,11 +313,28 @@ fn consecutive_failures_climb_the_ladder_and_a_success_resets_it() {
         record = Some(next);
     }
     assert_eq!(waits, [10, 20, 40, 80]);
-    assert_eq!(record.as_ref().unwrap().failure.as_ref().unwrap().consecutive, 4);
+    assert_eq!(
+        record
+            .as_ref()
+            .unwrap()
+            .failure
+            .as_ref()
+            .unwrap()
+            .consecutive,
+        4
+    );
 
     let ok = CallOutcome::Applied { url_avatar: None };
     let record = record_outcome(record.as_ref(), a(), CREDS, &ok, at(now), &policy(), 0.0);
-    let again = record_outcome(Some(&record), b(), CREDS, &fail(FailureKind::ServerError), at(now + 20.0), &policy(), 0.0);
+    let again = record_outcome(
+        Some(&record),
+        b(),
+        CREDS,
+        &fail(FailureKind::ServerError),
+        at(now + 20.0),
+        &policy(),
+        0.0,
+    );
     assert_eq!(again.failure.as_ref().unwrap().consecutive, 1);
     assert_eq!(again.applied.as_ref().unwrap().sha256, a());
 }
@@ -280,5 +364,8 @@ fn wake_at_names_the_time_of_waiting_decisions_only() {
     let record = applied(a(), 0.0);
     let wait = decide(&want(b()), Some(&record), at(1.0), &policy());
     assert_eq!(wait.wake_at(), Some(at(10.0)));
-    assert_eq!(decide(&want(a()), Some(&record), at(1.0), &policy()).wake_at(), None);
+    assert_eq!(
+        decide(&want(a()), Some(&record), at(1.0), &policy()).wake_at(),
+        None
+    );
 }

@@ -117,7 +117,9 @@ impl FakeGreenApi {
     /// Binds 127.0.0.1 on a random port and starts serving.
     pub fn start() -> FakeGreenApi {
         let listener = TcpListener::bind("127.0.0.1:0").expect("fake GREEN-API: bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("fake GREEN-API: local address");
+        let addr = listener
+            .local_addr()
+            .expect("fake GREEN-API: local address");
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 instances: HashMap::new(),
@@ -366,7 +368,9 @@ impl Conn<'_> {
                 Err(e)
                     if matches!(
                         e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
                     ) => {}
                 Err(_) => return Err(Fail::Gone),
             }
@@ -378,7 +382,11 @@ impl Conn<'_> {
         let mut searched = 0;
         loop {
             // Empty lines before a request line are ignored (RFC 9112 §2.2).
-            let blank = self.buf.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+            let blank = self
+                .buf
+                .iter()
+                .take_while(|b| matches!(b, b'\r' | b'\n'))
+                .count();
             if blank > 0 {
                 self.buf.drain(..blank);
                 searched = 0;
@@ -392,7 +400,11 @@ impl Conn<'_> {
                 return Err(Fail::Bad(431));
             }
             if !self.fill()? {
-                return if self.buf.is_empty() { Ok(None) } else { Err(Fail::Gone) };
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(Fail::Gone)
+                };
             }
         }
     }
@@ -429,9 +441,10 @@ impl Conn<'_> {
 
     /// Reads the body the head announces.
     fn read_body(&mut self, head: &Head) -> Result<Vec<u8>, Fail> {
-        let chunked = head
-            .header("transfer-encoding")
-            .is_some_and(|te| te.split(',').any(|c| c.trim().eq_ignore_ascii_case("chunked")));
+        let chunked = head.header("transfer-encoding").is_some_and(|te| {
+            te.split(',')
+                .any(|c| c.trim().eq_ignore_ascii_case("chunked"))
+        });
         if chunked {
             return self.read_chunked();
         }
@@ -562,7 +575,10 @@ fn serve_connection(shared: &Shared, stream: TcpStream) {
             return;
         };
         if head.has_token("expect", "100-continue")
-            && conn.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err()
+            && conn
+                .stream
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .is_err()
         {
             return;
         }
@@ -584,7 +600,9 @@ fn serve_connection(shared: &Shared, stream: TcpStream) {
                 if let Some(index) = outcome.index {
                     shared.state().requests[index].answered_at = Some(Instant::now());
                 }
-                if write_response(&mut conn.stream, status, &body, keep_alive).is_err() || !keep_alive {
+                if write_response(&mut conn.stream, status, &body, keep_alive).is_err()
+                    || !keep_alive
+                {
                     return;
                 }
             }
@@ -627,7 +645,11 @@ fn handle(shared: &Shared, head: &Head, body: Vec<u8>) -> Outcome {
     let rate_window = state.rate_window;
     let mut token_valid = false;
     let (delay, label, action) = match state.instances.get_mut(id) {
-        _ if head.method != "POST" => (default_latency, "404".to_owned(), respond(404, String::new())),
+        _ if head.method != "POST" => (
+            default_latency,
+            "404".to_owned(),
+            respond(404, String::new()),
+        ),
         Some(instance) if instance.token.is_some() => {
             let latency = instance.latency.unwrap_or(default_latency);
             if instance.token.as_deref() == Some(token) {
@@ -645,7 +667,8 @@ fn handle(shared: &Shared, head: &Head, body: Vec<u8>) -> Outcome {
                             "400".to_owned(),
                             respond(400, r#"{"message":"Unsupported media type"}"#.to_owned()),
                         )
-                    } else if previous.is_some_and(|p| received_at.duration_since(p) < rate_window) {
+                    } else if previous.is_some_and(|p| received_at.duration_since(p) < rate_window)
+                    {
                         ("rate-overlimit".to_owned(), rate_overlimit())
                     } else {
                         instance.current_picture = Some(file_sha256.clone());
@@ -667,7 +690,11 @@ fn handle(shared: &Shared, head: &Head, body: Vec<u8>) -> Outcome {
                 (latency, "401".to_owned(), respond(401, String::new()))
             }
         }
-        _ => (default_latency, "403".to_owned(), respond(403, String::new())),
+        _ => (
+            default_latency,
+            "403".to_owned(),
+            respond(403, String::new()),
+        ),
     };
     state.requests.push(Request {
         received_at,
@@ -695,7 +722,10 @@ fn handle(shared: &Shared, head: &Head, body: Vec<u8>) -> Outcome {
 }
 
 /// Turns a scripted answer into (extra delay, label, action); `normal` is the default behaviour.
-fn resolve(mut answer: Answer, normal: &mut dyn FnMut() -> (String, Action)) -> (Duration, String, Action) {
+fn resolve(
+    mut answer: Answer,
+    normal: &mut dyn FnMut() -> (String, Action),
+) -> (Duration, String, Action) {
     let mut delay = Duration::ZERO;
     loop {
         let (label, action) = match answer {
@@ -712,7 +742,10 @@ fn resolve(mut answer: Answer, normal: &mut dyn FnMut() -> (String, Action)) -> 
             }
             Answer::Unauthorized200 => (
                 "unauthorized-200".to_owned(),
-                respond(200, r#"{"code":401,"description":"Unauthorized"}"#.to_owned()),
+                respond(
+                    200,
+                    r#"{"code":401,"description":"Unauthorized"}"#.to_owned(),
+                ),
             ),
             Answer::Status(status, body) => (status.to_string(), respond(status, body)),
             Answer::ConnectionReset => ("reset".to_owned(), Action::Reset),
@@ -750,7 +783,12 @@ fn endpoint(target: &str) -> Option<(&str, &str)> {
     Some((id, token))
 }
 
-fn write_response(stream: &mut TcpStream, status: u16, body: &str, keep_alive: bool) -> io::Result<()> {
+fn write_response(
+    stream: &mut TcpStream,
+    status: u16,
+    body: &str,
+    keep_alive: bool,
+) -> io::Result<()> {
     let mut out = format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
         reason_phrase(status),
@@ -822,7 +860,10 @@ fn parse_multipart(body: &[u8], boundary: &str) -> Vec<Part> {
             return parts;
         }
         // Transport padding, then the CRLF ending the delimiter line.
-        let padding = rest.iter().take_while(|b| matches!(b, b' ' | b'\t')).count();
+        let padding = rest
+            .iter()
+            .take_while(|b| matches!(b, b' ' | b'\t'))
+            .count();
         pos += padding;
         if !body[pos..].starts_with(b"\r\n") {
             return parts;
@@ -978,8 +1019,10 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// Lowercase hex.
 fn hex(bytes: &[u8]) -> String {
     use fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

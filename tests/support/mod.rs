@@ -1,7 +1,7 @@
 //! Shared by the integration tests: a temporary world (manifest, pictures, state
 //! directory) beside a GREEN-API fake on loopback, and a runner for the real binary.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod fake_green_api;
 
@@ -57,8 +57,12 @@ pub struct Run {
 impl Run {
     /// stdout parsed as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 
     /// The `status` of instance `id` in the `--json` document.
@@ -81,7 +85,11 @@ impl Run {
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -123,7 +131,10 @@ impl World {
 
     /// Writes the manifest; `{url}` is replaced by the fake's URL.
     pub fn write_manifest(&self, yaml: &str) {
-        self.write("manifest.yaml", yaml.replace("{url}", &self.fake.url()).as_bytes());
+        self.write(
+            "manifest.yaml",
+            yaml.replace("{url}", &self.fake.url()).as_bytes(),
+        );
     }
 
     /// A command for the binary with this world's manifest and state directory and a

@@ -1,0 +1,74 @@
+//! The annotated example manifest is parsed and checked, so it never rots.
+
+mod support;
+
+use avatar_sync::manifest::{self, TokenSource};
+use std::path::Path;
+use std::process::Command;
+use support::{BIN, to_run};
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/manifest.yaml");
+
+#[test]
+fn the_example_manifest_parses_into_what_its_comments_say() {
+    let text = std::fs::read_to_string(EXAMPLE).unwrap();
+    let env = |name: &str| {
+        (name == "CREDENTIALS_DIRECTORY").then(|| "/run/credentials/avatar-sync.service".to_owned())
+    };
+    let m = manifest::parse(&text, Path::new(EXAMPLE), &env).unwrap();
+    assert_eq!(m.min_interval, std::time::Duration::from_secs(10));
+    assert_eq!(m.resync_interval, std::time::Duration::from_secs(600));
+    let ids: Vec<&str> = m.instances.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["1101000001", "1101000002", "1101000003", "1101000004"]
+    );
+    assert_eq!(
+        m.instances[0].api_url.as_str(),
+        "https://7103.api.greenapi.com"
+    );
+    assert_eq!(m.instances[1].api_url.as_str(), "https://api.green-api.com");
+    match &m.instances[0].token {
+        TokenSource::File(Ok(path)) => {
+            assert_eq!(
+                path,
+                Path::new("/run/credentials/avatar-sync.service/support.token")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(&m.instances[1].token, TokenSource::Env(name) if name == "SALES_TOKEN"));
+    assert!(matches!(&m.instances[2].token, TokenSource::Inline(_)));
+    assert!(m.instances[3].suspend);
+    assert_eq!(m.warnings.len(), 1, "the inline token is warned about");
+    let support = m.instances[0].picture.path.as_ref().unwrap();
+    assert!(
+        support.ends_with("examples/pictures/support.jpg"),
+        "{}",
+        support.display()
+    );
+}
+
+#[test]
+fn the_example_manifest_passes_check_where_secrets_are_absent() {
+    let output = Command::new(BIN)
+        .env_clear()
+        .args(["--check", "--json", "--manifest", EXAMPLE])
+        .output()
+        .unwrap();
+    let run = to_run(output);
+    assert_eq!(run.code, 0, "{run:?}");
+    let doc = run.json();
+    assert_eq!(doc["summary"]["valid"], 3, "{doc:#}");
+    assert_eq!(doc["summary"]["suspended"], 1, "{doc:#}");
+    assert_eq!(doc["summary"]["failed"], 0, "{doc:#}");
+    // The inline token, and two token sources absent here (CI has no secrets).
+    assert_eq!(doc["summary"]["warnings"], 3, "{doc:#}");
+    assert!(
+        doc["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("manifest.yaml:40"),
+        "{doc:#}"
+    );
+}
