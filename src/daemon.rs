@@ -143,7 +143,7 @@ pub async fn run(args: DaemonArgs, first: Manifest) -> Result<(), Error> {
         "daemon started: watching the manifest and its pictures"
     );
 
-    let mut quiet: Option<(Instant, Instant)> = None; // (first event, last event)
+    let mut quiet = QuietWindow::default();
     let mut resync_at = next_resync(&reconciler);
     let watchdog_every = notifier.watchdog_interval();
     let mut watchdog_at = watchdog_every.map(|every| Instant::now() + every);
@@ -153,7 +153,7 @@ pub async fn run(args: DaemonArgs, first: Manifest) -> Result<(), Error> {
         reconciler.dispatch();
         let next_timer = reconciler.next_timer().map(|at| clock.instant_at(at));
         let save_at = reconciler.save_due_at();
-        let quiet_at = quiet.map(|(first, last)| (last + QUIET).min(first + QUIET_MAX));
+        let quiet_at = quiet.due_at();
         let mut pass = Pass::None;
         tokio::select! {
             () = reconciler.land_next() => {
@@ -163,12 +163,9 @@ pub async fn run(args: DaemonArgs, first: Manifest) -> Result<(), Error> {
             }
             () = sleep_until_opt(next_timer) => {}
             () = sleep_until_opt(save_at) => {}
-            Some(()) = hints.recv() => {
-                let now = Instant::now();
-                quiet = Some(quiet.map_or((now, now), |(first, _)| (first, now)));
-            }
+            Some(()) = hints.recv() => quiet.note(Instant::now()),
             () = sleep_until_opt(quiet_at) => {
-                quiet = None;
+                quiet.clear();
                 pass = Pass::Changed;
             }
             () = tokio::time::sleep_until(resync_at) => pass = Pass::Resync,
@@ -225,6 +222,32 @@ pub async fn run(args: DaemonArgs, first: Manifest) -> Result<(), Error> {
     Ok(())
 }
 
+/// The quiet window: a pass starts once change hints have stopped for [`QUIET`], and at
+/// most [`QUIET_MAX`] after the first of them, so a constant trickle cannot starve it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QuietWindow {
+    /// (first hint, last hint) since the last pass.
+    span: Option<(Instant, Instant)>,
+}
+
+impl QuietWindow {
+    /// A hint arrived at `now`.
+    pub fn note(&mut self, now: Instant) {
+        self.span = Some(self.span.map_or((now, now), |(first, _)| (first, now)));
+    }
+
+    /// When the pass is due, if any hint is waiting.
+    pub fn due_at(&self) -> Option<Instant> {
+        self.span
+            .map(|(first, last)| (last + QUIET).min(first + QUIET_MAX))
+    }
+
+    /// The pass is starting: forget the hints it covers.
+    pub fn clear(&mut self) {
+        self.span = None;
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pass {
     None,
@@ -247,3 +270,6 @@ fn report_status(reconciler: &Reconciler, notifier: Notifier, last: &mut String)
         *last = line;
     }
 }
+
+#[cfg(test)]
+mod tests;

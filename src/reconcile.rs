@@ -307,7 +307,7 @@ impl Reconciler {
 
     /// When the next batched save is due.
     pub fn save_due_at(&self) -> Option<tokio::time::Instant> {
-        self.store.save_due_at().map(tokio::time::Instant::from_std)
+        self.store.save_due_at()
     }
 
     /// Saves if a batch is due.
@@ -448,3 +448,6 @@ pub fn take_state(dir: &StateDir, loaded: Loaded) -> State {
     }
     loaded.state
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,107 @@
+//! The reconcile loop on tokio's paused clock: minutes of backoff in milliseconds.
+
+use super::*;
+use crate::manifest;
+use std::path::Path;
+
+fn world(api_url: &str) -> (tempfile::TempDir, Manifest) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.jpg"),
+        [0xFF, 0xD8, 0xFF, 0xE0, 0, 0xFF, 0xD9],
+    )
+    .unwrap();
+    let yaml = format!(
+        "apiUrl: {api_url}\ninstances:\n  - idInstance: \"1101000001\"\n    apiTokenInstance: abc123\n    picture: a.jpg\n"
+    );
+    let path = dir.path().join("manifest.yaml");
+    let manifest = manifest::parse(&yaml, &path, &|_| None).unwrap();
+    (dir, manifest)
+}
+
+fn reconciler(dir: &Path, manifest: Manifest, clock: Clock) -> Reconciler {
+    let state_dir = StateDir::new(dir.join("state"));
+    let lock = state_dir.lock("test").unwrap();
+    let store = StateStore::new(state_dir, lock, State::default());
+    let options = Options {
+        concurrency: 4,
+        give_up_when_blocked: true,
+    };
+    Reconciler::new(
+        Arc::new(manifest),
+        store,
+        Gateway::new().unwrap(),
+        clock,
+        options,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_gateway_is_retried_on_the_ladder_until_the_deadline() {
+    // Nothing listens on port 9 of loopback: every call fails at once with a connection error.
+    let (dir, manifest) = world("http://127.0.0.1:9");
+    let clock = Clock::start();
+    let start = clock.now();
+    let mut reconciler = reconciler(dir.path(), manifest, clock);
+    reconciler
+        .run_until(start + Duration::from_secs(300))
+        .await
+        .unwrap();
+
+    // Attempts at 0 s, then after 10, 20, 40 and 80 s (each plus up to 20 % jitter): the
+    // fifth lands by 180 s; the sixth would wait 160 s more, past the 300 s deadline.
+    let record = &reconciler.store.state().instances[&InstanceId::parse("1101000001").unwrap()];
+    let failure = record.failure.as_ref().unwrap();
+    assert_eq!(failure.kind, crate::gateway::FailureKind::Connection);
+    assert_eq!(failure.consecutive, 5);
+    let last_call = record.last_call_at.unwrap().duration_since(start).unwrap();
+    assert!(
+        last_call >= Duration::from_secs(150) && last_call <= Duration::from_secs(180),
+        "{last_call:?}"
+    );
+    let waits = failure
+        .next_attempt_at
+        .duration_since(record.last_call_at.unwrap())
+        .unwrap();
+    assert!(
+        waits >= Duration::from_secs(160) && waits <= Duration::from_secs(192),
+        "{waits:?}"
+    );
+    // The loop returned as soon as nothing was left before the deadline, not at it.
+    assert!(clock.now().duration_since(start).unwrap() < Duration::from_secs(181));
+
+    let report = reconciler.report();
+    assert_eq!(report.summary.throttled, 1);
+    // Everything is on disk once the loop returns.
+    let saved = StateDir::new(dir.path().join("state"))
+        .load()
+        .unwrap()
+        .state;
+    let saved = &saved.instances[&InstanceId::parse("1101000001").unwrap()];
+    assert_eq!(saved.failure.as_ref().unwrap().consecutive, 5);
+    let ms = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    };
+    assert_eq!(saved.last_call_at.map(ms), record.last_call_at.map(ms));
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_to_do_returns_at_once() {
+    let (dir, mut manifest) = world("http://127.0.0.1:9");
+    manifest.instances[0].suspend = true;
+    let clock = Clock::start();
+    let start = clock.now();
+    let mut reconciler = reconciler(dir.path(), manifest, clock);
+    reconciler
+        .run_until(start + Duration::from_secs(300))
+        .await
+        .unwrap();
+    assert_eq!(clock.now(), start);
+    assert_eq!(reconciler.report().summary.suspended, 1);
+    assert!(
+        !dir.path().join("state/state.json").exists(),
+        "nothing changed, nothing written"
+    );
+}
