@@ -4,7 +4,7 @@
 //! Problems found here (a missing picture, a token file that cannot be read) are errors of
 //! that instance only; they become [`Desired::Unusable`] and are never sent.
 
-use crate::manifest::{ApiToken, Instance, Manifest, credentials_fingerprint};
+use crate::manifest::{ApiToken, Instance, Manifest, TokenError, credentials_fingerprint};
 use crate::picture::{self, Digest, PictureError};
 use crate::plan::{Desired, LocalProblem};
 use std::collections::HashMap;
@@ -19,8 +19,18 @@ pub struct Target {
     pub token: Option<ApiToken>,
 }
 
+/// Whether an instance whose token cannot be had is unusable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tokens {
+    /// The token is needed (sending, or planning what would be sent).
+    Required,
+    /// Only reading what is recorded: a token source absent here (the service's
+    /// credentials, say) does not make the instance failed.
+    Optional,
+}
+
 /// The desired state of every instance, in manifest order.
-pub fn compute(manifest: &Manifest) -> Vec<Target> {
+pub fn compute(manifest: &Manifest, tokens: Tokens) -> Vec<Target> {
     let paths = manifest
         .instances
         .iter()
@@ -30,7 +40,7 @@ pub fn compute(manifest: &Manifest) -> Vec<Target> {
     manifest
         .instances
         .iter()
-        .map(|instance| target(instance, &digests))
+        .map(|instance| target(instance, &digests, tokens))
         .collect()
 }
 
@@ -38,6 +48,7 @@ pub fn compute(manifest: &Manifest) -> Vec<Target> {
 pub fn target(
     instance: &Instance,
     digests: &HashMap<PathBuf, Result<Digest, PictureError>>,
+    tokens: Tokens,
 ) -> Target {
     let unusable = |label, message| Target {
         desired: Desired::Unusable(LocalProblem { label, message }),
@@ -65,9 +76,16 @@ pub fn target(
         Ok(token) => Target {
             desired: Desired::Picture {
                 digest,
-                credentials: credentials_fingerprint(&instance.api_url, &token),
+                credentials: Some(credentials_fingerprint(&instance.api_url, &token)),
             },
             token: Some(token),
+        },
+        Err(TokenError::Unavailable(_)) if tokens == Tokens::Optional => Target {
+            desired: Desired::Picture {
+                digest,
+                credentials: None,
+            },
+            token: None,
         },
         Err(e) => unusable(e.label(), e.to_string()),
     }

@@ -84,8 +84,9 @@ pub enum Desired {
     Picture {
         /// SHA-256 of the picture's bytes.
         digest: Digest,
-        /// Fingerprint of apiUrl and token.
-        credentials: String,
+        /// Fingerprint of apiUrl and token; `None` where the token is not at hand
+        /// (`--status` run without the service's secrets): recorded failures then hold.
+        credentials: Option<String>,
     },
 }
 
@@ -163,7 +164,7 @@ pub fn decide(
         Desired::Picture {
             digest,
             credentials,
-        } => (*digest, credentials.as_str()),
+        } => (*digest, credentials.as_deref()),
     };
     let empty = InstanceRecord::default();
     let record = record.unwrap_or(&empty);
@@ -209,10 +210,10 @@ pub fn decide(
     }
 }
 
-/// A recorded failure holds while the credentials are the same; a slow (unusable
-/// instance) or refused-bytes failure also ends when the picture changes.
-fn still_in_force(failure: &Failure, digest: Digest, credentials: &str) -> bool {
-    failure.credentials == credentials
+/// A recorded failure holds while the credentials are the same (or unknown); a slow
+/// (unusable instance) or refused-bytes failure also ends when the picture changes.
+fn still_in_force(failure: &Failure, digest: Digest, credentials: Option<&str>) -> bool {
+    credentials.is_none_or(|c| failure.credentials == c)
         && match Retry::of(failure.kind) {
             Retry::Slowly | Retry::NotTheseBytes => failure.sha256 == digest,
             Retry::Ladder | Retry::MuchLater => true,

@@ -9,7 +9,7 @@
 
 use crate::apply::{self, Call, Landed};
 use crate::clock::Clock;
-use crate::desired::{self, Target};
+use crate::desired::{self, Target, Tokens};
 use crate::gateway::{CallOutcome, Gateway};
 use crate::manifest::{InstanceId, Manifest};
 use crate::plan::{self, Decision, Desired, Policy};
@@ -90,7 +90,7 @@ impl Reconciler {
     /// every instance again. Calls in flight finish and are recorded; instances that left
     /// the manifest are not touched again.
     pub fn set_manifest(&mut self, manifest: Arc<Manifest>) {
-        let targets = desired::compute(&manifest);
+        let targets = desired::compute(&manifest, Tokens::Required);
         self.policy = Policy {
             min_interval: manifest.min_interval,
         };
@@ -193,8 +193,14 @@ impl Reconciler {
             };
             let instance = &self.manifest.instances[index];
             let target = &self.slots[index].target;
-            let (Some(token), Ok(path), Desired::Picture { credentials, .. }) =
-                (&target.token, &instance.picture.path, &target.desired)
+            let (
+                Some(token),
+                Ok(path),
+                Desired::Picture {
+                    credentials: Some(credentials),
+                    ..
+                },
+            ) = (&target.token, &instance.picture.path, &target.desired)
             else {
                 continue;
             };
@@ -294,7 +300,8 @@ impl Reconciler {
                 tracing::info!(instance = %id, "the picture changed since it was planned; planning again");
                 if let Ok(path) = &instance.picture.path {
                     let digests = HashMap::from([(path.clone(), fresh)]);
-                    self.slots[index].target = desired::target(instance, &digests);
+                    self.slots[index].target =
+                        desired::target(instance, &digests, Tokens::Required);
                 }
                 self.plan_one(index, now);
             }
@@ -407,10 +414,15 @@ pub async fn reconcile(
     Ok(report)
 }
 
-/// `--dry-run` and `--status`: plan from the recorded state, change nothing.
-pub fn plan_only(manifest: &Manifest, dir: &StateDir) -> Result<Report, crate::Error> {
+/// `--dry-run` (tokens required: a missing one would fail the real run) and `--status`
+/// (tokens optional: it reports what is recorded): plan from the recorded state, change nothing.
+pub fn plan_only(
+    manifest: &Manifest,
+    dir: &StateDir,
+    tokens: Tokens,
+) -> Result<Report, crate::Error> {
     let state = take_state(dir, dir.load()?);
-    let targets = desired::compute(manifest);
+    let targets = desired::compute(manifest, tokens);
     let now = SystemTime::now();
     let policy = Policy {
         min_interval: manifest.min_interval,

@@ -2,6 +2,7 @@
 //! stdout and the exit code. Shared by `main` and the demo.
 
 use crate::cli::{Args, Mode};
+use crate::desired::Tokens;
 use crate::report::ReportKind;
 use crate::state::StateDir;
 use crate::{Error, check, daemon, manifest, reconcile};
@@ -47,8 +48,14 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
             ))?;
             (report, ReportKind::Reconcile)
         }
-        Mode::DryRun => (reconcile::plan_only(&manifest, &dir)?, ReportKind::DryRun),
-        Mode::Status => (reconcile::plan_only(&manifest, &dir)?, ReportKind::Status),
+        Mode::DryRun => (
+            reconcile::plan_only(&manifest, &dir, Tokens::Required)?,
+            ReportKind::DryRun,
+        ),
+        Mode::Status => (
+            reconcile::plan_only(&manifest, &dir, Tokens::Optional)?,
+            ReportKind::Status,
+        ),
         Mode::Check => unreachable!("handled above"),
         Mode::Daemon => {
             let daemon = daemon::DaemonArgs {

@@ -393,3 +393,24 @@ fn the_table_is_for_people() {
         "{status:?}"
     );
 }
+
+#[test]
+fn status_reads_the_record_without_the_services_secrets() {
+    let world = World::new(MIN);
+    three_instances(&world);
+    assert_eq!(world.run(&["--reconcile"]).code, 0);
+    // An operator's shell has neither $TOKEN_ENV nor the token file.
+    std::fs::remove_file(world.path("secrets/support.token")).unwrap();
+    let mut cmd = world.command(&["--status", "--json"]);
+    let status = to_run(cmd.env_remove("TOKEN_ENV").output().unwrap());
+    assert_eq!(status.code, 0, "{status:?}");
+    for id in ["1101000001", "1101000002", "1101000003"] {
+        assert_eq!(status.status_of(id), "in-sync", "{status:?}");
+    }
+    // --dry-run plans a real run, which would need the token.
+    let mut cmd = world.command(&["--dry-run", "--json"]);
+    let dry = to_run(cmd.env_remove("TOKEN_ENV").output().unwrap());
+    assert_eq!(dry.code, 1, "{dry:?}");
+    assert_eq!(dry.row("1101000002")["errorKind"], "token-unavailable");
+    assert_eq!(world.fake.request_count(), 3);
+}

@@ -28,7 +28,7 @@ const CREDS: &str = "0123456789abcdef";
 fn want(digest: Digest) -> Desired {
     Desired::Picture {
         digest,
-        credentials: CREDS.to_owned(),
+        credentials: Some(CREDS.to_owned()),
     }
 }
 
@@ -181,6 +181,16 @@ fn decisions_table() {
             Some(other_creds),
             60.0,
             "due a",
+        ),
+        (
+            "bad token, token unknown here (--status): still blocked",
+            Desired::Picture {
+                digest: a(),
+                credentials: None,
+            },
+            Some(failed(FailureKind::Unauthorized, a(), 0.0, 900.0)),
+            60.0,
+            "blocked unauthorized until 900",
         ),
         (
             "quota: an hour",
