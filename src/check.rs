@@ -4,8 +4,8 @@
 //! here is a warning, not an error; a token that is present but malformed is an error.
 //! No network, no state.
 
+use crate::hashes::Hashes;
 use crate::manifest::{Manifest, Problem, TokenError};
-use crate::picture;
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -55,7 +55,7 @@ pub struct CheckReport {
 
 /// Checks every instance of a parsed manifest.
 pub fn check(manifest: &Manifest) -> CheckReport {
-    let digests = picture::digest_all(
+    let digests = Hashes::default().digest_all(
         manifest
             .instances
             .iter()

@@ -1,21 +1,25 @@
-//! Manifest → the desired state of each instance: its picture hashed (each distinct file
-//! read once per pass) and its token resolved.
+//! Manifest → the desired state of each instance: its picture's digest (each distinct file
+//! looked at once per pass, through the [`Hashes`] cache) and, where a call may follow, its
+//! token.
 //!
 //! Problems found here (a missing picture, a token file that cannot be read) are errors of
-//! that instance only; they become [`Desired::Unusable`] and are never sent.
+//! that instance only; they become [`Desired::Unusable`] and are never sent. An instance
+//! already showing its picture needs no token, so a pass with nothing to do reads no token.
 
+use crate::hashes::Hashes;
 use crate::manifest::{ApiToken, Instance, Manifest, TokenError, credentials_fingerprint};
-use crate::picture::{self, Digest, PictureError};
+use crate::picture::{Digest, PictureError};
 use crate::plan::{Desired, LocalProblem};
+use crate::state::State;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// One instance's desired state, with what is needed to send it.
 #[derive(Clone, Debug)]
 pub struct Target {
     /// What the planner compares.
     pub desired: Desired,
-    /// The resolved token, when the instance is sendable.
+    /// The resolved token, when a call may follow.
     pub token: Option<ApiToken>,
 }
 
@@ -30,17 +34,22 @@ pub enum Tokens {
 }
 
 /// The desired state of every instance, in manifest order.
-pub fn compute(manifest: &Manifest, tokens: Tokens) -> Vec<Target> {
+pub fn compute(
+    manifest: &Manifest,
+    tokens: Tokens,
+    hashes: &mut Hashes,
+    state: &State,
+) -> Vec<Target> {
     let paths = manifest
         .instances
         .iter()
         .filter(|i| !i.suspend)
         .filter_map(|i| i.picture.path.as_deref().ok());
-    let digests = picture::digest_all(paths);
+    let digests = hashes.digest_all(paths);
     manifest
         .instances
         .iter()
-        .map(|instance| target(instance, &digests, tokens))
+        .map(|instance| target(instance, &digests, tokens, state))
         .collect()
 }
 
@@ -49,6 +58,7 @@ pub fn target(
     instance: &Instance,
     digests: &HashMap<PathBuf, Result<Digest, PictureError>>,
     tokens: Tokens,
+    state: &State,
 ) -> Target {
     let unusable = |label, message| Target {
         desired: Desired::Unusable(LocalProblem { label, message }),
@@ -64,14 +74,31 @@ pub fn target(
         Ok(path) => path,
         Err(why) => return unusable("picture-path", format!("picture: {why}")),
     };
-    let digest = match digests
-        .get(path)
-        .cloned()
-        .unwrap_or_else(|| digest_of(path))
-    {
-        Ok(digest) => digest,
-        Err(e) => return unusable(e.label(), e.to_string()),
+    let digest = match digests.get(path) {
+        Some(Ok(digest)) => *digest,
+        Some(Err(e)) => return unusable(e.label(), e.to_string()),
+        None => {
+            return unusable(
+                "picture-unreadable",
+                format!("picture {} was not read", path.display()),
+            );
+        }
     };
+    let applied = state
+        .instances
+        .get(&instance.id)
+        .and_then(|r| r.applied.as_ref())
+        .map(|a| a.sha256);
+    if applied == Some(digest) {
+        // In sync: nothing will be sent, so the token is not read.
+        return Target {
+            desired: Desired::Picture {
+                digest,
+                credentials: None,
+            },
+            token: None,
+        };
+    }
     match instance.token.resolve() {
         Ok(token) => Target {
             desired: Desired::Picture {
@@ -89,8 +116,4 @@ pub fn target(
         },
         Err(e) => unusable(e.label(), e.to_string()),
     }
-}
-
-fn digest_of(path: &Path) -> Result<Digest, PictureError> {
-    picture::read(path).map(|p| p.digest)
 }

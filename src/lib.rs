@@ -18,6 +18,7 @@ pub mod daemon;
 pub mod desired;
 pub mod error;
 pub mod gateway;
+pub mod hashes;
 pub mod logging;
 pub mod manifest;
 pub mod picture;

@@ -11,6 +11,7 @@ use crate::apply::{self, Call, Landed};
 use crate::clock::Clock;
 use crate::desired::{self, Target, Tokens};
 use crate::gateway::{CallOutcome, Gateway};
+use crate::hashes::Hashes;
 use crate::manifest::{InstanceId, Manifest};
 use crate::plan::{self, Decision, Desired, Policy};
 use crate::report::{self, Report, Status};
@@ -90,7 +91,21 @@ impl Reconciler {
     /// every instance again. Calls in flight finish and are recorded; instances that left
     /// the manifest are not touched again.
     pub fn set_manifest(&mut self, manifest: Arc<Manifest>) {
-        let targets = desired::compute(&manifest, Tokens::Required);
+        let (state, hashes) = self.store.for_pass();
+        let targets = desired::compute(&manifest, Tokens::Required, hashes, state);
+        let pictures: HashSet<&std::path::Path> = (manifest.instances.iter())
+            .filter_map(|i| i.picture.path.as_deref().ok())
+            .collect();
+        hashes.retain(&pictures);
+        let stats = hashes.take_stats();
+        tracing::debug!(
+            read = stats.misses,
+            unchanged = stats.hits,
+            "pictures looked at"
+        );
+        if let Err(e) = self.store.save_hashes() {
+            tracing::warn!("cannot save the picture hash cache (costs time, not correctness): {e}");
+        }
         self.policy = Policy {
             min_interval: manifest.min_interval,
         };
@@ -301,7 +316,7 @@ impl Reconciler {
                 if let Ok(path) = &instance.picture.path {
                     let digests = HashMap::from([(path.clone(), fresh)]);
                     self.slots[index].target =
-                        desired::target(instance, &digests, Tokens::Required);
+                        desired::target(instance, &digests, Tokens::Required, self.store.state());
                 }
                 self.plan_one(index, now);
             }
@@ -422,7 +437,8 @@ pub fn plan_only(
     tokens: Tokens,
 ) -> Result<Report, crate::Error> {
     let state = take_state(dir, dir.load()?);
-    let targets = desired::compute(manifest, tokens);
+    let mut hashes = Hashes::load(dir);
+    let targets = desired::compute(manifest, tokens, &mut hashes, &state);
     let now = SystemTime::now();
     let policy = Policy {
         min_interval: manifest.min_interval,

@@ -9,6 +9,7 @@
 
 use crate::clock::{rfc3339, serde_rfc3339, serde_rfc3339_opt};
 use crate::gateway::FailureKind;
+use crate::hashes::Hashes;
 use crate::manifest::InstanceId;
 use crate::picture::Digest;
 use serde::{Deserialize, Serialize};
@@ -338,20 +339,44 @@ impl StateDir {
 
     /// Replaces the state file atomically: temporary file (0600) in the same folder,
     /// fsync, rename over, fsync the folder.
-    pub fn save(&self, _lock: &StateLock, state: &State) -> Result<(), StateError> {
-        let path = self.state_file();
-        let tmp = self.path.join(format!(".{STATE_FILE}.tmp"));
+    pub fn save(&self, lock: &StateLock, state: &State) -> Result<(), StateError> {
+        let mut bytes = serde_json::to_vec_pretty(&DocumentRef {
+            version: SCHEMA_VERSION,
+            instances: &state.instances,
+        })
+        .map_err(|e| StateError::Write {
+            path: self.state_file(),
+            source: std::io::Error::other(e),
+        })?;
+        bytes.push(b'\n');
+        self.write_atomically(lock, STATE_FILE, &bytes)
+    }
+
+    /// Replaces the file `name` in the state directory with `bytes`, atomically: a
+    /// temporary file (0600) beside it, fsync, rename over, fsync the folder. Only the
+    /// lock holder writes.
+    pub fn write_atomically(
+        &self,
+        _lock: &StateLock,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<(), StateError> {
+        let path = self.path.join(name);
+        let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = path.with_file_name(format!(".{file_name}.tmp"));
         let write_error = |source| StateError::Write {
             path: path.clone(),
             source,
         };
-        let bytes = serde_json::to_vec_pretty(&DocumentRef {
-            version: SCHEMA_VERSION,
-            instances: &state.instances,
-        })
-        .map_err(|e| write_error(std::io::Error::other(e)))?;
+        if let Some(parent) = path.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(write_error)?;
+        }
         // A leftover temporary file (from a crash, or put there by someone else) could carry
-        // a wider mode into state.json: start from a fresh one.
+        // a wider mode into the new file: start from a fresh one.
         match std::fs::remove_file(&tmp) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(write_error(e)),
             _ => {}
@@ -362,13 +387,12 @@ impl StateDir {
             .mode(0o600)
             .open(&tmp)
             .map_err(write_error)?;
-        file.write_all(&bytes)
-            .and_then(|()| file.write_all(b"\n"))
+        file.write_all(bytes)
             .and_then(|()| file.sync_all())
             .map_err(write_error)?;
         drop(file);
         std::fs::rename(&tmp, &path).map_err(write_error)?;
-        File::open(&self.path)
+        File::open(path.parent().unwrap_or(&self.path))
             .and_then(|dir| dir.sync_all())
             .map_err(write_error)?;
         Ok(())
@@ -406,6 +430,7 @@ pub struct StateStore {
     dir: StateDir,
     lock: StateLock,
     state: State,
+    hashes: Hashes,
     dirty: bool,
     last_save: Option<Instant>,
 }
@@ -413,10 +438,12 @@ pub struct StateStore {
 impl StateStore {
     /// Wraps a locked directory and its loaded state.
     pub fn new(dir: StateDir, lock: StateLock, state: State) -> Self {
+        let hashes = Hashes::load(&dir);
         Self {
             dir,
             lock,
             state,
+            hashes,
             dirty: false,
             last_save: None,
         }
@@ -425,6 +452,16 @@ impl StateStore {
     /// The state as it stands in memory.
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// The state, and the picture hash cache to compute desired pictures against it.
+    pub fn for_pass(&mut self) -> (&State, &mut Hashes) {
+        (&self.state, &mut self.hashes)
+    }
+
+    /// Saves the picture hash cache if it changed (once per pass).
+    pub fn save_hashes(&mut self) -> Result<(), StateError> {
+        self.hashes.save(&self.dir, &self.lock)
     }
 
     /// Replaces an instance's record; it reaches disk with the next save.

@@ -9,7 +9,8 @@
 //! [`Watcher::follow`]; meanwhile its nearest existing ancestor is watched so its creation
 //! is noticed.
 
-use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -33,7 +34,10 @@ impl Watcher {
             let relevant = match &event {
                 // The kernel's queue overflowed, or a watch broke: anything may have changed.
                 Err(_) => true,
-                Ok(event) if event.need_rescan() || event.paths.is_empty() => true,
+                Ok(event) if event.need_rescan() => true,
+                // Reads (our own passes among them) change nothing; a writer closing does.
+                Ok(event) if !changes_content(&event.kind) => false,
+                Ok(event) if event.paths.is_empty() => true,
                 Ok(event) => {
                     let interesting = filter.read().unwrap_or_else(|e| e.into_inner());
                     event.paths.iter().any(|p| interesting.contains(p))
@@ -130,6 +134,16 @@ impl Watcher {
         let mut out: Vec<PathBuf> = self.watched.keys().cloned().collect();
         out.sort();
         out
+    }
+}
+
+/// Whether an event can mean new content: everything but opening, reading or closing a
+/// file that was only read.
+fn changes_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
     }
 }
 
