@@ -13,7 +13,7 @@
 use crate::Error;
 use crate::clock::Clock;
 use crate::gateway::Gateway;
-use crate::manifest::{self, Manifest};
+use crate::manifest::{self, Manifest, TokenSource};
 use crate::reconcile::{Options, Reconciler, sleep_until_opt, take_state};
 use crate::state::{StateDir, StateStore};
 use crate::systemd::{Notifier, status_line};
@@ -51,9 +51,9 @@ struct ManifestSource {
 }
 
 impl ManifestSource {
-    /// Reads the manifest again; `Some` when it changed and is valid, `None` when it is
-    /// unchanged or (logged) invalid.
-    fn reload(&mut self) -> Option<Manifest> {
+    /// Reads the manifest again; `Some` when it changed (or `force`) and is valid, `None`
+    /// when it is unchanged or (logged) invalid. `force` also re-reports a broken manifest.
+    fn reload(&mut self, force: bool) -> Option<Manifest> {
         let bytes = match std::fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(e) => {
@@ -64,7 +64,7 @@ impl ManifestSource {
                 return None;
             }
         };
-        if bytes == self.bytes {
+        if bytes == self.bytes && !force {
             return None;
         }
         self.bytes = bytes;
@@ -94,15 +94,20 @@ fn log_warnings(manifest: &Manifest) {
     }
 }
 
-/// The files the daemon watches: the manifest and every picture.
+/// The files the daemon watches: the manifest, every picture and every token file (a
+/// corrected token is retried at once).
 fn watched_files(manifest: &Manifest) -> Vec<PathBuf> {
+    let pictures = manifest
+        .instances
+        .iter()
+        .filter_map(|i| i.picture.path.clone().ok());
+    let tokens = manifest.instances.iter().filter_map(|i| match &i.token {
+        TokenSource::File(Ok(path)) => Some(path.clone()),
+        _ => None,
+    });
     std::iter::once(manifest.path.clone())
-        .chain(
-            manifest
-                .instances
-                .iter()
-                .filter_map(|i| i.picture.path.clone().ok()),
-        )
+        .chain(pictures)
+        .chain(tokens)
         .collect()
 }
 
@@ -184,7 +189,7 @@ pub async fn run(args: DaemonArgs, first: Manifest) -> Result<(), Error> {
             }
             // Every pass re-reads pictures from disk; the manifest is parsed only if it changed.
             let manifest = source
-                .reload()
+                .reload(pass == Pass::Reload)
                 .map(Arc::new)
                 .unwrap_or_else(|| Arc::clone(reconciler.manifest()));
             watcher.follow(watched_files(&manifest).iter().map(PathBuf::as_path));
@@ -262,7 +267,7 @@ fn next_resync(reconciler: &Reconciler) -> Instant {
 }
 
 fn report_status(reconciler: &Reconciler, notifier: Notifier, last: &mut String) {
-    let summary = reconciler.report().summary;
+    let summary = reconciler.summary();
     let line = status_line(&summary);
     if *last != line {
         tracing::info!(status = %line, "instances");

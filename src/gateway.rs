@@ -140,21 +140,21 @@ impl Gateway {
     /// Sends one `setProfilePicture` request and classifies the answer.
     pub async fn set_profile_picture(&self, upload: Upload<'_>) -> CallOutcome {
         let token = upload.token.expose();
-        match self.send(&upload).await {
+        match self.send(upload).await {
             Ok((status, body)) => classify_scrubbed(status, &body, token),
             Err(failure) => CallOutcome::Failed(failure).scrubbed(token),
         }
     }
 
-    async fn send(&self, upload: &Upload<'_>) -> Result<(u16, Vec<u8>), CallFailure> {
+    async fn send(&self, upload: Upload<'_>) -> Result<(u16, Vec<u8>), CallFailure> {
         let url = format!(
             "{}/waInstance{}/setProfilePicture/{}",
             upload.api_url,
             upload.id,
             upload.token.expose()
         );
-        let part = reqwest::multipart::Part::bytes(upload.bytes.clone())
-            .file_name(upload.filename.clone())
+        let part = reqwest::multipart::Part::bytes(upload.bytes)
+            .file_name(upload.filename)
             .mime_str("image/jpeg")
             .map_err(transport_failure)?;
         let form = reqwest::multipart::Form::new().part("file", part);

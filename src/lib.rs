@@ -28,6 +28,7 @@ pub mod report;
 pub mod run;
 pub mod state;
 pub mod systemd;
+pub mod usage;
 pub mod watch;
 
 pub use error::Error;

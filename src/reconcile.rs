@@ -91,6 +91,7 @@ impl Reconciler {
     /// every instance again. Calls in flight finish and are recorded; instances that left
     /// the manifest are not touched again.
     pub fn set_manifest(&mut self, manifest: Arc<Manifest>) {
+        let started = std::time::Instant::now();
         let (state, hashes) = self.store.for_pass();
         let targets = desired::compute(&manifest, Tokens::Required, hashes, state);
         let pictures: HashSet<&std::path::Path> = (manifest.instances.iter())
@@ -134,6 +135,8 @@ impl Reconciler {
             instances = n,
             due,
             waiting,
+            pictures_read = stats.misses,
+            took_ms = started.elapsed().as_secs_f64() * 1000.0,
             "planned {n} instance{}: {due} to set now, {waiting} waiting",
             if n == 1 { "" } else { "s" }
         );
@@ -370,6 +373,15 @@ impl Reconciler {
             self.save_if_due()?;
         }
         self.save()
+    }
+
+    /// How many instances are in each status, without building the report.
+    pub fn summary(&self) -> report::Summary {
+        report::Summary::count(
+            self.slots
+                .iter()
+                .map(|slot| report::status(&slot.decision, slot.applied_now)),
+        )
     }
 
     /// Where every instance stands now. `Due` instances are reported `pending`.

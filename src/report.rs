@@ -85,6 +85,24 @@ pub struct Summary {
     pub suspended: usize,
 }
 
+impl Summary {
+    /// Counts statuses.
+    pub fn count(statuses: impl IntoIterator<Item = Status>) -> Self {
+        let mut summary = Self::default();
+        for status in statuses {
+            *match status {
+                Status::InSync => &mut summary.in_sync,
+                Status::Applied => &mut summary.applied,
+                Status::Pending => &mut summary.pending,
+                Status::Throttled => &mut summary.throttled,
+                Status::Failed => &mut summary.failed,
+                Status::Suspended => &mut summary.suspended,
+            } += 1;
+        }
+        summary
+    }
+}
+
 /// The whole report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -108,17 +126,7 @@ pub enum ReportKind {
 impl Report {
     /// Builds the report and its summary from rows.
     pub fn new(instances: Vec<Row>) -> Self {
-        let mut summary = Summary::default();
-        for row in &instances {
-            *match row.status {
-                Status::InSync => &mut summary.in_sync,
-                Status::Applied => &mut summary.applied,
-                Status::Pending => &mut summary.pending,
-                Status::Throttled => &mut summary.throttled,
-                Status::Failed => &mut summary.failed,
-                Status::Suspended => &mut summary.suspended,
-            } += 1;
-        }
+        let summary = Summary::count(instances.iter().map(|row| row.status));
         Self { instances, summary }
     }
 
@@ -258,29 +266,21 @@ pub fn row(
     let mut row = Row {
         id_instance: instance.id.to_string(),
         picture: instance.picture.written.clone(),
-        status: Status::Pending,
+        status: status(decision, applied_this_run),
         desired_sha256: match desired {
             Desired::Picture { digest, .. } => Some(digest.to_string()),
             _ => None,
         },
         applied_sha256: applied.map(|a| a.sha256.to_string()),
-        next_attempt_at: None,
+        next_attempt_at: decision.wake_at(),
         error: None,
         error_kind: None,
         applied_at: applied.map(|a| a.at),
     };
-    let fail = |row: &mut Row, kind: &str, error: String| {
-        row.status = Status::Failed;
-        row.error_kind = Some(kind.to_owned());
-        row.error = Some(error);
-    };
-    match decision {
-        Decision::Suspended => row.status = Status::Suspended,
-        Decision::Unusable(problem) => fail(&mut row, problem.label, problem.message.clone()),
-        Decision::InSync if applied_this_run => row.status = Status::Applied,
-        Decision::InSync => row.status = Status::InSync,
-        Decision::Refused { reason, .. } => fail(
-            &mut row,
+    let (kind, error) = match decision {
+        Decision::Suspended | Decision::InSync | Decision::Due { .. } => return row,
+        Decision::Unusable(problem) => (problem.label, problem.message.clone()),
+        Decision::Refused { reason, .. } => (
             "refused-bytes",
             format!(
                 "GREEN-API refused this picture{}; it is not sent again until the picture changes",
@@ -290,19 +290,31 @@ pub fn row(
                     .unwrap_or_default()
             ),
         ),
-        Decision::Due { .. } => row.status = Status::Pending,
-        Decision::Wait { until, cause, .. } => {
-            row.status = Status::Throttled;
-            row.next_attempt_at = Some(*until);
-            if let WaitCause::Backoff(failure) = cause {
-                row.error_kind = Some(failure.kind.label().to_owned());
-                row.error = Some(failure.reason.clone());
-            }
+        Decision::Wait {
+            cause: WaitCause::Throttle,
+            ..
+        } => return row,
+        Decision::Wait {
+            cause: WaitCause::Backoff(failure),
+            ..
         }
-        Decision::Blocked { until, failure, .. } => {
-            fail(&mut row, failure.kind.label(), failure.reason.clone());
-            row.next_attempt_at = Some(*until);
+        | Decision::Blocked { failure, .. } => (failure.kind.label(), failure.reason.clone()),
+    };
+    row.error_kind = Some(kind.to_owned());
+    row.error = Some(error);
+    row
+}
+
+/// The status a decision reports (`applied` when the picture was set during this run).
+pub fn status(decision: &Decision, applied_this_run: bool) -> Status {
+    match decision {
+        Decision::Suspended => Status::Suspended,
+        Decision::InSync if applied_this_run => Status::Applied,
+        Decision::InSync => Status::InSync,
+        Decision::Due { .. } => Status::Pending,
+        Decision::Wait { .. } => Status::Throttled,
+        Decision::Unusable(_) | Decision::Refused { .. } | Decision::Blocked { .. } => {
+            Status::Failed
         }
     }
-    row
 }

@@ -72,6 +72,7 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
         }
     };
     let s = &report.summary;
+    tracing::debug!(peak_rss_kib = crate::usage::peak_rss_kib(), "resources");
     tracing::info!(
         in_sync = s.in_sync,
         applied = s.applied,
@@ -93,6 +94,9 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_multi_thread()
+        // Blocking work is reading pictures: a few threads keep up with any
+        // --concurrency, and every extra thread costs a malloc arena that keeps its memory.
+        .max_blocking_threads(4)
         .enable_all()
         .build()
         .map_err(|e| Error::Host(format!("cannot start the async runtime: {e}")))

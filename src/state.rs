@@ -340,16 +340,16 @@ impl StateDir {
     /// Replaces the state file atomically: temporary file (0600) in the same folder,
     /// fsync, rename over, fsync the folder.
     pub fn save(&self, lock: &StateLock, state: &State) -> Result<(), StateError> {
-        let mut bytes = serde_json::to_vec_pretty(&DocumentRef {
+        let doc = DocumentRef {
             version: SCHEMA_VERSION,
             instances: &state.instances,
+        };
+        // Streamed to the file: a 10,000-instance document is megabytes, and a buffer that
+        // size on every save would stay in the allocator's hands.
+        self.write_atomically_with(lock, STATE_FILE, &mut |out| {
+            serde_json::to_writer_pretty(&mut *out, &doc).map_err(std::io::Error::other)?;
+            out.write_all(b"\n")
         })
-        .map_err(|e| StateError::Write {
-            path: self.state_file(),
-            source: std::io::Error::other(e),
-        })?;
-        bytes.push(b'\n');
-        self.write_atomically(lock, STATE_FILE, &bytes)
     }
 
     /// Replaces the file `name` in the state directory with `bytes`, atomically: a
@@ -357,9 +357,19 @@ impl StateDir {
     /// lock holder writes.
     pub fn write_atomically(
         &self,
-        _lock: &StateLock,
+        lock: &StateLock,
         name: &str,
         bytes: &[u8],
+    ) -> Result<(), StateError> {
+        self.write_atomically_with(lock, name, &mut |out| out.write_all(bytes))
+    }
+
+    /// As [`StateDir::write_atomically`], with the content written by `write`.
+    fn write_atomically_with(
+        &self,
+        _lock: &StateLock,
+        name: &str,
+        write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
     ) -> Result<(), StateError> {
         let path = self.path.join(name);
         let file_name = path.file_name().unwrap_or_default().to_string_lossy();
@@ -387,9 +397,12 @@ impl StateDir {
             .mode(0o600)
             .open(&tmp)
             .map_err(write_error)?;
-        file.write_all(bytes)
-            .and_then(|()| file.sync_all())
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, &mut file);
+        write(&mut out)
+            .and_then(|()| out.flush())
             .map_err(write_error)?;
+        drop(out);
+        file.sync_all().map_err(write_error)?;
         drop(file);
         std::fs::rename(&tmp, &path).map_err(write_error)?;
         File::open(path.parent().unwrap_or(&self.path))

@@ -9,28 +9,42 @@
 //! [`Watcher::follow`]; meanwhile its nearest existing ancestor is watched so its creation
 //! is noticed.
 
-use notify::event::{AccessKind, AccessMode};
+use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc::UnboundedSender;
 
 /// Watches the folders of a set of files and sends a hint when one of them may have changed.
 pub struct Watcher {
     inner: RecommendedWatcher,
-    /// Watched folder → where it resolved to when it was watched.
-    watched: HashMap<PathBuf, PathBuf>,
+    /// Watched folder → the folder it named when it was watched.
+    watched: HashMap<PathBuf, FolderId>,
     /// Paths whose events matter (the files, and the symlinks on their way).
     interesting: Arc<RwLock<HashSet<PathBuf>>>,
+    /// Paths removed or renamed since the last [`Watcher::follow`]: a folder among them
+    /// is watched again even if a new one took its inode number.
+    moved: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 impl Watcher {
     /// A watcher that sends `()` on `hints` for every relevant event.
     pub fn new(hints: UnboundedSender<()>) -> Result<Self, notify::Error> {
         let interesting: Arc<RwLock<HashSet<PathBuf>>> = Arc::default();
+        let moved: Arc<Mutex<HashSet<PathBuf>>> = Arc::default();
         let filter = Arc::clone(&interesting);
+        let gone = Arc::clone(&moved);
         let inner = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if let Ok(event) = &event
+                && matches!(
+                    event.kind,
+                    EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_))
+                )
+            {
+                let mut gone = gone.lock().unwrap_or_else(|e| e.into_inner());
+                gone.extend(event.paths.iter().cloned());
+            }
             let relevant = match &event {
                 // The kernel's queue overflowed, or a watch broke: anything may have changed.
                 Err(_) => true,
@@ -51,6 +65,7 @@ impl Watcher {
             inner,
             watched: HashMap::new(),
             interesting,
+            moved,
         })
     }
 
@@ -58,11 +73,18 @@ impl Watcher {
     /// call after every pass: it touches only folders whose watch must change.
     pub fn follow<'a>(&mut self, files: impl IntoIterator<Item = &'a Path>) {
         let mut interesting = HashSet::new();
-        let mut folders: HashMap<PathBuf, ()> = HashMap::new();
+        let mut folders = HashSet::new();
         let mut seen_dirs = HashSet::new();
+        // `path` matters: watch the folder that holds it, so its replacement is seen.
+        let mut through_parent = |path: &Path, interesting: &mut HashSet<PathBuf>| {
+            interesting.insert(path.to_owned());
+            if let Some(parent) = path.parent() {
+                folders.insert(existing_ancestor(parent));
+            }
+        };
         for file in files {
             let file = absolute(file);
-            interesting.insert(file.clone());
+            through_parent(&file, &mut interesting);
             let Some(dir) = file.parent() else { continue };
             // A file that is itself a symlink into a swapped folder (Kubernetes ConfigMap:
             // `manifest.yaml -> ..data/manifest.yaml`, `..data -> ..2026_11_24…`): the
@@ -70,47 +92,45 @@ impl Watcher {
             if let Ok(target) = std::fs::read_link(&file) {
                 let target = dir.join(target);
                 for link in target.parent().map(symlinks_on_the_way).unwrap_or_default() {
-                    interesting.insert(link.clone());
-                    if let Some(parent) = link.parent() {
-                        folders.insert(existing_ancestor(parent), ());
-                    }
+                    through_parent(&link, &mut interesting);
                 }
             }
             if !seen_dirs.insert(dir.to_owned()) {
                 continue;
             }
-            folders.insert(existing_ancestor(dir), ());
+            // The folder itself may be swapped (a symlink re-pointed, or a folder renamed
+            // or re-created in its place), and so may any symlink on the way to it.
+            through_parent(dir, &mut interesting);
             for link in symlinks_on_the_way(dir) {
-                interesting.insert(link.clone());
-                if let Some(parent) = link.parent() {
-                    folders.insert(existing_ancestor(parent), ());
-                }
+                through_parent(&link, &mut interesting);
             }
-        }
-        // Missing folders are watched through an ancestor: its children's events matter.
-        for dir in &seen_dirs {
-            let mut path = dir.as_path();
-            while !path.exists() {
-                interesting.insert(path.to_owned());
-                match path.parent() {
-                    Some(parent) => path = parent,
+            // A folder that does not exist yet is noticed through its nearest ancestor.
+            let mut missing = dir;
+            while !missing.exists() {
+                interesting.insert(missing.to_owned());
+                match missing.parent() {
+                    Some(parent) => missing = parent,
                     None => break,
                 }
             }
         }
+        folders.extend(seen_dirs.iter().map(|dir| existing_ancestor(dir)));
         *self.interesting.write().unwrap_or_else(|e| e.into_inner()) = interesting;
 
         self.watched.retain(|dir, _| {
-            let keep = folders.contains_key(dir);
+            let keep = folders.contains(dir);
             if !keep {
                 let _ = self.inner.unwatch(dir);
             }
             keep
         });
-        for dir in folders.into_keys() {
-            let resolved = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+        let moved = std::mem::take(&mut *self.moved.lock().unwrap_or_else(|e| e.into_inner()));
+        for dir in folders {
+            // A watch follows the folder it was set on (its inode): when the path now names
+            // another folder (re-pointed symlink, re-created or renamed folder), watch again.
+            let now = FolderId::of(&dir);
             match self.watched.get(&dir) {
-                Some(before) if *before == resolved => continue,
+                Some(before) if *before == now && !moved.contains(&dir) => continue,
                 Some(_) => {
                     let _ = self.inner.unwatch(&dir);
                 }
@@ -119,7 +139,7 @@ impl Watcher {
             match self.inner.watch(&dir, RecursiveMode::NonRecursive) {
                 Ok(()) => {
                     tracing::debug!(folder = %dir.display(), "watching");
-                    self.watched.insert(dir, resolved);
+                    self.watched.insert(dir, now);
                 }
                 Err(e) => {
                     tracing::warn!(folder = %dir.display(), "cannot watch this folder (retried at the next pass): {e}");
@@ -144,6 +164,17 @@ fn changes_content(kind: &EventKind) -> bool {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
         EventKind::Access(_) => false,
         _ => true,
+    }
+}
+
+/// Which folder a path names: device and inode, through symlinks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FolderId(Option<(u64, u64)>);
+
+impl FolderId {
+    fn of(path: &Path) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self(std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino())))
     }
 }
 

@@ -407,10 +407,23 @@ fn status_reads_the_record_without_the_services_secrets() {
     for id in ["1101000001", "1101000002", "1101000003"] {
         assert_eq!(status.status_of(id), "in-sync", "{status:?}");
     }
-    // --dry-run plans a real run, which would need the token.
+    // In sync, a run needs no token: --dry-run agrees.
+    let mut cmd = world.command(&["--dry-run", "--json"]);
+    let dry = to_run(cmd.env_remove("TOKEN_ENV").output().unwrap());
+    assert_eq!(dry.code, 0, "{dry:?}");
+
+    // A change needs the token: --dry-run plans a real run, which would fail; --status
+    // only says a change is waiting.
+    world.write("pictures/sales.jpg", &jpeg(2));
+    std::thread::sleep(MIN + Duration::from_millis(200));
     let mut cmd = world.command(&["--dry-run", "--json"]);
     let dry = to_run(cmd.env_remove("TOKEN_ENV").output().unwrap());
     assert_eq!(dry.code, 1, "{dry:?}");
     assert_eq!(dry.row("1101000002")["errorKind"], "token-unavailable");
+    assert_eq!(dry.status_of("1101000001"), "in-sync");
+    let mut cmd = world.command(&["--status", "--json"]);
+    let status = to_run(cmd.env_remove("TOKEN_ENV").output().unwrap());
+    assert_eq!(status.code, 0, "{status:?}");
+    assert_eq!(status.status_of("1101000002"), "pending");
     assert_eq!(world.fake.request_count(), 3);
 }

@@ -1,0 +1,33 @@
+//! What the process used so far, from `/proc/self/status` (Linux): for the debug log line
+//! at the end of a run, and for the benchmarks.
+
+/// The peak resident set size, in KiB (`VmHWM`), if the kernel says.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status_field_kib(&status, "VmHWM:")
+}
+
+/// A `Name:   1234 kB` field of a `/proc/<pid>/status` text, in KiB.
+pub fn status_field_kib(status: &str, name: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(name))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_status_field() {
+        let status = "Name:\tx\nVmHWM:\t   12345 kB\nVmRSS:\t  999 kB\n";
+        assert_eq!(status_field_kib(status, "VmHWM:"), Some(12345));
+        assert_eq!(status_field_kib(status, "VmRSS:"), Some(999));
+        assert_eq!(status_field_kib(status, "VmSwap:"), None);
+        assert!(peak_rss_kib().is_some_and(|kib| kib > 0));
+    }
+}

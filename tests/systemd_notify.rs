@@ -1,0 +1,288 @@
+//! systemd `Type=notify`: the real daemon talking to a notify socket this test owns.
+
+mod support;
+
+use std::os::unix::net::UnixDatagram;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+const GENEROUS: Duration = Duration::from_secs(30);
+
+/// The service manager's side: a datagram socket in the world, and every message read.
+struct NotifySocket {
+    socket: UnixDatagram,
+    path: std::path::PathBuf,
+    /// Every datagram received so far, in order.
+    seen: Vec<String>,
+}
+
+impl NotifySocket {
+    fn bind(world: &World) -> Self {
+        let path = world.path("notify.sock");
+        let socket = UnixDatagram::bind(&path).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        Self {
+            socket,
+            path,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next datagram, if one comes before `deadline`.
+    fn recv_until(&mut self, deadline: Instant) -> Option<String> {
+        let mut buf = vec![0u8; 64 * 1024];
+        while Instant::now() < deadline {
+            match self.socket.recv(&mut buf) {
+                Ok(n) => {
+                    let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    self.seen.push(message.clone());
+                    return Some(message);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => panic!("reading the notify socket: {e}"),
+            }
+        }
+        None
+    }
+
+    /// Reads until a datagram satisfies `wanted`; returns it. Panics after [`GENEROUS`].
+    fn expect(
+        &mut self,
+        what: &str,
+        log: &dyn Fn() -> String,
+        wanted: impl Fn(&Message) -> bool,
+    ) -> Message {
+        let deadline = Instant::now() + GENEROUS;
+        loop {
+            match self.recv_until(deadline) {
+                Some(text) => {
+                    let message = Message::parse(&text);
+                    if wanted(&message) {
+                        return message;
+                    }
+                }
+                None => panic!(
+                    "no {what} from the daemon; messages so far: {:#?}\n--- daemon log\n{}",
+                    self.seen,
+                    log()
+                ),
+            }
+        }
+    }
+
+    /// Every datagram that arrives within `window`.
+    fn collect_for(&mut self, window: Duration) -> Vec<Message> {
+        let deadline = Instant::now() + window;
+        let mut out = Vec::new();
+        while let Some(text) = self.recv_until(deadline) {
+            out.push(Message::parse(&text));
+        }
+        out
+    }
+}
+
+/// One datagram: `KEY=VALUE` lines.
+#[derive(Debug)]
+struct Message(Vec<(String, String)>);
+
+impl Message {
+    fn parse(text: &str) -> Self {
+        Self(
+            text.lines()
+                .filter(|l| !l.is_empty())
+                .map(|line| {
+                    let (key, value) = line
+                        .split_once('=')
+                        .unwrap_or_else(|| panic!("not KEY=VALUE: {line:?} in {text:?}"));
+                    (key.to_owned(), value.to_owned())
+                })
+                .collect(),
+        )
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn has(&self, key: &str, value: &str) -> bool {
+        self.get(key) == Some(value)
+    }
+}
+
+/// The daemon, killed if the test panics.
+struct Daemon {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Daemon {
+    fn start(world: &World, notify: &NotifySocket, env: &[(&str, &str)]) -> Self {
+        let log = world.path("daemon.log");
+        let mut cmd = world.command(&[]);
+        cmd.env("NOTIFY_SOCKET", &notify.path)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        Self {
+            child: cmd.spawn().unwrap(),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args(["-s", name, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self) -> i32 {
+        let deadline = Instant::now() + GENEROUS;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not stop:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn three_instances(world: &World) {
+    let mut yaml = "apiUrl: {url}\nminInterval: 1s\ninstances:\n".to_owned();
+    for n in 1..=3 {
+        let id = format!("110100000{n}");
+        world.instance(&id);
+        world.write(&format!("pictures/p{n}.jpg"), &jpeg(n));
+        yaml.push_str(&format!(
+            "  - idInstance: \"{id}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: pictures/p{n}.jpg\n"
+        ));
+    }
+    world.write_manifest(&yaml);
+}
+
+#[test]
+fn ready_status_reloading_ready_stopping_in_that_order() {
+    let world = World::new(Duration::from_secs(1));
+    three_instances(&world);
+    let mut notify = NotifySocket::bind(&world);
+    let mut daemon = Daemon::start(&world, &notify, &[]);
+    let log = || std::fs::read_to_string(world.path("daemon.log")).unwrap_or_default();
+
+    // READY=1 is the very first message.
+    let first = notify.expect("first message", &log, |_| true);
+    assert!(first.has("READY", "1"), "first message {first:?}");
+    let status = notify.expect("STATUS=", &log, |m| m.get("STATUS").is_some());
+    assert!(
+        status.get("STATUS").unwrap().contains("in sync"),
+        "{status:?}"
+    );
+    // Once the first pass has landed, the status line says so.
+    let requests = world.fake.wait_for_requests(3, GENEROUS);
+    assert_eq!(requests.len(), 3, "{}", daemon.log());
+    notify.expect("STATUS= with all three in sync", &log, |m| {
+        m.get("STATUS")
+            .is_some_and(|s| s.starts_with("3 in sync, 0 pending, 0 failed"))
+    });
+
+    daemon.signal("HUP");
+    let reloading = notify.expect("RELOADING=1", &log, |m| m.has("RELOADING", "1"));
+    let usec = reloading
+        .get("MONOTONIC_USEC")
+        .unwrap_or_else(|| panic!("RELOADING=1 without MONOTONIC_USEC: {reloading:?}"));
+    let usec: u64 = usec
+        .parse()
+        .unwrap_or_else(|e| panic!("MONOTONIC_USEC={usec}: {e}"));
+    assert!(usec > 0);
+    notify.expect("READY=1 after the reload", &log, |m| m.has("READY", "1"));
+
+    daemon.signal("TERM");
+    notify.expect("STOPPING=1", &log, |m| m.has("STOPPING", "1"));
+    assert_eq!(daemon.wait_exit(), 0, "{}", daemon.log());
+
+    // Nothing out of order: exactly two READY=1, the reload between them, STOPPING last
+    // of the lifecycle messages; no STOPPING before SIGTERM.
+    let lifecycle: Vec<&str> = notify
+        .seen
+        .iter()
+        .flat_map(|text| text.lines())
+        .filter(|line| ["READY=1", "RELOADING=1", "STOPPING=1"].contains(line))
+        .collect();
+    assert_eq!(
+        lifecycle,
+        ["READY=1", "RELOADING=1", "READY=1", "STOPPING=1"],
+        "{:#?}",
+        notify.seen
+    );
+    assert_eq!(world.fake.request_count(), 3);
+}
+
+#[test]
+fn watchdog_pings_arrive_repeatedly_when_watchdog_usec_asks() {
+    let world = World::new(Duration::from_secs(1));
+    three_instances(&world);
+    let mut notify = NotifySocket::bind(&world);
+    // WATCHDOG_PID unset: sd_notify::watchdog_enabled accepts that (the pid cannot be known
+    // before the spawn).
+    let mut daemon = Daemon::start(&world, &notify, &[("WATCHDOG_USEC", "200000")]);
+    let log = || std::fs::read_to_string(world.path("daemon.log")).unwrap_or_default();
+    notify.expect("READY=1", &log, |m| m.has("READY", "1"));
+    world.fake.wait_for_requests(3, GENEROUS);
+
+    // Asked for every 200 ms (pinged about every 100 ms): over 3 s, many pings, idle or not.
+    let messages = notify.collect_for(Duration::from_secs(3));
+    let pings = messages.iter().filter(|m| m.has("WATCHDOG", "1")).count();
+    assert!(
+        pings >= 5,
+        "only {pings} WATCHDOG=1 in 3 s with WATCHDOG_USEC=200000: {messages:#?}\n{}",
+        daemon.log()
+    );
+
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 0, "{}", daemon.log());
+}
+
+#[test]
+fn no_watchdog_pings_without_watchdog_usec() {
+    let world = World::new(Duration::from_secs(1));
+    three_instances(&world);
+    let mut notify = NotifySocket::bind(&world);
+    let mut daemon = Daemon::start(&world, &notify, &[]);
+    let log = || std::fs::read_to_string(world.path("daemon.log")).unwrap_or_default();
+    notify.expect("READY=1", &log, |m| m.has("READY", "1"));
+    let messages = notify.collect_for(Duration::from_secs(1));
+    assert!(
+        messages.iter().all(|m| m.get("WATCHDOG").is_none()),
+        "{messages:#?}"
+    );
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 0, "{}", daemon.log());
+}
