@@ -131,7 +131,10 @@ impl Gateway {
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
+            // Reuse connections per host, but do not hoard them: a converge at high
+            // --concurrency would otherwise leave dozens of idle buffers behind.
             .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(16)
             .build()
             .map_err(|e| GatewayInitError(error_chain(&e.without_url())))?;
         Ok(Self { client })
