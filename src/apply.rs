@@ -1,15 +1,16 @@
-//! Runs one planned call through the gateway: re-reads the picture, makes sure it is still
-//! exactly the bytes the plan decided on, uploads it, and logs one line with the instance,
-//! the outcome and the duration.
+//! Runs one planned call through the gateway: reads the prepared JPEG, makes sure it is
+//! still exactly the bytes the plan decided on, uploads it, and logs one line with the
+//! instance, the outcome and the duration.
 //!
 //! Pictures are not kept in memory between planning and sending (a fleet shares many
-//! megabytes of them); re-reading and re-checking the digest here also means a picture
-//! rewritten mid-pass is never uploaded under the wrong digest.
+//! megabytes of them); the prepared file is content-addressed, and checking its digest
+//! here means a damaged or missing file is never uploaded under the wrong digest.
 
 use crate::clock::Clock;
 use crate::gateway::{CallOutcome, Gateway, Upload};
 use crate::manifest::{ApiToken, InstanceId, Manifest};
-use crate::picture::{self, Digest, PictureError};
+use crate::picture::{Digest, MAX_PICTURE_BYTES};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -20,8 +21,10 @@ pub struct Call {
     pub manifest: Arc<Manifest>,
     /// Which of its instances.
     pub index: usize,
-    /// The picture's file.
+    /// The prepared JPEG's file.
     pub path: PathBuf,
+    /// The multipart filename: the source picture's stem with `.jpg`.
+    pub filename: String,
     /// The picture the plan decided to send.
     pub digest: Digest,
     /// The fingerprint of the apiUrl and token used (recorded with a failure).
@@ -46,34 +49,31 @@ pub enum Landed {
         /// When the answer arrived (or the call failed): the throttle counts from here.
         finished_at: SystemTime,
     },
-    /// The picture changed (or broke) since it was planned; nothing was sent.
-    PictureChanged {
+    /// The prepared picture was missing or not the planned bytes; nothing was sent.
+    Stale {
         /// Which instance.
         id: InstanceId,
-        /// The picture as it is now.
-        now: Result<Digest, PictureError>,
+        /// The picture that was planned.
+        digest: Digest,
     },
 }
 
 /// Makes the call and reports how it landed.
 pub async fn run(call: Call, gateway: Gateway, clock: Clock) -> Landed {
     let instance = &call.manifest.instances[call.index];
-    let path = call.path;
-    let read_path = path.clone();
-    let read = tokio::task::spawn_blocking(move || picture::read(&read_path))
-        .await
-        .unwrap_or_else(|e| {
-            Err(PictureError::Unreadable {
-                path: path.clone(),
-                reason: format!("reading was interrupted: {e}"),
-            })
-        });
+    let path = call.path.clone();
+    let read = tokio::task::spawn_blocking(move || read_prepared(&path)).await;
     let bytes = match read {
-        Ok(picture) if picture.digest == call.digest => picture.bytes,
-        other => {
-            return Landed::PictureChanged {
+        Ok(Some(bytes)) if Digest::of(&bytes) == call.digest => bytes,
+        _ => {
+            tracing::warn!(
+                instance = %instance.id,
+                file = %call.path.display(),
+                "the prepared picture is missing or damaged; preparing it again"
+            );
+            return Landed::Stale {
                 id: instance.id.clone(),
-                now: other.map(|p| p.digest),
+                digest: call.digest,
             };
         }
     };
@@ -83,12 +83,12 @@ pub async fn run(call: Call, gateway: Gateway, clock: Clock) -> Landed {
             api_url: &instance.api_url,
             id: &instance.id,
             token: &call.token,
-            filename: upload_filename(&path),
+            filename: call.filename,
             bytes,
         })
         .await;
     let finished_at = clock.now();
-    let duration_ms = started.elapsed().as_millis() as u64;
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     match &outcome {
         CallOutcome::Applied { .. } => tracing::info!(
             instance = %instance.id,
@@ -113,6 +113,15 @@ pub async fn run(call: Call, gateway: Gateway, clock: Clock) -> Landed {
         outcome,
         finished_at,
     }
+}
+
+fn read_prepared(path: &Path) -> Option<Vec<u8>> {
+    let file = std::fs::File::open(path).ok()?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PICTURE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    Some(bytes)
 }
 
 /// The multipart filename: the picture's file stem with `.jpg`.

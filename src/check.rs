@@ -4,9 +4,12 @@
 //! here is a warning, not an error; a token that is present but malformed is an error.
 //! No network, no state.
 
+use crate::desired::Pictures;
 use crate::hashes::Hashes;
 use crate::manifest::{Manifest, Problem, TokenError};
+use crate::prepared::Prepared;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 /// One instance's verdict.
@@ -55,13 +58,20 @@ pub struct CheckReport {
 
 /// Checks every instance of a parsed manifest.
 pub fn check(manifest: &Manifest) -> CheckReport {
-    let digests = Hashes::default().digest_all(
+    let sources = Hashes::default().digest_all(
         manifest
             .instances
             .iter()
             .filter(|i| !i.suspend)
             .filter_map(|i| i.picture.path.as_deref().ok()),
     );
+    // Every picture is prepared, as a run would, to find what cannot be sent; nothing is kept.
+    let mut prepared = Prepared::in_memory(false);
+    let mut pictures = Pictures {
+        sources: &sources,
+        prepared: &mut prepared,
+        memo: HashMap::new(),
+    };
     let mut summary = CheckSummary::default();
     let instances: Vec<CheckRow> = manifest
         .instances
@@ -89,10 +99,9 @@ pub fn check(manifest: &Manifest) -> CheckReport {
                 }
             };
             match &instance.picture.path {
-                Ok(path) => match digests.get(path) {
-                    Some(Ok(digest)) => row.desired_sha256 = Some(digest.to_string()),
-                    Some(Err(e)) => fail(&mut row, e.label(), e.to_string()),
-                    None => {}
+                Ok(path) => match pictures.upload_digest(path, &instance.processing) {
+                    Ok(digest) => row.desired_sha256 = Some(digest.to_string()),
+                    Err(problem) => fail(&mut row, problem.label, problem.message),
                 },
                 Err(why) => fail(&mut row, "picture-path", format!("picture: {why}")),
             }

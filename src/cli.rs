@@ -20,7 +20,7 @@ Durations are written like 10s, 5m, 1h30m.";
 /// Keeps GREEN-API WhatsApp profile pictures equal to a YAML manifest in git.
 #[derive(Debug, Parser)]
 #[command(name = "avatar-sync", version, about, after_help = AFTER_HELP)]
-#[command(group(ArgGroup::new("mode").args(["reconcile", "dry_run", "check", "status"])))]
+#[command(group(ArgGroup::new("mode").args(["reconcile", "dry_run", "check", "status", "preview"])))]
 pub struct Args {
     /// Converge once, then exit.
     #[arg(long)]
@@ -37,6 +37,11 @@ pub struct Args {
     /// Print what the state directory records, per instance.
     #[arg(long)]
     pub status: bool,
+
+    /// Write each instance's upload, exactly as it would be sent, to DIR/<idInstance>.jpg;
+    /// no network, no state.
+    #[arg(long, value_name = "DIR")]
+    pub preview: Option<PathBuf>,
 
     /// The manifest [default: $AVATAR_SYNC_MANIFEST, else /etc/avatar-sync/manifest.yaml]
     #[arg(short, long, value_name = "PATH")]
@@ -94,6 +99,8 @@ pub enum Mode {
     Check,
     /// Show the recorded state.
     Status,
+    /// Write the uploads for people to look at.
+    Preview,
 }
 
 /// The default `--timeout`.
@@ -127,6 +134,7 @@ impl Args {
             (_, true, ..) => Mode::DryRun,
             (_, _, true, _) => Mode::Check,
             (.., true) => Mode::Status,
+            _ if self.preview.is_some() => Mode::Preview,
             _ => Mode::Daemon,
         }
     }

@@ -1,18 +1,21 @@
-//! Manifest → the desired state of each instance: its picture's digest (each distinct file
-//! looked at once per pass, through the [`Hashes`] cache) and, where a call may follow, its
-//! token.
+//! Manifest → the desired state of each instance: the digest of the exact JPEG to upload
+//! (its picture looked at once per pass through the [`Hashes`] cache, then prepared by
+//! [`crate::process`] through the [`Prepared`] cache) and, where a call may follow, its token.
 //!
-//! Problems found here (a missing picture, a token file that cannot be read) are errors of
-//! that instance only; they become [`Desired::Unusable`] and are never sent. An instance
-//! already showing its picture needs no token, so a pass with nothing to do reads no token.
+//! Problems found here (a missing or undecodable picture, a token file that cannot be read)
+//! are errors of that instance only; they become [`Desired::Unusable`] and are never sent.
+//! An instance already showing its picture needs no token, so a pass with nothing to do
+//! reads no token.
 
 use crate::hashes::Hashes;
 use crate::manifest::{ApiToken, Instance, Manifest, TokenError, credentials_fingerprint};
 use crate::picture::{Digest, PictureError};
 use crate::plan::{Desired, LocalProblem};
+use crate::prepared::Prepared;
+use crate::process::Options;
 use crate::state::State;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// One instance's desired state, with what is needed to send it.
 #[derive(Clone, Debug)]
@@ -33,11 +36,19 @@ pub enum Tokens {
     Optional,
 }
 
+/// The caches one pass works through.
+pub struct Caches<'a> {
+    /// Source file identity → SHA-256.
+    pub hashes: &'a mut Hashes,
+    /// (source, options) → prepared JPEG.
+    pub prepared: &'a mut Prepared,
+}
+
 /// The desired state of every instance, in manifest order.
 pub fn compute(
     manifest: &Manifest,
     tokens: Tokens,
-    hashes: &mut Hashes,
+    caches: Caches<'_>,
     state: &State,
 ) -> Vec<Target> {
     let paths = manifest
@@ -45,23 +56,65 @@ pub fn compute(
         .iter()
         .filter(|i| !i.suspend)
         .filter_map(|i| i.picture.path.as_deref().ok());
-    let digests = hashes.digest_all(paths);
+    let sources = caches.hashes.digest_all(paths);
+    let mut pictures = Pictures {
+        sources: &sources,
+        prepared: caches.prepared,
+        memo: HashMap::new(),
+    };
     manifest
         .instances
         .iter()
-        .map(|instance| target(instance, &digests, tokens, state))
+        .map(|instance| target(instance, &mut pictures, tokens, state))
         .collect()
 }
 
-/// The desired state of one instance, given the digests of this pass.
+/// The pictures of one pass: source digests, and what each (picture, options) prepares to.
+pub struct Pictures<'a> {
+    /// The source digest of each picture file of the pass.
+    pub sources: &'a HashMap<PathBuf, Result<Digest, PictureError>>,
+    /// Where prepared pictures come from.
+    pub prepared: &'a mut Prepared,
+    /// Each distinct (picture, options) is prepared once per pass.
+    pub memo: HashMap<(PathBuf, Options), Result<Digest, LocalProblem>>,
+}
+
+impl Pictures<'_> {
+    /// The digest of the JPEG to upload for `path` under `options`.
+    pub fn upload_digest(
+        &mut self,
+        path: &Path,
+        options: &Options,
+    ) -> Result<Digest, LocalProblem> {
+        let key = (path.to_owned(), *options);
+        if let Some(known) = self.memo.get(&key) {
+            return known.clone();
+        }
+        let result = match self.sources.get(path) {
+            Some(Ok(source)) => self.prepared.digest(path, *source, options),
+            Some(Err(e)) => Err(LocalProblem {
+                label: e.label(),
+                message: e.to_string(),
+            }),
+            None => Err(LocalProblem {
+                label: "picture-unreadable",
+                message: format!("picture {} was not read", path.display()),
+            }),
+        };
+        self.memo.insert(key, result.clone());
+        result
+    }
+}
+
+/// The desired state of one instance, given the pictures of this pass.
 pub fn target(
     instance: &Instance,
-    digests: &HashMap<PathBuf, Result<Digest, PictureError>>,
+    pictures: &mut Pictures<'_>,
     tokens: Tokens,
     state: &State,
 ) -> Target {
-    let unusable = |label, message| Target {
-        desired: Desired::Unusable(LocalProblem { label, message }),
+    let unusable = |problem: LocalProblem| Target {
+        desired: Desired::Unusable(problem),
         token: None,
     };
     if instance.suspend {
@@ -72,17 +125,16 @@ pub fn target(
     }
     let path = match &instance.picture.path {
         Ok(path) => path,
-        Err(why) => return unusable("picture-path", format!("picture: {why}")),
-    };
-    let digest = match digests.get(path) {
-        Some(Ok(digest)) => *digest,
-        Some(Err(e)) => return unusable(e.label(), e.to_string()),
-        None => {
-            return unusable(
-                "picture-unreadable",
-                format!("picture {} was not read", path.display()),
-            );
+        Err(why) => {
+            return unusable(LocalProblem {
+                label: "picture-path",
+                message: format!("picture: {why}"),
+            });
         }
+    };
+    let digest = match pictures.upload_digest(path, &instance.processing) {
+        Ok(digest) => digest,
+        Err(problem) => return unusable(problem),
     };
     let applied = state
         .instances
@@ -114,6 +166,9 @@ pub fn target(
             },
             token: None,
         },
-        Err(e) => unusable(e.label(), e.to_string()),
+        Err(e) => unusable(LocalProblem {
+            label: e.label(),
+            message: e.to_string(),
+        }),
     }
 }

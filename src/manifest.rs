@@ -6,6 +6,7 @@
 //! together, so one run shows the operator everything to fix.
 
 use crate::clock::{human_duration, parse_duration};
+use crate::process::{Fit, Options, parse_background};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -47,6 +48,9 @@ pub struct Instance {
     pub token: TokenSource,
     /// The picture it should show.
     pub picture: PictureSource,
+    /// How its picture is turned into the JPEG to upload (`fit`, `size`, `background`,
+    /// `quality`: the instance's own, else the manifest's, else the defaults).
+    pub processing: Options,
     /// `suspend: true`: leave this instance alone.
     pub suspend: bool,
     /// The line of the manifest where this instance starts.
@@ -347,6 +351,10 @@ struct RawManifest {
     api_url: Option<Spanned<String>>,
     min_interval: Option<Spanned<String>>,
     resync_interval: Option<Spanned<String>>,
+    fit: Option<Spanned<String>>,
+    size: Option<Spanned<u32>>,
+    background: Option<Spanned<String>>,
+    quality: Option<Spanned<u8>>,
     instances: Vec<Spanned<RawInstance>>,
 }
 
@@ -359,9 +367,24 @@ struct RawInstance {
     api_token_instance: Option<Spanned<String>>,
     picture: Spanned<String>,
     api_url: Option<Spanned<String>>,
+    fit: Option<Spanned<String>>,
+    size: Option<Spanned<u32>>,
+    background: Option<Spanned<String>>,
+    quality: Option<Spanned<u8>>,
     #[serde(default)]
     suspend: bool,
 }
+
+/// `fit`, `size`, `background`, `quality` as written at one level (top or instance).
+struct RawProcessing {
+    fit: Option<Spanned<String>>,
+    size: Option<Spanned<u32>>,
+    background: Option<Spanned<String>>,
+    quality: Option<Spanned<u8>>,
+}
+
+/// The smallest and largest `size`, in pixels.
+pub const SIZE_RANGE: std::ops::RangeInclusive<u32> = 16..=4096;
 
 /// `idInstance` as written: a string, or a YAML integer.
 struct RawId(String);
@@ -483,6 +506,49 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// `base` with the options written at one level laid over it.
+    fn processing(&mut self, raw: RawProcessing, base: Options, who: Option<&str>) -> Options {
+        let mut options = base;
+        if let Some(fit) = raw.fit {
+            match fit.value.parse::<Fit>() {
+                Ok(value) => options.fit = value,
+                Err(e) => self.problem(fit.referenced.line(), who, format!("fit: {e}")),
+            }
+        }
+        if let Some(size) = raw.size {
+            if SIZE_RANGE.contains(&size.value) {
+                options.size = size.value;
+            } else {
+                let message = format!(
+                    "size {} is out of range: the longest edge in pixels, {} to {}",
+                    size.value,
+                    SIZE_RANGE.start(),
+                    SIZE_RANGE.end()
+                );
+                self.problem(size.referenced.line(), who, message);
+            }
+        }
+        if let Some(background) = raw.background {
+            match parse_background(&background.value) {
+                Ok(value) => options.background = value,
+                Err(e) => self.problem(
+                    background.referenced.line(),
+                    who,
+                    format!("background: {e}"),
+                ),
+            }
+        }
+        if let Some(quality) = raw.quality {
+            if (1..=100).contains(&quality.value) {
+                options.quality = quality.value;
+            } else {
+                let message = format!("quality {} is out of range: 1 to 100", quality.value);
+                self.problem(quality.referenced.line(), who, message);
+            }
+        }
+        options
+    }
+
     fn manifest(mut self, raw: RawManifest) -> Result<Manifest, ManifestError> {
         let default_url = match raw.api_url {
             Some(url) => ApiUrl::parse(&url.value).unwrap_or_else(|e| {
@@ -512,11 +578,19 @@ impl<'a> Validator<'a> {
             );
         }
 
+        let defaults = RawProcessing {
+            fit: raw.fit,
+            size: raw.size,
+            background: raw.background,
+            quality: raw.quality,
+        };
+        let defaults = self.processing(defaults, Options::default(), None);
         let mut first_line: HashMap<String, u64> = HashMap::new();
         let mut instances = Vec::with_capacity(raw.instances.len());
         for raw_instance in raw.instances {
             let line = raw_instance.referenced.line();
-            if let Some(instance) = self.instance(raw_instance.value, line, &default_url) {
+            if let Some(instance) = self.instance(raw_instance.value, line, &default_url, defaults)
+            {
                 if let Some(first) = first_line.get(instance.id.as_str()) {
                     let message = format!("duplicate idInstance (first defined at line {first})");
                     self.problem(line, Some(instance.id.as_str()), message);
@@ -543,7 +617,13 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn instance(&mut self, raw: RawInstance, line: u64, default_url: &ApiUrl) -> Option<Instance> {
+    fn instance(
+        &mut self,
+        raw: RawInstance,
+        line: u64,
+        default_url: &ApiUrl,
+        defaults: Options,
+    ) -> Option<Instance> {
         let id_line = raw.id_instance.referenced.line();
         let id = match InstanceId::parse(&raw.id_instance.value.0) {
             Ok(id) => id,
@@ -625,6 +705,13 @@ impl<'a> Validator<'a> {
             }
         };
 
+        let processing = RawProcessing {
+            fit: raw.fit,
+            size: raw.size,
+            background: raw.background,
+            quality: raw.quality,
+        };
+        let processing = self.processing(processing, defaults, who);
         let picture = if raw.picture.value.trim().is_empty() {
             self.problem(raw.picture.referenced.line(), who, "picture is empty");
             return None;
@@ -640,6 +727,7 @@ impl<'a> Validator<'a> {
             api_url,
             token,
             picture,
+            processing,
             suspend: raw.suspend,
             line,
         })

@@ -9,11 +9,13 @@
 
 use crate::apply::{self, Call, Landed};
 use crate::clock::Clock;
-use crate::desired::{self, Target, Tokens};
+use crate::desired::{self, Caches, Pictures, Target, Tokens};
 use crate::gateway::{CallOutcome, Gateway};
 use crate::hashes::Hashes;
 use crate::manifest::{InstanceId, Manifest};
+use crate::picture::Digest;
 use crate::plan::{self, Decision, Desired, Policy};
+use crate::prepared::Prepared;
 use crate::report::{self, Report, Status};
 use crate::state::{Loaded, State, StateDir, StateError, StateStore};
 use std::cmp::Reverse;
@@ -55,6 +57,8 @@ pub struct Reconciler {
     timers: BinaryHeap<Reverse<(SystemTime, usize)>>,
     in_flight: JoinSet<Landed>,
     task_ids: HashMap<tokio::task::Id, InstanceId>,
+    /// The prepared picture each call in flight is sending (kept through a manifest change).
+    in_flight_digests: HashMap<InstanceId, Digest>,
 }
 
 impl Reconciler {
@@ -82,6 +86,7 @@ impl Reconciler {
             timers: BinaryHeap::new(),
             in_flight: JoinSet::new(),
             task_ids: HashMap::new(),
+            in_flight_digests: HashMap::new(),
         };
         reconciler.set_manifest(manifest);
         reconciler
@@ -92,20 +97,28 @@ impl Reconciler {
     /// the manifest are not touched again.
     pub fn set_manifest(&mut self, manifest: Arc<Manifest>) {
         let started = std::time::Instant::now();
-        let (state, hashes) = self.store.for_pass();
-        let targets = desired::compute(&manifest, Tokens::Required, hashes, state);
+        let (state, hashes, prepared) = self.store.for_pass();
+        let caches = Caches { hashes, prepared };
+        let targets = desired::compute(&manifest, Tokens::Required, caches, state);
+        let (_, hashes, prepared) = self.store.for_pass();
         let pictures: HashSet<&std::path::Path> = (manifest.instances.iter())
             .filter_map(|i| i.picture.path.as_deref().ok())
             .collect();
         hashes.retain(&pictures);
+        // Keep the prepared pictures this manifest uses, and those of calls in flight.
+        let live: HashSet<Digest> = targets
+            .iter()
+            .filter_map(|t| match &t.desired {
+                Desired::Picture { digest, .. } => Some(*digest),
+                _ => None,
+            })
+            .chain(self.in_flight_digests.values().copied())
+            .collect();
+        prepared.retain(&live);
         let stats = hashes.take_stats();
-        tracing::debug!(
-            read = stats.misses,
-            unchanged = stats.hits,
-            "pictures looked at"
-        );
-        if let Err(e) = self.store.save_hashes() {
-            tracing::warn!("cannot save the picture hash cache (costs time, not correctness): {e}");
+        let made = prepared.take_made();
+        if let Err(e) = self.store.save_caches() {
+            tracing::warn!("cannot save the picture caches (costs time, not correctness): {e}");
         }
         self.policy = Policy {
             min_interval: manifest.min_interval,
@@ -136,6 +149,7 @@ impl Reconciler {
             due,
             waiting,
             pictures_read = stats.misses,
+            pictures_prepared = made,
             took_ms = started.elapsed().as_secs_f64() * 1000.0,
             "planned {n} instance{}: {due} to set now, {waiting} waiting",
             if n == 1 { "" } else { "s" }
@@ -228,7 +242,8 @@ impl Reconciler {
             let call = Call {
                 manifest: Arc::clone(&self.manifest),
                 index,
-                path: path.clone(),
+                path: self.store.prepared_path(digest),
+                filename: apply::upload_filename(path),
                 digest,
                 credentials: credentials.clone(),
                 token: token.clone(),
@@ -237,6 +252,7 @@ impl Reconciler {
                 .in_flight
                 .spawn(apply::run(call, self.gateway.clone(), self.clock));
             self.task_ids.insert(handle.id(), instance.id.clone());
+            self.in_flight_digests.insert(instance.id.clone(), digest);
         }
     }
 
@@ -275,6 +291,7 @@ impl Reconciler {
                 // is planned again at the next pass.
                 if let Some(id) = self.task_ids.remove(&e.id()) {
                     self.busy.remove(&id);
+                    self.in_flight_digests.remove(&id);
                     tracing::error!(instance = %id, "internal error during a call: {e}");
                 }
             }
@@ -292,6 +309,7 @@ impl Reconciler {
                 finished_at,
             } => {
                 self.busy.remove(&id);
+                self.in_flight_digests.remove(&id);
                 let record = plan::record_outcome(
                     self.store.state().instances.get(&id),
                     digest,
@@ -309,17 +327,25 @@ impl Reconciler {
                     self.plan_one(index, now);
                 }
             }
-            Landed::PictureChanged { id, now: fresh } => {
+            Landed::Stale { id, digest } => {
                 self.busy.remove(&id);
+                self.in_flight_digests.remove(&id);
+                let (_, _, prepared) = self.store.for_pass();
+                prepared.forget(digest);
                 let Some(index) = self.index_of(&id) else {
                     return;
                 };
                 let instance = &self.manifest.instances[index];
-                tracing::info!(instance = %id, "the picture changed since it was planned; planning again");
                 if let Ok(path) = &instance.picture.path {
-                    let digests = HashMap::from([(path.clone(), fresh)]);
+                    let (state, hashes, prepared) = self.store.for_pass();
+                    let sources = hashes.digest_all([path.as_path()]);
+                    let mut pictures = Pictures {
+                        sources: &sources,
+                        prepared,
+                        memo: HashMap::new(),
+                    };
                     self.slots[index].target =
-                        desired::target(instance, &digests, Tokens::Required, self.store.state());
+                        desired::target(instance, &mut pictures, Tokens::Required, state);
                 }
                 self.plan_one(index, now);
             }
@@ -450,7 +476,12 @@ pub fn plan_only(
 ) -> Result<Report, crate::Error> {
     let state = take_state(dir, dir.load()?);
     let mut hashes = Hashes::load(dir);
-    let targets = desired::compute(manifest, tokens, &mut hashes, &state);
+    let mut prepared = Prepared::reader(dir);
+    let caches = Caches {
+        hashes: &mut hashes,
+        prepared: &mut prepared,
+    };
+    let targets = desired::compute(manifest, tokens, caches, &state);
     let now = SystemTime::now();
     let policy = Policy {
         min_interval: manifest.min_interval,

@@ -3,9 +3,9 @@
 
 use crate::cli::{Args, Mode};
 use crate::desired::Tokens;
-use crate::report::ReportKind;
+use crate::report::{Report, ReportKind};
 use crate::state::StateDir;
-use crate::{Error, check, daemon, manifest, reconcile};
+use crate::{Error, check, daemon, manifest, preview, reconcile};
 
 /// What a finished mode prints on stdout, and the exit code it implies.
 #[derive(Debug)]
@@ -16,51 +16,59 @@ pub struct Output {
     pub exit_code: u8,
 }
 
+impl Output {
+    fn new(
+        json: bool,
+        as_json: impl FnOnce() -> String,
+        as_table: impl FnOnce() -> String,
+        exit_code: u8,
+    ) -> Self {
+        Self {
+            stdout: if json { as_json() } else { as_table() },
+            exit_code,
+        }
+    }
+}
+
 /// Runs the mode `args` selects. `env` looks up environment variables for the defaults.
 pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, Error> {
-    let mode = args.mode();
     let manifest_path = args.manifest_path(env);
     let manifest = manifest::load(&manifest_path)?;
-    if mode == Mode::Check {
-        let report = check::check(&manifest);
-        return Ok(Output {
-            stdout: if args.json {
-                report.to_json()
-            } else {
-                report.to_table()
-            },
-            exit_code: report.exit_code(),
-        });
-    }
-    for warning in &manifest.warnings {
-        tracing::warn!("{warning}");
-    }
-    let dir = StateDir::new(args.state_dir(env).map_err(Error::Usage)?);
-    let (report, kind) = match mode {
-        Mode::Reconcile => {
-            let runtime = runtime()?;
-            let concurrency = usize::from(args.concurrency);
-            let report = runtime.block_on(reconcile::reconcile(
-                manifest,
-                &dir,
-                concurrency,
-                args.timeout(),
-            ))?;
-            (report, ReportKind::Reconcile)
+    let state_dir = || args.state_dir(env).map(StateDir::new).map_err(Error::Usage);
+    let mode = args.mode();
+    if !matches!(mode, Mode::Check) {
+        // --check lists them in its report.
+        for warning in &manifest.warnings {
+            tracing::warn!("{warning}");
         }
-        Mode::DryRun => (
-            reconcile::plan_only(&manifest, &dir, Tokens::Required)?,
-            ReportKind::DryRun,
-        ),
-        Mode::Status => (
-            reconcile::plan_only(&manifest, &dir, Tokens::Optional)?,
-            ReportKind::Status,
-        ),
-        Mode::Check => unreachable!("handled above"),
+    }
+    let (report, kind) = match mode {
+        Mode::Check => {
+            let report = check::check(&manifest);
+            return Ok(Output::new(
+                args.json,
+                || report.to_json(),
+                || report.to_table(),
+                report.exit_code(),
+            ));
+        }
+        Mode::Preview => {
+            let out = args
+                .preview
+                .as_deref()
+                .unwrap_or(std::path::Path::new("preview"));
+            let report = preview::preview(&manifest, out)?;
+            return Ok(Output::new(
+                args.json,
+                || report.to_json(),
+                || report.to_table(),
+                report.exit_code(),
+            ));
+        }
         Mode::Daemon => {
             let daemon = daemon::DaemonArgs {
                 manifest: manifest_path,
-                state_dir: dir.path().to_owned(),
+                state_dir: state_dir()?.path().to_owned(),
                 concurrency: usize::from(args.concurrency),
             };
             // A bad manifest at start was fatal above; later edits that break it are ignored.
@@ -70,7 +78,36 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
                 exit_code: 0,
             });
         }
+        Mode::Reconcile => {
+            let dir = state_dir()?;
+            let reconcile = reconcile::reconcile(
+                manifest,
+                &dir,
+                usize::from(args.concurrency),
+                args.timeout(),
+            );
+            (runtime()?.block_on(reconcile)?, ReportKind::Reconcile)
+        }
+        Mode::DryRun => (
+            reconcile::plan_only(&manifest, &state_dir()?, Tokens::Required)?,
+            ReportKind::DryRun,
+        ),
+        Mode::Status => (
+            reconcile::plan_only(&manifest, &state_dir()?, Tokens::Optional)?,
+            ReportKind::Status,
+        ),
     };
+    log_summary(&report);
+    let now = std::time::SystemTime::now();
+    Ok(Output::new(
+        args.json,
+        || report.to_json(),
+        || report.to_table(now),
+        report.exit_code(kind),
+    ))
+}
+
+fn log_summary(report: &Report) {
     let s = &report.summary;
     tracing::debug!(peak_rss_kib = crate::usage::peak_rss_kib(), "resources");
     tracing::info!(
@@ -82,14 +119,6 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
         suspended = s.suspended,
         "done"
     );
-    Ok(Output {
-        stdout: if args.json {
-            report.to_json()
-        } else {
-            report.to_table(std::time::SystemTime::now())
-        },
-        exit_code: report.exit_code(kind),
-    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {

@@ -12,6 +12,7 @@ use crate::gateway::FailureKind;
 use crate::hashes::Hashes;
 use crate::manifest::InstanceId;
 use crate::picture::Digest;
+use crate::prepared::Prepared;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -444,6 +445,7 @@ pub struct StateStore {
     lock: StateLock,
     state: State,
     hashes: Hashes,
+    prepared: Prepared,
     dirty: bool,
     last_save: Option<Instant>,
 }
@@ -452,11 +454,13 @@ impl StateStore {
     /// Wraps a locked directory and its loaded state.
     pub fn new(dir: StateDir, lock: StateLock, state: State) -> Self {
         let hashes = Hashes::load(&dir);
+        let prepared = Prepared::writer(&dir);
         Self {
             dir,
             lock,
             state,
             hashes,
+            prepared,
             dirty: false,
             last_save: None,
         }
@@ -467,14 +471,20 @@ impl StateStore {
         &self.state
     }
 
-    /// The state, and the picture hash cache to compute desired pictures against it.
-    pub fn for_pass(&mut self) -> (&State, &mut Hashes) {
-        (&self.state, &mut self.hashes)
+    /// The state, and the caches to compute desired pictures against it.
+    pub fn for_pass(&mut self) -> (&State, &mut Hashes, &mut Prepared) {
+        (&self.state, &mut self.hashes, &mut self.prepared)
     }
 
-    /// Saves the picture hash cache if it changed (once per pass).
-    pub fn save_hashes(&mut self) -> Result<(), StateError> {
-        self.hashes.save(&self.dir, &self.lock)
+    /// Where the prepared picture `digest` is kept.
+    pub fn prepared_path(&self, digest: Digest) -> PathBuf {
+        crate::prepared::path_in(&self.dir, digest)
+    }
+
+    /// Saves the picture caches if they changed (once per pass).
+    pub fn save_caches(&mut self) -> Result<(), StateError> {
+        self.hashes.save(&self.dir, &self.lock)?;
+        self.prepared.save(&self.dir, &self.lock)
     }
 
     /// Replaces an instance's record; it reaches disk with the next save.

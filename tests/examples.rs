@@ -40,6 +40,12 @@ fn the_example_manifest_parses_into_what_its_comments_say() {
     assert!(matches!(&m.instances[1].token, TokenSource::Env(name) if name == "SALES_TOKEN"));
     assert!(matches!(&m.instances[2].token, TokenSource::Inline(_)));
     assert!(m.instances[3].suspend);
+    use avatar_sync::process::Fit;
+    assert_eq!(m.instances[0].processing.fit, Fit::None);
+    assert_eq!(m.instances[1].processing.fit, Fit::Cover);
+    assert_eq!(m.instances[1].processing.size, 640);
+    assert_eq!(m.instances[1].processing.background, [255, 255, 255]);
+    assert_eq!(m.instances[1].processing.quality, 90);
     assert_eq!(m.warnings.len(), 1, "the inline token is warned about");
     let support = m.instances[0].picture.path.as_ref().unwrap();
     assert!(
@@ -68,7 +74,7 @@ fn the_example_manifest_passes_check_where_secrets_are_absent() {
         doc["warnings"][0]
             .as_str()
             .unwrap()
-            .contains("manifest.yaml:40"),
+            .contains("manifest.yaml:51"),
         "{doc:#}"
     );
 }

@@ -311,7 +311,7 @@ fn a_bad_picture_fails_alone_without_a_call() {
         world.instance(id);
     }
     world.write("good.jpg", SUPPORT_JPG);
-    world.write("fake.jpg", b"\x89PNG\r\n\x1a\n not a jpeg at all");
+    world.write("fake.jpg", b"GIF89a\x01\x00\x01\x00\x00\x00\x00;");
     world.write("cut.jpg", &SUPPORT_JPG[..SUPPORT_JPG.len() / 2]);
     world.write_manifest(
         r#"
@@ -332,11 +332,19 @@ instances:
     let check = world.run(&["--check", "--json"]);
     assert_eq!(check.code, 1, "{check:?}");
     assert_eq!(check.row("1101000001")["status"], "valid");
-    assert_eq!(check.row("1101000002")["errorKind"], "picture-not-jpeg");
+    assert_eq!(
+        check.row("1101000002")["errorKind"],
+        "picture-unsupported-format"
+    );
     assert_eq!(check.row("1101000003")["errorKind"], "picture-truncated");
     let table = world.run(&["--check"]);
     assert_eq!(table.code, 1);
-    assert!(table.stdout.contains("fake.jpg is not a JPEG"), "{table:?}");
+    assert!(
+        table
+            .stdout
+            .contains("fake.jpg: the picture is a GIF; only JPEG, PNG and WebP are supported"),
+        "{table:?}"
+    );
     assert!(!world.state_dir().exists(), "--check touches no state");
 
     let run = world.run(&["--reconcile", "--json"]);

@@ -21,14 +21,22 @@ pub const SUPPORT_JPG: &[u8] = include_bytes!("../../examples/pictures/support.j
 /// Another small, complete JPEG.
 pub const SALES_JPG: &[u8] = include_bytes!("../../examples/pictures/sales.jpg");
 
-/// A complete JPEG whose bytes differ for each `n`: `SUPPORT_JPG` with a comment segment.
+/// A complete 32×32 JPEG whose pixels (and so bytes) differ for each `n`. It has no
+/// metadata, so avatar-sync uploads it byte for byte.
 pub fn jpeg(n: u32) -> Vec<u8> {
-    let text = format!("variant {n}");
-    let len = u16::try_from(text.len() + 2).unwrap();
-    let mut out = vec![0xFF, 0xD8, 0xFF, 0xFE];
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(text.as_bytes());
-    out.extend_from_slice(&SUPPORT_JPG[2..]);
+    let seed = n.to_le_bytes();
+    let img = image::RgbImage::from_fn(32, 32, |x, y| {
+        let (x, y) = (x as u8, y as u8);
+        image::Rgb([
+            seed[0] ^ x.wrapping_mul(7),
+            seed[1] ^ y.wrapping_mul(5),
+            seed[2] ^ x ^ y,
+        ])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(&img)
+        .unwrap();
     out
 }
 

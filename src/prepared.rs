@@ -1,0 +1,245 @@
+//! Source picture + processing options → the exact JPEG to upload (a "prepared" picture),
+//! made once and kept in the state directory, so a pass never decodes an unchanged picture
+//! again and an upload reads bytes that are ready.
+//!
+//! `prepared.json` maps (source SHA-256, options, pipeline version) to the SHA-256 of the
+//! prepared bytes, which live in `prepared/<sha256>.jpg` (content-addressed, written
+//! atomically, mode 0600). Only the state directory's writer keeps them; read-only modes
+//! (`--dry-run`, `--status`) use what is there and prepare the rest in memory;
+//! `--check` and `--preview` prepare everything in memory.
+
+use crate::picture::{self, Digest};
+use crate::plan::LocalProblem;
+use crate::process::{self, Options};
+use crate::state::{StateDir, StateError};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// The index's file name inside the state directory.
+pub const INDEX_FILE: &str = "prepared.json";
+/// The folder of prepared pictures inside the state directory.
+pub const FOLDER: &str = "prepared";
+/// The index's format version; another version is ignored (and rebuilt).
+const VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct Index {
+    version: u32,
+    /// `<source sha256>;<options cache key>` → prepared sha256.
+    prepared: HashMap<String, Digest>,
+}
+
+/// Where prepared bytes go.
+#[derive(Debug)]
+enum Outputs {
+    /// The writer's folder: every prepared picture is written there.
+    Folder(PathBuf),
+    /// Read-only: digests only; the bytes are dropped.
+    Discard,
+    /// In memory (`--preview`): kept for the caller.
+    Keep(HashMap<Digest, Vec<u8>>),
+}
+
+/// Prepared pictures: the index, and where their bytes are.
+#[derive(Debug)]
+pub struct Prepared {
+    index: HashMap<String, Digest>,
+    outputs: Outputs,
+    dirty: bool,
+    /// How many pictures were prepared (decoded or stripped) since the last take.
+    made: usize,
+}
+
+impl Prepared {
+    /// The writer's view: the index of a state directory, and its folder for new pictures.
+    pub fn writer(dir: &StateDir) -> Self {
+        Self {
+            index: load_index(dir),
+            outputs: Outputs::Folder(dir.path().join(FOLDER)),
+            dirty: false,
+            made: 0,
+        }
+    }
+
+    /// A reader's view: uses the index of a state directory, writes nothing.
+    pub fn reader(dir: &StateDir) -> Self {
+        Self {
+            index: load_index(dir),
+            outputs: Outputs::Discard,
+            dirty: false,
+            made: 0,
+        }
+    }
+
+    /// Without a state directory; `keep` holds the prepared bytes for [`Prepared::bytes`].
+    pub fn in_memory(keep: bool) -> Self {
+        Self {
+            index: HashMap::new(),
+            outputs: if keep {
+                Outputs::Keep(HashMap::new())
+            } else {
+                Outputs::Discard
+            },
+            dirty: false,
+            made: 0,
+        }
+    }
+
+    /// The digest of the JPEG to upload for the picture at `path` (whose bytes hash to
+    /// `source`) under `options`: known from the index, or prepared now.
+    pub fn digest(
+        &mut self,
+        path: &Path,
+        source: Digest,
+        options: &Options,
+    ) -> Result<Digest, LocalProblem> {
+        let key = format!("{source};{}", options.cache_key());
+        if let Some(digest) = self.index.get(&key)
+            && !matches!(self.outputs, Outputs::Keep(_))
+        {
+            return Ok(*digest);
+        }
+        let problem = |label: &'static str, message: String| LocalProblem { label, message };
+        let picture = picture::read(path).map_err(|e| problem(e.label(), e.to_string()))?;
+        if picture.digest != source {
+            let e = picture::PictureError::Changing {
+                path: path.to_owned(),
+            };
+            return Err(problem(e.label(), e.to_string()));
+        }
+        let (bytes, route) = process::process(&picture.bytes, options)
+            .map_err(|e| problem(e.label(), format!("picture {}: {e}", path.display())))?;
+        let digest = Digest::of(&bytes);
+        tracing::debug!(picture = %path.display(), ?route, sha256 = %digest.short(), "prepared");
+        self.made += 1;
+        match &mut self.outputs {
+            Outputs::Folder(folder) => {
+                write_prepared(folder, digest, &bytes).map_err(|e| {
+                    problem(
+                        "state-write",
+                        format!(
+                            "cannot keep the prepared picture for {}: {e}",
+                            path.display()
+                        ),
+                    )
+                })?;
+                self.index.insert(key, digest);
+                self.dirty = true;
+            }
+            Outputs::Discard => {
+                self.index.insert(key, digest);
+            }
+            Outputs::Keep(kept) => {
+                kept.insert(digest, bytes);
+            }
+        }
+        Ok(digest)
+    }
+
+    /// Forgets what the index says about `digest` (its file turned out missing or damaged),
+    /// so the next [`Prepared::digest`] prepares it again.
+    pub fn forget(&mut self, digest: Digest) {
+        let before = self.index.len();
+        self.index.retain(|_, d| *d != digest);
+        self.dirty |= self.index.len() != before;
+    }
+
+    /// The prepared bytes kept in memory ([`Prepared::in_memory`] with `keep`).
+    pub fn bytes(&self, digest: Digest) -> Option<&[u8]> {
+        match &self.outputs {
+            Outputs::Keep(kept) => kept.get(&digest).map(Vec::as_slice),
+            _ => None,
+        }
+    }
+
+    /// How many pictures were prepared since the last call.
+    pub fn take_made(&mut self) -> usize {
+        std::mem::take(&mut self.made)
+    }
+
+    /// Keeps only what `live` pictures need; removes the other prepared files.
+    pub fn retain(&mut self, live: &HashSet<Digest>) {
+        let before = self.index.len();
+        self.index.retain(|_, digest| live.contains(digest));
+        self.dirty |= self.index.len() != before;
+        if let Outputs::Folder(folder) = &self.outputs {
+            let Ok(entries) = std::fs::read_dir(folder) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let stem = name.to_string_lossy();
+                let keep = stem
+                    .strip_suffix(".jpg")
+                    .and_then(|s| s.parse::<Digest>().ok())
+                    .is_some_and(|d| live.contains(&d));
+                if !keep {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+
+    /// Saves the index if it changed (the writer only; pictures were written as made).
+    pub fn save(
+        &mut self,
+        dir: &StateDir,
+        lock: &crate::state::StateLock,
+    ) -> Result<(), StateError> {
+        if !self.dirty || !matches!(self.outputs, Outputs::Folder(_)) {
+            return Ok(());
+        }
+        let index = Index {
+            version: VERSION,
+            prepared: self.index.clone(),
+        };
+        let bytes = serde_json::to_vec(&index).map_err(|e| StateError::Write {
+            path: dir.path().join(INDEX_FILE),
+            source: std::io::Error::other(e),
+        })?;
+        dir.write_atomically(lock, INDEX_FILE, &bytes)?;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+/// Where the writer keeps the prepared picture `digest`.
+pub fn path_in(dir: &StateDir, digest: Digest) -> PathBuf {
+    dir.path().join(FOLDER).join(format!("{digest}.jpg"))
+}
+
+fn load_index(dir: &StateDir) -> HashMap<String, Digest> {
+    std::fs::read(dir.path().join(INDEX_FILE))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Index>(&bytes).ok())
+        .filter(|index| index.version == VERSION)
+        .map(|index| index.prepared)
+        .unwrap_or_default()
+}
+
+/// Writes a prepared picture under its digest: temporary file, fsync, rename. A file of
+/// that name already holds these exact bytes (the name is their hash).
+fn write_prepared(folder: &Path, digest: Digest, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    let path = folder.join(format!("{digest}.jpg"));
+    if path.exists() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(folder)?;
+    let tmp = folder.join(format!(".{digest}.jpg.tmp"));
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, &path)
+}
