@@ -97,29 +97,7 @@ impl Reconciler {
     /// the manifest are not touched again.
     pub fn set_manifest(&mut self, manifest: Arc<Manifest>) {
         let started = std::time::Instant::now();
-        let (state, hashes, prepared) = self.store.for_pass();
-        let caches = Caches { hashes, prepared };
-        let targets = desired::compute(&manifest, Tokens::Required, caches, state);
-        let (_, hashes, prepared) = self.store.for_pass();
-        let pictures: HashSet<&std::path::Path> = (manifest.instances.iter())
-            .filter_map(|i| i.picture.path.as_deref().ok())
-            .collect();
-        hashes.retain(&pictures);
-        // Keep the prepared pictures this manifest uses, and those of calls in flight.
-        let live: HashSet<Digest> = targets
-            .iter()
-            .filter_map(|t| match &t.desired {
-                Desired::Picture { digest, .. } => Some(*digest),
-                _ => None,
-            })
-            .chain(self.in_flight_digests.values().copied())
-            .collect();
-        prepared.retain(&live);
-        let stats = hashes.take_stats();
-        let made = prepared.take_made();
-        if let Err(e) = self.store.save_caches() {
-            tracing::warn!("cannot save the picture caches (costs time, not correctness): {e}");
-        }
+        let (targets, read, made) = self.desired(&manifest);
         self.policy = Policy {
             min_interval: manifest.min_interval,
         };
@@ -148,12 +126,42 @@ impl Reconciler {
             instances = n,
             due,
             waiting,
-            pictures_read = stats.misses,
+            pictures_read = read,
             pictures_prepared = made,
             took_ms = started.elapsed().as_secs_f64() * 1000.0,
             "planned {n} instance{}: {due} to set now, {waiting} waiting",
             if n == 1 { "" } else { "s" }
         );
+    }
+
+    /// The desired state of every instance of `manifest`, with how many pictures were read
+    /// and prepared to know it. The caches keep what this manifest and the calls in flight
+    /// use, and are saved.
+    fn desired(&mut self, manifest: &Manifest) -> (Vec<Target>, usize, usize) {
+        let (state, hashes, prepared) = self.store.for_pass();
+        let caches = Caches {
+            hashes: &mut *hashes,
+            prepared: &mut *prepared,
+        };
+        let targets = desired::compute(manifest, Tokens::Required, caches, state);
+        let pictures: HashSet<&std::path::Path> = (manifest.instances.iter())
+            .filter_map(|i| i.picture.path.as_deref().ok())
+            .collect();
+        hashes.retain(&pictures);
+        let live: HashSet<Digest> = targets
+            .iter()
+            .filter_map(|t| match &t.desired {
+                Desired::Picture { digest, .. } => Some(*digest),
+                _ => None,
+            })
+            .chain(self.in_flight_digests.values().copied())
+            .collect();
+        prepared.retain(&live);
+        let (read, made) = (hashes.take_stats().misses, prepared.take_made());
+        if let Err(e) = self.store.save_caches() {
+            tracing::warn!("cannot save the picture caches (costs time, not correctness): {e}");
+        }
+        (targets, read, made)
     }
 
     /// The manifest in force.
@@ -330,14 +338,14 @@ impl Reconciler {
             Landed::Stale { id, digest } => {
                 self.busy.remove(&id);
                 self.in_flight_digests.remove(&id);
-                let (_, _, prepared) = self.store.for_pass();
+                let (state, hashes, prepared) = self.store.for_pass();
+                // Prepare it again from its source, whatever the index says.
                 prepared.forget(digest);
-                let Some(index) = self.index_of(&id) else {
+                let Some(index) = self.by_id.get(&id).copied() else {
                     return;
                 };
                 let instance = &self.manifest.instances[index];
                 if let Ok(path) = &instance.picture.path {
-                    let (state, hashes, prepared) = self.store.for_pass();
                     let sources = hashes.digest_all([path.as_path()]);
                     let mut pictures = Pictures {
                         sources: &sources,

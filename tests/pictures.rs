@@ -298,3 +298,28 @@ fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[test]
+fn a_lost_prepared_picture_is_prepared_again_before_it_is_sent() {
+    let world = World::new(MIN);
+    world.write("a.jpg", &jpeg(1));
+    manifest(&world, &[("1101000001", "a.jpg", "")], "");
+    assert_eq!(world.run(&["--reconcile"]).code, 0);
+    // A new picture is prepared, but its call waits on the throttle past a zero timeout.
+    world.write("a.jpg", &jpeg(2));
+    let waiting = world.run(&["--reconcile", "--json", "--timeout", "0s"]);
+    assert_eq!(waiting.code, 1, "{waiting:?}");
+    assert_eq!(waiting.status_of("1101000001"), "throttled");
+    let prepared = world.state_dir().join("prepared");
+    let kept: Vec<_> = std::fs::read_dir(&prepared).unwrap().collect();
+    assert_eq!(kept.len(), 1, "only the picture the manifest uses is kept");
+    std::fs::remove_dir_all(&prepared).unwrap();
+
+    std::thread::sleep(MIN);
+    let run = world.run(&["--reconcile", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("missing or damaged"), "{run:?}");
+    let requests = world.fake.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[1].file, jpeg(2));
+}
