@@ -330,10 +330,10 @@ impl JpegLayout {
                         })?);
                     }
                     // The decoder (zune-jpeg) keeps the last EXIF segment; so do we.
-                    if code == 0xE1 {
-                        if let Some(tiff) = payload.strip_prefix(b"Exif\0\0") {
-                            orientation = exif_orientation(tiff);
-                        }
+                    if code == 0xE1
+                        && let Some(tiff) = payload.strip_prefix(b"Exif\0\0")
+                    {
+                        orientation = exif_orientation(tiff);
                     }
                     if keeps_segment(code, payload) {
                         kept.push(marker.start..end);
@@ -408,23 +408,17 @@ struct Marker {
 /// marker are skipped as libjpeg does; in entropy-coded data every byte before a 0xFF is
 /// image data anyway.
 fn next_marker(bytes: &[u8], at: usize, header: bool) -> Result<Marker, ProcessError> {
-    let truncated = ProcessError::Truncated {
-        format: Format::Jpeg,
-    };
     let mut search = at;
     loop {
-        let rest = bytes.get(search..).ok_or(truncated.clone())?;
-        let start = search
-            + rest
-                .iter()
-                .position(|&b| b == 0xFF)
-                .ok_or(truncated.clone())?;
+        let rest = bytes.get(search..).ok_or_else(truncated_jpeg)?;
+        let offset = rest.iter().position(|&b| b == 0xFF);
+        let start = search + offset.ok_or_else(truncated_jpeg)?;
         // Any number of 0xFF fill bytes may precede the code.
         let mut code_at = start + 1;
         while bytes.get(code_at) == Some(&0xFF) {
             code_at += 1;
         }
-        let code = *bytes.get(code_at).ok_or(truncated.clone())?;
+        let code = *bytes.get(code_at).ok_or_else(truncated_jpeg)?;
         if header && code == 0x00 {
             // FF 00 is not a marker outside image data: more stray bytes.
             search = code_at + 1;
@@ -440,12 +434,9 @@ fn next_marker(bytes: &[u8], at: usize, header: bool) -> Result<Marker, ProcessE
 
 /// The end of a segment whose two-byte big-endian length (which counts itself) is at `at`.
 fn segment_end(bytes: &[u8], at: usize) -> Result<usize, ProcessError> {
-    let truncated = || ProcessError::Truncated {
-        format: Format::Jpeg,
-    };
     let length = match bytes.get(at..at + 2) {
         Some(&[hi, lo]) => usize::from(u16::from_be_bytes([hi, lo])),
-        _ => return Err(truncated()),
+        _ => return Err(truncated_jpeg()),
     };
     if length < 2 {
         return Err(ProcessError::Decode(
@@ -454,9 +445,15 @@ fn segment_end(bytes: &[u8], at: usize) -> Result<usize, ProcessError> {
     }
     let end = at + length;
     if end > bytes.len() {
-        return Err(truncated());
+        return Err(truncated_jpeg());
     }
     Ok(end)
+}
+
+fn truncated_jpeg() -> ProcessError {
+    ProcessError::Truncated {
+        format: Format::Jpeg,
+    }
 }
 
 /// SOF0-SOF15, except DHT (C4), JPG (C8) and DAC (CC), which share the range.
