@@ -262,10 +262,15 @@ fn noop(table: &mut String) {
 
     let (child, log) = fleet.daemon(&["-v"]);
     wait_for_log(&log, "daemon started", 1, Duration::from_secs(60));
+    // Passes triggered by an event: the manifest is touched (same bytes, so it is not
+    // parsed again) and the daemon looks at every picture and plans every instance.
+    let manifest = fleet.dir.path().join("manifest.yaml");
     for n in 2..=8 {
-        let _ = Command::new("kill")
-            .args(["-HUP", &child.id().to_string()])
-            .status();
+        let file = std::fs::File::options()
+            .write(true)
+            .open(&manifest)
+            .unwrap();
+        file.set_modified(SystemTime::now()).unwrap();
         wait_for_log(&log, "planned 10000 instances", n, Duration::from_secs(60));
     }
     let text = std::fs::read_to_string(&log).unwrap();
@@ -275,7 +280,7 @@ fn noop(table: &mut String) {
     stop(child);
     assert_eq!(fake.request_count(), 10_000);
     println!(
-        "   daemon pass (SIGHUP): median {daemon_pass:.1} ms ({passes:.1?}), daemon peak RSS {daemon_peak:.1} MB"
+        "   daemon pass (after an event): median {daemon_pass:.1} ms ({passes:.1?}), daemon peak RSS {daemon_peak:.1} MB"
     );
     let _ = writeln!(
         table,

@@ -47,6 +47,8 @@ pub struct Prepared {
     index: HashMap<String, Digest>,
     outputs: Outputs,
     dirty: bool,
+    /// The folder may hold files no longer used: set by new files and dropped entries.
+    unswept: bool,
     /// How many pictures were prepared (decoded or stripped) since the last take.
     made: usize,
 }
@@ -58,6 +60,7 @@ impl Prepared {
             index: load_index(dir),
             outputs: Outputs::Folder(dir.path().join(FOLDER)),
             dirty: false,
+            unswept: true,
             made: 0,
         }
     }
@@ -68,6 +71,7 @@ impl Prepared {
             index: load_index(dir),
             outputs: Outputs::Discard,
             dirty: false,
+            unswept: false,
             made: 0,
         }
     }
@@ -82,6 +86,7 @@ impl Prepared {
                 Outputs::Discard
             },
             dirty: false,
+            unswept: false,
             made: 0,
         }
     }
@@ -126,6 +131,7 @@ impl Prepared {
                 })?;
                 self.index.insert(key, digest);
                 self.dirty = true;
+                self.unswept = true;
             }
             Outputs::Discard => {
                 self.index.insert(key, digest);
@@ -158,11 +164,18 @@ impl Prepared {
         std::mem::take(&mut self.made)
     }
 
-    /// Keeps only what `live` pictures need; removes the other prepared files.
+    /// Keeps only what `live` pictures need; removes the other prepared files (looking at
+    /// the folder only when something may have become unused, so a quiet pass stays cheap).
     pub fn retain(&mut self, live: &HashSet<Digest>) {
         let before = self.index.len();
         self.index.retain(|_, digest| live.contains(digest));
-        self.dirty |= self.index.len() != before;
+        if self.index.len() != before {
+            self.dirty = true;
+            self.unswept = true;
+        }
+        if !std::mem::take(&mut self.unswept) {
+            return;
+        }
         if let Outputs::Folder(folder) = &self.outputs {
             let Ok(entries) = std::fs::read_dir(folder) else {
                 return;
@@ -218,8 +231,10 @@ fn load_index(dir: &StateDir) -> HashMap<String, Digest> {
         .unwrap_or_default()
 }
 
-/// Writes a prepared picture under its digest: temporary file, fsync, rename. A file of
-/// that name already holds these exact bytes (the name is their hash).
+/// Writes a prepared picture under its digest: temporary file, rename. A file of that name
+/// already holds these exact bytes (the name is their hash). No fsync: this is a cache, and
+/// every upload checks the file against its digest, so a file damaged by a crash is only
+/// prepared again.
 fn write_prepared(folder: &Path, digest: Digest, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
@@ -239,7 +254,6 @@ fn write_prepared(folder: &Path, digest: Digest, bytes: &[u8]) -> std::io::Resul
         .mode(0o600)
         .open(&tmp)?;
     file.write_all(bytes)?;
-    file.sync_all()?;
     drop(file);
     std::fs::rename(&tmp, &path)
 }

@@ -116,6 +116,7 @@ struct VersionOnly {
 
 #[derive(Deserialize)]
 struct Document {
+    version: u32,
     instances: BTreeMap<InstanceId, InstanceRecord>,
 }
 
@@ -419,22 +420,29 @@ enum ParseError {
 }
 
 fn parse(bytes: &[u8]) -> Result<State, ParseError> {
-    let version: VersionOnly = serde_json::from_slice(bytes)
-        .map_err(|e| ParseError::Invalid(format!("not a state document: {e}")))?;
-    if version.version > SCHEMA_VERSION {
-        return Err(ParseError::TooNew(version.version));
+    let check_version = |version: u32| match version {
+        v if v > SCHEMA_VERSION => Err(ParseError::TooNew(v)),
+        0 => Err(ParseError::Invalid("unknown format version 0".to_owned())),
+        _ => Ok(()),
+    };
+    // One pass over the (possibly large) document in the common case; a document this
+    // version cannot read is looked at again only to tell a newer format from damage.
+    match serde_json::from_slice::<Document>(bytes) {
+        Ok(doc) => {
+            check_version(doc.version)?;
+            Ok(State {
+                instances: doc.instances,
+            })
+        }
+        Err(e) => {
+            if let Ok(only) = serde_json::from_slice::<VersionOnly>(bytes) {
+                check_version(only.version)?;
+            }
+            Err(ParseError::Invalid(format!(
+                "not a valid state document: {e}"
+            )))
+        }
     }
-    if version.version < 1 {
-        return Err(ParseError::Invalid(format!(
-            "unknown format version {}",
-            version.version
-        )));
-    }
-    let doc: Document = serde_json::from_slice(bytes)
-        .map_err(|e| ParseError::Invalid(format!("not a valid state document: {e}")))?;
-    Ok(State {
-        instances: doc.instances,
-    })
 }
 
 /// The writer's view of the state: holds the lock and the state, and saves changes in
