@@ -2,7 +2,7 @@
 //! machine, against the GREEN-API fake on 127.0.0.1 and generated data in a temporary folder.
 //!
 //! ```sh
-//! cargo bench --bench scale                  # everything (about 3 minutes)
+//! cargo bench --bench scale                  # everything (about 6 minutes)
 //! cargo bench --bench scale -- noop hashing  # some: noop, hashing, converge, reaction, idle
 //! ```
 //!
