@@ -44,7 +44,7 @@ pub struct DaemonArgs {
     pub concurrency: usize,
 }
 
-/// The manifest file as last read: its bytes (to skip re-parsing) and its parsed form.
+/// The manifest file as last read: its bytes, so an unchanged file is not parsed again.
 struct ManifestSource {
     path: PathBuf,
     bytes: Vec<u8>,
@@ -64,14 +64,20 @@ impl ManifestSource {
                 return None;
             }
         };
-        if bytes == self.bytes && !force {
+        let changed = bytes != self.bytes;
+        if !changed && !force {
             return None;
         }
         self.bytes = bytes;
         let text = String::from_utf8_lossy(&self.bytes);
         match manifest::parse(&text, &self.path, &|name| std::env::var(name).ok()) {
             Ok(manifest) => {
-                tracing::info!(manifest = %self.path.display(), "manifest changed; reloaded");
+                let what = if changed {
+                    "manifest changed; reloaded"
+                } else {
+                    "manifest reloaded"
+                };
+                tracing::info!(manifest = %self.path.display(), "{what}");
                 log_warnings(&manifest);
                 Some(manifest)
             }

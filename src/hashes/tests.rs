@@ -71,15 +71,18 @@ fn a_racily_clean_file_is_not_trusted() {
 }
 
 #[test]
-fn an_unusable_picture_is_never_cached() {
+fn an_unreadable_picture_is_never_cached() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.jpg");
-    write_aged(&path, b"not a jpeg", Duration::from_secs(60));
+    write_aged(&path, JPEG_A, Duration::from_secs(60));
     let mut hashes = Hashes::default();
-    assert!(hashes.digest(&path).is_err());
-    assert!(hashes.digest(&path).is_err());
-    assert_eq!(hashes.take_stats().misses, 2);
-    assert!(hashes.digest(&dir.path().join("missing.jpg")).is_err());
+    assert_eq!(hashes.digest(&path), Ok(Digest::of(JPEG_A)));
+    // The file goes away: the entry goes with it, and it is looked for every time.
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(hashes.digest(&path).unwrap_err().label(), "picture-missing");
+    assert_eq!(hashes.digest(&path).unwrap_err().label(), "picture-missing");
+    assert!(hashes.entries.is_empty());
+    assert_eq!(hashes.take_stats(), HashStats { hits: 0, misses: 3 });
 }
 
 #[test]

@@ -6,11 +6,8 @@ use std::path::Path;
 
 fn world(api_url: &str) -> (tempfile::TempDir, Manifest) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("a.jpg"),
-        [0xFF, 0xD8, 0xFF, 0xE0, 0, 0xFF, 0xD9],
-    )
-    .unwrap();
+    let jpeg = include_bytes!("../../examples/pictures/support.jpg");
+    std::fs::write(dir.path().join("a.jpg"), jpeg).unwrap();
     let yaml = format!(
         "apiUrl: {api_url}\ninstances:\n  - idInstance: \"1101000001\"\n    apiTokenInstance: abc123\n    picture: a.jpg\n"
     );
