@@ -4,7 +4,7 @@
 //! here is a warning, not an error; a token that is present but malformed is an error.
 //! No network, no state.
 
-use crate::desired::Pictures;
+use crate::desired::{Pictures, picture_paths};
 use crate::hashes::Hashes;
 use crate::manifest::{Manifest, Problem, TokenError};
 use crate::prepared::Prepared;
@@ -58,13 +58,7 @@ pub struct CheckReport {
 
 /// Checks every instance of a parsed manifest.
 pub fn check(manifest: &Manifest) -> CheckReport {
-    let sources = Hashes::default().digest_all(
-        manifest
-            .instances
-            .iter()
-            .filter(|i| !i.suspend)
-            .filter_map(|i| i.picture.path.as_deref().ok()),
-    );
+    let sources = Hashes::default().digest_all(picture_paths(manifest));
     // Every picture is prepared, as a run would, to find what cannot be sent; nothing is kept.
     let mut prepared = Prepared::in_memory(false);
     let mut pictures = Pictures {

@@ -44,6 +44,15 @@ pub struct Caches<'a> {
     pub prepared: &'a mut Prepared,
 }
 
+/// The picture files a pass looks at: those of the instances that are not suspended.
+pub fn picture_paths(manifest: &Manifest) -> impl Iterator<Item = &Path> {
+    manifest
+        .instances
+        .iter()
+        .filter(|i| !i.suspend)
+        .filter_map(|i| i.picture.path.as_deref().ok())
+}
+
 /// The desired state of every instance, in manifest order.
 pub fn compute(
     manifest: &Manifest,
@@ -51,12 +60,7 @@ pub fn compute(
     caches: Caches<'_>,
     state: &State,
 ) -> Vec<Target> {
-    let paths = manifest
-        .instances
-        .iter()
-        .filter(|i| !i.suspend)
-        .filter_map(|i| i.picture.path.as_deref().ok());
-    let sources = caches.hashes.digest_all(paths);
+    let sources = caches.hashes.digest_all(picture_paths(manifest));
     let mut pictures = Pictures {
         sources: &sources,
         prepared: caches.prepared,

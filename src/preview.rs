@@ -2,7 +2,7 @@
 //! (`<idInstance>.jpg`), so people can look before they push. No network, no state.
 
 use crate::Error;
-use crate::desired::Pictures;
+use crate::desired::{Pictures, picture_paths};
 use crate::hashes::Hashes;
 use crate::manifest::Manifest;
 use crate::prepared::Prepared;
@@ -44,13 +44,7 @@ pub struct PreviewReport {
 pub fn preview(manifest: &Manifest, out: &Path) -> Result<PreviewReport, Error> {
     std::fs::create_dir_all(out)
         .map_err(|e| Error::Host(format!("cannot create {}: {e}", out.display())))?;
-    let sources = Hashes::default().digest_all(
-        manifest
-            .instances
-            .iter()
-            .filter(|i| !i.suspend)
-            .filter_map(|i| i.picture.path.as_deref().ok()),
-    );
+    let sources = Hashes::default().digest_all(picture_paths(manifest));
     let mut prepared = Prepared::in_memory(true);
     let mut pictures = Pictures {
         sources: &sources,

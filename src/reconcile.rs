@@ -144,10 +144,7 @@ impl Reconciler {
             prepared: &mut *prepared,
         };
         let targets = desired::compute(manifest, Tokens::Required, caches, state);
-        let pictures: HashSet<&std::path::Path> = (manifest.instances.iter())
-            .filter_map(|i| i.picture.path.as_deref().ok())
-            .collect();
-        hashes.retain(&pictures);
+        hashes.retain(&desired::picture_paths(manifest).collect());
         let live: HashSet<Digest> = targets
             .iter()
             .filter_map(|t| match &t.desired {

@@ -130,6 +130,21 @@ impl Daemon {
         requests
     }
 
+    /// Waits for `expected` calls after the first `before`, lets the files and the daemon
+    /// settle, and asserts that exactly those calls were made, each applied.
+    fn expect_new_calls(
+        &self,
+        world: &World,
+        before: usize,
+        expected: &[(String, Vec<u8>)],
+    ) -> Vec<Request> {
+        let total = before + expected.len();
+        self.wait_for_requests(world, total);
+        let requests = self.settle_and_expect(world, total);
+        assert_calls(&requests[before..], expected, &self.log());
+        requests
+    }
+
     /// Waits until the daemon's log contains `needle`.
     fn wait_for_log(&self, needle: &str) -> String {
         let deadline = Instant::now() + GENEROUS;
@@ -287,14 +302,10 @@ fn an_atomic_save_renamed_over_a_picture_makes_exactly_one_call_each_time() {
 
     // The watch survives the rename: each later save is seen too.
     save_atomically(&world, "pictures/p2.jpg", &jpeg(20));
-    daemon.wait_for_requests(&world, 4);
-    let requests = daemon.settle_and_expect(&world, 4);
-    assert_calls(&requests[3..], &[(id(2), jpeg(20))], &daemon.log());
+    daemon.expect_new_calls(&world, 3, &[(id(2), jpeg(20))]);
 
     save_atomically(&world, "pictures/p2.jpg", &jpeg(21));
-    daemon.wait_for_requests(&world, 5);
-    let requests = daemon.settle_and_expect(&world, 5);
-    assert_calls(&requests[4..], &[(id(2), jpeg(21))], &daemon.log());
+    daemon.expect_new_calls(&world, 4, &[(id(2), jpeg(21))]);
 
     assert_eq!(daemon.stop(), 0);
     assert_eq!(applied_in_state(&world, &id(2)), sha256(&jpeg(21)));
@@ -378,9 +389,7 @@ fn a_git_pull_makes_exactly_the_needed_calls() {
         std::fs::read(checkout.join("pictures/p2.jpg")).unwrap(),
         jpeg(20)
     );
-    daemon.wait_for_requests(&world, 4);
-    let requests = daemon.settle_and_expect(&world, 4);
-    assert_calls(&requests[3..], &[(id(2), jpeg(20))], &daemon.log());
+    daemon.expect_new_calls(&world, 3, &[(id(2), jpeg(20))]);
 
     // One commit that adds a picture in a new folder and points instance 3 at it, and
     // touches nothing else that matters: one call, for instance 3.
@@ -398,9 +407,7 @@ fn a_git_pull_makes_exactly_the_needed_calls() {
         &["commit", "-q", "-m", "instance 3 gets a new picture"],
     );
     git(&world, &checkout, &["pull", "-q", "--ff-only"]);
-    daemon.wait_for_requests(&world, 5);
-    let requests = daemon.settle_and_expect(&world, 5);
-    assert_calls(&requests[4..], &[(id(3), jpeg(30))], &daemon.log());
+    daemon.expect_new_calls(&world, 4, &[(id(3), jpeg(30))]);
 
     assert_eq!(daemon.stop(), 0);
     assert_eq!(applied_in_state(&world, &id(2)), sha256(&jpeg(20)));
@@ -446,29 +453,15 @@ fn a_folder_swapped_behind_a_symlink_makes_one_call_per_differing_picture() {
     assert_calls(&requests, &expected, &daemon.log());
 
     swap_current(&world, "rev-b");
-    daemon.wait_for_requests(&world, 5);
-    let requests = daemon.settle_and_expect(&world, 5);
-    assert_calls(
-        &requests[3..],
-        &[(id(2), jpeg(20)), (id(3), jpeg(30))],
-        &daemon.log(),
-    );
+    daemon.expect_new_calls(&world, 3, &[(id(2), jpeg(20)), (id(3), jpeg(30))]);
 
     // And back: the daemon now watches rev-b's folders, and must notice the swap again.
     swap_current(&world, "rev-a");
-    daemon.wait_for_requests(&world, 7);
-    let requests = daemon.settle_and_expect(&world, 7);
-    assert_calls(
-        &requests[5..],
-        &[(id(2), jpeg(2)), (id(3), jpeg(3))],
-        &daemon.log(),
-    );
+    daemon.expect_new_calls(&world, 5, &[(id(2), jpeg(2)), (id(3), jpeg(3))]);
 
     // After two swaps, an in-place write in the folder now behind the symlink still counts.
     world.write("rev-a/pictures/p1.jpg", &jpeg(10));
-    daemon.wait_for_requests(&world, 8);
-    let requests = daemon.settle_and_expect(&world, 8);
-    assert_calls(&requests[7..], &[(id(1), jpeg(10))], &daemon.log());
+    daemon.expect_new_calls(&world, 7, &[(id(1), jpeg(10))]);
 
     assert_eq!(daemon.stop(), 0);
     assert_eq!(applied_in_state(&world, &id(1)), sha256(&jpeg(10)));
@@ -517,15 +510,11 @@ fn a_kubernetes_configmap_swap_makes_one_call_per_differing_picture() {
     // kubelet: write the new revision, swap `..data`, remove the old revision.
     configmap_revision(&world, "..2026_02", &[jpeg(1), jpeg(20), jpeg(3)], &yaml);
     std::fs::remove_dir_all(world.path("config/..2026_01")).unwrap();
-    daemon.wait_for_requests(&world, 4);
-    let requests = daemon.settle_and_expect(&world, 4);
-    assert_calls(&requests[3..], &[(id(2), jpeg(20))], &daemon.log());
+    daemon.expect_new_calls(&world, 3, &[(id(2), jpeg(20))]);
 
     configmap_revision(&world, "..2026_03", &[jpeg(10), jpeg(20), jpeg(3)], &yaml);
     std::fs::remove_dir_all(world.path("config/..2026_02")).unwrap();
-    daemon.wait_for_requests(&world, 5);
-    let requests = daemon.settle_and_expect(&world, 5);
-    assert_calls(&requests[4..], &[(id(1), jpeg(10))], &daemon.log());
+    daemon.expect_new_calls(&world, 4, &[(id(1), jpeg(10))]);
 
     assert_eq!(daemon.stop(), 0);
     assert_eq!(applied_in_state(&world, &id(1)), sha256(&jpeg(10)));
@@ -552,9 +541,7 @@ fn a_manifest_edit_adding_an_instance_calls_only_the_new_one() {
     daemon.settle_and_expect(&world, 2);
 
     world.write_manifest(&manifest_yaml(&world, "1s", &entries));
-    daemon.wait_for_requests(&world, 3);
-    let requests = daemon.settle_and_expect(&world, 3);
-    assert_calls(&requests[2..], &[(id(3), jpeg(3))], &daemon.log());
+    daemon.expect_new_calls(&world, 2, &[(id(3), jpeg(3))]);
 
     // Instance 1 leaves the manifest: no call, and its picture no longer matters.
     world.write_manifest(&manifest_yaml(&world, "1s", &entries[1..]));
@@ -563,9 +550,7 @@ fn a_manifest_edit_adding_an_instance_calls_only_the_new_one() {
     daemon.settle_and_expect(&world, 3);
     // It comes back: one call, with the picture as it is now.
     world.write_manifest(&manifest_yaml(&world, "1s", &entries));
-    daemon.wait_for_requests(&world, 4);
-    let requests = daemon.settle_and_expect(&world, 4);
-    assert_calls(&requests[3..], &[(id(1), jpeg(10))], &daemon.log());
+    daemon.expect_new_calls(&world, 3, &[(id(1), jpeg(10))]);
 
     assert_eq!(daemon.stop(), 0);
     assert_eq!(applied_in_state(&world, &id(1)), sha256(&jpeg(10)));
@@ -591,16 +576,12 @@ fn a_manifest_edit_changing_a_picture_path_makes_one_call_only_when_the_bytes_di
     // Instance 2 now names another existing file with other bytes: one call.
     entries[1] = entry(2, "pictures/other.jpg");
     world.write_manifest(&manifest_yaml(&world, "1s", &entries));
-    daemon.wait_for_requests(&world, 4);
-    let requests = daemon.settle_and_expect(&world, 4);
-    assert_calls(&requests[3..], &[(id(2), jpeg(20))], &daemon.log());
+    daemon.expect_new_calls(&world, 3, &[(id(2), jpeg(20))]);
 
     // The new path is watched: writing it is seen; the old path no longer matters.
     world.write("pictures/p2.jpg", &jpeg(21));
     world.write("pictures/other.jpg", &jpeg(22));
-    daemon.wait_for_requests(&world, 5);
-    let requests = daemon.settle_and_expect(&world, 5);
-    assert_calls(&requests[4..], &[(id(2), jpeg(22))], &daemon.log());
+    daemon.expect_new_calls(&world, 4, &[(id(2), jpeg(22))]);
 
     assert_eq!(daemon.stop(), 0);
     assert_eq!(applied_in_state(&world, &id(2)), sha256(&jpeg(22)));
@@ -624,16 +605,12 @@ fn a_picture_written_slowly_is_never_uploaded_half_done() {
 
     // About a second, in ten flushed chunks: shorter gaps than the quiet window.
     write_slowly(&path, &jpeg(20), 10, Duration::from_millis(100));
-    daemon.wait_for_requests(&world, 4);
-    let requests = daemon.settle_and_expect(&world, 4);
-    assert_calls(&requests[3..], &[(id(2), jpeg(20))], &daemon.log());
+    daemon.expect_new_calls(&world, 3, &[(id(2), jpeg(20))]);
 
     // Gaps longer than the quiet window, over more than its cap: passes do run while the
     // file is half-written, and must still send nothing until it is whole.
     write_slowly(&path, &jpeg(21), 6, Duration::from_millis(500));
-    daemon.wait_for_requests(&world, 5);
-    let requests = daemon.settle_and_expect(&world, 5);
-    assert_calls(&requests[4..], &[(id(2), jpeg(21))], &daemon.log());
+    let requests = daemon.expect_new_calls(&world, 4, &[(id(2), jpeg(21))]);
 
     let complete: Vec<String> = [jpeg(1), jpeg(2), jpeg(3), jpeg(20), jpeg(21)]
         .iter()
@@ -726,9 +703,7 @@ fn a_broken_manifest_edit_is_logged_and_ignored_and_its_fix_is_applied() {
     // The fix: a valid manifest that points instance 2 at another picture.
     entries[1] = entry(2, "pictures/p2-fixed.jpg");
     world.write_manifest(&manifest_yaml(&world, "1s", &entries));
-    daemon.wait_for_requests(&world, 4);
-    let requests = daemon.settle_and_expect(&world, 4);
-    assert_calls(&requests[3..], &[(id(2), jpeg(22))], &daemon.log());
+    daemon.expect_new_calls(&world, 3, &[(id(2), jpeg(22))]);
     daemon.assert_running();
 
     assert_eq!(daemon.stop(), 0);
@@ -810,13 +785,7 @@ fn sighup_retries_instances_that_failed_on_a_bad_token() {
 
     world.write("tokens/t1.token", format!("{TOKEN}\n").as_bytes());
     daemon.signal("HUP");
-    daemon.wait_for_requests(&world, 5);
-    let requests = daemon.settle_and_expect(&world, 5);
-    assert_calls(
-        &requests[3..],
-        &[(id(1), jpeg(1)), (id(2), jpeg(2))],
-        &daemon.log(),
-    );
+    daemon.expect_new_calls(&world, 3, &[(id(1), jpeg(1)), (id(2), jpeg(2))]);
     assert_eq!(world.fake.current_picture(&id(1)), Some(sha256(&jpeg(1))));
     assert_eq!(world.fake.current_picture(&id(2)), Some(sha256(&jpeg(2))));
     daemon.assert_running();
@@ -841,9 +810,7 @@ fn a_corrected_token_file_is_retried_at_once() {
     let daemon = started_with_a_bad_token(&world);
 
     save_atomically(&world, "tokens/t1.token", format!("{TOKEN}\n").as_bytes());
-    daemon.wait_for_requests(&world, 4);
-    let requests = daemon.settle_and_expect(&world, 4);
-    assert_calls(&requests[3..], &[(id(1), jpeg(1))], &daemon.log());
+    daemon.expect_new_calls(&world, 3, &[(id(1), jpeg(1))]);
     assert_eq!(daemon.stop(), 0);
 }
 
@@ -1029,15 +996,11 @@ fn a_pictures_folder_replaced_within_one_quiet_window_stays_watched() {
         let bytes = if n == 2 { jpeg(20) } else { jpeg(n) };
         world.write(&format!("pictures/p{n}.jpg"), &bytes);
     }
-    daemon.wait_for_requests(&world, 4);
-    let requests = daemon.settle_and_expect(&world, 4);
-    assert_calls(&requests[3..], &[(id(2), jpeg(20))], &daemon.log());
+    daemon.expect_new_calls(&world, 3, &[(id(2), jpeg(20))]);
 
     // The new folder is watched: an in-place write in it is seen.
     world.write("pictures/p3.jpg", &jpeg(30));
-    daemon.wait_for_requests(&world, 5);
-    let requests = daemon.settle_and_expect(&world, 5);
-    assert_calls(&requests[4..], &[(id(3), jpeg(30))], &daemon.log());
+    daemon.expect_new_calls(&world, 4, &[(id(3), jpeg(30))]);
     assert_eq!(daemon.stop(), 0);
 }
 
@@ -1054,16 +1017,12 @@ fn a_pictures_folder_renamed_into_place_is_noticed() {
     }
     std::fs::rename(world.path("pictures"), world.path("pictures.old")).unwrap();
     std::fs::rename(world.path("staged"), world.path("pictures")).unwrap();
-    daemon.wait_for_requests(&world, 4);
-    let requests = daemon.settle_and_expect(&world, 4);
-    assert_calls(&requests[3..], &[(id(2), jpeg(20))], &daemon.log());
+    daemon.expect_new_calls(&world, 3, &[(id(2), jpeg(20))]);
 
     // Writes in the new folder count; writes in the old one, now elsewhere, do not.
     world.write("pictures.old/p1.jpg", &jpeg(99));
     world.write("pictures/p3.jpg", &jpeg(30));
-    daemon.wait_for_requests(&world, 5);
-    let requests = daemon.settle_and_expect(&world, 5);
-    assert_calls(&requests[4..], &[(id(3), jpeg(30))], &daemon.log());
+    daemon.expect_new_calls(&world, 4, &[(id(3), jpeg(30))]);
     assert_eq!(daemon.stop(), 0);
 }
 
