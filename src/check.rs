@@ -4,7 +4,7 @@
 //! here is a warning, not an error; a token that is present but malformed is an error.
 //! No network, no state.
 
-use crate::desired::{Pictures, picture_paths};
+use crate::desired::{Pictures, picture_paths, prepare_ahead};
 use crate::hashes::Hashes;
 use crate::manifest::{Manifest, Problem, TokenError};
 use crate::prepared::Prepared;
@@ -61,6 +61,7 @@ pub fn check(manifest: &Manifest) -> CheckReport {
     let sources = Hashes::default().digest_all(picture_paths(manifest));
     // Every picture is prepared, as a run would, to find what cannot be sent; nothing is kept.
     let mut prepared = Prepared::in_memory(false);
+    prepare_ahead(manifest, &sources, &mut prepared);
     let mut pictures = Pictures {
         sources: &sources,
         prepared: &mut prepared,

@@ -61,6 +61,16 @@ pub fn compute(
     state: &State,
 ) -> Vec<Target> {
     let sources = caches.hashes.digest_all(picture_paths(manifest));
+    let jobs = manifest
+        .instances
+        .iter()
+        .filter(|i| !i.suspend)
+        .filter_map(|i| {
+            let path = i.picture.path.as_deref().ok()?;
+            let source = sources.get(path)?.as_ref().ok()?;
+            Some((path, *source, i.processing))
+        });
+    caches.prepared.prepare_all(jobs);
     let mut pictures = Pictures {
         sources: &sources,
         prepared: caches.prepared,
@@ -71,6 +81,25 @@ pub fn compute(
         .iter()
         .map(|instance| target(instance, &mut pictures, tokens, state))
         .collect()
+}
+
+/// Prepares every (picture, options) of `manifest` that is not prepared yet, on every core,
+/// before the instances are looked at one by one.
+pub fn prepare_ahead(
+    manifest: &Manifest,
+    sources: &HashMap<PathBuf, Result<Digest, PictureError>>,
+    prepared: &mut Prepared,
+) {
+    let jobs = manifest
+        .instances
+        .iter()
+        .filter(|i| !i.suspend)
+        .filter_map(|i| {
+            let path = i.picture.path.as_deref().ok()?;
+            let source = sources.get(path)?.as_ref().ok()?;
+            Some((path, *source, i.processing))
+        });
+    prepared.prepare_all(jobs);
 }
 
 /// The pictures of one pass: source digests, and what each (picture, options) prepares to.

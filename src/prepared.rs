@@ -99,48 +99,92 @@ impl Prepared {
         source: Digest,
         options: &Options,
     ) -> Result<Digest, LocalProblem> {
-        let key = format!("{source};{}", options.cache_key());
-        if let Some(digest) = self.index.get(&key)
-            && !matches!(self.outputs, Outputs::Keep(_))
-        {
-            return Ok(*digest);
+        let key = key(source, options);
+        if let Some(digest) = self.known(&key) {
+            return Ok(digest);
         }
-        let problem = |label: &'static str, message: String| LocalProblem { label, message };
-        let picture = picture::read(path).map_err(|e| problem(e.label(), e.to_string()))?;
-        if picture.digest != source {
-            let e = picture::PictureError::Changing {
-                path: path.to_owned(),
-            };
-            return Err(problem(e.label(), e.to_string()));
+        let (digest, bytes) = make(path, source, options)?;
+        if let Outputs::Folder(folder) = &self.outputs {
+            write_prepared(folder, digest, &bytes).map_err(|e| cannot_keep(path, &e))?;
         }
-        let (bytes, route) = process::process(&picture.bytes, options)
-            .map_err(|e| problem(e.label(), format!("picture {}: {e}", path.display())))?;
-        let digest = Digest::of(&bytes);
-        tracing::debug!(picture = %path.display(), ?route, sha256 = %digest.short(), "prepared");
+        self.record(key, digest, bytes);
+        Ok(digest)
+    }
+
+    /// Prepares, on every core, what the index does not know yet, so that the
+    /// [`Prepared::digest`] calls that follow find it. A picture that fails is left for
+    /// `digest` to report.
+    pub fn prepare_all<'a>(&mut self, jobs: impl IntoIterator<Item = (&'a Path, Digest, Options)>) {
+        let mut seen = HashSet::new();
+        let todo: Vec<(&Path, Digest, Options, String)> = jobs
+            .into_iter()
+            .map(|(path, source, options)| (path, source, options, key(source, &options)))
+            .filter(|(.., key)| self.known(key).is_none() && seen.insert(key.clone()))
+            .collect();
+        if todo.len() < 2 {
+            return;
+        }
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let per_thread = todo.len().div_ceil(threads.min(todo.len()));
+        let folder = match &self.outputs {
+            Outputs::Folder(folder) => Some(folder.as_path()),
+            _ => None,
+        };
+        let keep_bytes = matches!(self.outputs, Outputs::Keep(_));
+        let made: Vec<(String, Digest, Vec<u8>)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = todo
+                .chunks(per_thread)
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .iter()
+                            .filter_map(|(path, source, options, key)| {
+                                let (digest, bytes) = make(path, *source, options).ok()?;
+                                if let Some(folder) = folder {
+                                    write_prepared(folder, digest, &bytes).ok()?;
+                                }
+                                // Only --preview keeps the bytes: a fleet's would not fit.
+                                let bytes = if keep_bytes { bytes } else { Vec::new() };
+                                Some((key.clone(), digest, bytes))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|worker| worker.join().unwrap_or_default())
+                .collect()
+        });
+        for (key, digest, bytes) in made {
+            self.record(key, digest, bytes);
+        }
+    }
+
+    /// The prepared digest for `key`, if the index knows it (and, for `--preview`, its
+    /// bytes are at hand).
+    fn known(&self, key: &str) -> Option<Digest> {
+        let digest = *self.index.get(key)?;
+        match &self.outputs {
+            Outputs::Keep(kept) if !kept.contains_key(&digest) => None,
+            _ => Some(digest),
+        }
+    }
+
+    /// Records a picture just prepared (and, in the writer's folder, written).
+    fn record(&mut self, key: String, digest: Digest, bytes: Vec<u8>) {
         self.made += 1;
+        self.index.insert(key, digest);
         match &mut self.outputs {
-            Outputs::Folder(folder) => {
-                write_prepared(folder, digest, &bytes).map_err(|e| {
-                    problem(
-                        "state-write",
-                        format!(
-                            "cannot keep the prepared picture for {}: {e}",
-                            path.display()
-                        ),
-                    )
-                })?;
-                self.index.insert(key, digest);
+            Outputs::Folder(_) => {
                 self.dirty = true;
                 self.unswept = true;
             }
-            Outputs::Discard => {
-                self.index.insert(key, digest);
-            }
+            Outputs::Discard => {}
             Outputs::Keep(kept) => {
                 kept.insert(digest, bytes);
             }
         }
-        Ok(digest)
     }
 
     /// Forgets what the index says about `digest` (its file turned out missing or damaged),
@@ -214,6 +258,39 @@ impl Prepared {
         dir.write_atomically(lock, INDEX_FILE, &bytes)?;
         self.dirty = false;
         Ok(())
+    }
+}
+
+/// The index key of a source picture under some options.
+fn key(source: Digest, options: &Options) -> String {
+    format!("{source};{}", options.cache_key())
+}
+
+/// Reads the picture at `path`, checks it still hashes to `source`, and turns it into the
+/// JPEG to upload: its digest and bytes.
+fn make(path: &Path, source: Digest, options: &Options) -> Result<(Digest, Vec<u8>), LocalProblem> {
+    let problem = |label: &'static str, message: String| LocalProblem { label, message };
+    let picture = picture::read(path).map_err(|e| problem(e.label(), e.to_string()))?;
+    if picture.digest != source {
+        let e = picture::PictureError::Changing {
+            path: path.to_owned(),
+        };
+        return Err(problem(e.label(), e.to_string()));
+    }
+    let (bytes, route) = process::process(&picture.bytes, options)
+        .map_err(|e| problem(e.label(), format!("picture {}: {e}", path.display())))?;
+    let digest = Digest::of(&bytes);
+    tracing::debug!(picture = %path.display(), ?route, sha256 = %digest.short(), "prepared");
+    Ok((digest, bytes))
+}
+
+fn cannot_keep(path: &Path, e: &std::io::Error) -> LocalProblem {
+    LocalProblem {
+        label: "state-write",
+        message: format!(
+            "cannot keep the prepared picture for {}: {e}",
+            path.display()
+        ),
     }
 }
 

@@ -2,7 +2,7 @@
 //! (`<idInstance>.jpg`), so people can look before they push. No network, no state.
 
 use crate::Error;
-use crate::desired::{Pictures, picture_paths};
+use crate::desired::{Pictures, picture_paths, prepare_ahead};
 use crate::hashes::Hashes;
 use crate::manifest::Manifest;
 use crate::prepared::Prepared;
@@ -46,6 +46,7 @@ pub fn preview(manifest: &Manifest, out: &Path) -> Result<PreviewReport, Error> 
         .map_err(|e| Error::Host(format!("cannot create {}: {e}", out.display())))?;
     let sources = Hashes::default().digest_all(picture_paths(manifest));
     let mut prepared = Prepared::in_memory(true);
+    prepare_ahead(manifest, &sources, &mut prepared);
     let mut pictures = Pictures {
         sources: &sources,
         prepared: &mut prepared,
