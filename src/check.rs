@@ -167,7 +167,7 @@ impl CheckReport {
         for row in &self.instances {
             let detail = match (&row.error_kind, &row.error, &row.desired_sha256) {
                 (Some(kind), Some(error), _) => format!("{kind}: {error}"),
-                (_, _, Some(sha)) => format!("sha256 {}", &sha[..12]),
+                (_, _, Some(sha)) => format!("sha256 {}", sha.get(..12).unwrap_or(sha)),
                 _ => String::new(),
             };
             let _ = writeln!(

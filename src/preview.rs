@@ -125,7 +125,10 @@ impl PreviewReport {
                 (Some(file), _, _) => format!(
                     "{file} ({} bytes, sha256 {})",
                     row.bytes.unwrap_or(0),
-                    &row.sha256.as_deref().unwrap_or("")[..12]
+                    row.sha256
+                        .as_deref()
+                        .and_then(|s| s.get(..12))
+                        .unwrap_or("")
                 ),
                 (None, Some(kind), Some(error)) => format!("{kind}: {error}"),
                 _ => String::new(),
