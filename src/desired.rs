@@ -61,16 +61,7 @@ pub fn compute(
     state: &State,
 ) -> Vec<Target> {
     let sources = caches.hashes.digest_all(picture_paths(manifest));
-    let jobs = manifest
-        .instances
-        .iter()
-        .filter(|i| !i.suspend)
-        .filter_map(|i| {
-            let path = i.picture.path.as_deref().ok()?;
-            let source = sources.get(path)?.as_ref().ok()?;
-            Some((path, *source, i.processing))
-        });
-    caches.prepared.prepare_all(jobs);
+    prepare_ahead(manifest, &sources, caches.prepared);
     let mut pictures = Pictures {
         sources: &sources,
         prepared: caches.prepared,
