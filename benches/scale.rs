@@ -11,7 +11,7 @@
 #[path = "../tests/support/fake_green_api.rs"]
 mod fake_green_api;
 
-use avatar_sync::hashes::Hashes;
+use avatar_sync::picture::hashes::Hashes;
 use avatar_sync::usage::status_field_kib;
 use fake_green_api::FakeGreenApi;
 use std::fmt::Write as _;

@@ -9,7 +9,7 @@
 mod fake_green_api;
 
 use avatar_sync::cli::Args;
-use avatar_sync::{logging, run};
+use avatar_sync::{logging, modes};
 use fake_green_api::FakeGreenApi;
 use std::path::Path;
 use std::time::Duration;
@@ -114,7 +114,7 @@ fn step(
         state_dir.as_os_str(),
     ])?;
     let env = |_: &str| None;
-    let output = run::run(&args, &env)?;
+    let output = modes::run(&args, &env)?;
     print!("{}", output.stdout);
     let calls = &fake.requests()[before..];
     println!(

@@ -1,4 +1,5 @@
-//! Wall-clock time as the rest of the program sees it, and its RFC 3339 form.
+//! Time and chance as the rest of the program sees them: wall-clock time from a monotonic
+//! anchor, its RFC 3339 form, durations as the manifest writes them, and jitter.
 //!
 //! Throttles and backoffs must hold across restarts, so they are kept as wall-clock
 //! timestamps (`SystemTime`). Within one process, [`Clock`] derives "now" from tokio's
@@ -10,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 /// The source of "now" for one process.
 #[derive(Clone, Copy, Debug)]
-pub struct Clock {
+pub(crate) struct Clock {
     wall_at_start: SystemTime,
     mono_at_start: tokio::time::Instant,
 }
@@ -35,6 +36,31 @@ impl Clock {
             .duration_since(self.wall_at_start)
             .unwrap_or(Duration::ZERO);
         self.mono_at_start + from_start
+    }
+}
+
+/// Where jitter comes from: draws in `[0, 1)`. Random in production; fixed in tests, so
+/// that every wait is exact.
+#[derive(Clone, Debug)]
+pub(crate) enum Jitter {
+    /// Uniform random draws.
+    Random(fastrand::Rng),
+    /// Always this value.
+    Fixed(f64),
+}
+
+impl Jitter {
+    /// Random draws, seeded from the system.
+    pub(crate) fn random() -> Self {
+        Self::Random(fastrand::Rng::new())
+    }
+
+    /// The next draw, in `[0, 1)`.
+    pub(crate) fn draw(&mut self) -> f64 {
+        match self {
+            Self::Random(rng) => rng.f64(),
+            Self::Fixed(value) => *value,
+        }
     }
 }
 

@@ -21,9 +21,15 @@ pub enum Error {
     /// The HTTP client could not be built.
     #[error(transparent)]
     Gateway(#[from] GatewayInitError),
-    /// Something the process needs from its host failed (runtime, signals, watches).
-    #[error("{0}")]
-    Host(String),
+    /// Something the process needs from its host failed (runtime, signals, watches, a folder).
+    #[error("{what}: {source}")]
+    Host {
+        /// What could not be done, naming the path or facility.
+        what: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -34,7 +40,7 @@ impl Error {
             Self::Manifest(_) => "manifest-invalid",
             Self::State(e) => e.label(),
             Self::Gateway(_) => "http-client",
-            Self::Host(_) => "host",
+            Self::Host { .. } => "host",
         }
     }
 }

@@ -2,37 +2,40 @@
 //! YAML manifest in git says they should be.
 //!
 //! Data flows one way: the **manifest** is parsed and validated into typed values
-//! ([`manifest`]); each picture is read, checked and hashed into the **desired** state
-//! ([`picture`]); the pure **planner** compares desired with the **recorded** state and the
-//! current time and decides, per instance, whether to call now, wait (throttle or backoff)
-//! or leave it alone ([`plan`]); the **apply** step sends the due calls through the
-//! GREEN-API client ([`gateway`], [`apply`]) and each outcome is **recorded** in the state
-//! directory as it lands ([`state`]). [`reconcile`] runs that loop once for every mode;
-//! [`report`] turns its result into the table or the `--json` document.
+//! ([`manifest`]); each picture is read, hashed and prepared into the exact JPEG to upload
+//! ([`picture`]); the pure **planner** compares what is desired with what is **recorded**
+//! and the current time and decides, per instance, whether to call now, wait (throttle,
+//! backoff) or leave it alone ([`plan`]); the **gateway** makes the calls ([`gateway`]); each
+//! outcome is **recorded** in the state directory as it lands ([`state`]). The
+//! [`reconcile`] engine runs that flow for every mode, [`report`] turns its result into the
+//! table or the `--json` document, and the drivers on top are the one-shot [`modes`] and the
+//! [`daemon`] loop.
+//!
+//! The modules form layers, and a module imports only from its own layer's files or from
+//! layers above it in this list (`.ci/layers` checks it):
+//!
+//! 1. foundations: [`clock`] (time and chance), [`fsio`] (atomic files), [`outcome`]
+//!    (labelled outcome kinds), [`usage`];
+//! 2. [`manifest`]; 3. [`picture`]; 4. [`plan`]; 5. [`gateway`]; 6. [`state`];
+//! 7. [`report`]; 8. [`reconcile`]; 9. [`daemon`]; 10. [`modes`], [`error`], [`cli`],
+//!    [`logging`] (the command line and the process around it).
 
-pub mod apply;
-pub mod check;
 pub mod cli;
-pub mod clock;
+pub(crate) mod clock;
 pub mod daemon;
-pub mod desired;
 pub mod error;
-pub mod gateway;
-pub mod hashes;
+pub(crate) mod fsio;
+pub(crate) mod gateway;
 pub mod logging;
 pub mod manifest;
+pub mod modes;
+pub(crate) mod outcome;
 pub mod picture;
-pub mod plan;
-pub mod prepared;
-pub mod preview;
-pub mod process;
-pub mod reconcile;
-pub mod report;
-pub mod run;
-pub mod state;
-pub mod systemd;
+pub(crate) mod plan;
+pub(crate) mod reconcile;
+pub(crate) mod report;
+pub(crate) mod state;
 pub mod usage;
-pub mod watch;
 
 pub use error::Error;
 

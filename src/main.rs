@@ -2,7 +2,7 @@
 //! its output, and turn the result into the contract's exit code. No logic of its own.
 
 use avatar_sync::cli::Args;
-use avatar_sync::{Error, logging, run};
+use avatar_sync::{Error, logging, modes};
 use std::io::Write as _;
 use std::process::ExitCode;
 
@@ -26,7 +26,7 @@ fn main() -> ExitCode {
     logging::init(args.log_format, verbosity);
 
     let env = |name: &str| std::env::var(name).ok();
-    match run::run(&args, &env) {
+    match modes::run(&args, &env) {
         Ok(output) => {
             let mut stdout = std::io::stdout().lock();
             let _ = stdout.write_all(output.stdout.as_bytes());

@@ -40,7 +40,7 @@ fn the_example_manifest_parses_into_what_its_comments_say() {
     assert!(matches!(&m.instances[1].token, TokenSource::Env(name) if name == "SALES_TOKEN"));
     assert!(matches!(&m.instances[2].token, TokenSource::Inline(_)));
     assert!(m.instances[3].suspend);
-    use avatar_sync::process::Fit;
+    use avatar_sync::picture::process::Fit;
     assert_eq!(m.instances[0].processing.fit, Fit::None);
     assert_eq!(m.instances[1].processing.fit, Fit::Cover);
     assert_eq!(m.instances[1].processing.size, 640);

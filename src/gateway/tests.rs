@@ -2,6 +2,8 @@
 //! and token redaction with real client errors.
 
 use super::*;
+use super::classify::{classify, redact};
+use crate::outcome::{CallFailure, CallOutcome, FailureKind};
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 
@@ -309,16 +311,11 @@ fn a_token_cut_by_the_excerpt_is_not_shown() {
 // ---------------------------------------------------------------------------------------
 // The real client, against sockets on 127.0.0.1.
 
-fn upload<'a>(
-    api_url: &'a ApiUrl,
-    id: &'a InstanceId,
-    token: &'a ApiToken,
-    bytes: &[u8],
-) -> Upload<'a> {
+fn upload(api_url: &ApiUrl, id: &InstanceId, token: &ApiToken, bytes: &[u8]) -> Upload {
     Upload {
-        api_url,
-        id,
-        token,
+        api_url: api_url.clone(),
+        id: id.clone(),
+        token: token.clone(),
         filename: "support.jpg".to_owned(),
         bytes: bytes.to_vec(),
     }
@@ -328,7 +325,7 @@ async fn call(api_url: &str, bytes: &[u8]) -> CallOutcome {
     let api_url = ApiUrl::parse(api_url).unwrap();
     let id = InstanceId::parse(ID).unwrap();
     let token = ApiToken::parse(TOKEN).unwrap();
-    Gateway::new()
+    HttpGateway::new()
         .unwrap()
         .set_profile_picture(upload(&api_url, &id, &token, bytes))
         .await

@@ -1,6 +1,7 @@
 //! The manifest as the contract writes it: defaults, paths, `${NAME}`, tokens, and every
 //! error naming the file and the line.
 
+use super::expand::expand_vars;
 use super::*;
 
 const PATH: &str = "/srv/avatar/manifest.yaml";
@@ -189,8 +190,15 @@ fn an_unset_variable_in_picture_is_an_error_of_that_instance_only() {
     let manifest = ok(text);
     assert_eq!(manifest.instances.len(), 2);
     let why = manifest.instances[0].picture.path.as_ref().unwrap_err();
-    assert!(why.contains("UNSET_DIR"), "{why}");
-    assert!(why.contains("not set"), "{why}");
+    assert_eq!(
+        why,
+        &ExpandError::Unset {
+            text: "${UNSET_DIR}/a.jpg".to_owned(),
+            name: "UNSET_DIR".to_owned()
+        }
+    );
+    assert_eq!(why.label(), "unset-variable");
+    assert!(why.to_string().contains("UNSET_DIR"), "{why}");
     assert_eq!(manifest.instances[0].picture.written, "${UNSET_DIR}/a.jpg");
     assert_eq!(
         manifest.instances[1].picture.path,
@@ -204,7 +212,10 @@ fn an_unset_variable_in_api_token_file_keeps_the_instance_with_a_failed_source()
     let manifest = ok(text);
     match &manifest.instances[0].token {
         TokenSource::File(Err(why)) => {
-            assert!(why.contains("CREDENTIALS_DIRECTORY"), "{why}");
+            assert!(
+                matches!(why, ExpandError::Unset { name, .. } if name == "CREDENTIALS_DIRECTORY"),
+                "{why}"
+            );
         }
         other => panic!("expected File(Err), got {other:?}"),
     }
@@ -563,8 +574,13 @@ fn expand_vars_does_not_expand_a_value_again() {
 #[test]
 fn expand_vars_refuses_an_unclosed_brace() {
     let err = expand_vars("dir/${NAME/x", &no_env).unwrap_err();
-    assert!(err.contains("dir/${NAME/x"), "{err}");
-    assert!(err.contains("closing"), "{err}");
+    assert_eq!(
+        err,
+        ExpandError::Unclosed {
+            text: "dir/${NAME/x".to_owned()
+        }
+    );
+    assert!(err.to_string().contains("closing"), "{err}");
     let env = env_of(&[("A", "one")]);
     assert!(expand_vars("${A}/${", &env).is_err());
 }
@@ -573,15 +589,22 @@ fn expand_vars_refuses_an_unclosed_brace() {
 fn expand_vars_refuses_a_bad_name() {
     for text in ["${}", "${1A}", "${A-B}", "${A B}", "${Ä}"] {
         let err = expand_vars(text, &|_: &str| Some("value".to_owned())).unwrap_err();
-        assert!(err.contains("not a variable name"), "{text}: {err}");
+        assert!(
+            matches!(&err, ExpandError::BadName { text: t, .. } if t == text),
+            "{text}: {err}"
+        );
+        assert_eq!(err.label(), "bad-variable");
     }
 }
 
 #[test]
 fn expand_vars_names_an_unset_variable() {
     let err = expand_vars("${HOME_DIR}/a.jpg", &no_env).unwrap_err();
-    assert!(err.contains("HOME_DIR"), "{err}");
-    assert!(err.contains("not set"), "{err}");
+    assert!(
+        matches!(&err, ExpandError::Unset { name, .. } if name == "HOME_DIR"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("HOME_DIR"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 //! The planner as a table of cases with an explicit `now`.
 
 use super::*;
-use crate::gateway::CallFailure;
+use crate::outcome::CallFailure;
 
 const T0: u64 = 1_800_000_000;
 

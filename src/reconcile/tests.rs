@@ -1,6 +1,9 @@
 //! The reconcile loop on tokio's paused clock: minutes of backoff in milliseconds.
 
 use super::*;
+use crate::gateway::HttpGateway;
+use crate::state::{State, StateDir};
+use std::time::Duration;
 use crate::manifest;
 use std::path::Path;
 
@@ -16,7 +19,7 @@ fn world(api_url: &str) -> (tempfile::TempDir, Manifest) {
     (dir, manifest)
 }
 
-fn reconciler(dir: &Path, manifest: Manifest, clock: Clock) -> Reconciler {
+fn reconciler(dir: &Path, manifest: Manifest, clock: Clock) -> Reconciler<HttpGateway> {
     let state_dir = StateDir::new(dir.join("state"));
     let lock = state_dir.lock("test").unwrap();
     let store = StateStore::new(state_dir, lock, State::default());
@@ -27,8 +30,9 @@ fn reconciler(dir: &Path, manifest: Manifest, clock: Clock) -> Reconciler {
     Reconciler::new(
         Arc::new(manifest),
         store,
-        Gateway::new().unwrap(),
+        HttpGateway::new().unwrap(),
         clock,
+        Jitter::random(),
         options,
     )
 }
@@ -49,7 +53,7 @@ async fn a_failing_gateway_is_retried_on_the_ladder_until_the_deadline() {
     // fifth lands by 180 s; the sixth would wait 160 s more, past the 300 s deadline.
     let record = &reconciler.store.state().instances[&InstanceId::parse("1101000001").unwrap()];
     let failure = record.failure.as_ref().unwrap();
-    assert_eq!(failure.kind, crate::gateway::FailureKind::Connection);
+    assert_eq!(failure.kind, crate::outcome::FailureKind::Connection);
     assert_eq!(failure.consecutive, 5);
     let last_call = record.last_call_at.unwrap().duration_since(start).unwrap();
     assert!(

@@ -1,7 +1,16 @@
 //! The state directory on a real file system: round trips, modes, atomic saves, the lock,
 //! unreadable and too-new files, and batched saves.
 
+use super::dir::{LOCK_FILE, STATE_FILE};
+use super::schema::MAX_REFUSED;
+use super::store::SAVE_INTERVAL;
 use super::*;
+use crate::manifest::InstanceId;
+use crate::outcome::FailureKind;
+use crate::picture::Digest;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
 use std::os::unix::fs::PermissionsExt;
 
 fn id(text: &str) -> InstanceId {

@@ -1,0 +1,86 @@
+//! The manifest file as the daemon last read it, and the files a manifest makes the daemon
+//! watch. The manifest is parsed again only when its bytes changed (or a reload asks), and
+//! an edit that does not parse is logged and ignored: the last good manifest stays.
+
+use crate::manifest::{self, Manifest, TokenSource};
+use std::path::PathBuf;
+
+/// The manifest file and its bytes as last read.
+pub(crate) struct ManifestSource {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl ManifestSource {
+    /// The manifest at `path`, whose current bytes are the ones already in force.
+    pub(crate) fn new(path: PathBuf) -> Self {
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        Self { path, bytes }
+    }
+
+    /// The manifest file.
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Reads the manifest again; `Some` when it changed (or `force`) and is valid, `None`
+    /// when it is unchanged or (logged) invalid. `force` also re-reports a broken manifest.
+    pub(crate) fn reload(&mut self, force: bool) -> Option<Manifest> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::error!(
+                    "cannot read the manifest {}: {e}; keeping the last good one",
+                    self.path.display()
+                );
+                return None;
+            }
+        };
+        let changed = bytes != self.bytes;
+        if !changed && !force {
+            return None;
+        }
+        self.bytes = bytes;
+        let text = String::from_utf8_lossy(&self.bytes);
+        match manifest::parse(&text, &self.path, &|name| std::env::var(name).ok()) {
+            Ok(manifest) => {
+                let what = if changed {
+                    "manifest changed; reloaded"
+                } else {
+                    "manifest reloaded"
+                };
+                tracing::info!(manifest = %self.path.display(), "{what}");
+                for warning in &manifest.warnings {
+                    tracing::warn!("{warning}");
+                }
+                Some(manifest)
+            }
+            Err(e) => {
+                for problem in &e.problems {
+                    tracing::error!(kind = problem.kind.label(), "{problem}");
+                }
+                tracing::error!(
+                    "the manifest edit above is ignored; the last good manifest stays in force"
+                );
+                None
+            }
+        }
+    }
+}
+
+/// The files the daemon watches: the manifest, every picture and every token file (a
+/// corrected token is retried at once).
+pub(crate) fn watched_files(manifest: &Manifest) -> Vec<PathBuf> {
+    let pictures = manifest
+        .instances
+        .iter()
+        .filter_map(|i| i.picture.path.clone().ok());
+    let tokens = manifest.instances.iter().filter_map(|i| match &i.token {
+        TokenSource::File(Ok(path)) => Some(path.clone()),
+        _ => None,
+    });
+    std::iter::once(manifest.path.clone())
+        .chain(pictures)
+        .chain(tokens)
+        .collect()
+}

@@ -1,0 +1,56 @@
+//! Files as the rest of the program writes them: replaced atomically (a temporary file
+//! beside the target, fsync, rename over it, fsync the folder), so a crash at any moment
+//! leaves either the old or the new file, never a half-written one; created 0600 in
+//! folders created 0700.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+
+/// Replaces the file at `path` with what `write` writes, atomically and durably. The
+/// content is streamed through a 64 KiB buffer, so a large document is never held whole.
+pub(crate) fn write_atomically(
+    path: &Path,
+    write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{file_name}.tmp"));
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    create_private_dir(parent)?;
+    // A leftover temporary file (from a crash, or put there by someone else) could carry
+    // a wider mode into the new file: start from a fresh one.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, &mut file);
+    write(&mut out)?;
+    out.flush()?;
+    drop(out);
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    File::open(parent)?.sync_all()
+}
+
+/// Replaces the file at `path` with `bytes`, as [`write_atomically`] does.
+pub(crate) fn write_bytes_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomically(path, &mut |out| out.write_all(bytes))
+}
+
+/// Creates `dir` and its missing parents, each new one mode 0700.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}

@@ -1,0 +1,143 @@
+//! The GREEN-API client: one request in, one typed [`CallOutcome`] out.
+//!
+//! [`Gateway`] is the seam to the outside world: [`HttpGateway`] speaks HTTP to GREEN-API;
+//! the daemon loop's tests put a scripted one in its place. Token redaction lives here:
+//! the token travels in the URL path, and HTTP client errors print URLs, so every error is
+//! stripped of its URL and scrubbed of the token before it leaves this module.
+
+mod classify;
+
+use classify::classify_scrubbed;
+
+use crate::manifest::{ApiToken, ApiUrl, InstanceId};
+use crate::outcome::{CallFailure, CallOutcome, FailureKind};
+use std::future::Future;
+use std::time::Duration;
+
+/// How long to wait for a TCP + TLS connection.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one whole request may take, upload and answer included.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One upload: who, where, with which token, which bytes.
+#[derive(Debug)]
+pub(crate) struct Upload {
+    /// The instance's API host.
+    pub api_url: ApiUrl,
+    /// The instance.
+    pub id: InstanceId,
+    /// Its token.
+    pub token: ApiToken,
+    /// The multipart filename, `<stem>.jpg`.
+    pub filename: String,
+    /// The JPEG bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// What avatar-sync asks of GREEN-API. Cheap to clone; one value serves every call.
+pub(crate) trait Gateway: Clone + Send + Sync + 'static {
+    /// Sends one `setProfilePicture` request and classifies the answer.
+    fn set_profile_picture(&self, upload: Upload) -> impl Future<Output = CallOutcome> + Send;
+}
+
+/// The GREEN-API HTTP client. Connections are pooled and reused per host.
+#[derive(Clone)]
+pub(crate) struct HttpGateway {
+    client: reqwest::Client,
+}
+
+/// The client could not be built (TLS roots unavailable, for example).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the HTTP client: {0}")]
+pub struct GatewayInitError(String);
+
+impl GatewayInitError {
+    /// A stable machine label.
+    pub fn label(&self) -> &'static str {
+        "http-client"
+    }
+}
+
+impl HttpGateway {
+    /// Builds the client: rustls, connect and total timeouts, no redirects (a redirect
+    /// would carry the token to another URL), `User-Agent: avatar-sync/<version>`.
+    pub(crate) fn new() -> Result<Self, GatewayInitError> {
+        // Another part of the process may have installed a provider already; that one wins.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .user_agent(crate::USER_AGENT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            // Reuse connections per host, but do not hoard them: a converge at high
+            // --concurrency would otherwise leave dozens of idle buffers behind.
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(16)
+            .build()
+            .map_err(|e| GatewayInitError(error_chain(&e.without_url())))?;
+        Ok(Self { client })
+    }
+
+    async fn send(&self, upload: Upload) -> Result<(u16, Vec<u8>), CallFailure> {
+        let url = format!(
+            "{}/waInstance{}/setProfilePicture/{}",
+            upload.api_url,
+            upload.id,
+            upload.token.expose()
+        );
+        let part = reqwest::multipart::Part::bytes(upload.bytes)
+            .file_name(upload.filename)
+            .mime_str("image/jpeg")
+            .map_err(transport_failure)?;
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let response = self
+            .client
+            .post(url)
+            .multipart(form)
+            .send()
+            .await
+            .map_err(transport_failure)?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(transport_failure)?;
+        Ok((status, body.to_vec()))
+    }
+}
+
+impl Gateway for HttpGateway {
+    async fn set_profile_picture(&self, upload: Upload) -> CallOutcome {
+        let token = upload.token.clone();
+        match self.send(upload).await {
+            Ok((status, body)) => classify_scrubbed(status, &body, token.expose()),
+            Err(failure) => CallOutcome::Failed(failure).scrubbed(token.expose()),
+        }
+    }
+}
+
+fn transport_failure(err: reqwest::Error) -> CallFailure {
+    let kind = if err.is_timeout() {
+        FailureKind::Timeout
+    } else {
+        FailureKind::Connection
+    };
+    CallFailure {
+        kind,
+        detail: error_chain(&err.without_url()),
+    }
+}
+
+/// An error and its sources on one line: `a: b: c`, with repeats dropped.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests;

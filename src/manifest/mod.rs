@@ -1,0 +1,100 @@
+//! YAML manifest text → a validated [`Manifest`] of typed values.
+//!
+//! The raw serde structs stay private to this file; everything else sees typed ids,
+//! resolved paths, durations and secret tokens. Every problem names the file and the line
+//! (and the instance, where one applies), and all problems of a manifest are reported
+//! together, so one run shows the operator everything to fix.
+
+
+mod expand;
+mod problem;
+mod raw;
+mod token;
+mod validate;
+mod values;
+
+pub(crate) use expand::ExpandError;
+pub use problem::{ManifestError, Problem, ProblemKind};
+pub use token::{TokenError, TokenSource};
+pub use values::{ApiToken, ApiUrl, InstanceId, credentials_fingerprint};
+
+use crate::picture::process::Options;
+use raw::RawManifest;
+use validate::{Validator, yaml_error};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where GREEN-API lives unless the manifest says otherwise.
+pub const DEFAULT_API_URL: &str = "https://api.green-api.com";
+/// Least time between two `setProfilePicture` calls of one instance (what GREEN-API documents).
+pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the daemon re-checks everything, events or not.
+pub const DEFAULT_RESYNC_INTERVAL: Duration = Duration::from_secs(600);
+
+/// A validated manifest.
+#[derive(Debug)]
+pub struct Manifest {
+    /// The manifest file, as given on the command line.
+    pub path: PathBuf,
+    /// Least time between two calls of one instance.
+    pub min_interval: Duration,
+    /// How often the daemon re-checks everything.
+    pub resync_interval: Duration,
+    /// The instances, in manifest order.
+    pub instances: Vec<Instance>,
+    /// Things that are allowed but worth saying (a token written in the manifest).
+    pub warnings: Vec<Problem>,
+}
+
+/// One instance of the manifest.
+#[derive(Debug)]
+pub struct Instance {
+    /// The `idInstance`.
+    pub id: InstanceId,
+    /// Where this instance's GREEN-API host is.
+    pub api_url: ApiUrl,
+    /// Where the `apiTokenInstance` comes from.
+    pub token: TokenSource,
+    /// The picture it should show.
+    pub picture: PictureSource,
+    /// How its picture is turned into the JPEG to upload (`fit`, `size`, `background`,
+    /// `quality`: the instance's own, else the manifest's, else the defaults).
+    pub processing: Options,
+    /// `suspend: true`: leave this instance alone.
+    pub suspend: bool,
+    /// The line of the manifest where this instance starts.
+    pub line: u64,
+}
+
+/// The picture an instance should show.
+#[derive(Clone, Debug)]
+pub struct PictureSource {
+    /// As written in the manifest, for output.
+    pub written: String,
+    /// The path after `${NAME}` expansion, relative to the manifest's folder; or why it
+    /// could not be expanded (an error of this instance only).
+    pub path: Result<PathBuf, ExpandError>,
+}
+
+/// The smallest and largest `size`, in pixels.
+pub const SIZE_RANGE: std::ops::RangeInclusive<u32> = 16..=4096;
+
+/// Reads and validates the manifest at `path`, expanding `${NAME}` from the process environment.
+pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ManifestError::one(ProblemKind::Unreadable, path, None, format!("cannot read the manifest: {e}")))?;
+    parse(&text, path, &|name| std::env::var(name).ok())
+}
+
+/// Validates manifest `text` that was read from `path`. `env` looks up `${NAME}`.
+pub fn parse(
+    text: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Manifest, ManifestError> {
+    let raw: RawManifest = serde_saphyr::from_str(text).map_err(|e| yaml_error(path, &e))?;
+    Validator::new(path, env).manifest(raw)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,69 @@
+//! The manifest as YAML writes it: serde structs with line spans, private to this folder.
+//! [`super::validate`] turns them into typed values.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::fmt;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawManifest {
+    pub(super) api_url: Option<Spanned<String>>,
+    pub(super) min_interval: Option<Spanned<String>>,
+    pub(super) resync_interval: Option<Spanned<String>>,
+    pub(super) fit: Option<Spanned<String>>,
+    pub(super) size: Option<Spanned<u32>>,
+    pub(super) background: Option<Spanned<String>>,
+    pub(super) quality: Option<Spanned<u8>>,
+    pub(super) instances: Vec<Spanned<RawInstance>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawInstance {
+    pub(super) id_instance: Spanned<RawId>,
+    pub(super) api_token_file: Option<Spanned<String>>,
+    pub(super) api_token_env: Option<Spanned<String>>,
+    pub(super) api_token_instance: Option<Spanned<String>>,
+    pub(super) picture: Spanned<String>,
+    pub(super) api_url: Option<Spanned<String>>,
+    pub(super) fit: Option<Spanned<String>>,
+    pub(super) size: Option<Spanned<u32>>,
+    pub(super) background: Option<Spanned<String>>,
+    pub(super) quality: Option<Spanned<u8>>,
+    #[serde(default)]
+    pub(super) suspend: bool,
+}
+
+/// `fit`, `size`, `background`, `quality` as written at one level (top or instance).
+pub(super) struct RawProcessing {
+    pub(super) fit: Option<Spanned<String>>,
+    pub(super) size: Option<Spanned<u32>>,
+    pub(super) background: Option<Spanned<String>>,
+    pub(super) quality: Option<Spanned<u8>>,
+}
+
+/// `idInstance` as written: a string, or a YAML integer.
+pub(super) struct RawId(pub(super) String);
+
+impl<'de> Deserialize<'de> for RawId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RawId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an idInstance (digits)")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<RawId, E> {
+                Ok(RawId(v.to_owned()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<RawId, E> {
+                Ok(RawId(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<RawId, E> {
+                Ok(RawId(v.to_string()))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}

@@ -1,0 +1,69 @@
+//! Where an instance's token comes from, and reading it (a file or a variable may change
+//! while the daemon runs, so it is read when a call may follow, not at load).
+
+use super::expand::ExpandError;
+use super::values::ApiToken;
+use std::path::PathBuf;
+
+/// Where an instance's token comes from.
+#[derive(Clone, Debug)]
+pub enum TokenSource {
+    /// `apiTokenFile`: the file's content, whitespace trimmed. `Err` when `${NAME}`
+    /// expansion failed.
+    File(Result<PathBuf, ExpandError>),
+    /// `apiTokenEnv`: an environment variable's value.
+    Env(String),
+    /// `apiTokenInstance`: written in the manifest.
+    Inline(ApiToken),
+}
+
+/// Why a token could not be had.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// The token's source is absent here (unset variable, missing file).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The token is there but is not a valid token.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl TokenError {
+    /// A stable machine label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) => "token-unavailable",
+            Self::Invalid(_) => "token-invalid",
+        }
+    }
+}
+
+impl TokenSource {
+    /// Reads the token now (files and variables may change while the daemon runs).
+    pub fn resolve(&self) -> Result<ApiToken, TokenError> {
+        match self {
+            Self::Inline(token) => Ok(token.clone()),
+            Self::Env(name) => {
+                let value = std::env::var(name).map_err(|_| {
+                    TokenError::Unavailable(format!(
+                        "apiTokenEnv: environment variable {name} is not set"
+                    ))
+                })?;
+                ApiToken::parse(&value)
+                    .map_err(|e| TokenError::Invalid(format!("apiTokenEnv: variable {name}: {e}")))
+            }
+            Self::File(Err(why)) => Err(TokenError::Unavailable(format!("apiTokenFile: {why}"))),
+            Self::File(Ok(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    TokenError::Unavailable(format!(
+                        "apiTokenFile: cannot read {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                ApiToken::parse(&text).map_err(|e| {
+                    TokenError::Invalid(format!("apiTokenFile {}: {e}", path.display()))
+                })
+            }
+        }
+    }
+}

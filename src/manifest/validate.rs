@@ -1,0 +1,354 @@
+//! Raw YAML structs → a validated [`Manifest`]: every value checked and typed, every problem
+//! collected (with its kind, line and instance) so one run shows everything to fix.
+
+use super::expand::{ExpandError, expand_vars, is_env_name};
+use super::problem::{ManifestError, Problem, ProblemKind};
+use super::raw::{RawInstance, RawManifest, RawProcessing};
+use super::token::TokenSource;
+use super::values::{ApiToken, ApiUrl, InstanceId};
+use super::{
+    DEFAULT_API_URL, DEFAULT_MIN_INTERVAL, DEFAULT_RESYNC_INTERVAL, Instance, Manifest,
+    PictureSource, SIZE_RANGE,
+};
+use crate::clock::{human_duration, parse_duration};
+use crate::picture::process::{Fit, Options, parse_background};
+use serde_saphyr::Spanned;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub(super) fn yaml_error(path: &Path, err: &serde_saphyr::Error) -> ManifestError {
+    let line = err.location().map(|l| l.line()).filter(|&l| l > 0);
+    // The library's own text may span several lines and repeat the position; keep one line.
+    let plain = err.without_snippet().to_string();
+    let message = plain
+        .lines()
+        .next()
+        .unwrap_or("not valid YAML")
+        .trim()
+        .to_owned();
+    let message = strip_position_suffix(&message);
+    // Advice aimed at programs that embed the YAML library, not at operators.
+    let message = match message.find(", set DuplicateKeyPolicy") {
+        Some(at) => message[..at].to_owned(),
+        None => message,
+    };
+    ManifestError::one(yaml_kind(err.without_snippet()), path, line, message)
+}
+
+/// The kind of a YAML library error: the ones an operator makes by hand get their own.
+fn yaml_kind(err: &serde_saphyr::Error) -> ProblemKind {
+    use serde_saphyr::Error as E;
+    match err {
+        E::SerdeUnknownField { .. } => ProblemKind::UnknownKey,
+        E::SerdeMissingField { .. } => ProblemKind::MissingKey,
+        E::DuplicateMappingKey { .. } => ProblemKind::DuplicateKey,
+        E::AliasError { error, .. } => yaml_kind(error),
+        _ => ProblemKind::Yaml,
+    }
+}
+
+/// Drops a trailing " at line N column M" that the YAML library appends.
+fn strip_position_suffix(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) if message[at..].contains("column") => message[..at].to_owned(),
+        _ => message.to_owned(),
+    }
+}
+
+pub(super) struct Validator<'a> {
+    path: &'a Path,
+    base: PathBuf,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+}
+
+impl<'a> Validator<'a> {
+    pub(super) fn new(path: &'a Path, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        let base = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        Self {
+            path,
+            base,
+            env,
+            problems: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn problem(
+        &mut self,
+        kind: ProblemKind,
+        line: u64,
+        instance: Option<&str>,
+        message: impl Into<String>,
+    ) {
+        self.problems.push(Problem {
+            kind,
+            path: self.path.to_owned(),
+            line: Some(line).filter(|&l| l > 0),
+            instance: instance.map(str::to_owned),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, raw: Option<Spanned<String>>, key: &str, default: Duration) -> Duration {
+        let Some(raw) = raw else { return default };
+        match parse_duration(&raw.value) {
+            Ok(d) if d.is_zero() => {
+                self.problem(
+                    ProblemKind::InvalidDuration,
+                    raw.referenced.line(),
+                    None,
+                    format!("{key} must be more than 0"),
+                );
+                default
+            }
+            Ok(d) => d,
+            Err(e) => {
+                self.problem(ProblemKind::InvalidDuration, raw.referenced.line(), None, format!("{key}: {e}"));
+                default
+            }
+        }
+    }
+
+    /// `base` with the options written at one level laid over it.
+    fn processing(&mut self, raw: RawProcessing, base: Options, who: Option<&str>) -> Options {
+        let mut options = base;
+        if let Some(fit) = raw.fit {
+            match fit.value.parse::<Fit>() {
+                Ok(value) => options.fit = value,
+                Err(e) => self.problem(ProblemKind::InvalidOption, fit.referenced.line(), who, format!("fit: {e}")),
+            }
+        }
+        if let Some(size) = raw.size {
+            if SIZE_RANGE.contains(&size.value) {
+                options.size = size.value;
+            } else {
+                let message = format!(
+                    "size {} is out of range: the longest edge in pixels, {} to {}",
+                    size.value,
+                    SIZE_RANGE.start(),
+                    SIZE_RANGE.end()
+                );
+                self.problem(ProblemKind::InvalidOption, size.referenced.line(), who, message);
+            }
+        }
+        if let Some(background) = raw.background {
+            match parse_background(&background.value) {
+                Ok(value) => options.background = value,
+                Err(e) => self.problem(
+                    ProblemKind::InvalidOption,
+                    background.referenced.line(),
+                    who,
+                    format!("background: {e}"),
+                ),
+            }
+        }
+        if let Some(quality) = raw.quality {
+            if (1..=100).contains(&quality.value) {
+                options.quality = quality.value;
+            } else {
+                let message = format!("quality {} is out of range: 1 to 100", quality.value);
+                self.problem(ProblemKind::InvalidOption, quality.referenced.line(), who, message);
+            }
+        }
+        options
+    }
+
+    pub(super) fn manifest(mut self, raw: RawManifest) -> Result<Manifest, ManifestError> {
+        let default_url = match raw.api_url {
+            Some(url) => ApiUrl::parse(&url.value).unwrap_or_else(|e| {
+                self.problem(ProblemKind::InvalidUrl, url.referenced.line(), None, e);
+                ApiUrl(DEFAULT_API_URL.to_owned())
+            }),
+            None => ApiUrl(DEFAULT_API_URL.to_owned()),
+        };
+        let min_interval = self.duration(raw.min_interval, "minInterval", DEFAULT_MIN_INTERVAL);
+        let resync_line = raw
+            .resync_interval
+            .as_ref()
+            .map_or(0, |r| r.referenced.line());
+        let resync_interval = self.duration(
+            raw.resync_interval,
+            "resyncInterval",
+            DEFAULT_RESYNC_INTERVAL,
+        );
+        if resync_interval < Duration::from_secs(1) {
+            self.problem(
+                ProblemKind::InvalidDuration,
+                resync_line,
+                None,
+                format!(
+                    "resyncInterval {} is too short; use at least 1s",
+                    human_duration(resync_interval)
+                ),
+            );
+        }
+
+        let defaults = RawProcessing {
+            fit: raw.fit,
+            size: raw.size,
+            background: raw.background,
+            quality: raw.quality,
+        };
+        let defaults = self.processing(defaults, Options::default(), None);
+        let mut first_line: HashMap<String, u64> = HashMap::new();
+        let mut instances = Vec::with_capacity(raw.instances.len());
+        for raw_instance in raw.instances {
+            let line = raw_instance.referenced.line();
+            if let Some(instance) = self.instance(raw_instance.value, line, &default_url, defaults)
+            {
+                if let Some(first) = first_line.get(instance.id.as_str()) {
+                    let message = format!("duplicate idInstance (first defined at line {first})");
+                    self.problem(ProblemKind::DuplicateId, line, Some(instance.id.as_str()), message);
+                    continue;
+                }
+                first_line.insert(instance.id.0.clone(), line);
+                instances.push(instance);
+            }
+        }
+
+        if self.problems.is_empty() {
+            Ok(Manifest {
+                path: self.path.to_owned(),
+                min_interval,
+                resync_interval,
+                instances,
+                warnings: self.warnings,
+            })
+        } else {
+            self.problems.sort_by_key(|p| p.line.unwrap_or(0));
+            Err(ManifestError {
+                problems: self.problems,
+            })
+        }
+    }
+
+    fn instance(
+        &mut self,
+        raw: RawInstance,
+        line: u64,
+        default_url: &ApiUrl,
+        defaults: Options,
+    ) -> Option<Instance> {
+        let id_line = raw.id_instance.referenced.line();
+        let id = match InstanceId::parse(&raw.id_instance.value.0) {
+            Ok(id) => id,
+            Err(e) => {
+                self.problem(ProblemKind::InvalidId, id_line, None, e);
+                return None;
+            }
+        };
+        let who = Some(id.as_str());
+        let before = self.problems.len();
+
+        let api_url = match raw.api_url {
+            Some(url) => ApiUrl::parse(&url.value).unwrap_or_else(|e| {
+                self.problem(ProblemKind::InvalidUrl, url.referenced.line(), who, e);
+                default_url.clone()
+            }),
+            None => default_url.clone(),
+        };
+
+        let sources = [
+            raw.api_token_file.as_ref().map(|s| s.referenced.line()),
+            raw.api_token_env.as_ref().map(|s| s.referenced.line()),
+            raw.api_token_instance.as_ref().map(|s| s.referenced.line()),
+        ];
+        let token = match (
+            raw.api_token_file,
+            raw.api_token_env,
+            raw.api_token_instance,
+        ) {
+            (Some(file), None, None) => {
+                TokenSource::File(self.expand(&file.value).map(|p| self.base.join(p)))
+            }
+            (None, Some(env), None) => {
+                let name = env.value.trim().to_owned();
+                if !is_env_name(&name) {
+                    let message =
+                        format!("apiTokenEnv `{name}` is not an environment variable name");
+                    self.problem(ProblemKind::InvalidToken, env.referenced.line(), who, message);
+                }
+                TokenSource::Env(name)
+            }
+            (None, None, Some(inline)) => {
+                let line = inline.referenced.line();
+                match ApiToken::parse(&inline.value) {
+                    Ok(token) => {
+                        self.warnings.push(Problem {
+                            kind: ProblemKind::SecretInManifest,
+                            path: self.path.to_owned(),
+                            line: Some(line),
+                            instance: Some(id.to_string()),
+                            message: "apiTokenInstance puts a secret in the manifest (and so in \
+                                      git); prefer apiTokenFile or apiTokenEnv"
+                                .to_owned(),
+                        });
+                        TokenSource::Inline(token)
+                    }
+                    Err(e) => {
+                        self.problem(ProblemKind::InvalidToken, line, who, format!("apiTokenInstance: {e}"));
+                        return None;
+                    }
+                }
+            }
+            (None, None, None) => {
+                self.problem(
+                    ProblemKind::TokenSource,
+                    line,
+                    who,
+                    "no token: give exactly one of apiTokenFile, apiTokenEnv, apiTokenInstance",
+                );
+                return None;
+            }
+            _ => {
+                let at = sources.iter().flatten().copied().max().unwrap_or(line);
+                self.problem(
+                    ProblemKind::TokenSource,
+                    at,
+                    who,
+                    "more than one token source: give exactly one of apiTokenFile, apiTokenEnv, \
+                     apiTokenInstance",
+                );
+                return None;
+            }
+        };
+
+        let processing = RawProcessing {
+            fit: raw.fit,
+            size: raw.size,
+            background: raw.background,
+            quality: raw.quality,
+        };
+        let processing = self.processing(processing, defaults, who);
+        let picture = if raw.picture.value.trim().is_empty() {
+            self.problem(ProblemKind::EmptyPicture, raw.picture.referenced.line(), who, "picture is empty");
+            return None;
+        } else {
+            PictureSource {
+                written: raw.picture.value.clone(),
+                path: self.expand(&raw.picture.value).map(|p| self.base.join(p)),
+            }
+        };
+
+        (self.problems.len() == before).then_some(Instance {
+            id,
+            api_url,
+            token,
+            picture,
+            processing,
+            suspend: raw.suspend,
+            line,
+        })
+    }
+
+    /// Expands `${NAME}` from the environment. An unset name is an error of the instance.
+    fn expand(&self, text: &str) -> Result<PathBuf, ExpandError> {
+        expand_vars(text.trim(), self.env).map(PathBuf::from)
+    }
+}

@@ -1,0 +1,160 @@
+//! The manifest's typed values: an instance id, an API URL, a token that never prints, and
+//! the one-way fingerprint of a token kept in the state.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::fmt;
+
+/// A GREEN-API `idInstance`: ASCII digits.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InstanceId(pub(super) String);
+
+impl InstanceId {
+    /// Validates `text` as an instance id.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if !text.is_empty() && text.len() <= 32 && text.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(format!(
+                "idInstance `{text}` must be digits, like \"1101000001\""
+            ))
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl serde::Serialize for InstanceId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for InstanceId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A GREEN-API base URL: `https://…`, or `http://` to a loopback host; no trailing `/`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ApiUrl(pub(super) String);
+
+impl ApiUrl {
+    /// Validates `text` as an API URL.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let url = reqwest::Url::parse(text.trim())
+            .map_err(|e| format!("apiUrl `{text}` is not a URL ({e})"))?;
+        let host = url.host_str().unwrap_or_default();
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(host) => {}
+            "http" => {
+                return Err(format!(
+                    "apiUrl `{text}` uses http:// to a host that is not loopback; the token \
+                     travels in the URL, so use https:// (http:// is allowed only for \
+                     127.0.0.1, ::1 and localhost)"
+                ));
+            }
+            other => return Err(format!("apiUrl `{text}` must be https:// (not {other}://)")),
+        }
+        if host.is_empty() {
+            return Err(format!("apiUrl `{text}` has no host"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!(
+                "apiUrl `{text}` must not carry a user name or password"
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(format!("apiUrl `{text}` must not have a query or fragment"));
+        }
+        Ok(Self(url.as_str().trim_end_matches('/').to_owned()))
+    }
+
+    /// The URL without a trailing `/`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ApiUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A GREEN-API `apiTokenInstance`. Its `Debug` and `Display` never show it.
+#[derive(Clone)]
+pub struct ApiToken(SecretString);
+
+impl ApiToken {
+    /// Validates a token: ASCII letters and digits only, since it becomes a URL path segment.
+    /// The error never contains the token.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("the token is empty".to_owned());
+        }
+        if let Some(bad) = text.chars().find(|c| !c.is_ascii_alphanumeric()) {
+            let shown = if bad.is_ascii_graphic() || bad == ' ' {
+                format!("`{bad}`")
+            } else {
+                format!("U+{:04X}", u32::from(bad))
+            };
+            return Err(format!(
+                "the token contains {shown}; a token is ASCII letters and digits only"
+            ));
+        }
+        Ok(Self(SecretString::from(text)))
+    }
+
+    /// The token itself. Call only to build the request URL.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+/// A short one-way fingerprint of an instance's apiUrl and token, stored with a failure so
+/// that a changed token or host is retried at once. 64 bits of SHA-256: it tells two
+/// credentials apart and cannot be turned back into the token.
+pub fn credentials_fingerprint(api_url: &ApiUrl, token: &ApiToken) -> String {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(b"avatar-sync credentials v1\0");
+    hasher.update(api_url.as_str().as_bytes());
+    hasher.update(b"\0");
+    hasher.update(token.expose().as_bytes());
+    let digest = hasher.finalize();
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for ApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}

@@ -1,0 +1,166 @@
+//! `--check`: validate the manifest, every picture and every token source, offline.
+//!
+//! It runs where secrets are absent (CI, a laptop), so a token whose source is missing
+//! here is a warning, not an error; a token that is present but malformed is an error.
+//! No network, no state.
+
+use crate::manifest::{Manifest, Problem, ProblemKind, TokenError};
+use crate::reconcile::desired::{Pictures, prepare_in_memory};
+use crate::report::{Render, Table, plural, short_sha};
+use serde::Serialize;
+use std::time::SystemTime;
+
+/// One instance's verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CheckRow {
+    /// The `idInstance`.
+    pub id_instance: String,
+    /// The picture as written in the manifest.
+    pub picture: String,
+    /// `valid`, `failed` or `suspended`.
+    pub status: &'static str,
+    /// SHA-256 of the picture, when it could be read.
+    pub desired_sha256: Option<String>,
+    /// Why it is not valid.
+    pub error: Option<String>,
+    /// The stable label of `error`.
+    pub error_kind: Option<String>,
+    /// Things worth knowing that do not make it invalid.
+    pub warnings: Vec<String>,
+}
+
+/// Counts per verdict.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct CheckSummary {
+    /// Instances that would be sendable.
+    pub valid: usize,
+    /// Instances with an error.
+    pub failed: usize,
+    /// `suspend: true` (not checked).
+    pub suspended: usize,
+    /// Warnings, manifest-wide and per instance.
+    pub warnings: usize,
+}
+
+/// The result of `--check`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub(crate) struct CheckReport {
+    /// Manifest-wide warnings (each naming file and line).
+    pub warnings: Vec<String>,
+    /// One row per instance, in manifest order.
+    pub instances: Vec<CheckRow>,
+    /// Counts.
+    pub summary: CheckSummary,
+}
+
+/// Checks every instance of a parsed manifest.
+pub(crate) fn check(manifest: &Manifest) -> CheckReport {
+    // Every picture is prepared, as a run would, to find what cannot be sent; nothing is kept.
+    let (sources, mut prepared) = prepare_in_memory(manifest, false);
+    let mut pictures = Pictures::new(&sources, &mut prepared);
+    let mut summary = CheckSummary::default();
+    let instances: Vec<CheckRow> = manifest
+        .instances
+        .iter()
+        .map(|instance| {
+            let mut row = CheckRow {
+                id_instance: instance.id.to_string(),
+                picture: instance.picture.written.clone(),
+                status: "valid",
+                desired_sha256: None,
+                error: None,
+                error_kind: None,
+                warnings: Vec::new(),
+            };
+            if instance.suspend {
+                row.status = "suspended";
+                summary.suspended += 1;
+                return row;
+            }
+            let fail = |row: &mut CheckRow, kind: &str, error: String| {
+                if row.error.is_none() {
+                    row.status = "failed";
+                    row.error_kind = Some(kind.to_owned());
+                    row.error = Some(error);
+                }
+            };
+            match &instance.picture.path {
+                Ok(path) => match pictures.upload_digest(path, &instance.processing) {
+                    Ok(digest) => row.desired_sha256 = Some(digest.to_string()),
+                    Err(problem) => fail(&mut row, problem.label, problem.message),
+                },
+                Err(why) => fail(&mut row, "picture-path", format!("picture: {why}")),
+            }
+            match instance.token.resolve() {
+                Ok(_) => {}
+                Err(e @ TokenError::Unavailable(_)) => {
+                    let warning = Problem {
+                        kind: ProblemKind::TokenUnavailable,
+                        path: manifest.path.clone(),
+                        line: Some(instance.line),
+                        instance: Some(instance.id.to_string()),
+                        message: format!("{e} (fine where secrets are absent, like CI)"),
+                    };
+                    row.warnings.push(warning.to_string());
+                }
+                Err(e @ TokenError::Invalid(_)) => fail(&mut row, e.label(), e.to_string()),
+            }
+            if row.status == "failed" {
+                summary.failed += 1;
+            } else {
+                summary.valid += 1;
+            }
+            summary.warnings += row.warnings.len();
+            row
+        })
+        .collect();
+    let warnings: Vec<String> = manifest.warnings.iter().map(ToString::to_string).collect();
+    summary.warnings += warnings.len();
+    CheckReport {
+        warnings,
+        instances,
+        summary,
+    }
+}
+
+impl Render for CheckReport {
+    /// 0 when valid, 1 when any instance has an error.
+    fn exit_code(&self) -> u8 {
+        u8::from(self.summary.failed > 0)
+    }
+
+    /// A table for people, then warnings, then a verdict line.
+    fn table(&self, _now: SystemTime) -> Table {
+        let mut table = Table::new(&["INSTANCE", "STATUS", "PICTURE", "DETAIL"]).min_width(1, 9);
+        table.rows = (self.instances.iter())
+            .map(|row| {
+                let detail = match (&row.error_kind, &row.error, &row.desired_sha256) {
+                    (Some(kind), Some(error), _) => format!("{kind}: {error}"),
+                    (_, _, Some(sha)) => format!("sha256 {}", short_sha(sha)),
+                    _ => String::new(),
+                };
+                vec![
+                    row.id_instance.clone(),
+                    row.status.to_owned(),
+                    row.picture.clone(),
+                    detail,
+                ]
+            })
+            .collect();
+        let instance_warnings = self.instances.iter().flat_map(|r| &r.warnings);
+        table.notes = (self.warnings.iter().chain(instance_warnings))
+            .map(|warning| format!("warning: {warning}"))
+            .collect();
+        let s = &self.summary;
+        let verdict = if s.failed == 0 { "valid" } else { "NOT valid" };
+        table.summary = format!(
+            "manifest {verdict}: {} valid, {} failed, {} suspended, {}",
+            s.valid,
+            s.failed,
+            s.suspended,
+            plural(s.warnings, "warning")
+        );
+        table
+    }
+}

@@ -1,0 +1,98 @@
+//! The modes of the command line: picks the one `args` asks for and runs it, returning
+//! what to print on stdout and the exit code. Shared by `main` and the demo.
+
+mod check;
+mod daemon;
+mod once;
+mod preview;
+
+use crate::cli::{Args, Mode};
+use crate::report::Render;
+use crate::state::StateDir;
+use crate::{Error, manifest};
+use once::Tokens;
+use std::time::SystemTime;
+
+/// What a finished mode prints on stdout, and the exit code it implies.
+#[derive(Debug)]
+pub struct Output {
+    /// The table or the JSON document.
+    pub stdout: String,
+    /// 0, 1 or 2 (see `--help`).
+    pub exit_code: u8,
+}
+
+impl Output {
+    /// Prints `report` as JSON or as a table, with its exit code.
+    fn of(report: &impl Render, json: bool) -> Self {
+        Self {
+            stdout: if json {
+                report.json()
+            } else {
+                report.table(SystemTime::now()).render()
+            },
+            exit_code: report.exit_code(),
+        }
+    }
+}
+
+/// Runs the mode `args` selects. `env` looks up environment variables for the defaults.
+pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, Error> {
+    let manifest_path = args.manifest_path(env);
+    let manifest = manifest::load(&manifest_path)?;
+    let state_dir = || args.state_dir(env).map(StateDir::new).map_err(Error::Usage);
+    let mode = args.mode();
+    if !matches!(mode, Mode::Check) {
+        // --check lists them in its report.
+        for warning in &manifest.warnings {
+            tracing::warn!(kind = warning.kind.label(), "{warning}");
+        }
+    }
+    let concurrency = usize::from(args.concurrency);
+    match mode {
+        Mode::Check => Ok(Output::of(&check::check(&manifest), args.json)),
+        Mode::Preview => {
+            let out = args
+                .preview
+                .as_deref()
+                .unwrap_or(std::path::Path::new("preview"));
+            Ok(Output::of(&preview::preview(&manifest, out)?, args.json))
+        }
+        Mode::Daemon => {
+            // A bad manifest at start was fatal above; later edits that break it are ignored.
+            let dir = state_dir()?;
+            runtime()?.block_on(daemon::run(manifest_path, dir, concurrency, manifest))?;
+            Ok(Output {
+                stdout: String::new(),
+                exit_code: 0,
+            })
+        }
+        Mode::Reconcile => {
+            let dir = state_dir()?;
+            let once = once::reconcile(manifest, &dir, concurrency, args.timeout());
+            let report = runtime()?.block_on(once)?;
+            Ok(Output::of(&report, args.json))
+        }
+        Mode::DryRun => {
+            let report = once::plan_only(&manifest, &state_dir()?, Tokens::Required)?;
+            Ok(Output::of(&report, args.json))
+        }
+        Mode::Status => {
+            let report = once::plan_only(&manifest, &state_dir()?, Tokens::Optional)?;
+            Ok(Output::of(&report, args.json))
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        // Blocking work is reading pictures: a few threads keep up with any
+        // --concurrency, and every extra thread costs a malloc arena that keeps its memory.
+        .max_blocking_threads(4)
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Host {
+            what: "cannot start the async runtime".to_owned(),
+            source,
+        })
+}

@@ -1,0 +1,95 @@
+//! The one-shot modes that plan from the state directory: `--reconcile` converges once,
+//! `--dry-run` and `--status` only read.
+
+use crate::Error;
+use crate::clock::{Clock, Jitter};
+use crate::gateway::HttpGateway;
+use crate::manifest::Manifest;
+use crate::picture::caches::Caches;
+use crate::plan::{self, Policy};
+use crate::reconcile::desired;
+use crate::reconcile::{Options, Reconciler};
+use crate::report::{self, Report, ReportKind, Status};
+use crate::state::{StateDir, StateStore};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+pub(crate) use desired::Tokens;
+
+/// `--reconcile`: converge once, waiting out throttles and retryable failures until `timeout`.
+pub(crate) async fn reconcile(
+    manifest: Manifest,
+    dir: &StateDir,
+    concurrency: usize,
+    timeout: Duration,
+) -> Result<Report, Error> {
+    let clock = Clock::start();
+    let lock = dir.lock("avatar-sync --reconcile")?;
+    let state = dir.load_for_write(&lock)?.take(dir);
+    let store = StateStore::new(dir.clone(), lock, state);
+    let options = Options {
+        concurrency,
+        give_up_when_blocked: true,
+    };
+    let manifest = Arc::new(manifest);
+    let gateway = HttpGateway::new()?;
+    let mut reconciler =
+        Reconciler::new(manifest, store, gateway, clock, Jitter::random(), options);
+    reconciler.run_until(clock.now() + timeout).await?;
+    let mut report = reconciler.report();
+    for row in &mut report.instances {
+        if row.status == Status::Pending {
+            row.error_kind = Some("deadline".to_owned());
+            row.error = Some("not sent before --timeout ran out".to_owned());
+        }
+    }
+    log_summary(&report);
+    Ok(report)
+}
+
+/// `--dry-run` (tokens required: a missing one would fail the real run) and `--status`
+/// (tokens optional: it reports what is recorded): plan from the recorded state, change nothing.
+pub(crate) fn plan_only(
+    manifest: &Manifest,
+    dir: &StateDir,
+    tokens: Tokens,
+) -> Result<Report, Error> {
+    let state = dir.load()?.take(dir);
+    let mut caches = Caches::reader(dir.path());
+    let targets = desired::compute(manifest, tokens, &mut caches, &state);
+    let now = SystemTime::now();
+    let policy = Policy {
+        min_interval: manifest.min_interval,
+    };
+    let rows = manifest
+        .instances
+        .iter()
+        .zip(&targets)
+        .map(|(instance, target)| {
+            let record = state.instances.get(&instance.id);
+            let decision = plan::decide(&target.desired, record, now, &policy);
+            report::row(instance, &target.desired, &decision, record, false)
+        })
+        .collect();
+    let kind = match tokens {
+        Tokens::Required => ReportKind::DryRun,
+        Tokens::Optional => ReportKind::Status,
+    };
+    let report = Report::new(rows, kind);
+    log_summary(&report);
+    Ok(report)
+}
+
+fn log_summary(report: &Report) {
+    let s = &report.summary;
+    tracing::debug!(peak_rss_kib = crate::usage::peak_rss_kib(), "resources");
+    tracing::info!(
+        in_sync = s.in_sync,
+        applied = s.applied,
+        pending = s.pending,
+        throttled = s.throttled,
+        failed = s.failed,
+        suspended = s.suspended,
+        "done"
+    );
+}

@@ -1,0 +1,128 @@
+//! `--preview DIR`: writes, for each instance, exactly the JPEG that would be uploaded
+//! (`<idInstance>.jpg`), so people can look before they push. No network, no state.
+
+use crate::Error;
+use crate::manifest::Manifest;
+use crate::outcome::LocalProblem;
+use crate::reconcile::desired::{Pictures, prepare_in_memory};
+use crate::report::{Render, Table, short_sha};
+use serde::Serialize;
+use std::path::Path;
+use std::time::SystemTime;
+
+/// One instance's preview.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PreviewRow {
+    /// The `idInstance`.
+    pub id_instance: String,
+    /// The picture as written in the manifest.
+    pub picture: String,
+    /// `written`, `failed` or `suspended`.
+    pub status: &'static str,
+    /// The file written.
+    pub file: Option<String>,
+    /// SHA-256 of the JPEG that would be uploaded.
+    pub sha256: Option<String>,
+    /// Its size in bytes.
+    pub bytes: Option<usize>,
+    /// Why there is no preview.
+    pub error: Option<String>,
+    /// The stable label of `error`.
+    pub error_kind: Option<String>,
+}
+
+/// The result of `--preview`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub(crate) struct PreviewReport {
+    /// One row per instance, in manifest order.
+    pub instances: Vec<PreviewRow>,
+}
+
+/// Prepares every instance's picture and writes it into `out` as `<idInstance>.jpg`.
+pub(crate) fn preview(manifest: &Manifest, out: &Path) -> Result<PreviewReport, Error> {
+    std::fs::create_dir_all(out).map_err(|source| Error::Host {
+        what: format!("cannot create {}", out.display()),
+        source,
+    })?;
+    let (sources, mut prepared) = prepare_in_memory(manifest, true);
+    let mut pictures = Pictures::new(&sources, &mut prepared);
+    let mut digests = Vec::with_capacity(manifest.instances.len());
+    for instance in &manifest.instances {
+        let digest = match (&instance.picture.path, instance.suspend) {
+            (_, true) => None,
+            (Ok(path), false) => Some(pictures.upload_digest(path, &instance.processing)),
+            (Err(why), false) => Some(Err(LocalProblem {
+                label: "picture-path",
+                message: format!("picture: {why}"),
+            })),
+        };
+        digests.push(digest);
+    }
+    let mut rows = Vec::with_capacity(manifest.instances.len());
+    for (instance, digest) in manifest.instances.iter().zip(digests) {
+        let mut row = PreviewRow {
+            id_instance: instance.id.to_string(),
+            picture: instance.picture.written.clone(),
+            status: "suspended",
+            file: None,
+            sha256: None,
+            bytes: None,
+            error: None,
+            error_kind: None,
+        };
+        match digest {
+            None => {}
+            Some(Err(problem)) => {
+                row.status = "failed";
+                row.error_kind = Some(problem.label.to_owned());
+                row.error = Some(problem.message);
+            }
+            Some(Ok(digest)) => {
+                let bytes = prepared.bytes(digest).unwrap_or_default();
+                let file = out.join(format!("{}.jpg", instance.id));
+                match std::fs::write(&file, bytes) {
+                    Ok(()) => {
+                        row.status = "written";
+                        row.file = Some(file.display().to_string());
+                        row.sha256 = Some(digest.to_string());
+                        row.bytes = Some(bytes.len());
+                    }
+                    Err(e) => {
+                        row.status = "failed";
+                        row.error_kind = Some("preview-write".to_owned());
+                        row.error = Some(format!("cannot write {}: {e}", file.display()));
+                    }
+                }
+            }
+        }
+        rows.push(row);
+    }
+    Ok(PreviewReport { instances: rows })
+}
+
+impl Render for PreviewReport {
+    /// 0 when every instance has its preview, 1 when any failed.
+    fn exit_code(&self) -> u8 {
+        u8::from(self.instances.iter().any(|r| r.status == "failed"))
+    }
+
+    fn table(&self, _now: SystemTime) -> Table {
+        let mut table = Table::new(&["INSTANCE", "STATUS", "DETAIL"]);
+        table.rows = (self.instances.iter())
+            .map(|row| {
+                let detail = match (&row.file, &row.error_kind, &row.error) {
+                    (Some(file), _, _) => format!(
+                        "{file} ({} bytes, sha256 {})",
+                        row.bytes.unwrap_or(0),
+                        row.sha256.as_deref().map(short_sha).unwrap_or("")
+                    ),
+                    (None, Some(kind), Some(error)) => format!("{kind}: {error}"),
+                    _ => String::new(),
+                };
+                vec![row.id_instance.clone(), row.status.to_owned(), detail]
+            })
+            .collect();
+        table
+    }
+}

@@ -1,0 +1,330 @@
+//! Source picture + processing options → the exact JPEG to upload (a "prepared" picture),
+//! made once and kept in the state directory, so a pass never decodes an unchanged picture
+//! again and an upload reads bytes that are ready.
+//!
+//! `prepared.json` maps (source SHA-256, options, pipeline version) to the SHA-256 of the
+//! prepared bytes, which live in `prepared/<sha256>.jpg` (content-addressed, written
+//! atomically, mode 0600). Only the state directory's writer keeps them; read-only modes
+//! (`--dry-run`, `--status`) use what is there and prepare the rest in memory;
+//! `--check` and `--preview` prepare everything in memory.
+
+use super::caches::CacheError;
+use super::process::{self, Options};
+use crate::fsio;
+use crate::outcome::LocalProblem;
+use crate::picture::{self, Digest};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// The index's file name inside the state directory.
+pub const INDEX_FILE: &str = "prepared.json";
+/// The folder of prepared pictures inside the state directory.
+pub const FOLDER: &str = "prepared";
+/// The index's format version; another version is ignored (and rebuilt).
+const VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct Index {
+    version: u32,
+    /// `<source sha256>;<options cache key>` → prepared sha256.
+    prepared: HashMap<String, Digest>,
+}
+
+/// Where prepared bytes go.
+#[derive(Debug)]
+enum Outputs {
+    /// The writer's folder: every prepared picture is written there.
+    Folder(PathBuf),
+    /// Read-only: digests only; the bytes are dropped.
+    Discard,
+    /// In memory (`--preview`): kept for the caller.
+    Keep(HashMap<Digest, Vec<u8>>),
+}
+
+/// Prepared pictures: the index, and where their bytes are.
+#[derive(Debug)]
+pub struct Prepared {
+    index: HashMap<String, Digest>,
+    outputs: Outputs,
+    dirty: bool,
+    /// The folder may hold files no longer used: set by new files and dropped entries.
+    unswept: bool,
+    /// How many pictures were prepared (decoded or stripped) since the last take.
+    made: usize,
+}
+
+impl Prepared {
+    /// The writer's view: the index of a state directory, and its folder for new pictures.
+    pub fn writer(dir: &Path) -> Self {
+        Self {
+            index: load_index(dir),
+            outputs: Outputs::Folder(dir.join(FOLDER)),
+            dirty: false,
+            unswept: true,
+            made: 0,
+        }
+    }
+
+    /// A reader's view: uses the index of a state directory, writes nothing.
+    pub fn reader(dir: &Path) -> Self {
+        Self {
+            index: load_index(dir),
+            outputs: Outputs::Discard,
+            dirty: false,
+            unswept: false,
+            made: 0,
+        }
+    }
+
+    /// Without a state directory; `keep` holds the prepared bytes for [`Prepared::bytes`].
+    pub fn in_memory(keep: bool) -> Self {
+        Self {
+            index: HashMap::new(),
+            outputs: if keep {
+                Outputs::Keep(HashMap::new())
+            } else {
+                Outputs::Discard
+            },
+            dirty: false,
+            unswept: false,
+            made: 0,
+        }
+    }
+
+    /// The digest of the JPEG to upload for the picture at `path` (whose bytes hash to
+    /// `source`) under `options`: known from the index, or prepared now.
+    pub fn digest(
+        &mut self,
+        path: &Path,
+        source: Digest,
+        options: &Options,
+    ) -> Result<Digest, LocalProblem> {
+        let key = key(source, options);
+        if let Some(digest) = self.known(&key) {
+            return Ok(digest);
+        }
+        let (digest, bytes) = make(path, source, options)?;
+        if let Outputs::Folder(folder) = &self.outputs {
+            write_prepared(folder, digest, &bytes).map_err(|e| cannot_keep(path, &e))?;
+        }
+        self.record(key, digest, bytes);
+        Ok(digest)
+    }
+
+    /// Prepares, on every core, what the index does not know yet, so that the
+    /// [`Prepared::digest`] calls that follow find it. A picture that fails is left for
+    /// `digest` to report.
+    pub fn prepare_all<'a>(&mut self, jobs: impl IntoIterator<Item = (&'a Path, Digest, Options)>) {
+        let mut seen = HashSet::new();
+        let todo: Vec<(&Path, Digest, Options, String)> = jobs
+            .into_iter()
+            .map(|(path, source, options)| (path, source, options, key(source, &options)))
+            .filter(|(.., key)| self.known(key).is_none() && seen.insert(key.clone()))
+            .collect();
+        if todo.len() < 2 {
+            return;
+        }
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let per_thread = todo.len().div_ceil(threads.min(todo.len()));
+        let folder = match &self.outputs {
+            Outputs::Folder(folder) => Some(folder.as_path()),
+            _ => None,
+        };
+        let keep_bytes = matches!(self.outputs, Outputs::Keep(_));
+        let made: Vec<(String, Digest, Vec<u8>)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = todo
+                .chunks(per_thread)
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .iter()
+                            .filter_map(|(path, source, options, key)| {
+                                let (digest, bytes) = make(path, *source, options).ok()?;
+                                if let Some(folder) = folder {
+                                    write_prepared(folder, digest, &bytes).ok()?;
+                                }
+                                // Only --preview keeps the bytes: a fleet's would not fit.
+                                let bytes = if keep_bytes { bytes } else { Vec::new() };
+                                Some((key.clone(), digest, bytes))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|worker| worker.join().unwrap_or_default())
+                .collect()
+        });
+        for (key, digest, bytes) in made {
+            self.record(key, digest, bytes);
+        }
+    }
+
+    /// The prepared digest for `key`, if the index knows it (and, for `--preview`, its
+    /// bytes are at hand).
+    fn known(&self, key: &str) -> Option<Digest> {
+        let digest = *self.index.get(key)?;
+        match &self.outputs {
+            Outputs::Keep(kept) if !kept.contains_key(&digest) => None,
+            _ => Some(digest),
+        }
+    }
+
+    /// Records a picture just prepared (and, in the writer's folder, written).
+    fn record(&mut self, key: String, digest: Digest, bytes: Vec<u8>) {
+        self.made += 1;
+        self.index.insert(key, digest);
+        match &mut self.outputs {
+            Outputs::Folder(_) => {
+                self.dirty = true;
+                self.unswept = true;
+            }
+            Outputs::Discard => {}
+            Outputs::Keep(kept) => {
+                kept.insert(digest, bytes);
+            }
+        }
+    }
+
+    /// Forgets what the index says about `digest` (its file turned out missing or damaged),
+    /// so the next [`Prepared::digest`] prepares it again.
+    pub fn forget(&mut self, digest: Digest) {
+        let before = self.index.len();
+        self.index.retain(|_, d| *d != digest);
+        self.dirty |= self.index.len() != before;
+    }
+
+    /// The prepared bytes kept in memory ([`Prepared::in_memory`] with `keep`).
+    pub fn bytes(&self, digest: Digest) -> Option<&[u8]> {
+        match &self.outputs {
+            Outputs::Keep(kept) => kept.get(&digest).map(Vec::as_slice),
+            _ => None,
+        }
+    }
+
+    /// How many pictures were prepared since the last call.
+    pub fn take_made(&mut self) -> usize {
+        std::mem::take(&mut self.made)
+    }
+
+    /// Keeps only what `live` pictures need; removes the other prepared files (looking at
+    /// the folder only when something may have become unused, so a quiet pass stays cheap).
+    pub fn retain(&mut self, live: &HashSet<Digest>) {
+        let before = self.index.len();
+        self.index.retain(|_, digest| live.contains(digest));
+        if self.index.len() != before {
+            self.dirty = true;
+            self.unswept = true;
+        }
+        if !std::mem::take(&mut self.unswept) {
+            return;
+        }
+        if let Outputs::Folder(folder) = &self.outputs {
+            let Ok(entries) = std::fs::read_dir(folder) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let stem = name.to_string_lossy();
+                let keep = stem
+                    .strip_suffix(".jpg")
+                    .and_then(|s| s.parse::<Digest>().ok())
+                    .is_some_and(|d| live.contains(&d));
+                if !keep {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+
+    /// Saves the index if it changed (the writer only; pictures were written as made).
+    pub fn save(&mut self, dir: &Path) -> Result<(), CacheError> {
+        if !self.dirty || !matches!(self.outputs, Outputs::Folder(_)) {
+            return Ok(());
+        }
+        let index = Index {
+            version: VERSION,
+            prepared: self.index.clone(),
+        };
+        let path = dir.join(INDEX_FILE);
+        let bytes = serde_json::to_vec(&index).map_err(std::io::Error::other);
+        bytes
+            .and_then(|bytes| fsio::write_bytes_atomically(&path, &bytes))
+            .map_err(|source| CacheError { path, source })?;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+/// The index key of a source picture under some options.
+fn key(source: Digest, options: &Options) -> String {
+    format!("{source};{}", options.cache_key())
+}
+
+/// Reads the picture at `path`, checks it still hashes to `source`, and turns it into the
+/// JPEG to upload: its digest and bytes.
+fn make(path: &Path, source: Digest, options: &Options) -> Result<(Digest, Vec<u8>), LocalProblem> {
+    let problem = |label: &'static str, message: String| LocalProblem { label, message };
+    let picture = picture::read(path).map_err(|e| problem(e.label(), e.to_string()))?;
+    if picture.digest != source {
+        let e = picture::PictureError::Changing {
+            path: path.to_owned(),
+        };
+        return Err(problem(e.label(), e.to_string()));
+    }
+    let (bytes, route) = process::process(&picture.bytes, options)
+        .map_err(|e| problem(e.label(), format!("picture {}: {e}", path.display())))?;
+    let digest = Digest::of(&bytes);
+    tracing::debug!(picture = %path.display(), ?route, sha256 = %digest.short(), "prepared");
+    Ok((digest, bytes))
+}
+
+fn cannot_keep(path: &Path, e: &std::io::Error) -> LocalProblem {
+    LocalProblem {
+        label: "state-write",
+        message: format!(
+            "cannot keep the prepared picture for {}: {e}",
+            path.display()
+        ),
+    }
+}
+
+/// Where the writer keeps the prepared picture `digest`.
+pub fn path_in(dir: &Path, digest: Digest) -> PathBuf {
+    dir.join(FOLDER).join(format!("{digest}.jpg"))
+}
+
+fn load_index(dir: &Path) -> HashMap<String, Digest> {
+    std::fs::read(dir.join(INDEX_FILE))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Index>(&bytes).ok())
+        .filter(|index| index.version == VERSION)
+        .map(|index| index.prepared)
+        .unwrap_or_default()
+}
+
+/// Writes a prepared picture under its digest: temporary file, rename. A file of that name
+/// already holds these exact bytes (the name is their hash). No fsync: this is a cache, and
+/// every upload checks the file against its digest, so a file damaged by a crash is only
+/// prepared again.
+fn write_prepared(folder: &Path, digest: Digest, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = folder.join(format!("{digest}.jpg"));
+    if path.exists() {
+        return Ok(());
+    }
+    fsio::create_private_dir(folder)?;
+    let tmp = folder.join(format!(".{digest}.jpg.tmp"));
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(bytes)?;
+    drop(file);
+    std::fs::rename(&tmp, &path)
+}

@@ -1,0 +1,337 @@
+//! Turns a source picture (JPEG, PNG or WebP bytes) into the JPEG that is uploaded.
+//!
+//! One job: bytes in, bytes out, deterministically, with no I/O. A JPEG that needs no pixel
+//! change keeps its compressed image data byte for byte and only loses its metadata
+//! ([`Route::Stripped`]); anything else is decoded under size limits, turned upright,
+//! flattened onto the background, cropped or padded to the requested fit, resized and encoded
+//! as a baseline JPEG with no metadata at all ([`Route::Reencoded`]). The JPEG marker walk
+//! and the EXIF orientation lookup are written here by hand, with every read bounds-checked,
+//! because they must never panic on hostile bytes.
+
+use image::codecs::jpeg::{JpegDecoder, JpegEncoder};
+use image::codecs::png::PngDecoder;
+use image::codecs::webp::WebPDecoder;
+use image::imageops::FilterType;
+use image::{DynamicImage, ImageDecoder, ImageError, Limits, Rgb, RgbImage};
+use std::fmt;
+use std::io::Cursor;
+
+mod jpeg;
+mod options;
+#[cfg(test)]
+mod tests;
+
+use jpeg::JpegLayout;
+pub use options::{Fit, Options, parse_background};
+
+/// Bump when the output bytes for the same input and options change.
+pub const PIPELINE_VERSION: u32 = 1;
+
+/// Pictures wider or taller than this (pixels) are refused before their pixels are decoded.
+pub const MAX_SIDE: u32 = 10_000;
+
+/// The most memory the decoded pixels of one picture may take (300 MiB): a 10,000 × 10,000
+/// RGB picture fits, a 9,000 × 9,000 16-bit RGBA one does not.
+pub const MAX_DECODED_BYTES: u64 = 300 * 1024 * 1024;
+
+
+/// The picture formats that are accepted, as recognised by their first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// JPEG (`FF D8 FF`).
+    Jpeg,
+    /// PNG (`89 50 4E 47 0D 0A 1A 0A`).
+    Png,
+    /// WebP (`RIFF....WEBP`).
+    WebP,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Jpeg => "JPEG",
+            Self::Png => "PNG",
+            Self::WebP => "WebP",
+        })
+    }
+}
+
+/// Why a picture cannot be turned into an upload.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProcessError {
+    /// There are no bytes at all.
+    #[error("the picture is empty")]
+    Empty,
+    /// The bytes are not JPEG, PNG or WebP.
+    #[error("the picture is {found}; only JPEG, PNG and WebP are supported")]
+    UnsupportedFormat {
+        /// What the first bytes look like, e.g. "a GIF", "a HEIC/HEIF image".
+        found: &'static str,
+    },
+    /// The picture stops before its end.
+    #[error("the picture is a truncated {format} (it stops before its end)")]
+    Truncated {
+        /// The format its first bytes announced.
+        format: Format,
+    },
+    /// The picture has more pixels than the decoder is allowed to unpack.
+    #[error(
+        "the picture is {width} × {height} pixels; at most {MAX_SIDE} pixels a side and {} MiB of decoded pixels are allowed",
+        MAX_DECODED_BYTES >> 20
+    )]
+    TooLarge {
+        /// Width in pixels, as its header says.
+        width: u32,
+        /// Height in pixels, as its header says.
+        height: u32,
+    },
+    /// The picture is damaged or uses a feature the decoder does not support.
+    #[error("the picture cannot be decoded: {0}")]
+    Decode(String),
+    /// The processed picture could not be encoded as a JPEG.
+    #[error("the processed picture cannot be encoded as a JPEG: {0}")]
+    Encode(String),
+}
+
+impl ProcessError {
+    /// A stable machine label for `--json` and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Empty => "picture-empty",
+            Self::UnsupportedFormat { .. } => "picture-unsupported-format",
+            Self::Truncated { .. } => "picture-truncated",
+            Self::TooLarge { .. } => "picture-too-large",
+            Self::Decode(_) => "picture-undecodable",
+            Self::Encode(_) => "picture-unencodable",
+        }
+    }
+}
+
+/// What was done, for logs and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// A JPEG whose compressed image data was copied byte for byte; only metadata was dropped.
+    Stripped,
+    /// The picture was decoded, processed and encoded anew.
+    Reencoded,
+}
+
+/// Turns a source picture (JPEG, PNG or WebP bytes) into the JPEG to upload. Deterministic:
+/// the same bytes and options always give the same output bytes.
+pub fn process(source: &[u8], options: &Options) -> Result<(Vec<u8>, Route), ProcessError> {
+    let format = detect(source)?;
+    let source = if format == Format::Jpeg {
+        let jpeg = JpegLayout::read(source)?;
+        if jpeg.needs_no_pixel_change(options) {
+            return Ok((jpeg.stripped(source), Route::Stripped));
+        }
+        // Only the primary image: whatever follows its end marker (secondary MPF images, a
+        // motion photo's video) is not part of the picture.
+        source.get(..jpeg.end).unwrap_or(source)
+    } else {
+        source
+    };
+    let image = decode(format, source)?;
+    let image = flatten(image, options.background);
+    let image = shape(image, options);
+    let mut out = Vec::new();
+    JpegEncoder::new_with_quality(&mut out, options.quality.clamp(1, 100))
+        .encode_image(&image)
+        .map_err(|e| ProcessError::Encode(e.to_string()))?;
+    Ok((out, Route::Reencoded))
+}
+
+/// Recognises the format by its first bytes (never by a file name).
+fn detect(bytes: &[u8]) -> Result<Format, ProcessError> {
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n";
+    if bytes.is_empty() {
+        return Err(ProcessError::Empty);
+    }
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Ok(Format::Jpeg);
+    }
+    if bytes.starts_with(PNG) {
+        return Ok(Format::Png);
+    }
+    let riff = bytes.starts_with(b"RIFF");
+    if riff && bytes.get(8..12) == Some(b"WEBP") {
+        return Ok(Format::WebP);
+    }
+    let found = if bytes.starts_with(b"GIF8") {
+        "a GIF"
+    } else if bytes.get(4..8) == Some(b"ftyp") {
+        match bytes.get(8..12) {
+            Some(b"avif" | b"avis") => "an AVIF image",
+            Some(b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" | b"mif1" | b"msf1") => {
+                "a HEIC/HEIF image"
+            }
+            _ => "an MP4/QuickTime file",
+        }
+    } else if riff {
+        "a RIFF file that is not WebP"
+    } else if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
+        "a TIFF (or camera raw) image"
+    } else if bytes.starts_with(b"BM") {
+        "a BMP"
+    } else if bytes.starts_with(&[0xFF, 0x0A]) || bytes.starts_with(b"\0\0\0\x0cJXL ") {
+        "a JPEG XL image"
+    } else if bytes.starts_with(b"%PDF") {
+        "a PDF"
+    } else if bytes.starts_with(b"<svg") || bytes.starts_with(b"<?xml") {
+        "an SVG or other XML file"
+    } else {
+        "not a recognised image"
+    };
+    Err(ProcessError::UnsupportedFormat { found })
+}
+
+
+/// Decodes under [`MAX_SIDE`] and [`MAX_DECODED_BYTES`], then turns the picture upright by
+/// the orientation its own metadata (EXIF) gives.
+fn decode(format: Format, bytes: &[u8]) -> Result<DynamicImage, ProcessError> {
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    let reader = Cursor::new(bytes);
+    match format {
+        Format::Jpeg => {
+            let decoder = JpegDecoder::new(reader).map_err(|e| image_error(format, e, None))?;
+            decode_with(decoder, limits, format)
+        }
+        Format::Png => {
+            // The PNG decoder checks the limits while reading the header, before we can ask
+            // for its dimensions: read them from IHDR for the error.
+            let decoder = PngDecoder::with_limits(reader, limits.clone())
+                .map_err(|e| image_error(format, e, png_dimensions(bytes)))?;
+            decode_with(decoder, limits, format)
+        }
+        Format::WebP => {
+            let decoder = WebPDecoder::new(reader).map_err(|e| image_error(format, e, None))?;
+            decode_with(decoder, limits, format)
+        }
+    }
+}
+
+fn decode_with(
+    mut decoder: impl ImageDecoder,
+    mut limits: Limits,
+    format: Format,
+) -> Result<DynamicImage, ProcessError> {
+    let dimensions = decoder.dimensions();
+    if dimensions.0 == 0 || dimensions.1 == 0 {
+        return Err(ProcessError::Decode(format!("the {format} has no pixels")));
+    }
+    let fail = |e| image_error(format, e, Some(dimensions));
+    // Reserve the whole pixel buffer before decoding, so a bomb fails here, having cost only
+    // its header; the decoder gets what is left for its own buffers.
+    limits.reserve(decoder.total_bytes()).map_err(fail)?;
+    decoder.set_limits(limits).map_err(fail)?;
+    let orientation = decoder.orientation().map_err(fail)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(fail)?;
+    image.apply_orientation(orientation);
+    Ok(image)
+}
+
+/// Width and height from a PNG's IHDR chunk, which must come first.
+fn png_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    if bytes.get(12..16)? != b"IHDR" {
+        return None;
+    }
+    let be = |at: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    };
+    Some((be(16)?, be(20)?))
+}
+
+fn image_error(format: Format, error: ImageError, dimensions: Option<(u32, u32)>) -> ProcessError {
+    match error {
+        ImageError::Limits(_) => {
+            let (width, height) = dimensions.unwrap_or_default();
+            ProcessError::TooLarge { width, height }
+        }
+        ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            ProcessError::Truncated { format }
+        }
+        other => ProcessError::Decode(other.to_string()),
+    }
+}
+
+/// Composites the picture over an opaque `background`, giving 8-bit RGB.
+fn flatten(image: DynamicImage, background: [u8; 3]) -> RgbImage {
+    if !image.color().has_alpha() {
+        return image.into_rgb8();
+    }
+    let rgba = image.into_rgba8();
+    let (width, height) = rgba.dimensions();
+    let mut out = RgbImage::new(width, height);
+    for (rgb, px) in out.chunks_exact_mut(3).zip(rgba.as_raw().chunks_exact(4)) {
+        let alpha = u32::from(px[3]);
+        for ((channel, &colour), &back) in rgb.iter_mut().zip(px).zip(&background) {
+            // Straight alpha over an opaque colour, rounded to nearest: at most 255 * 255.
+            let mixed = (u32::from(colour) * alpha + u32::from(back) * (255 - alpha) + 127) / 255;
+            *channel = u8::try_from(mixed).unwrap_or(u8::MAX);
+        }
+    }
+    out
+}
+
+/// Crops, scales and pads by `options.fit`; never scales up.
+fn shape(image: RgbImage, options: &Options) -> RgbImage {
+    let size = options.size.max(1);
+    match options.fit {
+        Fit::None => scale_within(image, size),
+        Fit::Cover => {
+            let (width, height) = image.dimensions();
+            let side = width.min(height);
+            let square = if width == height {
+                image
+            } else {
+                DynamicImage::ImageRgb8(image)
+                    .crop_imm((width - side) / 2, (height - side) / 2, side, side)
+                    .into_rgb8()
+            };
+            scale_within(square, size)
+        }
+        Fit::Contain => pad_to_square(scale_within(image, size), options.background),
+    }
+}
+
+/// Scales down so the long edge is at most `size` pixels, keeping the aspect ratio.
+fn scale_within(image: RgbImage, size: u32) -> RgbImage {
+    let (width, height) = image.dimensions();
+    let long = width.max(height);
+    if long <= size {
+        return image;
+    }
+    // Round to the nearest pixel, and never to 0 (a 5000 × 1 strip stays 1 pixel tall).
+    let scaled = |edge: u32| {
+        let exact = (u64::from(edge) * u64::from(size) + u64::from(long) / 2) / u64::from(long);
+        u32::try_from(exact).unwrap_or(size).max(1)
+    };
+    // Lanczos3 keeps downscaled photos sharp; through DynamicImage so the resize runs in the
+    // `image` crate's (optimised) code.
+    DynamicImage::ImageRgb8(image)
+        .resize_exact(scaled(width), scaled(height), FilterType::Lanczos3)
+        .into_rgb8()
+}
+
+/// Centres the picture on a square of `background` as wide as its long edge.
+fn pad_to_square(image: RgbImage, background: [u8; 3]) -> RgbImage {
+    let (width, height) = image.dimensions();
+    let side = width.max(height);
+    if width == height {
+        return image;
+    }
+    let mut canvas = RgbImage::from_pixel(side, side, Rgb(background));
+    let (left, top) = ((side - width) / 2, (side - height) / 2);
+    let row = width as usize * 3;
+    let stride = side as usize * 3;
+    for (y, source) in image.as_raw().chunks_exact(row).enumerate() {
+        let start = (top as usize + y) * stride + left as usize * 3;
+        if let Some(target) = canvas.get_mut(start..start + row) {
+            target.copy_from_slice(source);
+        }
+    }
+    canvas
+}

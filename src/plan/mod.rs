@@ -1,0 +1,277 @@
+//! PURE: (desired, recorded, now, policy) → what to do with each instance, and when the
+//! next thing needs doing. Also the pure state transition after a call lands.
+//!
+//! No async, no clock, no I/O: time comes in as `now`, randomness as `jitter`. The
+//! contract's rules live here: call only when the desired picture differs from the last
+//! one confirmed; never two calls of one instance closer than `minInterval` (counted from
+//! the previous answer); per-kind backoff (`minInterval × 2^(n-1)` capped at 5 minutes,
+//! 15 minutes for an unusable instance, an hour for a used-up quota, plus up to 20 %
+//! jitter); never resend bytes the gateway refused.
+
+use crate::outcome::{CallOutcome, FailureKind, LocalProblem};
+use crate::picture::Digest;
+use crate::state::{Applied, Failure, InstanceRecord};
+use std::time::{Duration, SystemTime};
+
+/// The ladder's cap for retryable failures.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(5 * 60);
+/// "Retry slowly": an instance that is not usable (bad token, wrong host, logged out).
+pub const SLOW_RETRY: Duration = Duration::from_secs(15 * 60);
+/// "Retry much later": the account's quota is used up.
+pub const QUOTA_RETRY: Duration = Duration::from_secs(60 * 60);
+/// The largest jitter, as a fraction of the wait.
+pub const MAX_JITTER: f64 = 0.2;
+
+/// The knobs the planner needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Least time between the end of one call of an instance and the start of the next.
+    pub min_interval: Duration,
+}
+
+/// How a failure kind is retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// Exponential ladder from `minInterval`, capped: transient trouble.
+    Ladder,
+    /// After [`SLOW_RETRY`], or at once when the picture or credentials change. One-shot
+    /// runs give up on these at once.
+    Slowly,
+    /// After [`QUOTA_RETRY`].
+    MuchLater,
+    /// Never with the same bytes.
+    NotTheseBytes,
+}
+
+impl Retry {
+    /// The retry class of a failure kind (the contract's GREEN-API table).
+    pub fn of(kind: FailureKind) -> Self {
+        match kind {
+            FailureKind::RateOverlimit
+            | FailureKind::NotApplied
+            | FailureKind::InstanceStarting
+            | FailureKind::TooManyRequests
+            | FailureKind::ServerError
+            | FailureKind::Timeout
+            | FailureKind::Connection
+            | FailureKind::UnexpectedAnswer => Self::Ladder,
+            FailureKind::Unauthorized | FailureKind::Forbidden | FailureKind::InstanceNotUsable => {
+                Self::Slowly
+            }
+            FailureKind::QuotaExceeded => Self::MuchLater,
+            FailureKind::RefusedBytes => Self::NotTheseBytes,
+        }
+    }
+}
+
+/// What an instance should show, as far as this pass could tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Desired {
+    /// `suspend: true`.
+    Suspended,
+    /// The picture or the token cannot be used.
+    Unusable(LocalProblem),
+    /// This picture, sent with these credentials (a one-way fingerprint of apiUrl + token).
+    Picture {
+        /// SHA-256 of the picture's bytes.
+        digest: Digest,
+        /// Fingerprint of apiUrl and token; `None` where the token is not at hand
+        /// (`--status` run without the service's secrets): recorded failures then hold.
+        credentials: Option<String>,
+    },
+}
+
+/// Why a call that is wanted must wait.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WaitCause {
+    /// `minInterval` since the last call has not passed.
+    Throttle,
+    /// A retryable failure's backoff is in force.
+    Backoff(Failure),
+}
+
+/// The decision for one instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Left alone on purpose.
+    Suspended,
+    /// Cannot be sent: the picture or token is unusable. No call.
+    Unusable(LocalProblem),
+    /// The desired picture is the one last confirmed.
+    InSync,
+    /// The gateway refused exactly these bytes before; waiting for a new picture.
+    Refused {
+        /// The refused picture.
+        digest: Digest,
+        /// What the gateway said, if still recorded.
+        reason: Option<String>,
+    },
+    /// Call now.
+    Due {
+        /// The picture to send.
+        digest: Digest,
+    },
+    /// Call, but not before `until`.
+    Wait {
+        /// The picture to send.
+        digest: Digest,
+        /// Not before this time.
+        until: SystemTime,
+        /// Why.
+        cause: WaitCause,
+    },
+    /// The instance is not usable (bad token, wrong host, logged out): retried slowly,
+    /// or at once when the picture or credentials change; one-shot runs give up.
+    Blocked {
+        /// The picture to send.
+        digest: Digest,
+        /// The slow retry's time.
+        until: SystemTime,
+        /// The failure in force.
+        failure: Failure,
+    },
+}
+
+impl Decision {
+    /// When this decision needs looking at again, if it is waiting for time to pass.
+    pub fn wake_at(&self) -> Option<SystemTime> {
+        match self {
+            Self::Wait { until, .. } | Self::Blocked { until, .. } => Some(*until),
+            _ => None,
+        }
+    }
+}
+
+/// Decides what to do with one instance.
+pub fn decide(
+    desired: &Desired,
+    record: Option<&InstanceRecord>,
+    now: SystemTime,
+    policy: &Policy,
+) -> Decision {
+    let (digest, credentials) = match desired {
+        Desired::Suspended => return Decision::Suspended,
+        Desired::Unusable(problem) => return Decision::Unusable(problem.clone()),
+        Desired::Picture {
+            digest,
+            credentials,
+        } => (*digest, credentials.as_deref()),
+    };
+    let empty = InstanceRecord::default();
+    let record = record.unwrap_or(&empty);
+
+    if record.applied.as_ref().map(|a| a.sha256) == Some(digest) {
+        return Decision::InSync;
+    }
+    if record.refused_sha256.contains(&digest) {
+        let reason = record
+            .failure
+            .as_ref()
+            .filter(|f| f.kind == FailureKind::RefusedBytes && f.sha256 == digest)
+            .map(|f| f.reason.clone());
+        return Decision::Refused { digest, reason };
+    }
+
+    let throttle_until = record.last_call_at.map(|at| at + policy.min_interval);
+    let failure = record
+        .failure
+        .as_ref()
+        .filter(|f| still_in_force(f, digest, credentials));
+    let backoff_until = failure.map(|f| f.next_attempt_at);
+    let until = throttle_until.max(backoff_until);
+
+    match (until, failure) {
+        (Some(until), _) if until <= now => Decision::Due { digest },
+        (None, _) => Decision::Due { digest },
+        (Some(until), Some(f)) if Retry::of(f.kind) == Retry::Slowly => Decision::Blocked {
+            digest,
+            until,
+            failure: f.clone(),
+        },
+        (Some(until), Some(f)) if Some(f.next_attempt_at) >= throttle_until => Decision::Wait {
+            digest,
+            until,
+            cause: WaitCause::Backoff(f.clone()),
+        },
+        (Some(until), _) => Decision::Wait {
+            digest,
+            until,
+            cause: WaitCause::Throttle,
+        },
+    }
+}
+
+/// A recorded failure holds while the credentials are the same (or unknown); a slow
+/// (unusable instance) or refused-bytes failure also ends when the picture changes.
+fn still_in_force(failure: &Failure, digest: Digest, credentials: Option<&str>) -> bool {
+    credentials.is_none_or(|c| failure.credentials == c)
+        && match Retry::of(failure.kind) {
+            Retry::Slowly | Retry::NotTheseBytes => failure.sha256 == digest,
+            Retry::Ladder | Retry::MuchLater => true,
+        }
+}
+
+/// How long to wait after the `consecutive`-th failure in a row of `kind`.
+/// `jitter` in `[0, 1)` adds up to [`MAX_JITTER`] of the wait.
+pub fn backoff(
+    kind: FailureKind,
+    consecutive: u32,
+    min_interval: Duration,
+    jitter: f64,
+) -> Duration {
+    let base = match Retry::of(kind) {
+        Retry::Ladder => {
+            let cap = BACKOFF_CAP.max(min_interval);
+            let doublings = consecutive.saturating_sub(1).min(20);
+            min_interval.saturating_mul(1 << doublings).min(cap)
+        }
+        Retry::Slowly => SLOW_RETRY.max(min_interval),
+        Retry::MuchLater => QUOTA_RETRY.max(min_interval),
+        Retry::NotTheseBytes => min_interval,
+    };
+    base + base.mul_f64(MAX_JITTER * jitter.clamp(0.0, 1.0))
+}
+
+/// The record after a call of `digest` (sent with `credentials`) finished at `finished_at`
+/// with `outcome`. Pure: `jitter` in `[0, 1)` comes from the caller.
+pub fn record_outcome(
+    previous: Option<&InstanceRecord>,
+    digest: Digest,
+    credentials: &str,
+    outcome: &CallOutcome,
+    finished_at: SystemTime,
+    policy: &Policy,
+    jitter: f64,
+) -> InstanceRecord {
+    let mut record = previous.cloned().unwrap_or_default();
+    record.last_call_at = Some(finished_at);
+    match outcome {
+        CallOutcome::Applied { url_avatar } => {
+            record.applied = Some(Applied {
+                sha256: digest,
+                at: finished_at,
+                url_avatar: url_avatar.clone(),
+            });
+            record.failure = None;
+        }
+        CallOutcome::Failed(failure) => {
+            let consecutive = record.failure.as_ref().map_or(1, |f| f.consecutive + 1);
+            if failure.kind == FailureKind::RefusedBytes {
+                record.remember_refused(digest);
+            }
+            record.failure = Some(Failure {
+                kind: failure.kind,
+                reason: failure.detail.clone(),
+                consecutive,
+                next_attempt_at: finished_at
+                    + backoff(failure.kind, consecutive, policy.min_interval, jitter),
+                sha256: digest,
+                credentials: credentials.to_owned(),
+            });
+        }
+    }
+    record
+}
+
+#[cfg(test)]
+mod tests;

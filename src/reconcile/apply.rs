@@ -1,0 +1,136 @@
+//! Runs one planned call through the gateway: reads the prepared JPEG, makes sure it is
+//! still exactly the bytes the plan decided on, uploads it, and logs one line with the
+//! instance, the outcome and the duration.
+//!
+//! Pictures are not kept in memory between planning and sending (a fleet shares many
+//! megabytes of them); the prepared file is content-addressed, and checking its digest
+//! here means a damaged or missing file is never uploaded under the wrong digest.
+
+use crate::clock::Clock;
+use crate::gateway::{Gateway, Upload};
+use crate::manifest::{ApiToken, InstanceId, Manifest};
+use crate::outcome::CallOutcome;
+use crate::picture::{Digest, MAX_PICTURE_BYTES};
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+/// A call the plan decided on.
+pub(crate) struct Call {
+    /// The manifest the plan was made from.
+    pub manifest: Arc<Manifest>,
+    /// Which of its instances.
+    pub index: usize,
+    /// The prepared JPEG's file.
+    pub path: PathBuf,
+    /// The multipart filename: the source picture's stem with `.jpg`.
+    pub filename: String,
+    /// The picture the plan decided to send.
+    pub digest: Digest,
+    /// The fingerprint of the apiUrl and token used (recorded with a failure).
+    pub credentials: String,
+    /// The instance's token.
+    pub token: ApiToken,
+}
+
+/// What came back from a call.
+#[derive(Debug)]
+pub(crate) enum Landed {
+    /// The request was made; here is its outcome.
+    Called {
+        /// Which instance.
+        id: InstanceId,
+        /// The picture sent.
+        digest: Digest,
+        /// The fingerprint of the apiUrl and token used.
+        credentials: String,
+        /// What GREEN-API answered.
+        outcome: CallOutcome,
+        /// When the answer arrived (or the call failed): the throttle counts from here.
+        finished_at: SystemTime,
+    },
+    /// The prepared picture was missing or not the planned bytes; nothing was sent.
+    Stale {
+        /// Which instance.
+        id: InstanceId,
+        /// The picture that was planned.
+        digest: Digest,
+    },
+}
+
+/// Makes the call and reports how it landed.
+pub(crate) async fn run<G: Gateway>(call: Call, gateway: G, clock: Clock) -> Landed {
+    let instance = &call.manifest.instances[call.index];
+    let path = call.path.clone();
+    let read = tokio::task::spawn_blocking(move || read_prepared(&path)).await;
+    let bytes = match read {
+        Ok(Some(bytes)) if Digest::of(&bytes) == call.digest => bytes,
+        _ => {
+            tracing::warn!(
+                instance = %instance.id,
+                file = %call.path.display(),
+                "the prepared picture is missing or damaged; preparing it again"
+            );
+            return Landed::Stale {
+                id: instance.id.clone(),
+                digest: call.digest,
+            };
+        }
+    };
+    let started = Instant::now();
+    let outcome = gateway
+        .set_profile_picture(Upload {
+            api_url: instance.api_url.clone(),
+            id: instance.id.clone(),
+            token: call.token,
+            filename: call.filename,
+            bytes,
+        })
+        .await;
+    let finished_at = clock.now();
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    match &outcome {
+        CallOutcome::Applied { .. } => tracing::info!(
+            instance = %instance.id,
+            outcome = "applied",
+            duration_ms,
+            sha256 = %call.digest.short(),
+            "setProfilePicture"
+        ),
+        CallOutcome::Failed(failure) => tracing::warn!(
+            instance = %instance.id,
+            outcome = failure.kind.label(),
+            duration_ms,
+            sha256 = %call.digest.short(),
+            detail = %failure.detail,
+            "setProfilePicture"
+        ),
+    }
+    Landed::Called {
+        id: instance.id.clone(),
+        digest: call.digest,
+        credentials: call.credentials,
+        outcome,
+        finished_at,
+    }
+}
+
+fn read_prepared(path: &Path) -> Option<Vec<u8>> {
+    let file = std::fs::File::open(path).ok()?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PICTURE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    Some(bytes)
+}
+
+/// The multipart filename: the picture's file stem with `.jpg`.
+pub(crate) fn upload_filename(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "picture".to_owned());
+    format!("{stem}.jpg")
+}

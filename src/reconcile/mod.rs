@@ -1,0 +1,467 @@
+//! The reconcile loop, shared by every mode: desired state, plan, apply the due calls
+//! concurrently, record each outcome as it lands, re-plan that instance, repeat.
+//!
+//! Instances never wait for each other: a call in flight, a throttle or a backoff of one
+//! instance holds back only that instance. Waiting instances sit in a timer heap keyed by
+//! the time their decision names, so a pass costs `O(n log n)` however many calls it
+//! makes. `--reconcile` drives a [`Reconciler`] until nothing is due before its deadline;
+//! the daemon drives the same one forever, handing it new manifests as they come.
+//!
+//! The reconciler owns the picture caches of its state directory; the [`StateStore`] owns
+//! only the records and their saves.
+
+pub(crate) mod apply;
+pub(crate) mod desired;
+
+use crate::clock::{Clock, Jitter};
+use crate::gateway::Gateway;
+use crate::manifest::{InstanceId, Manifest};
+use crate::outcome::CallOutcome;
+use crate::picture::Digest;
+use crate::picture::caches::Caches;
+use crate::plan::{self, Decision, Desired, Policy};
+use crate::report::{self, Report, ReportKind};
+use crate::state::{StateError, StateStore};
+use apply::{Call, Landed};
+use desired::{Pictures, Target, Tokens};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio::task::JoinSet;
+
+/// How a [`Reconciler`] behaves.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Options {
+    /// At most this many calls in flight at once.
+    pub concurrency: usize,
+    /// After a slow-retry failure (bad token, unusable instance), give up on the instance
+    /// (one-shot runs) instead of waiting for its retry (the daemon).
+    pub give_up_when_blocked: bool,
+}
+
+/// One instance of the current manifest: what it should show and what was decided.
+struct Slot {
+    target: Target,
+    decision: Decision,
+    applied_now: bool,
+}
+
+/// Drives instances towards their desired pictures, calling GREEN-API through `G`.
+pub(crate) struct Reconciler<G> {
+    options: Options,
+    gateway: G,
+    clock: Clock,
+    jitter: Jitter,
+    store: StateStore,
+    caches: Caches,
+    manifest: Arc<Manifest>,
+    policy: Policy,
+    slots: Vec<Slot>,
+    by_id: HashMap<InstanceId, usize>,
+    /// Instances with a call in flight (they may have left the manifest meanwhile).
+    busy: HashSet<InstanceId>,
+    queue: VecDeque<usize>,
+    timers: BinaryHeap<Reverse<(SystemTime, usize)>>,
+    in_flight: JoinSet<Landed>,
+    task_ids: HashMap<tokio::task::Id, InstanceId>,
+    /// The prepared picture each call in flight is sending (kept through a manifest change).
+    in_flight_digests: HashMap<InstanceId, Digest>,
+}
+
+impl<G: Gateway> Reconciler<G> {
+    /// A reconciler over `manifest`, with every instance planned. Its picture caches are
+    /// those of the store's state directory.
+    pub fn new(
+        manifest: Arc<Manifest>,
+        store: StateStore,
+        gateway: G,
+        clock: Clock,
+        jitter: Jitter,
+        options: Options,
+    ) -> Self {
+        let caches = Caches::writer(store.dir().path());
+        let mut reconciler = Self {
+            options,
+            gateway,
+            clock,
+            jitter,
+            store,
+            caches,
+            policy: Policy {
+                min_interval: manifest.min_interval,
+            },
+            manifest: Arc::clone(&manifest),
+            slots: Vec::new(),
+            by_id: HashMap::new(),
+            busy: HashSet::new(),
+            queue: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            in_flight: JoinSet::new(),
+            task_ids: HashMap::new(),
+            in_flight_digests: HashMap::new(),
+        };
+        reconciler.set_manifest(manifest);
+        reconciler
+    }
+
+    /// Takes `manifest` as the one in force: re-reads every picture and token and plans
+    /// every instance again. Calls in flight finish and are recorded; instances that left
+    /// the manifest are not touched again.
+    pub fn set_manifest(&mut self, manifest: Arc<Manifest>) {
+        let started = std::time::Instant::now();
+        let (targets, read, made) = self.desired(&manifest);
+        self.policy = Policy {
+            min_interval: manifest.min_interval,
+        };
+        self.by_id = (manifest.instances.iter().enumerate())
+            .map(|(index, instance)| (instance.id.clone(), index))
+            .collect();
+        self.manifest = manifest;
+        self.slots = targets
+            .into_iter()
+            .map(|target| Slot {
+                target,
+                decision: Decision::Suspended,
+                applied_now: false,
+            })
+            .collect();
+        self.queue.clear();
+        self.timers.clear();
+        let now = self.clock.now();
+        for index in 0..self.slots.len() {
+            if !self.busy.contains(&self.manifest.instances[index].id) {
+                self.plan_one(index, now);
+            }
+        }
+        let (n, due, waiting) = (self.slots.len(), self.queue.len(), self.timers.len());
+        tracing::info!(
+            instances = n,
+            due,
+            waiting,
+            pictures_read = read,
+            pictures_prepared = made,
+            took_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "planned {n} instance{}: {due} to set now, {waiting} waiting",
+            if n == 1 { "" } else { "s" }
+        );
+    }
+
+    /// The desired state of every instance of `manifest`, with how many pictures were read
+    /// and prepared to know it. The caches keep what this manifest and the calls in flight
+    /// use, and are saved.
+    fn desired(&mut self, manifest: &Manifest) -> (Vec<Target>, usize, usize) {
+        let state = self.store.state();
+        let targets = desired::compute(manifest, Tokens::Required, &mut self.caches, state);
+        let Caches {
+            hashes, prepared, ..
+        } = &mut self.caches;
+        hashes.retain(&desired::picture_paths(manifest).collect());
+        let live: HashSet<Digest> = targets
+            .iter()
+            .filter_map(|t| match &t.desired {
+                Desired::Picture { digest, .. } => Some(*digest),
+                _ => None,
+            })
+            .chain(self.in_flight_digests.values().copied())
+            .collect();
+        prepared.retain(&live);
+        let (read, made) = (hashes.take_stats().misses, prepared.take_made());
+        if let Err(e) = self.caches.save() {
+            tracing::warn!(
+                kind = e.label(),
+                "cannot save the picture caches (costs time, not correctness): {e}"
+            );
+        }
+        (targets, read, made)
+    }
+
+    /// The clock the reconciler reads.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// The manifest in force.
+    pub fn manifest(&self) -> &Arc<Manifest> {
+        &self.manifest
+    }
+
+    /// Makes instances in a slow backoff (bad token, unusable instance) due at once, as
+    /// an operator's reload asks; the throttle still holds.
+    pub fn retry_blocked_now(&mut self) {
+        let now = self.clock.now();
+        for index in 0..self.slots.len() {
+            if let Decision::Blocked { .. } = self.slots[index].decision {
+                let id = self.manifest.instances[index].id.clone();
+                if let Some(mut record) = self.store.state().instances.get(&id).cloned() {
+                    if let Some(failure) = record.failure.as_mut() {
+                        failure.next_attempt_at = now;
+                    }
+                    self.store.set(id, record);
+                }
+                self.plan_one(index, now);
+            }
+        }
+    }
+
+    fn plan_one(&mut self, index: usize, now: SystemTime) {
+        let id = &self.manifest.instances[index].id;
+        let decision = plan::decide(
+            &self.slots[index].target.desired,
+            self.store.state().instances.get(id),
+            now,
+            &self.policy,
+        );
+        match &decision {
+            Decision::Due { .. } => self.queue.push_back(index),
+            Decision::Blocked { .. } if self.options.give_up_when_blocked => {}
+            other => {
+                if let Some(at) = other.wake_at() {
+                    self.timers.push(Reverse((at, index)));
+                }
+            }
+        }
+        self.slots[index].decision = decision;
+    }
+
+    /// Re-plans instances whose wait is over.
+    pub fn fire_timers(&mut self, now: SystemTime) {
+        while let Some(Reverse((at, index))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            // Stale entries (the instance was re-planned since) are skipped.
+            let id = &self.manifest.instances[index].id;
+            if !self.busy.contains(id) && self.slots[index].decision.wake_at() == Some(at) {
+                self.plan_one(index, now);
+            }
+        }
+    }
+
+    /// Starts due calls while fewer than `concurrency` are in flight.
+    pub fn dispatch(&mut self) {
+        while self.in_flight.len() < self.options.concurrency {
+            let Some(index) = self.queue.pop_front() else {
+                return;
+            };
+            let Decision::Due { digest } = self.slots[index].decision else {
+                continue;
+            };
+            let instance = &self.manifest.instances[index];
+            let target = &self.slots[index].target;
+            let (
+                Some(token),
+                Ok(path),
+                Desired::Picture {
+                    credentials: Some(credentials),
+                    ..
+                },
+            ) = (&target.token, &instance.picture.path, &target.desired)
+            else {
+                continue;
+            };
+            if !self.busy.insert(instance.id.clone()) {
+                continue;
+            }
+            let call = Call {
+                manifest: Arc::clone(&self.manifest),
+                index,
+                path: self.caches.prepared_path(digest),
+                filename: apply::upload_filename(path),
+                digest,
+                credentials: credentials.clone(),
+                token: token.clone(),
+            };
+            let handle = self
+                .in_flight
+                .spawn(apply::run(call, self.gateway.clone(), self.clock));
+            self.task_ids.insert(handle.id(), instance.id.clone());
+            self.in_flight_digests.insert(instance.id.clone(), digest);
+        }
+    }
+
+    /// Whether a call is in flight.
+    pub fn has_in_flight(&self) -> bool {
+        !self.in_flight.is_empty()
+    }
+
+    /// Whether calls are due now but wait for a free slot.
+    pub fn has_queued(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// The earliest time an instance's wait ends, if any waits.
+    pub fn next_timer(&self) -> Option<SystemTime> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Waits for the next call to land and records it. Pending forever when none is in
+    /// flight, so it can sit in a `select!`.
+    pub async fn land_next(&mut self) {
+        match self.in_flight.join_next_with_id().await {
+            Some(joined) => self.on_joined(joined),
+            None => std::future::pending().await,
+        }
+    }
+
+    fn on_joined(&mut self, joined: Result<(tokio::task::Id, Landed), tokio::task::JoinError>) {
+        match joined {
+            Ok((task, landed)) => {
+                self.task_ids.remove(&task);
+                self.on_landed(landed);
+            }
+            Err(e) => {
+                // A call task died (it does not panic by design): free its instance so it
+                // is planned again at the next pass.
+                if let Some(id) = self.task_ids.remove(&e.id()) {
+                    self.busy.remove(&id);
+                    self.in_flight_digests.remove(&id);
+                    tracing::error!(instance = %id, "internal error during a call: {e}");
+                }
+            }
+        }
+    }
+
+    fn on_landed(&mut self, landed: Landed) {
+        let now = self.clock.now();
+        match landed {
+            Landed::Called {
+                id,
+                digest,
+                credentials,
+                outcome,
+                finished_at,
+            } => {
+                self.busy.remove(&id);
+                self.in_flight_digests.remove(&id);
+                let record = plan::record_outcome(
+                    self.store.state().instances.get(&id),
+                    digest,
+                    &credentials,
+                    &outcome,
+                    finished_at,
+                    &self.policy,
+                    self.jitter.draw(),
+                );
+                self.store.set(id.clone(), record);
+                if let Some(index) = self.index_of(&id) {
+                    if matches!(outcome, CallOutcome::Applied { .. }) {
+                        self.slots[index].applied_now = true;
+                    }
+                    self.plan_one(index, now);
+                }
+            }
+            Landed::Stale { id, digest } => {
+                self.busy.remove(&id);
+                self.in_flight_digests.remove(&id);
+                let state = self.store.state();
+                let Caches {
+                    hashes, prepared, ..
+                } = &mut self.caches;
+                // Prepare it again from its source, whatever the index says.
+                prepared.forget(digest);
+                let Some(index) = self.by_id.get(&id).copied() else {
+                    return;
+                };
+                let instance = &self.manifest.instances[index];
+                if let Ok(path) = &instance.picture.path {
+                    let sources = hashes.digest_all([path.as_path()]);
+                    let mut pictures = Pictures::new(&sources, prepared);
+                    self.slots[index].target =
+                        desired::target(instance, &mut pictures, Tokens::Required, state);
+                }
+                self.plan_one(index, now);
+            }
+        }
+    }
+
+    fn index_of(&self, id: &InstanceId) -> Option<usize> {
+        self.by_id.get(id).copied()
+    }
+
+    /// When the next batched save is due.
+    pub fn save_due_at(&self) -> Option<tokio::time::Instant> {
+        self.store.save_due_at()
+    }
+
+    /// Saves if a batch is due.
+    pub fn save_if_due(&mut self) -> Result<(), StateError> {
+        self.store.save_if_due()
+    }
+
+    /// Saves now if anything changed.
+    pub fn save(&mut self) -> Result<(), StateError> {
+        self.store.save()
+    }
+
+    /// Runs until every instance is settled or only waits beyond `deadline` remain.
+    /// No call starts after the deadline; calls in flight then are let finish.
+    pub async fn run_until(&mut self, deadline: SystemTime) -> Result<(), StateError> {
+        loop {
+            let now = self.clock.now();
+            self.fire_timers(now);
+            if now < deadline {
+                self.dispatch();
+            }
+            let next_timer = self.next_timer();
+            let nothing_before_deadline = (self.queue.is_empty() || now >= deadline)
+                && next_timer.is_none_or(|at| at > deadline);
+            if self.in_flight.is_empty() && nothing_before_deadline {
+                break;
+            }
+            // Timers beyond the deadline do not matter; landing calls wake the loop anyway.
+            let wake = next_timer
+                .filter(|&at| now < deadline && at <= deadline)
+                .map(|at| self.clock.instant_at(at));
+            let save_at = self.save_due_at();
+            tokio::select! {
+                () = self.land_next() => {}
+                () = sleep_until_opt(wake) => {}
+                () = sleep_until_opt(save_at) => {}
+            }
+            self.save_if_due()?;
+        }
+        self.save()
+    }
+
+    /// How many instances are in each status, without building the report.
+    pub fn summary(&self) -> report::Summary {
+        report::Summary::count(
+            self.slots
+                .iter()
+                .map(|slot| report::status(&slot.decision, slot.applied_now)),
+        )
+    }
+
+    /// Where every instance stands now. `Due` instances are reported `pending`.
+    pub fn report(&self) -> Report {
+        let rows = self
+            .manifest
+            .instances
+            .iter()
+            .zip(&self.slots)
+            .map(|(instance, slot)| {
+                report::row(
+                    instance,
+                    &slot.target.desired,
+                    &slot.decision,
+                    self.store.state().instances.get(&instance.id),
+                    slot.applied_now,
+                )
+            })
+            .collect();
+        Report::new(rows, ReportKind::Reconcile)
+    }
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+pub(crate) async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,314 @@
+//! The result of a run, per instance, as a table for people or the `--json` document of
+//! the contract (section 6), and the exit code it implies.
+//!
+//! Every mode's result implements [`Render`]: one [`Table`] writer and one JSON writer
+//! print them all. This file holds the reconcile family's model (`--reconcile`,
+//! `--dry-run`, `--status`, a daemon pass); `--check` and `--preview` have their own rows.
+
+mod table;
+
+pub(crate) use table::{Table, plural, short_sha};
+
+use crate::clock::{rfc3339, serde_rfc3339_opt};
+use crate::manifest::Instance;
+use crate::plan::{Decision, Desired, WaitCause};
+use crate::state::InstanceRecord;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+/// A mode's result: printed as a table or as JSON, and mapped to an exit code.
+pub(crate) trait Render: Serialize {
+    /// The table for people; `now` turns times into "in 19s".
+    fn table(&self, now: SystemTime) -> Table;
+    /// The contract's exit code for this result.
+    fn exit_code(&self) -> u8;
+    /// The `--json` document.
+    fn json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+}
+
+/// An instance's status, as `--json` spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Status {
+    /// Already showed the desired picture.
+    InSync,
+    /// Set during this run.
+    Applied,
+    /// Would be set now (`--dry-run`, `--status`), or was not reached before `--timeout`.
+    Pending,
+    /// Would be set, not before `nextAttemptAt`.
+    Throttled,
+    /// Did not converge; `error` says why.
+    Failed,
+    /// `suspend: true`.
+    Suspended,
+}
+
+impl Status {
+    /// The label, as in `--json`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::InSync => "in-sync",
+            Self::Applied => "applied",
+            Self::Pending => "pending",
+            Self::Throttled => "throttled",
+            Self::Failed => "failed",
+            Self::Suspended => "suspended",
+        }
+    }
+}
+
+/// One instance's line of the report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Row {
+    /// The `idInstance`.
+    pub id_instance: String,
+    /// The picture as written in the manifest.
+    pub picture: String,
+    /// Where it stands.
+    pub status: Status,
+    /// SHA-256 of the desired picture; `null` when it could not be read.
+    pub desired_sha256: Option<String>,
+    /// SHA-256 of the last picture GREEN-API confirmed.
+    pub applied_sha256: Option<String>,
+    /// Not before this time (throttle or backoff).
+    #[serde(with = "serde_rfc3339_opt")]
+    pub next_attempt_at: Option<SystemTime>,
+    /// Why it failed or waits, in one line.
+    pub error: Option<String>,
+    /// The stable label of `error`, like `unauthorized` or `picture-not-jpeg`.
+    pub error_kind: Option<String>,
+    /// When the applied picture was confirmed (not in `--json`'s contract; shown by `--status`).
+    #[serde(skip)]
+    pub applied_at: Option<SystemTime>,
+}
+
+/// How many instances are in each status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Summary {
+    /// `in-sync`.
+    pub in_sync: usize,
+    /// `applied`.
+    pub applied: usize,
+    /// `pending`.
+    pub pending: usize,
+    /// `throttled`.
+    pub throttled: usize,
+    /// `failed`.
+    pub failed: usize,
+    /// `suspended`.
+    pub suspended: usize,
+}
+
+impl Summary {
+    /// Counts statuses.
+    pub fn count(statuses: impl IntoIterator<Item = Status>) -> Self {
+        let mut summary = Self::default();
+        for status in statuses {
+            *match status {
+                Status::InSync => &mut summary.in_sync,
+                Status::Applied => &mut summary.applied,
+                Status::Pending => &mut summary.pending,
+                Status::Throttled => &mut summary.throttled,
+                Status::Failed => &mut summary.failed,
+                Status::Suspended => &mut summary.suspended,
+            } += 1;
+        }
+        summary
+    }
+}
+
+/// The whole report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub(crate) struct Report {
+    /// One row per instance, in manifest order.
+    pub instances: Vec<Row>,
+    /// Counts per status.
+    pub summary: Summary,
+    /// Which mode made it (decides the exit code).
+    #[serde(skip)]
+    pub kind: ReportKind,
+}
+
+/// Which mode made the report: decides the exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReportKind {
+    /// `--reconcile` (and a daemon pass).
+    Reconcile,
+    /// `--dry-run`.
+    DryRun,
+    /// `--status`.
+    Status,
+}
+
+impl Report {
+    /// Builds the report and its summary from rows.
+    pub(crate) fn new(instances: Vec<Row>, kind: ReportKind) -> Self {
+        let summary = Summary::count(instances.iter().map(|row| row.status));
+        Self {
+            instances,
+            summary,
+            kind,
+        }
+    }
+}
+
+impl Render for Report {
+    /// 0 in sync; 1 something did not converge; 2 (`--dry-run` only) changes are waiting.
+    fn exit_code(&self) -> u8 {
+        let s = &self.summary;
+        let waiting = s.pending + s.throttled;
+        match self.kind {
+            ReportKind::Reconcile if s.failed + waiting > 0 => 1,
+            ReportKind::DryRun | ReportKind::Status if s.failed > 0 => 1,
+            ReportKind::DryRun if waiting > 0 => 2,
+            _ => 0,
+        }
+    }
+
+    fn table(&self, now: SystemTime) -> Table {
+        let mut table = Table::new(&["INSTANCE", "STATUS", "PICTURE", "DETAIL"]);
+        table.rows = (self.instances.iter())
+            .map(|r| {
+                vec![
+                    r.id_instance.clone(),
+                    r.status.label().to_owned(),
+                    r.picture.clone(),
+                    detail(r, now),
+                ]
+            })
+            .collect();
+        let s = &self.summary;
+        table.summary = format!(
+            "{}: {} in sync, {} applied, {} pending, {} throttled, {} failed, {} suspended",
+            plural(self.instances.len(), "instance"),
+            s.in_sync,
+            s.applied,
+            s.pending,
+            s.throttled,
+            s.failed,
+            s.suspended
+        );
+        table
+    }
+}
+
+fn detail(row: &Row, now: SystemTime) -> String {
+    let sha = |s: &Option<String>| s.as_deref().map(|s| short_sha(s).to_owned());
+    let when = |at: SystemTime| match at.duration_since(now) {
+        Ok(left) => format!(
+            "{} (in {})",
+            rfc3339(at),
+            crate::clock::human_duration(std::time::Duration::from_secs(left.as_secs().max(1)))
+        ),
+        Err(_) => rfc3339(at),
+    };
+    match row.status {
+        Status::InSync | Status::Applied => {
+            let mut text = format!("sha256 {}", sha(&row.applied_sha256).unwrap_or_default());
+            if let Some(at) = row.applied_at {
+                let _ = write!(text, ", applied {}", rfc3339(at));
+            }
+            text
+        }
+        Status::Pending => match sha(&row.desired_sha256) {
+            Some(desired) => format!(
+                "would set sha256 {desired} (now {})",
+                sha(&row.applied_sha256).unwrap_or_else(|| "unknown".to_owned())
+            ),
+            None => String::new(),
+        },
+        Status::Throttled => {
+            let mut text = match row.next_attempt_at {
+                Some(at) => format!("not before {}", when(at)),
+                None => String::new(),
+            };
+            if let (Some(kind), Some(error)) = (&row.error_kind, &row.error) {
+                let _ = write!(text, "; after {kind}: {error}");
+            }
+            text
+        }
+        Status::Failed => {
+            let mut text = match (&row.error_kind, &row.error) {
+                (Some(kind), Some(error)) => format!("{kind}: {error}"),
+                (None, Some(error)) => error.clone(),
+                _ => String::new(),
+            };
+            if let Some(at) = row.next_attempt_at {
+                let _ = write!(text, " (retry not before {})", rfc3339(at));
+            }
+            text
+        }
+        Status::Suspended => "suspend: true".to_owned(),
+    }
+}
+
+/// The row for an instance from its decision (`applied` when it was set during this run).
+pub(crate) fn row(
+    instance: &Instance,
+    desired: &Desired,
+    decision: &Decision,
+    record: Option<&InstanceRecord>,
+    applied_this_run: bool,
+) -> Row {
+    let applied = record.and_then(|r| r.applied.as_ref());
+    let mut row = Row {
+        id_instance: instance.id.to_string(),
+        picture: instance.picture.written.clone(),
+        status: status(decision, applied_this_run),
+        desired_sha256: match desired {
+            Desired::Picture { digest, .. } => Some(digest.to_string()),
+            _ => None,
+        },
+        applied_sha256: applied.map(|a| a.sha256.to_string()),
+        next_attempt_at: decision.wake_at(),
+        error: None,
+        error_kind: None,
+        applied_at: applied.map(|a| a.at),
+    };
+    let (kind, error) = match decision {
+        Decision::Suspended | Decision::InSync | Decision::Due { .. } => return row,
+        Decision::Unusable(problem) => (problem.label, problem.message.clone()),
+        Decision::Refused { reason, .. } => (
+            "refused-bytes",
+            format!(
+                "GREEN-API refused this picture{}; it is not sent again until the picture changes",
+                reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ),
+        ),
+        Decision::Wait {
+            cause: WaitCause::Throttle,
+            ..
+        } => return row,
+        Decision::Wait {
+            cause: WaitCause::Backoff(failure),
+            ..
+        }
+        | Decision::Blocked { failure, .. } => (failure.kind.label(), failure.reason.clone()),
+    };
+    row.error_kind = Some(kind.to_owned());
+    row.error = Some(error);
+    row
+}
+
+/// The status a decision reports (`applied` when the picture was set during this run).
+pub(crate) fn status(decision: &Decision, applied_this_run: bool) -> Status {
+    match decision {
+        Decision::Suspended => Status::Suspended,
+        Decision::InSync if applied_this_run => Status::Applied,
+        Decision::InSync => Status::InSync,
+        Decision::Due { .. } => Status::Pending,
+        Decision::Wait { .. } => Status::Throttled,
+        Decision::Unusable(_) | Decision::Refused { .. } | Decision::Blocked { .. } => {
+            Status::Failed
+        }
+    }
+}

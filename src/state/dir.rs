@@ -1,0 +1,273 @@
+//! The state directory on disk: its lock (one writer at a time, naming itself), reading the
+//! state file (an unreadable one is moved aside by the writer), and atomic saves.
+
+use super::schema::{self, DocumentRef, ParseError, SCHEMA_VERSION, State};
+use crate::clock::rfc3339;
+use crate::fsio;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// The state document's file name inside the state directory.
+pub(crate) const STATE_FILE: &str = "state.json";
+/// The lock file's name inside the state directory.
+pub(crate) const LOCK_FILE: &str = "lock";
+
+/// Trouble with the state directory.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The folder could not be created.
+    #[error("cannot create the state directory {path}: {source}")]
+    CreateDir {
+        /// The folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Another process holds the lock.
+    #[error(
+        "the state directory {dir} is in use by another avatar-sync ({holder}); \
+         stop it first, or give this one another --state-dir"
+    )]
+    Locked {
+        /// The folder.
+        dir: PathBuf,
+        /// Who holds it, as it wrote in the lock file.
+        holder: String,
+    },
+    /// The lock file could not be opened or locked.
+    #[error("cannot lock {path}: {source}")]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The state file could not be written.
+    #[error("cannot save the state file {path}: {source}")]
+    Write {
+        /// The file being written.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The state file was written by a newer avatar-sync.
+    #[error(
+        "the state file {path} has format version {found}, newer than this avatar-sync \
+         understands ({SCHEMA_VERSION}); upgrade avatar-sync (the file was left as it is)"
+    )]
+    TooNew {
+        /// The state file.
+        path: PathBuf,
+        /// The version found.
+        found: u32,
+    },
+}
+
+impl StateError {
+    /// A stable machine label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::CreateDir { .. } => "state-dir",
+            Self::Locked { .. } => "state-locked",
+            Self::Lock { .. } => "state-lock",
+            Self::Write { .. } => "state-write",
+            Self::TooNew { .. } => "state-too-new",
+        }
+    }
+}
+
+/// The state file could not be read and work goes on from empty state.
+#[derive(Debug)]
+pub struct Unreadable {
+    /// Why it could not be read.
+    pub reason: String,
+    /// Where it was moved (only a writer moves it).
+    pub moved_to: Option<PathBuf>,
+}
+
+/// The state as loaded, and whether the file on disk was unusable.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The state (empty when there was none or it was unreadable).
+    pub state: State,
+    /// Set when the file existed but could not be read.
+    pub unreadable: Option<Unreadable>,
+}
+
+impl Loaded {
+    /// The state; an unreadable file is reported loudly (naming where it went) and work
+    /// goes on from empty state.
+    pub(crate) fn take(self, dir: &StateDir) -> State {
+        if let Some(unreadable) = self.unreadable {
+            match unreadable.moved_to {
+                Some(aside) => tracing::error!(
+                    "the state file {} could not be read ({}); it was moved to {} and work goes \
+                     on from empty state (pictures may be sent once more)",
+                    dir.state_file().display(),
+                    unreadable.reason,
+                    aside.display()
+                ),
+                None => tracing::error!(
+                    "the state file {} could not be read ({}); showing what empty state would mean",
+                    dir.state_file().display(),
+                    unreadable.reason
+                ),
+            }
+        }
+        self.state
+    }
+}
+
+/// A state directory on disk.
+#[derive(Clone, Debug)]
+pub struct StateDir {
+    path: PathBuf,
+}
+
+/// Proof that this process is the one writer of a state directory. Released on drop.
+#[derive(Debug)]
+pub struct StateLock {
+    _file: File,
+    dir: PathBuf,
+}
+
+impl StateDir {
+    /// The state directory at `path` (not touched until used).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The state file's path.
+    pub fn state_file(&self) -> PathBuf {
+        self.path.join(STATE_FILE)
+    }
+
+    /// Becomes the one writer: creates the folder (mode 0700) if needed and takes the lock,
+    /// or says at once who holds it. `purpose` is written into the lock file for others to read.
+    pub fn lock(&self, purpose: &str) -> Result<StateLock, StateError> {
+        fsio::create_private_dir(&self.path).map_err(|source| StateError::CreateDir {
+                path: self.path.clone(),
+                source,
+            })?;
+        let lock_path = self.path.join(LOCK_FILE);
+        let lock_error = |source| StateError::Lock {
+            path: lock_path.clone(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(lock_error)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                return Err(StateError::Locked {
+                    dir: self.path.clone(),
+                    holder: if holder.is_empty() {
+                        "a process that has not said who it is".to_owned()
+                    } else {
+                        holder.to_owned()
+                    },
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(lock_error(e)),
+        }
+        let who = format!(
+            "pid {}, {purpose}, since {}",
+            std::process::id(),
+            rfc3339(SystemTime::now())
+        );
+        file.set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(who.as_bytes()))
+            .map_err(lock_error)?;
+        Ok(StateLock {
+            _file: file,
+            dir: self.path.clone(),
+        })
+    }
+
+    /// Reads the state without changing anything (for `--dry-run` and `--status`).
+    pub fn load(&self) -> Result<Loaded, StateError> {
+        self.read(None)
+    }
+
+    /// Reads the state as its writer: an unreadable file is moved aside, not deleted.
+    pub fn load_for_write(&self, lock: &StateLock) -> Result<Loaded, StateError> {
+        debug_assert_eq!(lock.dir, self.path);
+        self.read(Some(lock))
+    }
+
+    fn read(&self, writer: Option<&StateLock>) -> Result<Loaded, StateError> {
+        let path = self.state_file();
+        let reason = match std::fs::read(&path) {
+            Ok(bytes) => match schema::parse(&bytes) {
+                Ok(state) => {
+                    return Ok(Loaded {
+                        state,
+                        unreadable: None,
+                    });
+                }
+                Err(ParseError::TooNew(found)) => return Err(StateError::TooNew { path, found }),
+                Err(ParseError::Invalid(reason)) => reason,
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Loaded {
+                    state: State::default(),
+                    unreadable: None,
+                });
+            }
+            Err(e) => e.to_string(),
+        };
+        let moved_to = match writer {
+            Some(_) => {
+                let aside = self.path.join(format!(
+                    "{STATE_FILE}.unreadable-{}",
+                    rfc3339(SystemTime::now()).replace(':', "")
+                ));
+                std::fs::rename(&path, &aside).map_err(|source| StateError::Write {
+                    path: aside.clone(),
+                    source,
+                })?;
+                Some(aside)
+            }
+            None => None,
+        };
+        Ok(Loaded {
+            state: State::default(),
+            unreadable: Some(Unreadable { reason, moved_to }),
+        })
+    }
+
+    /// Replaces the state file atomically: temporary file (0600) in the same folder,
+    /// fsync, rename over, fsync the folder.
+    pub fn save(&self, _lock: &StateLock, state: &State) -> Result<(), StateError> {
+        let doc = DocumentRef {
+            version: SCHEMA_VERSION,
+            instances: &state.instances,
+        };
+        // Streamed to the file: a 10,000-instance document is megabytes, and a buffer that
+        // size on every save would stay in the allocator's hands.
+        let path = self.state_file();
+        fsio::write_atomically(&path, &mut |out| {
+            serde_json::to_writer_pretty(&mut *out, &doc).map_err(std::io::Error::other)?;
+            out.write_all(b"\n")
+        })
+        .map_err(|source| StateError::Write { path, source })
+    }
+}

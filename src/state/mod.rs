@@ -1,0 +1,20 @@
+//! The state directory: what was applied, when each instance was last called, the backoff
+//! in force; loaded at start, saved atomically, guarded by a lock so there is one writer.
+//!
+//! Layout: `state.json` (the versioned document, mode 0600) and `lock` (held with
+//! `File::try_lock` by the writer, and naming it). The format is documented in
+//! `docs/state.md`. Saves replace the whole file through a temporary file in the same
+//! folder (write, fsync, rename, fsync the folder), so a crash at any moment leaves either
+//! the old or the new file. [`StateStore`] batches saves to a few a second. The picture
+//! caches that live in the same folder belong to the reconciler, not to this module.
+
+mod dir;
+mod schema;
+mod store;
+
+pub(crate) use dir::{StateDir, StateError};
+pub(crate) use schema::{Applied, Failure, InstanceRecord, State};
+pub(crate) use store::StateStore;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,133 @@
+//! The state document: what is recorded per instance, its versioned JSON form
+//! (`docs/state.md`), and reading it back. No I/O here: bytes in, [`State`] out, and back.
+
+use crate::clock::{serde_rfc3339, serde_rfc3339_opt};
+use crate::manifest::InstanceId;
+use crate::outcome::FailureKind;
+use crate::picture::Digest;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+/// The state document's format version. Bump on incompatible changes.
+pub(crate) const SCHEMA_VERSION: u32 = 1;
+/// How many refused pictures to remember per instance.
+pub(super) const MAX_REFUSED: usize = 8;
+
+/// Everything recorded, per instance.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct State {
+    /// Per-instance records, by `idInstance`.
+    pub instances: BTreeMap<InstanceId, InstanceRecord>,
+}
+
+/// What is recorded for one instance.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceRecord {
+    /// The last picture GREEN-API confirmed (`"setProfilePicture": true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<Applied>,
+    /// When the last call's answer arrived (or it failed): the throttle counts from here.
+    #[serde(default, with = "serde_rfc3339_opt")]
+    pub last_call_at: Option<SystemTime>,
+    /// The failure in force, with its backoff; cleared by a success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    /// Pictures the gateway refused (400 `File is empty` / `Unsupported media type`):
+    /// never sent again. The most recent few are kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused_sha256: Vec<Digest>,
+}
+
+/// A confirmed picture.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Applied {
+    /// SHA-256 of the bytes GREEN-API confirmed.
+    pub sha256: Digest,
+    /// When the confirmation arrived.
+    #[serde(with = "serde_rfc3339")]
+    pub at: SystemTime,
+    /// The `urlAvatar` GREEN-API answered.
+    pub url_avatar: Option<String>,
+}
+
+/// The failure in force for an instance, and its backoff.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    /// What kind of failure (the gateway's label).
+    pub kind: FailureKind,
+    /// One line for people.
+    pub reason: String,
+    /// Consecutive failures so far (1 after the first).
+    pub consecutive: u32,
+    /// Not before this time.
+    #[serde(with = "serde_rfc3339")]
+    pub next_attempt_at: SystemTime,
+    /// The picture that was being sent.
+    pub sha256: Digest,
+    /// A short, one-way fingerprint of the apiUrl and token that failed, so a changed
+    /// token or host is retried at once. The token cannot be recovered from it.
+    pub credentials: String,
+}
+
+impl InstanceRecord {
+    /// Remembers that `digest` was refused by the gateway.
+    pub fn remember_refused(&mut self, digest: Digest) {
+        if !self.refused_sha256.contains(&digest) {
+            self.refused_sha256.push(digest);
+        }
+        let excess = self.refused_sha256.len().saturating_sub(MAX_REFUSED);
+        self.refused_sha256.drain(..excess);
+    }
+}
+
+#[derive(Serialize)]
+pub(super) struct DocumentRef<'a> {
+    pub(super) version: u32,
+    pub(super) instances: &'a BTreeMap<InstanceId, InstanceRecord>,
+}
+
+#[derive(Deserialize)]
+struct VersionOnly {
+    version: u32,
+}
+
+#[derive(Deserialize)]
+struct Document {
+    version: u32,
+    instances: BTreeMap<InstanceId, InstanceRecord>,
+}
+
+pub(super) enum ParseError {
+    TooNew(u32),
+    Invalid(String),
+}
+
+pub(super) fn parse(bytes: &[u8]) -> Result<State, ParseError> {
+    let check_version = |version: u32| match version {
+        v if v > SCHEMA_VERSION => Err(ParseError::TooNew(v)),
+        0 => Err(ParseError::Invalid("unknown format version 0".to_owned())),
+        _ => Ok(()),
+    };
+    // One pass over the (possibly large) document in the common case; a document this
+    // version cannot read is looked at again only to tell a newer format from damage.
+    match serde_json::from_slice::<Document>(bytes) {
+        Ok(doc) => {
+            check_version(doc.version)?;
+            Ok(State {
+                instances: doc.instances,
+            })
+        }
+        Err(e) => {
+            if let Ok(only) = serde_json::from_slice::<VersionOnly>(bytes) {
+                check_version(only.version)?;
+            }
+            Err(ParseError::Invalid(format!(
+                "not a valid state document: {e}"
+            )))
+        }
+    }
+}

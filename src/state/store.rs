@@ -1,0 +1,76 @@
+//! The writer's view of the state: the lock, the records in memory, and batched saves.
+
+use super::dir::{StateDir, StateError, StateLock};
+use super::schema::{InstanceRecord, State};
+use crate::manifest::InstanceId;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Least time between two saves while outcomes keep landing.
+pub(crate) const SAVE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The writer's view of the state: holds the lock and the state, and saves changes in
+/// batches (at most one save per [`SAVE_INTERVAL`] while outcomes keep landing).
+#[derive(Debug)]
+pub(crate) struct StateStore {
+    dir: StateDir,
+    lock: StateLock,
+    state: State,
+    dirty: bool,
+    last_save: Option<Instant>,
+}
+
+impl StateStore {
+    /// Wraps a locked directory and its loaded state.
+    pub fn new(dir: StateDir, lock: StateLock, state: State) -> Self {
+        Self {
+            dir,
+            lock,
+            state,
+            dirty: false,
+            last_save: None,
+        }
+    }
+
+    /// The state as it stands in memory.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The state directory this store writes.
+    pub fn dir(&self) -> &StateDir {
+        &self.dir
+    }
+
+    /// Replaces an instance's record; it reaches disk with the next save.
+    pub fn set(&mut self, id: InstanceId, record: InstanceRecord) {
+        self.state.instances.insert(id, record);
+        self.dirty = true;
+    }
+
+    /// When the next batched save is due, if anything is waiting to be saved.
+    pub fn save_due_at(&self) -> Option<Instant> {
+        self.dirty.then(|| {
+            self.last_save
+                .map_or_else(Instant::now, |at| at + SAVE_INTERVAL)
+        })
+    }
+
+    /// Saves if something changed and the last save is at least [`SAVE_INTERVAL`] old.
+    pub fn save_if_due(&mut self) -> Result<(), StateError> {
+        match self.save_due_at() {
+            Some(at) if at <= Instant::now() => self.save(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Saves now if anything changed.
+    pub fn save(&mut self) -> Result<(), StateError> {
+        if self.dirty {
+            self.dir.save(&self.lock, &self.state)?;
+            self.dirty = false;
+            self.last_save = Some(Instant::now());
+        }
+        Ok(())
+    }
+}
