@@ -45,7 +45,8 @@ impl Clock {
 pub(crate) enum Jitter {
     /// Uniform random draws.
     Random(fastrand::Rng),
-    /// Always this value.
+    /// Always this value (tests: every wait exact).
+    #[cfg(test)]
     Fixed(f64),
 }
 
@@ -59,6 +60,7 @@ impl Jitter {
     pub(crate) fn draw(&mut self) -> f64 {
         match self {
             Self::Random(rng) => rng.f64(),
+            #[cfg(test)]
             Self::Fixed(value) => *value,
         }
     }

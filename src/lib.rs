@@ -11,12 +11,14 @@
 //! table or the `--json` document, and the drivers on top are the one-shot [`modes`] and the
 //! [`daemon`] loop.
 //!
-//! The modules form layers, and a module imports only from its own layer's files or from
-//! layers above it in this list (`.ci/layers` checks it):
+//! The modules form layers, and a module imports only from its own layer or from layers
+//! above it in this list, never back up the flow (the `layers` test checks every
+//! `crate::` path in `src/`):
 //!
 //! 1. foundations: [`clock`] (time and chance), [`fsio`] (atomic files), [`outcome`]
-//!    (labelled outcome kinds), [`usage`];
-//! 2. [`manifest`]; 3. [`picture`]; 4. [`plan`]; 5. [`gateway`]; 6. [`state`];
+//!    (labelled outcome kinds shared by gateway, planner and state), [`usage`];
+//! 2. [`manifest`]; 3. [`picture`]; 4. [`state`] (the records: the planner's input and
+//!    the apply step's output); 5. [`plan`]; 6. [`gateway`];
 //! 7. [`report`]; 8. [`reconcile`]; 9. [`daemon`]; 10. [`modes`], [`error`], [`cli`],
 //!    [`logging`] (the command line and the process around it).
 
@@ -38,6 +40,9 @@ pub(crate) mod state;
 pub mod usage;
 
 pub use error::Error;
+
+#[cfg(test)]
+mod layers;
 
 /// The `User-Agent` sent with every GREEN-API request: `avatar-sync/<version>`.
 pub const USER_AGENT: &str = concat!("avatar-sync/", env!("CARGO_PKG_VERSION"));

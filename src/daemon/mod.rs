@@ -188,7 +188,11 @@ fn next_resync(manifest: &Manifest, jitter: &mut Jitter) -> Instant {
 }
 
 /// Sends `STATUS=` (and logs it) when the summary line changed.
-fn report_status<G: Gateway>(reconciler: &Reconciler<G>, notifier: &impl Notify, last: &mut String) {
+fn report_status<G: Gateway>(
+    reconciler: &Reconciler<G>,
+    notifier: &impl Notify,
+    last: &mut String,
+) {
     let line = status_line(&reconciler.summary());
     if *last != line {
         tracing::info!(status = %line, "instances");

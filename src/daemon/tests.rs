@@ -1,1 +1,405 @@
-//! The daemon loop on tokio's paused clock.
+//! The daemon loop on tokio's paused clock: every event, timer and wake-up lands at an exact
+//! instant, so each test asserts the exact calls and when they were made, with no sleeps in
+//! real time. GREEN-API is a scripted [`Gateway`] that records each call; the manifest,
+//! pictures and state directory are real files.
+
+use super::*;
+use crate::clock::Clock;
+use crate::gateway::Upload;
+use crate::outcome::{CallFailure, CallOutcome, FailureKind};
+use crate::reconcile::Options;
+use crate::state::{State, StateDir, StateStore};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use tokio::sync::mpsc::UnboundedSender;
+
+const ID: &str = "1101000001";
+const SECOND: Duration = Duration::from_secs(1);
+
+/// A scripted GREEN-API: answers in order (then `Applied`), each after its latency, and
+/// records when each call started (time since the test's start) and what it sent.
+#[derive(Clone)]
+struct Scripted {
+    start: Instant,
+    answers: Arc<Mutex<VecDeque<(Duration, CallOutcome)>>>,
+    calls: Arc<Mutex<Vec<Call>>>,
+}
+
+impl Scripted {
+    fn new(answers: impl IntoIterator<Item = (Duration, CallOutcome)>) -> Self {
+        Self {
+            start: Instant::now(),
+            answers: Arc::new(Mutex::new(answers.into_iter().collect())),
+            calls: Arc::default(),
+        }
+    }
+
+    /// When each call started, since the test's start.
+    fn call_times(&self) -> Vec<Duration> {
+        let calls = self.calls.lock().unwrap();
+        calls.iter().map(|(at, ..)| *at).collect()
+    }
+
+    fn bytes_of_call(&self, n: usize) -> Vec<u8> {
+        self.calls.lock().unwrap()[n].2.clone()
+    }
+}
+
+impl Gateway for Scripted {
+    async fn set_profile_picture(&self, upload: Upload) -> CallOutcome {
+        let at = Instant::now() - self.start;
+        let (latency, answer) = self.answers.lock().unwrap().pop_front().unwrap_or((
+            Duration::ZERO,
+            CallOutcome::Applied {
+                url_avatar: Some("https://pps.whatsapp.net/v/t61/a.jpg".to_owned()),
+            },
+        ));
+        (self.calls.lock().unwrap()).push((at, upload.id.to_string(), upload.bytes));
+        tokio::time::sleep(latency).await;
+        answer
+    }
+}
+
+/// One call: when it started (since the test's start), the instance, the bytes sent.
+type Call = (Duration, String, Vec<u8>);
+
+/// Records every notice with its time since the test's start.
+#[derive(Clone)]
+struct Recorder {
+    start: Instant,
+    notices: Arc<Mutex<Vec<(Duration, Notice)>>>,
+    watchdog: Option<Duration>,
+}
+
+impl Notify for Recorder {
+    fn notify(&self, notice: Notice) {
+        let at = Instant::now() - self.start;
+        self.notices.lock().unwrap().push((at, notice));
+    }
+
+    fn watchdog_interval(&self) -> Option<Duration> {
+        self.watchdog
+    }
+}
+
+impl Recorder {
+    fn kinds(&self) -> Vec<(Duration, Notice)> {
+        self.notices.lock().unwrap().clone()
+    }
+}
+
+fn failed(kind: FailureKind) -> CallOutcome {
+    CallOutcome::Failed(CallFailure {
+        kind,
+        detail: format!("scripted {kind}"),
+    })
+}
+
+/// A manifest of one instance and its picture in a temporary folder.
+struct World {
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new(extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let world = Self { dir };
+        world.picture(&jpeg(1));
+        let yaml = format!(
+            "apiUrl: http://127.0.0.1:9\nminInterval: 10s\n{extra}instances:\n  - idInstance: \"{ID}\"\n    apiTokenInstance: abc123\n    picture: a.jpg\n"
+        );
+        std::fs::write(world.manifest_path(), yaml).unwrap();
+        world
+    }
+
+    fn manifest_path(&self) -> PathBuf {
+        self.dir.path().join("manifest.yaml")
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Replaces the picture by rename, as an editor saves it.
+    fn picture(&self, bytes: &[u8]) {
+        let tmp = self.dir.path().join(".a.jpg.tmp");
+        std::fs::write(&tmp, bytes).unwrap();
+        std::fs::rename(&tmp, self.dir.path().join("a.jpg")).unwrap();
+    }
+}
+
+/// A complete 16×16 JPEG whose bytes differ for each `n` (no metadata: sent as it is).
+fn jpeg(n: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(16, 16, |x, y| image::Rgb([n, x as u8 * 9, y as u8 * 9]));
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(&img)
+        .unwrap();
+    out
+}
+
+/// The loop running in a task, its event sender, and what it talks to.
+struct Running {
+    events: UnboundedSender<Event>,
+    gateway: Scripted,
+    notices: Recorder,
+    task: tokio::task::JoinHandle<Result<(), StateError>>,
+}
+
+fn start(world: &World, gateway: Scripted, watchdog: Option<Duration>) -> Running {
+    let manifest = crate::manifest::load(&world.manifest_path()).unwrap();
+    let dir = StateDir::new(world.state_dir());
+    let lock = dir.lock("test").unwrap();
+    let state = dir.load_for_write(&lock).unwrap().take(&dir);
+    let store = StateStore::new(dir, lock, state);
+    let options = Options {
+        concurrency: 4,
+        give_up_when_blocked: false,
+    };
+    let reconciler = Reconciler::new(
+        Arc::new(manifest),
+        store,
+        gateway.clone(),
+        Clock::start(),
+        Jitter::Fixed(0.0),
+        options,
+    );
+    let notices = Recorder {
+        start: gateway.start,
+        notices: Arc::default(),
+        watchdog,
+    };
+    let parts = Parts {
+        reconciler,
+        source: ManifestSource::new(world.manifest_path()),
+        notifier: notices.clone(),
+        jitter: Jitter::Fixed(0.0),
+        follow: Box::new(|_: &Manifest| {}),
+    };
+    let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(run(receiver, parts));
+    Running {
+        events,
+        gateway,
+        notices,
+        task,
+    }
+}
+
+impl Running {
+    /// Sends `Stop` and waits for the loop to return; the time it took, since the start.
+    async fn stop(self) -> (Duration, Scripted, Recorder) {
+        self.events.send(Event::Stop).unwrap();
+        self.task.await.unwrap().unwrap();
+        (
+            Instant::now() - self.gateway.start,
+            self.gateway,
+            self.notices,
+        )
+    }
+}
+
+/// Sleeps until `at` after the test's start (on the paused clock: instantly).
+async fn until(gateway: &Scripted, at: Duration) {
+    tokio::time::sleep_until(gateway.start + at).await;
+}
+
+fn recorded(world: &World) -> State {
+    StateDir::new(world.state_dir()).load().unwrap().state
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_changes_makes_one_pass_once_quiet() {
+    let world = World::new("");
+    let daemon = start(&world, Scripted::new([]), None);
+    // The first picture is sent at once.
+    until(&daemon.gateway, 20 * SECOND).await;
+    // A `git pull` of three files, 100 ms apart, changes the picture.
+    world.picture(&jpeg(2));
+    for _ in 0..3 {
+        daemon.events.send(Event::Changed).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    until(&daemon.gateway, 60 * SECOND).await;
+    let (_, gateway, _) = daemon.stop().await;
+    // One pass, 300 ms after the last hint (sent at 20.2 s): one call, with the new bytes.
+    assert_eq!(
+        gateway.call_times(),
+        [Duration::ZERO, Duration::from_millis(20_500)]
+    );
+    assert_eq!(gateway.bytes_of_call(0), jpeg(1));
+    assert_eq!(gateway.bytes_of_call(1), jpeg(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_constant_trickle_of_changes_passes_after_quiet_max() {
+    let world = World::new("");
+    let daemon = start(&world, Scripted::new([]), None);
+    until(&daemon.gateway, 20 * SECOND).await;
+    world.picture(&jpeg(2));
+    // A hint every 100 ms for 5 s: never quiet for 300 ms.
+    for _ in 0..50 {
+        daemon.events.send(Event::Changed).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    until(&daemon.gateway, 60 * SECOND).await;
+    let (_, gateway, _) = daemon.stop().await;
+    // The first pass starts QUIET_MAX after the first hint, the trickle notwithstanding.
+    assert_eq!(
+        gateway.call_times(),
+        [Duration::ZERO, 20 * SECOND + QUIET_MAX]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn resync_rechecks_everything_without_events() {
+    let world = World::new("resyncInterval: 1m\n");
+    let daemon = start(&world, Scripted::new([]), None);
+    until(&daemon.gateway, 5 * SECOND).await;
+    // Changed behind the daemon's back, and nobody tells it.
+    world.picture(&jpeg(2));
+    until(&daemon.gateway, 150 * SECOND).await;
+    let (_, gateway, _) = daemon.stop().await;
+    // The resync at 60 s (jitter 0) finds it; the one at 120 s finds nothing to do.
+    assert_eq!(gateway.call_times(), [Duration::ZERO, 60 * SECOND]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn backoff_wakes_the_instance_exactly_on_the_ladder() {
+    let world = World::new("");
+    let answers = [
+        (Duration::ZERO, failed(FailureKind::ServerError)),
+        (Duration::ZERO, failed(FailureKind::Timeout)),
+        (Duration::ZERO, failed(FailureKind::RateOverlimit)),
+    ];
+    let daemon = start(&world, Scripted::new(answers), None);
+    until(&daemon.gateway, 10 * 60 * SECOND).await;
+    let (_, gateway, notices) = daemon.stop().await;
+    // 10 s, 20 s, 40 s after each failure (jitter 0), then applied: nothing more.
+    assert_eq!(
+        gateway.call_times(),
+        [0, 10, 30, 70].map(|s| s * SECOND).to_vec()
+    );
+    let record = &recorded(&world).instances[&crate::manifest::InstanceId::parse(ID).unwrap()];
+    assert!(record.applied.is_some() && record.failure.is_none());
+    // STATUS= follows the instance: pending while it waits, in sync once applied.
+    let statuses: Vec<String> = (notices.kinds().into_iter())
+        .filter_map(|(_, n)| match n {
+            Notice::Status(line) => Some(line),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(statuses.first().unwrap(), "0 in sync, 1 pending, 0 failed");
+    assert_eq!(statuses.last().unwrap(), "1 in sync, 0 pending, 0 failed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn sighup_retries_a_blocked_instance_at_once() {
+    let world = World::new("");
+    let daemon = start(
+        &world,
+        Scripted::new([(Duration::ZERO, failed(FailureKind::Unauthorized))]),
+        None,
+    );
+    // Unauthorized: retried slowly (15 minutes) ...
+    until(&daemon.gateway, 30 * SECOND).await;
+    assert_eq!(daemon.gateway.call_times(), [Duration::ZERO]);
+    // ... unless the operator reloads.
+    daemon.events.send(Event::Reload).unwrap();
+    until(&daemon.gateway, 60 * SECOND).await;
+    let (_, gateway, notices) = daemon.stop().await;
+    assert_eq!(gateway.call_times(), [Duration::ZERO, 30 * SECOND]);
+    let around_reload: Vec<Notice> = (notices.kinds().into_iter())
+        .filter(|(at, n)| *at == 30 * SECOND && !matches!(n, Notice::Status(_)))
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(around_reload, [Notice::Reloading, Notice::Ready]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_lets_the_call_in_flight_finish_and_saves_it() {
+    let world = World::new("");
+    let daemon = start(
+        &world,
+        Scripted::new([(
+            5 * SECOND,
+            CallOutcome::Applied {
+                url_avatar: Some("https://pps.whatsapp.net/v/t61/b.jpg".to_owned()),
+            },
+        )]),
+        None,
+    );
+    until(&daemon.gateway, SECOND).await;
+    let (stopped_after, gateway, notices) = daemon.stop().await;
+    assert_eq!(
+        stopped_after,
+        5 * SECOND,
+        "it waited for the answer, no longer"
+    );
+    assert_eq!(gateway.call_times(), [Duration::ZERO]);
+    let record = &recorded(&world).instances[&crate::manifest::InstanceId::parse(ID).unwrap()];
+    assert_eq!(
+        record.applied.as_ref().unwrap().sha256,
+        crate::picture::Digest::of(&jpeg(1))
+    );
+    assert!(notices.kinds().contains(&(SECOND, Notice::Stopping)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_waits_for_a_call_in_flight_at_most_drain() {
+    let world = World::new("");
+    let daemon = start(
+        &world,
+        Scripted::new([(3600 * SECOND, failed(FailureKind::Timeout))]),
+        None,
+    );
+    until(&daemon.gateway, SECOND).await;
+    let (stopped_after, ..) = daemon.stop().await;
+    assert_eq!(stopped_after, SECOND + DRAIN);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_stop_ends_the_drain_at_once() {
+    let world = World::new("");
+    let daemon = start(
+        &world,
+        Scripted::new([(3600 * SECOND, failed(FailureKind::Timeout))]),
+        None,
+    );
+    until(&daemon.gateway, SECOND).await;
+    daemon.events.send(Event::Stop).unwrap();
+    until(&daemon.gateway, 3 * SECOND).await;
+    let (stopped_after, ..) = daemon.stop().await;
+    assert_eq!(stopped_after, 3 * SECOND);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ready_comes_first_and_the_watchdog_is_pinged_on_time() {
+    let world = World::new("");
+    let daemon = start(&world, Scripted::new([]), Some(4 * SECOND));
+    until(&daemon.gateway, 10 * SECOND).await;
+    let (_, _, notices) = daemon.stop().await;
+    let notices = notices.kinds();
+    assert_eq!(notices[0], (Duration::ZERO, Notice::Ready));
+    let pings: Vec<Duration> = (notices.iter())
+        .filter(|(_, n)| *n == Notice::Watchdog)
+        .map(|(at, _)| *at)
+        .collect();
+    assert_eq!(pings, [4 * SECOND, 8 * SECOND]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_broken_manifest_edit_keeps_the_last_good_one() {
+    let world = World::new("");
+    let daemon = start(&world, Scripted::new([]), None);
+    until(&daemon.gateway, 20 * SECOND).await;
+    std::fs::write(world.manifest_path(), "instances: [unclosed\n").unwrap();
+    world.picture(&jpeg(3));
+    daemon.events.send(Event::Changed).unwrap();
+    until(&daemon.gateway, 40 * SECOND).await;
+    let (_, gateway, _) = daemon.stop().await;
+    // The pass after the edit still knows the instance, and sends its new picture.
+    assert_eq!(gateway.call_times(), [Duration::ZERO, 20 * SECOND + QUIET]);
+    assert_eq!(gateway.bytes_of_call(1), jpeg(3));
+}

@@ -9,12 +9,12 @@
 //! [`Watcher::follow`]; meanwhile its nearest existing ancestor is watched so its creation
 //! is noticed.
 
+use super::Event;
 use notify::event::{AccessKind, AccessMode, ModifyKind};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use super::Event;
 use tokio::sync::mpsc::UnboundedSender;
 
 /// Watches the folders of a set of files and sends a hint when one of them may have changed.
@@ -148,13 +148,6 @@ impl Watcher {
                 }
             }
         }
-    }
-
-    /// The folders watched now (for tests and debugging).
-    pub fn folders(&self) -> Vec<PathBuf> {
-        let mut out: Vec<PathBuf> = self.watched.keys().cloned().collect();
-        out.sort();
-        out
     }
 }
 

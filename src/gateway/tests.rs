@@ -1,8 +1,8 @@
 //! The GREEN-API client: every row of the contract's table, the exact request on the wire,
 //! and token redaction with real client errors.
 
-use super::*;
 use super::classify::{classify, redact};
+use super::*;
 use crate::outcome::{CallFailure, CallOutcome, FailureKind};
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};

@@ -5,9 +5,9 @@
 //! (and the instance, where one applies), and all problems of a manifest are reported
 //! together, so one run shows the operator everything to fix.
 
-
 mod expand;
 mod problem;
+mod processing;
 mod raw;
 mod token;
 mod validate;
@@ -15,14 +15,14 @@ mod values;
 
 pub(crate) use expand::ExpandError;
 pub use problem::{ManifestError, Problem, ProblemKind};
+pub use processing::{Fit, Processing, parse_background};
 pub use token::{TokenError, TokenSource};
 pub use values::{ApiToken, ApiUrl, InstanceId, credentials_fingerprint};
 
-use crate::picture::process::Options;
 use raw::RawManifest;
-use validate::{Validator, yaml_error};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use validate::{Validator, yaml_error};
 
 /// Where GREEN-API lives unless the manifest says otherwise.
 pub const DEFAULT_API_URL: &str = "https://api.green-api.com";
@@ -59,7 +59,7 @@ pub struct Instance {
     pub picture: PictureSource,
     /// How its picture is turned into the JPEG to upload (`fit`, `size`, `background`,
     /// `quality`: the instance's own, else the manifest's, else the defaults).
-    pub processing: Options,
+    pub processing: Processing,
     /// `suspend: true`: leave this instance alone.
     pub suspend: bool,
     /// The line of the manifest where this instance starts.
@@ -81,8 +81,14 @@ pub const SIZE_RANGE: std::ops::RangeInclusive<u32> = 16..=4096;
 
 /// Reads and validates the manifest at `path`, expanding `${NAME}` from the process environment.
 pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ManifestError::one(ProblemKind::Unreadable, path, None, format!("cannot read the manifest: {e}")))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ManifestError::one(
+            ProblemKind::Unreadable,
+            path,
+            None,
+            format!("cannot read the manifest: {e}"),
+        )
+    })?;
     parse(&text, path, &|name| std::env::var(name).ok())
 }
 

@@ -34,12 +34,13 @@ fn problems(text: &str) -> Vec<Problem> {
     }
 }
 
-/// The only problem of `text`, checked to name the file and `line`, both as a field and
-/// at the start of its text.
-fn one_problem_at(text: &str, line: u64) -> Problem {
+/// The only problem of `text`, checked to be of `kind` and to name the file and `line`,
+/// both as a field and at the start of its text.
+fn one_problem_at(text: &str, line: u64, kind: ProblemKind) -> Problem {
     let all = problems(text);
     assert_eq!(all.len(), 1, "expected one problem, got {all:#?}");
     let problem = all.into_iter().next().unwrap();
+    assert_eq!(problem.kind, kind, "{problem}");
     assert_eq!(problem.path, Path::new(PATH));
     assert_eq!(problem.line, Some(line), "{problem}");
     let shown = problem.to_string();
@@ -236,6 +237,7 @@ fn yaml_that_does_not_parse_names_the_line() {
     let problem = one_problem_at(
         "minInterval: 10s\ninstances:\n  - idInstance: \"1\"\n    picture: [unclosed\n",
         4,
+        ProblemKind::Yaml,
     );
     assert!(problem.instance.is_none());
     assert!(!problem.message.is_empty());
@@ -246,6 +248,7 @@ fn an_unknown_top_level_key_is_an_error_at_its_line() {
     let problem = one_problem_at(
         "minInterval: 10s\ncolour: red\ninstances:\n  - idInstance: \"1\"\n    apiTokenEnv: T\n    picture: a.jpg\n",
         2,
+        ProblemKind::UnknownKey,
     );
     assert!(problem.message.contains("colour"), "{problem}");
 }
@@ -255,6 +258,7 @@ fn an_unknown_instance_key_is_an_error_at_its_line() {
     let problem = one_problem_at(
         "instances:\n  - idInstance: \"1\"\n    apiTokenEnv: T\n    picture: a.jpg\n    pictrue: b.jpg\n",
         5,
+        ProblemKind::UnknownKey,
     );
     assert!(problem.message.contains("pictrue"), "{problem}");
 }
@@ -264,6 +268,7 @@ fn a_duplicate_yaml_key_is_an_error_at_its_line() {
     let problem = one_problem_at(
         "minInterval: 10s\ninstances:\n  - idInstance: \"1\"\n    apiTokenEnv: T\n    picture: a.jpg\nminInterval: 20s\n",
         6,
+        ProblemKind::DuplicateKey,
     );
     assert!(problem.message.contains("minInterval"), "{problem}");
     assert!(
@@ -277,6 +282,7 @@ fn a_duplicate_key_inside_an_instance_is_an_error_at_its_line() {
     let problem = one_problem_at(
         "instances:\n  - idInstance: \"1\"\n    apiTokenEnv: T\n    picture: a.jpg\n    picture: b.jpg\n",
         5,
+        ProblemKind::DuplicateKey,
     );
     assert!(problem.message.contains("picture"), "{problem}");
 }
@@ -284,7 +290,7 @@ fn a_duplicate_key_inside_an_instance_is_an_error_at_its_line() {
 #[test]
 fn a_duplicate_id_instance_is_reported_at_the_second_and_names_the_first() {
     let text = "instances:\n  - idInstance: \"1101000001\"\n    apiTokenEnv: A\n    picture: a.jpg\n  - idInstance: 1101000001\n    apiTokenEnv: B\n    picture: b.jpg\n";
-    let problem = one_problem_at(text, 5);
+    let problem = one_problem_at(text, 5, ProblemKind::DuplicateId);
     assert_eq!(problem.instance.as_deref(), Some("1101000001"));
     assert!(
         problem.message.contains("duplicate idInstance"),
@@ -298,6 +304,7 @@ fn an_id_instance_that_is_not_digits_is_an_error_at_its_line() {
     let problem = one_problem_at(
         "instances:\n  - apiTokenEnv: T\n    idInstance: \"11010a0001\"\n    picture: a.jpg\n",
         3,
+        ProblemKind::InvalidId,
     );
     assert!(problem.message.contains("11010a0001"), "{problem}");
     assert!(problem.message.contains("digits"), "{problem}");
@@ -312,11 +319,13 @@ fn a_negative_integer_id_instance_is_an_error() {
     let problem = one_problem_at(
         "instances:\n  - idInstance: -1101000001\n    apiTokenEnv: T\n    picture: a.jpg\n",
         2,
+        ProblemKind::InvalidId,
     );
     assert!(problem.message.contains("digits"), "{problem}");
     let problem = one_problem_at(
         "instances:\n  - idInstance: 1.5\n    apiTokenEnv: T\n    picture: a.jpg\n",
         2,
+        ProblemKind::Yaml,
     );
     assert!(problem.message.contains("idInstance"), "{problem}");
 }
@@ -326,6 +335,7 @@ fn a_missing_picture_is_an_error_naming_a_line() {
     let all = problems("instances:\n  - idInstance: \"1\"\n    apiTokenEnv: T\n");
     assert_eq!(all.len(), 1, "{all:#?}");
     let problem = &all[0];
+    assert_eq!(problem.kind, ProblemKind::MissingKey, "{problem}");
     assert!(problem.message.contains("picture"), "{problem}");
     // The instance is lines 2-3; the parser may point at either end of it.
     let line = problem.line.expect("a line");
@@ -338,6 +348,7 @@ fn an_empty_picture_is_an_error_at_its_line() {
     let problem = one_problem_at(
         "instances:\n  - idInstance: \"1\"\n    apiTokenEnv: T\n    picture: \"  \"\n",
         4,
+        ProblemKind::EmptyPicture,
     );
     assert_eq!(problem.instance.as_deref(), Some("1"));
     assert!(problem.message.contains("picture"), "{problem}");
@@ -345,7 +356,11 @@ fn an_empty_picture_is_an_error_at_its_line() {
 
 #[test]
 fn no_token_source_is_an_error_at_the_instance() {
-    let problem = one_problem_at("instances:\n  - idInstance: \"1\"\n    picture: a.jpg\n", 2);
+    let problem = one_problem_at(
+        "instances:\n  - idInstance: \"1\"\n    picture: a.jpg\n",
+        2,
+        ProblemKind::TokenSource,
+    );
     assert_eq!(problem.instance.as_deref(), Some("1"));
     assert!(problem.message.contains("no token"), "{problem}");
 }
@@ -355,6 +370,7 @@ fn two_token_sources_are_an_error_at_the_second() {
     let problem = one_problem_at(
         "instances:\n  - idInstance: \"1\"\n    apiTokenEnv: T\n    picture: a.jpg\n    apiTokenFile: t.token\n",
         5,
+        ProblemKind::TokenSource,
     );
     assert_eq!(problem.instance.as_deref(), Some("1"));
     assert!(
@@ -385,6 +401,7 @@ fn an_api_token_env_that_is_not_a_variable_name_is_an_error_at_its_line() {
     let problem = one_problem_at(
         "instances:\n  - idInstance: \"1\"\n    picture: a.jpg\n    apiTokenEnv: 9-LIVES\n",
         4,
+        ProblemKind::InvalidToken,
     );
     assert!(problem.message.contains("9-LIVES"), "{problem}");
 }
@@ -394,11 +411,13 @@ fn a_bad_api_url_is_an_error_at_its_line() {
     let problem = one_problem_at(
         "apiUrl: not a url\ninstances:\n  - idInstance: \"1\"\n    apiTokenEnv: T\n    picture: a.jpg\n",
         1,
+        ProblemKind::InvalidUrl,
     );
     assert!(problem.message.contains("not a url"), "{problem}");
     let problem = one_problem_at(
         "instances:\n  - idInstance: \"1\"\n    apiTokenEnv: T\n    picture: a.jpg\n    apiUrl: ftp://api.green-api.com\n",
         5,
+        ProblemKind::InvalidUrl,
     );
     assert_eq!(problem.instance.as_deref(), Some("1"));
     assert!(problem.message.contains("https://"), "{problem}");
@@ -409,6 +428,7 @@ fn plain_http_to_a_remote_host_is_refused() {
     let problem = one_problem_at(
         "instances:\n  - idInstance: \"1\"\n    apiTokenEnv: T\n    picture: a.jpg\n    apiUrl: http://api.green-api.com\n",
         5,
+        ProblemKind::InvalidUrl,
     );
     assert!(problem.message.contains("loopback"), "{problem}");
     for remote in [
@@ -456,12 +476,14 @@ fn a_bad_min_interval_is_an_error_at_its_line() {
     let problem = one_problem_at(
         "instances:\n  - idInstance: \"1\"\n    apiTokenEnv: T\n    picture: a.jpg\nminInterval: soon\n",
         5,
+        ProblemKind::InvalidDuration,
     );
     assert!(problem.message.starts_with("minInterval"), "{problem}");
     assert!(problem.message.contains("soon"), "{problem}");
     let problem = one_problem_at(
         "minInterval: 0s\ninstances:\n  - idInstance: \"1\"\n    apiTokenEnv: T\n    picture: a.jpg\n",
         1,
+        ProblemKind::InvalidDuration,
     );
     assert!(problem.message.contains("more than 0"), "{problem}");
 }
@@ -471,6 +493,7 @@ fn a_bad_resync_interval_is_an_error_at_its_line() {
     let problem = one_problem_at(
         "resyncInterval: 10\ninstances:\n  - idInstance: \"1\"\n    apiTokenEnv: T\n    picture: a.jpg\n",
         1,
+        ProblemKind::InvalidDuration,
     );
     assert!(problem.message.starts_with("resyncInterval"), "{problem}");
 }
@@ -480,6 +503,7 @@ fn a_too_short_resync_interval_is_an_error_at_its_line() {
     let problem = one_problem_at(
         "instances:\n  - idInstance: \"1\"\n    apiTokenEnv: T\n    picture: a.jpg\nresyncInterval: 500ms\n",
         5,
+        ProblemKind::InvalidDuration,
     );
     assert!(problem.message.contains("resyncInterval"), "{problem}");
 }
@@ -502,6 +526,19 @@ instances:
     let err = parse(text, Path::new(PATH), &no_env).unwrap_err();
     let lines: Vec<Option<u64>> = err.problems.iter().map(|p| p.line).collect();
     assert_eq!(lines, [Some(1), Some(3), Some(5), Some(11)], "{err}");
+    let kinds: Vec<ProblemKind> = err.problems.iter().map(|p| p.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            ProblemKind::InvalidDuration,
+            ProblemKind::TokenSource,
+            ProblemKind::InvalidId,
+            ProblemKind::InvalidUrl
+        ],
+        "{err}"
+    );
+    assert_eq!(err.label(), "invalid-duration");
+    assert!(err.has(ProblemKind::InvalidUrl) && !err.has(ProblemKind::Yaml));
     assert!(err.problems[0].message.contains("minInterval"));
     assert!(err.problems[1].message.contains("no token"));
     assert!(err.problems[2].message.contains("x2"));
@@ -532,6 +569,7 @@ fn a_non_scalar_inline_token_is_an_error_that_does_not_show_it() {
     let problem = one_problem_at(
         "instances:\n  - idInstance: \"1\"\n    apiTokenInstance: [SeCrEtToKeN\n    picture: a.jpg\n",
         3,
+        ProblemKind::Yaml,
     );
     assert!(!problem.to_string().contains("SeCrEt"), "{problem}");
 }

@@ -3,6 +3,7 @@
 
 use super::expand::{ExpandError, expand_vars, is_env_name};
 use super::problem::{ManifestError, Problem, ProblemKind};
+use super::processing::{Fit, Processing, parse_background};
 use super::raw::{RawInstance, RawManifest, RawProcessing};
 use super::token::TokenSource;
 use super::values::{ApiToken, ApiUrl, InstanceId};
@@ -11,7 +12,6 @@ use super::{
     PictureSource, SIZE_RANGE,
 };
 use crate::clock::{human_duration, parse_duration};
-use crate::picture::process::{Fit, Options, parse_background};
 use serde_saphyr::Spanned;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -109,19 +109,34 @@ impl<'a> Validator<'a> {
             }
             Ok(d) => d,
             Err(e) => {
-                self.problem(ProblemKind::InvalidDuration, raw.referenced.line(), None, format!("{key}: {e}"));
+                self.problem(
+                    ProblemKind::InvalidDuration,
+                    raw.referenced.line(),
+                    None,
+                    format!("{key}: {e}"),
+                );
                 default
             }
         }
     }
 
     /// `base` with the options written at one level laid over it.
-    fn processing(&mut self, raw: RawProcessing, base: Options, who: Option<&str>) -> Options {
+    fn processing(
+        &mut self,
+        raw: RawProcessing,
+        base: Processing,
+        who: Option<&str>,
+    ) -> Processing {
         let mut options = base;
         if let Some(fit) = raw.fit {
             match fit.value.parse::<Fit>() {
                 Ok(value) => options.fit = value,
-                Err(e) => self.problem(ProblemKind::InvalidOption, fit.referenced.line(), who, format!("fit: {e}")),
+                Err(e) => self.problem(
+                    ProblemKind::InvalidOption,
+                    fit.referenced.line(),
+                    who,
+                    format!("fit: {e}"),
+                ),
             }
         }
         if let Some(size) = raw.size {
@@ -134,7 +149,12 @@ impl<'a> Validator<'a> {
                     SIZE_RANGE.start(),
                     SIZE_RANGE.end()
                 );
-                self.problem(ProblemKind::InvalidOption, size.referenced.line(), who, message);
+                self.problem(
+                    ProblemKind::InvalidOption,
+                    size.referenced.line(),
+                    who,
+                    message,
+                );
             }
         }
         if let Some(background) = raw.background {
@@ -153,7 +173,12 @@ impl<'a> Validator<'a> {
                 options.quality = quality.value;
             } else {
                 let message = format!("quality {} is out of range: 1 to 100", quality.value);
-                self.problem(ProblemKind::InvalidOption, quality.referenced.line(), who, message);
+                self.problem(
+                    ProblemKind::InvalidOption,
+                    quality.referenced.line(),
+                    who,
+                    message,
+                );
             }
         }
         options
@@ -195,7 +220,7 @@ impl<'a> Validator<'a> {
             background: raw.background,
             quality: raw.quality,
         };
-        let defaults = self.processing(defaults, Options::default(), None);
+        let defaults = self.processing(defaults, Processing::default(), None);
         let mut first_line: HashMap<String, u64> = HashMap::new();
         let mut instances = Vec::with_capacity(raw.instances.len());
         for raw_instance in raw.instances {
@@ -204,7 +229,12 @@ impl<'a> Validator<'a> {
             {
                 if let Some(first) = first_line.get(instance.id.as_str()) {
                     let message = format!("duplicate idInstance (first defined at line {first})");
-                    self.problem(ProblemKind::DuplicateId, line, Some(instance.id.as_str()), message);
+                    self.problem(
+                        ProblemKind::DuplicateId,
+                        line,
+                        Some(instance.id.as_str()),
+                        message,
+                    );
                     continue;
                 }
                 first_line.insert(instance.id.0.clone(), line);
@@ -233,7 +263,7 @@ impl<'a> Validator<'a> {
         raw: RawInstance,
         line: u64,
         default_url: &ApiUrl,
-        defaults: Options,
+        defaults: Processing,
     ) -> Option<Instance> {
         let id_line = raw.id_instance.referenced.line();
         let id = match InstanceId::parse(&raw.id_instance.value.0) {
@@ -272,7 +302,12 @@ impl<'a> Validator<'a> {
                 if !is_env_name(&name) {
                     let message =
                         format!("apiTokenEnv `{name}` is not an environment variable name");
-                    self.problem(ProblemKind::InvalidToken, env.referenced.line(), who, message);
+                    self.problem(
+                        ProblemKind::InvalidToken,
+                        env.referenced.line(),
+                        who,
+                        message,
+                    );
                 }
                 TokenSource::Env(name)
             }
@@ -292,7 +327,12 @@ impl<'a> Validator<'a> {
                         TokenSource::Inline(token)
                     }
                     Err(e) => {
-                        self.problem(ProblemKind::InvalidToken, line, who, format!("apiTokenInstance: {e}"));
+                        self.problem(
+                            ProblemKind::InvalidToken,
+                            line,
+                            who,
+                            format!("apiTokenInstance: {e}"),
+                        );
                         return None;
                     }
                 }
@@ -327,7 +367,12 @@ impl<'a> Validator<'a> {
         };
         let processing = self.processing(processing, defaults, who);
         let picture = if raw.picture.value.trim().is_empty() {
-            self.problem(ProblemKind::EmptyPicture, raw.picture.referenced.line(), who, "picture is empty");
+            self.problem(
+                ProblemKind::EmptyPicture,
+                raw.picture.referenced.line(),
+                who,
+                "picture is empty",
+            );
             return None;
         } else {
             PictureSource {

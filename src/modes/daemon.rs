@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Runs the daemon on `first` (the manifest as loaded at start) until SIGTERM or SIGINT.
-pub(crate) async fn run(
+pub(crate) async fn serve(
     manifest_path: PathBuf,
     dir: StateDir,
     concurrency: usize,

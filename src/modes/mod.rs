@@ -61,7 +61,7 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
         Mode::Daemon => {
             // A bad manifest at start was fatal above; later edits that break it are ignored.
             let dir = state_dir()?;
-            runtime()?.block_on(daemon::run(manifest_path, dir, concurrency, manifest))?;
+            runtime()?.block_on(daemon::serve(manifest_path, dir, concurrency, manifest))?;
             Ok(Output {
                 stdout: String::new(),
                 exit_code: 0,

@@ -18,7 +18,6 @@ pub struct CacheError {
     pub source: std::io::Error,
 }
 
-
 impl CacheError {
     /// A stable machine label.
     pub(crate) fn label(&self) -> &'static str {

@@ -9,8 +9,9 @@
 //! `--check` and `--preview` prepare everything in memory.
 
 use super::caches::CacheError;
-use super::process::{self, Options};
+use super::process;
 use crate::fsio;
+use crate::manifest::Processing;
 use crate::outcome::LocalProblem;
 use crate::picture::{self, Digest};
 use serde::{Deserialize, Serialize};
@@ -98,7 +99,7 @@ impl Prepared {
         &mut self,
         path: &Path,
         source: Digest,
-        options: &Options,
+        options: &Processing,
     ) -> Result<Digest, LocalProblem> {
         let key = key(source, options);
         if let Some(digest) = self.known(&key) {
@@ -115,9 +116,12 @@ impl Prepared {
     /// Prepares, on every core, what the index does not know yet, so that the
     /// [`Prepared::digest`] calls that follow find it. A picture that fails is left for
     /// `digest` to report.
-    pub fn prepare_all<'a>(&mut self, jobs: impl IntoIterator<Item = (&'a Path, Digest, Options)>) {
+    pub fn prepare_all<'a>(
+        &mut self,
+        jobs: impl IntoIterator<Item = (&'a Path, Digest, Processing)>,
+    ) {
         let mut seen = HashSet::new();
-        let todo: Vec<(&Path, Digest, Options, String)> = jobs
+        let todo: Vec<(&Path, Digest, Processing, String)> = jobs
             .into_iter()
             .map(|(path, source, options)| (path, source, options, key(source, &options)))
             .filter(|(.., key)| self.known(key).is_none() && seen.insert(key.clone()))
@@ -259,13 +263,17 @@ impl Prepared {
 }
 
 /// The index key of a source picture under some options.
-fn key(source: Digest, options: &Options) -> String {
-    format!("{source};{}", options.cache_key())
+fn key(source: Digest, options: &Processing) -> String {
+    format!("{source};{}", process::cache_key(options))
 }
 
 /// Reads the picture at `path`, checks it still hashes to `source`, and turns it into the
 /// JPEG to upload: its digest and bytes.
-fn make(path: &Path, source: Digest, options: &Options) -> Result<(Digest, Vec<u8>), LocalProblem> {
+fn make(
+    path: &Path,
+    source: Digest,
+    options: &Processing,
+) -> Result<(Digest, Vec<u8>), LocalProblem> {
     let problem = |label: &'static str, message: String| LocalProblem { label, message };
     let picture = picture::read(path).map_err(|e| problem(e.label(), e.to_string()))?;
     if picture.digest != source {

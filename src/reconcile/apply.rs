@@ -60,7 +60,7 @@ pub(crate) enum Landed {
 }
 
 /// Makes the call and reports how it landed.
-pub(crate) async fn run<G: Gateway>(call: Call, gateway: G, clock: Clock) -> Landed {
+pub(crate) async fn send<G: Gateway>(call: Call, gateway: G, clock: Clock) -> Landed {
     let instance = &call.manifest.instances[call.index];
     let path = call.path.clone();
     let read = tokio::task::spawn_blocking(move || read_prepared(&path)).await;

@@ -7,12 +7,12 @@
 //! An instance already showing its picture needs no token, so a pass with nothing to do
 //! reads no token.
 
+use crate::manifest::Processing;
 use crate::manifest::{ApiToken, Instance, Manifest, TokenError, credentials_fingerprint};
 use crate::outcome::LocalProblem;
 use crate::picture::caches::Caches;
 use crate::picture::hashes::Hashes;
 use crate::picture::prepared::Prepared;
-use crate::picture::process::Options;
 use crate::picture::{Digest, PictureError};
 use crate::plan::Desired;
 use crate::state::State;
@@ -66,11 +66,7 @@ pub(crate) fn compute(
 
 /// Prepares every (picture, options) of `manifest` that is not prepared yet, on every core,
 /// before the instances are looked at one by one.
-pub(crate) fn prepare_ahead(
-    manifest: &Manifest,
-    sources: &Sources,
-    prepared: &mut Prepared,
-) {
+pub(crate) fn prepare_ahead(manifest: &Manifest, sources: &Sources, prepared: &mut Prepared) {
     let jobs = manifest
         .instances
         .iter()
@@ -102,7 +98,7 @@ pub(crate) struct Pictures<'a> {
     /// Where prepared pictures come from.
     pub prepared: &'a mut Prepared,
     /// Each distinct (picture, options) is prepared once per pass.
-    pub memo: HashMap<(PathBuf, Options), Result<Digest, LocalProblem>>,
+    pub memo: HashMap<(PathBuf, Processing), Result<Digest, LocalProblem>>,
 }
 
 impl<'a> Pictures<'a> {
@@ -119,7 +115,7 @@ impl<'a> Pictures<'a> {
     pub fn upload_digest(
         &mut self,
         path: &Path,
-        options: &Options,
+        options: &Processing,
     ) -> Result<Digest, LocalProblem> {
         let key = (path.to_owned(), *options);
         if let Some(known) = self.memo.get(&key) {

@@ -275,7 +275,7 @@ impl<G: Gateway> Reconciler<G> {
             };
             let handle = self
                 .in_flight
-                .spawn(apply::run(call, self.gateway.clone(), self.clock));
+                .spawn(apply::send(call, self.gateway.clone(), self.clock));
             self.task_ids.insert(handle.id(), instance.id.clone());
             self.in_flight_digests.insert(instance.id.clone(), digest);
         }

@@ -2,10 +2,10 @@
 
 use super::*;
 use crate::gateway::HttpGateway;
-use crate::state::{State, StateDir};
-use std::time::Duration;
 use crate::manifest;
+use crate::state::{State, StateDir};
 use std::path::Path;
+use std::time::Duration;
 
 fn world(api_url: &str) -> (tempfile::TempDir, Manifest) {
     let dir = tempfile::tempdir().unwrap();

@@ -93,10 +93,14 @@ mod tests {
     #[test]
     fn columns_align_and_the_last_runs_free() {
         let mut table = Table::new(&["ID", "STATUS", "DETAIL"]).min_width(1, 9);
-        table.rows.push(vec!["1".into(), "ok".into(), "fine".into()]);
         table
             .rows
-            .push(vec!["12345".into(), "failed".into(), "a long detail".into()]);
+            .push(vec!["1".into(), "ok".into(), "fine".into()]);
+        table.rows.push(vec![
+            "12345".into(),
+            "failed".into(),
+            "a long detail".into(),
+        ]);
         table.notes.push("warning: careful".into());
         table.summary = "2 instances".into();
         assert_eq!(

@@ -154,9 +154,9 @@ impl StateDir {
     /// or says at once who holds it. `purpose` is written into the lock file for others to read.
     pub fn lock(&self, purpose: &str) -> Result<StateLock, StateError> {
         fsio::create_private_dir(&self.path).map_err(|source| StateError::CreateDir {
-                path: self.path.clone(),
-                source,
-            })?;
+            path: self.path.clone(),
+            source,
+        })?;
         let lock_path = self.path.join(LOCK_FILE);
         let lock_error = |source| StateError::Lock {
             path: lock_path.clone(),

@@ -8,10 +8,10 @@ use super::*;
 use crate::manifest::InstanceId;
 use crate::outcome::FailureKind;
 use crate::picture::Digest;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
-use std::os::unix::fs::PermissionsExt;
 
 fn id(text: &str) -> InstanceId {
     InstanceId::parse(text).unwrap()

@@ -2,7 +2,7 @@
 //! the EXIF orientation and where the primary image ends. Every read is bounds-checked,
 //! because this runs on hostile bytes and must never panic.
 
-use super::{Fit, Format, Options, ProcessError};
+use super::{Fit, Format, ProcessError, Processing};
 use std::ops::Range;
 
 /// The size and kind of a JPEG's frame, from its SOFn segment.
@@ -101,7 +101,7 @@ impl JpegLayout {
     /// True when uploading this JPEG's own image data gives exactly what `options` ask for:
     /// upright already, small enough, square if the fit wants a square, and a plain 8-bit
     /// greyscale or colour JPEG of a kind every viewer shows (CMYK is re-encoded to RGB).
-    pub(super) fn needs_no_pixel_change(&self, options: &Options) -> bool {
+    pub(super) fn needs_no_pixel_change(&self, options: &Processing) -> bool {
         let Some(frame) = self.frame else {
             return false;
         };

@@ -17,15 +17,24 @@ use std::fmt;
 use std::io::Cursor;
 
 mod jpeg;
-mod options;
 #[cfg(test)]
 mod tests;
 
+pub use crate::manifest::{Fit, Processing};
 use jpeg::JpegLayout;
-pub use options::{Fit, Options, parse_background};
 
 /// Bump when the output bytes for the same input and options change.
 pub const PIPELINE_VERSION: u32 = 1;
+
+/// Stable text naming `options` and the pipeline version, e.g.
+/// "v1;fit=cover;size=640;bg=ffffff;q=90": the prepared-picture cache's key.
+pub fn cache_key(options: &Processing) -> String {
+    let [r, g, b] = options.background;
+    format!(
+        "v{PIPELINE_VERSION};fit={};size={};bg={r:02x}{g:02x}{b:02x};q={}",
+        options.fit, options.size, options.quality
+    )
+}
 
 /// Pictures wider or taller than this (pixels) are refused before their pixels are decoded.
 pub const MAX_SIDE: u32 = 10_000;
@@ -33,7 +42,6 @@ pub const MAX_SIDE: u32 = 10_000;
 /// The most memory the decoded pixels of one picture may take (300 MiB): a 10,000 × 10,000
 /// RGB picture fits, a 9,000 × 9,000 16-bit RGBA one does not.
 pub const MAX_DECODED_BYTES: u64 = 300 * 1024 * 1024;
-
 
 /// The picture formats that are accepted, as recognised by their first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -118,7 +126,7 @@ pub enum Route {
 
 /// Turns a source picture (JPEG, PNG or WebP bytes) into the JPEG to upload. Deterministic:
 /// the same bytes and options always give the same output bytes.
-pub fn process(source: &[u8], options: &Options) -> Result<(Vec<u8>, Route), ProcessError> {
+pub fn process(source: &[u8], options: &Processing) -> Result<(Vec<u8>, Route), ProcessError> {
     let format = detect(source)?;
     let source = if format == Format::Jpeg {
         let jpeg = JpegLayout::read(source)?;
@@ -184,7 +192,6 @@ fn detect(bytes: &[u8]) -> Result<Format, ProcessError> {
     };
     Err(ProcessError::UnsupportedFormat { found })
 }
-
 
 /// Decodes under [`MAX_SIDE`] and [`MAX_DECODED_BYTES`], then turns the picture upright by
 /// the orientation its own metadata (EXIF) gives.
@@ -277,7 +284,7 @@ fn flatten(image: DynamicImage, background: [u8; 3]) -> RgbImage {
 }
 
 /// Crops, scales and pads by `options.fit`; never scales up.
-fn shape(image: RgbImage, options: &Options) -> RgbImage {
+fn shape(image: RgbImage, options: &Processing) -> RgbImage {
     let size = options.size.max(1);
     match options.fit {
         Fit::None => scale_within(image, size),

@@ -3,6 +3,7 @@
 
 use super::jpeg::exif_orientation;
 use super::*;
+use crate::manifest::parse_background;
 use image::codecs::png::PngEncoder;
 use image::codecs::webp::WebPEncoder;
 use image::{ExtendedColorType, ImageEncoder, ImageFormat, Rgba, RgbaImage};
@@ -11,10 +12,10 @@ const RED: [u8; 3] = [255, 0, 0];
 const BLUE: [u8; 3] = [0, 0, 255];
 const GREY: [u8; 3] = [128, 128, 128];
 
-fn options(fit: Fit) -> Options {
-    Options {
+fn options(fit: Fit) -> Processing {
+    Processing {
         fit,
-        ..Options::default()
+        ..Processing::default()
     }
 }
 
@@ -159,10 +160,10 @@ fn a_transparent_png_is_flattened_and_padded_onto_the_background() {
             Rgba([0, 0, 255, 255])
         }
     });
-    let options = Options {
+    let options = Processing {
         fit: Fit::Contain,
         background: RED,
-        ..Options::default()
+        ..Processing::default()
     };
     let (out, route) = process(&png_of(&source), &options).unwrap();
     assert_eq!(route, Route::Reencoded);
@@ -186,7 +187,7 @@ fn an_exif_rotated_jpeg_comes_out_upright() {
         &jpeg_of(&stored),
         &[segment(0xE1, &exif(&[orientation(6)], &[]))],
     );
-    let (out, route) = process(&source, &Options::default()).unwrap();
+    let (out, route) = process(&source, &Processing::default()).unwrap();
     assert_eq!(route, Route::Reencoded);
     let image = decoded(&out);
     assert_eq!(image.dimensions(), (40, 60));
@@ -282,7 +283,7 @@ fn whatever_follows_the_end_marker_is_not_uploaded() {
     let (source, expected) = jpeg_with_metadata(&jpeg_of(&noise(16, 16, 1)));
     let trailer = b"\0\0\0\x18ftypmp42 video with GPSTEST in it";
     let source = [&source[..], trailer].concat();
-    let (out, route) = process(&source, &Options::default()).unwrap();
+    let (out, route) = process(&source, &Processing::default()).unwrap();
     assert_eq!((out, route), (expected, Route::Stripped));
     let (out, route) = process(&source, &options(Fit::Contain)).unwrap();
     assert_eq!(route, Route::Stripped);
@@ -301,7 +302,7 @@ fn stray_bytes_between_header_segments_are_skipped_as_libjpeg_does() {
         &base[2 + app0..],
     ]
     .concat();
-    let (out, route) = process(&source, &Options::default()).unwrap();
+    let (out, route) = process(&source, &Processing::default()).unwrap();
     assert_eq!((out, route), (base, Route::Stripped));
 }
 
@@ -321,13 +322,13 @@ fn a_jpeg_is_stripped_only_when_no_pixel_changes() {
         (&wide, Fit::Contain, 640, Route::Reencoded),
     ];
     for (source, fit, size, route) in cases {
-        let options = Options {
+        let options = Processing {
             fit,
             size,
-            ..Options::default()
+            ..Processing::default()
         };
         let (out, actual) = process(source, &options).unwrap();
-        assert_eq!(actual, route, "{}", options.cache_key());
+        assert_eq!(actual, route, "{}", cache_key(&options));
         if route == Route::Stripped {
             assert_eq!(&out, source, "an image JPEG has no metadata to drop");
         }
@@ -337,7 +338,7 @@ fn a_jpeg_is_stripped_only_when_no_pixel_changes() {
     // An orientation that changes nothing (1) is stripped; any other is re-encoded.
     for (value, route) in [(1, Route::Stripped), (3, Route::Reencoded)] {
         let source = after_soi(&square, &[segment(0xE1, &exif(&[orientation(value)], &[]))]);
-        assert_eq!(process(&source, &Options::default()).unwrap().1, route);
+        assert_eq!(process(&source, &Processing::default()).unwrap().1, route);
     }
 }
 
@@ -375,7 +376,7 @@ fn a_lossless_webp_comes_out_as_a_jpeg() {
         .encode(source.as_raw(), 30, 20, ExtendedColorType::Rgba8)
         .unwrap();
     assert!(webp.starts_with(b"RIFF") && &webp[8..12] == b"WEBP");
-    let (out, route) = process(&webp, &Options::default()).unwrap();
+    let (out, route) = process(&webp, &Processing::default()).unwrap();
     assert_eq!(route, Route::Reencoded);
     let image = decoded(&out);
     assert_eq!(image.dimensions(), (30, 20));
@@ -388,7 +389,7 @@ fn a_decompression_bomb_is_refused_from_its_header() {
     let bomb = png_bomb(20_000, 20_000, 8);
     assert!(bomb.len() < 100, "{} bytes", bomb.len());
     assert_eq!(
-        process(&bomb, &Options::default()),
+        process(&bomb, &Processing::default()),
         Err(ProcessError::TooLarge {
             width: 20_000,
             height: 20_000
@@ -396,7 +397,7 @@ fn a_decompression_bomb_is_refused_from_its_header() {
     );
     // Within the side limit but over the memory limit: 9,000² 16-bit RGBA is 618 MiB.
     assert_eq!(
-        process(&png_bomb(9_000, 9_000, 16), &Options::default()),
+        process(&png_bomb(9_000, 9_000, 16), &Processing::default()),
         Err(ProcessError::TooLarge {
             width: 9_000,
             height: 9_000
@@ -407,7 +408,7 @@ fn a_decompression_bomb_is_refused_from_its_header() {
     let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
     jpeg[sof + 5..sof + 9].copy_from_slice(&[0xC3, 0x50, 0xEA, 0x60]);
     assert_eq!(
-        process(&jpeg, &Options::default()),
+        process(&jpeg, &Processing::default()),
         Err(ProcessError::TooLarge {
             width: 60_000,
             height: 50_000
@@ -447,15 +448,15 @@ fn broken_and_foreign_pictures_are_refused_with_their_own_error() {
         ),
     ];
     for (name, bytes, label) in cases {
-        let error = process(bytes, &Options::default()).unwrap_err();
+        let error = process(bytes, &Processing::default()).unwrap_err();
         assert_eq!(error.label(), label, "{name}: {error}");
     }
-    let gif = process(b"GIF89a", &Options::default()).unwrap_err();
+    let gif = process(b"GIF89a", &Processing::default()).unwrap_err();
     assert_eq!(
         gif.to_string(),
         "the picture is a GIF; only JPEG, PNG and WebP are supported"
     );
-    let heic = process(b"\0\0\0\x18ftypheic", &Options::default()).unwrap_err();
+    let heic = process(b"\0\0\0\x18ftypheic", &Processing::default()).unwrap_err();
     assert!(heic.to_string().contains("HEIC"), "{heic}");
 }
 
@@ -466,7 +467,7 @@ fn no_prefix_of_a_jpeg_panics_and_each_is_truncated() {
     let cuts = (0..400).chain((400..source.len()).step_by(source.len() / 300));
     let mut checked = 0;
     for cut in cuts.filter(|&cut| cut < source.len()) {
-        let error = process(&source[..cut], &Options::default()).unwrap_err();
+        let error = process(&source[..cut], &Processing::default()).unwrap_err();
         let expected = match cut {
             0 => "picture-empty",
             1 | 2 => "picture-unsupported-format",
@@ -486,9 +487,9 @@ fn garbage_never_panics() {
         // Garbage straight after SOI, with and without an end marker.
         let mut bytes = vec![0xFF, 0xD8, 0xFF];
         bytes.extend((0..rng.usize(0..300)).map(|_| rng.u8(..)));
-        let _ = process(&bytes, &Options::default());
+        let _ = process(&bytes, &Processing::default());
         bytes.extend_from_slice(&[0xFF, 0xD9]);
-        let _ = process(&bytes, &Options::default());
+        let _ = process(&bytes, &Processing::default());
         // A few bytes changed anywhere in a real JPEG with EXIF: headers, EXIF, image data.
         let mut bytes = source.clone();
         for _ in 0..rng.usize(1..8) {
@@ -502,7 +503,7 @@ fn garbage_never_panics() {
         let _ = exif_orientation(&tiff[6..]);
         let _ = process(
             &after_soi(&source, &[segment(0xE1, &tiff)]),
-            &Options::default(),
+            &Processing::default(),
         );
     }
     let png = png_of(&RgbaImage::from_fn(16, 16, |x, y| {
@@ -512,7 +513,7 @@ fn garbage_never_panics() {
         let mut bytes = png.clone();
         let at = rng.usize(8..bytes.len());
         bytes[at] = rng.u8(..);
-        let _ = process(&bytes, &Options::default());
+        let _ = process(&bytes, &Processing::default());
     }
 }
 
@@ -554,21 +555,21 @@ fn output_is_deterministic_and_follows_the_options() {
             assert_eq!(first, second);
         }
     }
-    let base = Options {
+    let base = Processing {
         fit: Fit::Contain,
-        ..Options::default()
+        ..Processing::default()
     };
     let variants = [
-        Options {
+        Processing {
             quality: 60,
             ..base
         },
-        Options {
+        Processing {
             background: RED,
             ..base
         },
-        Options { size: 40, ..base },
-        Options {
+        Processing { size: 40, ..base },
+        Processing {
             fit: Fit::Cover,
             ..base
         },
@@ -577,42 +578,39 @@ fn output_is_deterministic_and_follows_the_options() {
     for variant in variants {
         let (out, route) = process(&png, &variant).unwrap();
         assert_eq!(route, Route::Reencoded);
-        assert_ne!(out, reference, "{}", variant.cache_key());
+        assert_ne!(out, reference, "{}", cache_key(&variant));
     }
 }
 
 #[test]
 fn the_cache_key_names_every_option_and_the_pipeline_version() {
-    let base = Options::default();
-    assert_eq!(base.cache_key(), "v1;fit=none;size=640;bg=ffffff;q=90");
-    let cover = Options {
+    let base = Processing::default();
+    assert_eq!(cache_key(&base), "v1;fit=none;size=640;bg=ffffff;q=90");
+    let cover = Processing {
         fit: Fit::Cover,
         background: [0x12, 0xAB, 0x00],
         ..base
     };
-    assert_eq!(cover.cache_key(), "v1;fit=cover;size=640;bg=12ab00;q=90");
-    assert!(
-        base.cache_key()
-            .starts_with(&format!("v{PIPELINE_VERSION};"))
-    );
+    assert_eq!(cache_key(&cover), "v1;fit=cover;size=640;bg=12ab00;q=90");
+    assert!(cache_key(&base).starts_with(&format!("v{PIPELINE_VERSION};")));
     let variants = [
-        Options {
+        Processing {
             fit: Fit::Contain,
             ..base
         },
-        Options { size: 641, ..base },
-        Options {
+        Processing { size: 641, ..base },
+        Processing {
             background: [0xFF, 0xFF, 0xFE],
             ..base
         },
-        Options {
+        Processing {
             quality: 89,
             ..base
         },
     ];
-    let mut keys: Vec<String> = variants.iter().map(Options::cache_key).collect();
-    keys.push(base.cache_key());
-    keys.push(cover.cache_key());
+    let mut keys: Vec<String> = variants.iter().map(cache_key).collect();
+    keys.push(cache_key(&base));
+    keys.push(cache_key(&cover));
     let count = keys.len();
     keys.sort();
     keys.dedup();

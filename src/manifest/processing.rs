@@ -1,7 +1,6 @@
 //! The processing options' vocabulary: `fit`, `size`, `background`, `quality`, as the
-//! manifest writes them and as the pipeline and its cache key read them.
+//! manifest writes them and the picture pipeline reads them.
 
-use super::PIPELINE_VERSION;
 use std::fmt;
 use std::str::FromStr;
 
@@ -44,7 +43,7 @@ impl FromStr for Fit {
 /// What to make of a picture. Two pictures with equal bytes and equal options always give
 /// equal output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Options {
+pub struct Processing {
     /// How the picture is shaped.
     pub fit: Fit,
     /// The longest edge of the output, in pixels; pictures are never scaled up. 0 counts as 1.
@@ -55,7 +54,7 @@ pub struct Options {
     pub quality: u8,
 }
 
-impl Default for Options {
+impl Default for Processing {
     fn default() -> Self {
         Self {
             fit: Fit::None,
@@ -63,18 +62,6 @@ impl Default for Options {
             background: [0xFF, 0xFF, 0xFF],
             quality: 90,
         }
-    }
-}
-
-impl Options {
-    /// Stable text naming these options and the pipeline version, e.g.
-    /// "v1;fit=cover;size=640;bg=ffffff;q=90": a cache key.
-    pub fn cache_key(&self) -> String {
-        let [r, g, b] = self.background;
-        format!(
-            "v{PIPELINE_VERSION};fit={};size={};bg={r:02x}{g:02x}{b:02x};q={}",
-            self.fit, self.size, self.quality
-        )
     }
 }
 
