@@ -1,6 +1,7 @@
 //! argv → [`Args`]: the command line of the contract (section 2). No I/O.
 
 use crate::clock::parse_duration;
+use crate::manifest::InstanceId;
 use clap::{ArgGroup, Parser, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -63,6 +64,16 @@ pub struct Args {
     /// At most N instances talked to at once.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
+
+    /// Act on and report only this instance (repeatable), as `terraform -target`; the
+    /// others are neither called nor reported, and their records are left as they are.
+    #[arg(long = "instance", value_name = "ID", value_parser = parse_instance_id)]
+    pub instances: Vec<InstanceId>,
+
+    /// List every instance in the table, in sync or not (default: only those that changed,
+    /// wait or failed, then the summary; `--status` lists all).
+    #[arg(long)]
+    pub all: bool,
 
     /// Logs on stderr as text or JSON lines.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
@@ -173,6 +184,10 @@ impl Args {
     pub fn timeout(&self) -> Duration {
         self.timeout.unwrap_or(DEFAULT_TIMEOUT)
     }
+}
+
+fn parse_instance_id(text: &str) -> Result<InstanceId, String> {
+    InstanceId::parse(text.trim())
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {

@@ -2,20 +2,22 @@
 //! watch. The manifest is parsed again only when its bytes changed (or a reload asks), and
 //! an edit that does not parse is logged and ignored: the last good manifest stays.
 
-use crate::manifest::{self, Manifest, TokenSource};
+use crate::manifest::{self, Manifest, Scope, TokenSource};
 use std::path::PathBuf;
 
-/// The manifest file and its bytes as last read.
+/// The manifest file and its bytes as last read, and the instances the run acts on.
 pub(crate) struct ManifestSource {
     path: PathBuf,
     bytes: Vec<u8>,
+    scope: Scope,
 }
 
 impl ManifestSource {
-    /// The manifest at `path`, whose current bytes are the ones already in force.
-    pub(crate) fn new(path: PathBuf) -> Self {
+    /// The manifest at `path`, whose current bytes are the ones already in force; each
+    /// manifest read is restricted to `scope`.
+    pub(crate) fn new(path: PathBuf, scope: Scope) -> Self {
         let bytes = std::fs::read(&path).unwrap_or_default();
-        Self { path, bytes }
+        Self { path, bytes, scope }
     }
 
     /// The manifest file.
@@ -43,7 +45,11 @@ impl ManifestSource {
         self.bytes = bytes;
         let text = String::from_utf8_lossy(&self.bytes);
         match manifest::parse(&text, &self.path, &|name| std::env::var(name).ok()) {
-            Ok(manifest) => {
+            Ok(mut manifest) => {
+                for id in self.scope.missing_from(&manifest) {
+                    tracing::warn!(instance = %id, "--instance {id} is no longer in the manifest");
+                }
+                manifest.restrict(&self.scope);
                 let what = if changed {
                     "manifest changed; reloaded"
                 } else {

@@ -172,7 +172,7 @@ fn start(world: &World, gateway: Scripted, watchdog: Option<Duration>) -> Runnin
     };
     let parts = Parts {
         reconciler,
-        source: ManifestSource::new(world.manifest_path()),
+        source: ManifestSource::new(world.manifest_path(), crate::manifest::Scope::all()),
         notifier: notices.clone(),
         jitter: Jitter::Fixed(0.0),
         follow: Box::new(|_: &Manifest| {}),

@@ -6,16 +6,20 @@
 //! together, so one run shows the operator everything to fix.
 
 mod expand;
+mod limits;
 mod problem;
 mod processing;
 mod raw;
+mod scope;
 mod token;
 mod validate;
 mod values;
 
 pub(crate) use expand::ExpandError;
+pub use limits::MAX_MANIFEST_BYTES;
 pub use problem::{ManifestError, Problem, ProblemKind};
 pub use processing::{Fit, Processing, parse_background};
+pub use scope::Scope;
 pub use token::{TokenError, TokenSource};
 pub use values::{ApiToken, ApiUrl, InstanceId, credentials_fingerprint};
 
@@ -81,15 +85,32 @@ pub const SIZE_RANGE: std::ops::RangeInclusive<u32> = 16..=4096;
 
 /// Reads and validates the manifest at `path`, expanding `${NAME}` from the process environment.
 pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ManifestError::one(
-            ProblemKind::Unreadable,
-            path,
-            None,
-            format!("cannot read the manifest: {e}"),
-        )
-    })?;
+    let text = read(path)
+        .map_err(|message| ManifestError::one(ProblemKind::Unreadable, path, None, message))?;
     parse(&text, path, &|name| std::env::var(name).ok())
+}
+
+/// The manifest's text: at most [`MAX_MANIFEST_BYTES`], UTF-8.
+fn read(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let cannot = |e: std::io::Error| format!("cannot read the manifest: {e}");
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(format!(
+            "the manifest is larger than {} MiB, the most avatar-sync reads",
+            MAX_MANIFEST_BYTES >> 20
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "the manifest is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 /// Validates manifest `text` that was read from `path`. `env` looks up `${NAME}`.
@@ -98,7 +119,9 @@ pub fn parse(
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Manifest, ManifestError> {
-    let raw: RawManifest = serde_saphyr::from_str(text).map_err(|e| yaml_error(path, &e))?;
+    let options = limits::options(text.len());
+    let raw: RawManifest = serde_saphyr::from_str_with_options(text, options)
+        .map_err(|e| yaml_error(path, &e, text.len()))?;
     Validator::new(path, env).manifest(raw)
 }
 

@@ -11,6 +11,8 @@ pub enum ProblemKind {
     Unreadable,
     /// Not valid YAML, or a value of the wrong type.
     Yaml,
+    /// A YAML safety limit was hit (an alias bomb, deep nesting).
+    YamlLimit,
     /// A key the manifest does not know.
     UnknownKey,
     /// A key written twice in one mapping.
@@ -45,6 +47,7 @@ impl ProblemKind {
         match self {
             Self::Unreadable => "manifest-unreadable",
             Self::Yaml => "yaml",
+            Self::YamlLimit => "yaml-limit",
             Self::UnknownKey => "unknown-key",
             Self::DuplicateKey => "duplicate-key",
             Self::MissingKey => "missing-key",

@@ -825,3 +825,20 @@ fn the_credentials_fingerprint_tells_credentials_apart_without_showing_them() {
     assert!(!print.contains(TOKEN));
     assert!(!print.contains(&TOKEN[..8].to_ascii_lowercase()));
 }
+
+// ---------------------------------------------------------------------------------------
+// Size limits.
+
+#[test]
+fn a_manifest_larger_than_the_default_yaml_budget_loads() {
+    // 40,000 instances make about 280,000 YAML nodes: more than the library's default
+    // budget (250,000), which scales with the file here.
+    let mut text = String::from("instances:\n");
+    for n in 0..40_000u64 {
+        text.push_str(&format!(
+            "  - idInstance: \"{}\"\n    apiTokenEnv: T\n    picture: a.jpg\n",
+            1_100_000_000 + n
+        ));
+    }
+    assert_eq!(ok(&text).instances.len(), 40_000);
+}

@@ -2,6 +2,7 @@
 //! collected (with its kind, line and instance) so one run shows everything to fix.
 
 use super::expand::{ExpandError, expand_vars, is_env_name};
+use super::limits;
 use super::problem::{ManifestError, Problem, ProblemKind};
 use super::processing::{Fit, Processing, parse_background};
 use super::raw::{RawInstance, RawManifest, RawProcessing};
@@ -17,8 +18,15 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub(super) fn yaml_error(path: &Path, err: &serde_saphyr::Error) -> ManifestError {
+pub(super) fn yaml_error(
+    path: &Path,
+    err: &serde_saphyr::Error,
+    input_len: usize,
+) -> ManifestError {
     let line = err.location().map(|l| l.line()).filter(|&l| l > 0);
+    if let Some(message) = limit_message(err, input_len) {
+        return ManifestError::one(ProblemKind::YamlLimit, path, line, message);
+    }
     // The library's own text may span several lines and repeat the position; keep one line.
     let plain = err.without_snippet().to_string();
     let message = plain
@@ -34,6 +42,26 @@ pub(super) fn yaml_error(path: &Path, err: &serde_saphyr::Error) -> ManifestErro
         None => message,
     };
     ManifestError::one(yaml_kind(err.without_snippet()), path, line, message)
+}
+
+/// The words for a YAML safety limit the manifest hit, if that is what `err` is.
+fn limit_message(err: &serde_saphyr::Error, input_len: usize) -> Option<String> {
+    use serde_saphyr::Error as E;
+    match err {
+        E::WithSnippet { error, .. } | E::AliasError { error, .. } => {
+            limit_message(error, input_len)
+        }
+        E::Budget { breach, .. } => Some(limits::breach_message(breach, input_len)),
+        E::AliasReplayCounterOverflow { .. }
+        | E::AliasReplayLimitExceeded { .. }
+        | E::AliasExpansionLimitExceeded { .. }
+        | E::AliasReplayStackDepthExceeded { .. } => Some(
+            "the manifest's aliases (*name) expand to more than the YAML safety limit allows \
+             (as a YAML \"alias bomb\" does); a manifest is a plain list of instances"
+                .to_owned(),
+        ),
+        _ => None,
+    }
 }
 
 /// The kind of a YAML library error: the ones an operator makes by hand get their own.

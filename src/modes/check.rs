@@ -6,7 +6,7 @@
 
 use crate::manifest::{Manifest, Problem, ProblemKind, TokenError};
 use crate::reconcile::desired::{Pictures, prepare_in_memory};
-use crate::report::{Render, Table, plural, short_sha};
+use crate::report::{Render, Table, plural, short_sha, thousands};
 use serde::Serialize;
 use std::time::SystemTime;
 
@@ -156,9 +156,9 @@ impl Render for CheckReport {
         let verdict = if s.failed == 0 { "valid" } else { "NOT valid" };
         table.summary = format!(
             "manifest {verdict}: {} valid, {} failed, {} suspended, {}",
-            s.valid,
-            s.failed,
-            s.suspended,
+            thousands(s.valid),
+            thousands(s.failed),
+            thousands(s.suspended),
             plural(s.warnings, "warning")
         );
         table

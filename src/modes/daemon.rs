@@ -7,7 +7,7 @@ use crate::clock::{Clock, Jitter};
 use crate::daemon::watch::Watcher;
 use crate::daemon::{self, ManifestSource, Parts, Systemd, watched_files};
 use crate::gateway::HttpGateway;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, Scope};
 use crate::reconcile::{Options, Reconciler};
 use crate::state::{StateDir, StateStore};
 use std::path::PathBuf;
@@ -18,10 +18,11 @@ pub(crate) async fn serve(
     manifest_path: PathBuf,
     dir: StateDir,
     concurrency: usize,
+    scope: Scope,
     first: Manifest,
 ) -> Result<(), Error> {
     let clock = Clock::start();
-    let source = ManifestSource::new(manifest_path);
+    let source = ManifestSource::new(manifest_path, scope);
     let lock = dir.lock("avatar-sync daemon")?;
     let state = dir.load_for_write(&lock)?.take(&dir);
     let store = StateStore::new(dir, lock, state);

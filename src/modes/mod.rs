@@ -6,10 +6,11 @@ mod daemon;
 mod once;
 mod preview;
 
+use crate::Error;
 use crate::cli::{Args, Mode};
+use crate::manifest::{self, Scope};
 use crate::report::Render;
 use crate::state::StateDir;
-use crate::{Error, manifest};
 use once::Tokens;
 use std::time::SystemTime;
 
@@ -39,7 +40,15 @@ impl Output {
 /// Runs the mode `args` selects. `env` looks up environment variables for the defaults.
 pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, Error> {
     let manifest_path = args.manifest_path(env);
-    let manifest = manifest::load(&manifest_path)?;
+    let mut manifest = manifest::load(&manifest_path)?;
+    let scope = Scope::only(args.instances.iter().cloned());
+    if let Some(id) = scope.missing_from(&manifest).first() {
+        return Err(Error::Usage(format!(
+            "--instance {id}: {} has no instance with this idInstance",
+            manifest_path.display()
+        )));
+    }
+    manifest.restrict(&scope);
     let state_dir = || args.state_dir(env).map(StateDir::new).map_err(Error::Usage);
     let mode = args.mode();
     if !matches!(mode, Mode::Check) {
@@ -61,7 +70,8 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
         Mode::Daemon => {
             // A bad manifest at start was fatal above; later edits that break it are ignored.
             let dir = state_dir()?;
-            runtime()?.block_on(daemon::serve(manifest_path, dir, concurrency, manifest))?;
+            let daemon = daemon::serve(manifest_path, dir, concurrency, scope, manifest);
+            runtime()?.block_on(daemon)?;
             Ok(Output {
                 stdout: String::new(),
                 exit_code: 0,
@@ -71,11 +81,11 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
             let dir = state_dir()?;
             let once = once::reconcile(manifest, &dir, concurrency, args.timeout());
             let report = runtime()?.block_on(once)?;
-            Ok(Output::of(&report, args.json))
+            Ok(Output::of(&report.listing(args.all), args.json))
         }
         Mode::DryRun => {
             let report = once::plan_only(&manifest, &state_dir()?, Tokens::Required)?;
-            Ok(Output::of(&report, args.json))
+            Ok(Output::of(&report.listing(args.all), args.json))
         }
         Mode::Status => {
             let report = once::plan_only(&manifest, &state_dir()?, Tokens::Optional)?;

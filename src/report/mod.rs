@@ -7,7 +7,7 @@
 
 mod table;
 
-pub(crate) use table::{Table, plural, short_sha};
+pub(crate) use table::{Table, plural, short_sha, thousands};
 
 use crate::clock::{rfc3339, serde_rfc3339_opt};
 use crate::manifest::Instance;
@@ -133,6 +133,10 @@ pub(crate) struct Report {
     /// Which mode made it (decides the exit code).
     #[serde(skip)]
     pub kind: ReportKind,
+    /// The table lists every instance; otherwise only those that are not in sync or
+    /// suspended (`--json` always lists every instance: it is for machines).
+    #[serde(skip)]
+    pub list_all: bool,
 }
 
 /// Which mode made the report: decides the exit code.
@@ -154,7 +158,14 @@ impl Report {
             instances,
             summary,
             kind,
+            list_all: kind == ReportKind::Status,
         }
+    }
+
+    /// The same report, its table listing every instance when `all` (`--all`).
+    pub(crate) fn listing(mut self, all: bool) -> Self {
+        self.list_all |= all;
+        self
     }
 }
 
@@ -173,7 +184,9 @@ impl Render for Report {
 
     fn table(&self, now: SystemTime) -> Table {
         let mut table = Table::new(&["INSTANCE", "STATUS", "PICTURE", "DETAIL"]);
-        table.rows = (self.instances.iter())
+        let listed =
+            |r: &&Row| self.list_all || !matches!(r.status, Status::InSync | Status::Suspended);
+        table.rows = (self.instances.iter().filter(listed))
             .map(|r| {
                 vec![
                     r.id_instance.clone(),
@@ -187,12 +200,12 @@ impl Render for Report {
         table.summary = format!(
             "{}: {} in sync, {} applied, {} pending, {} throttled, {} failed, {} suspended",
             plural(self.instances.len(), "instance"),
-            s.in_sync,
-            s.applied,
-            s.pending,
-            s.throttled,
-            s.failed,
-            s.suspended
+            thousands(s.in_sync),
+            thousands(s.applied),
+            thousands(s.pending),
+            thousands(s.throttled),
+            thousands(s.failed),
+            thousands(s.suspended)
         );
         table
     }

@@ -33,8 +33,12 @@ impl Table {
         self
     }
 
-    /// The text, every line ending in a newline.
+    /// The text, every line ending in a newline. With no rows, the header is left out
+    /// and the summary stands alone.
     pub(crate) fn render(&self) -> String {
+        if self.rows.is_empty() && self.notes.is_empty() && !self.summary.is_empty() {
+            return format!("{}\n", self.summary);
+        }
         let mut widths: Vec<usize> = self
             .columns
             .iter()
@@ -76,9 +80,22 @@ fn line(out: &mut String, widths: &[usize], cells: &[&str]) {
     out.push('\n');
 }
 
-/// `n thing` or `n things`.
+/// `n thing` or `n things`, with thousands separated (`30,000 instances`).
 pub(crate) fn plural(n: usize, thing: &str) -> String {
-    format!("{n} {thing}{}", if n == 1 { "" } else { "s" })
+    format!("{} {thing}{}", thousands(n), if n == 1 { "" } else { "s" })
+}
+
+/// `n` with its thousands separated by commas: `29,990`.
+pub(crate) fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 /// The first 12 hex digits of a SHA-256, for tables.
@@ -115,9 +132,21 @@ mod tests {
     }
 
     #[test]
+    fn a_table_without_rows_is_its_summary_alone() {
+        let mut table = Table::new(&["ID", "DETAIL"]);
+        table.summary = "3 instances: 3 in sync".into();
+        assert_eq!(table.render(), "3 instances: 3 in sync\n");
+    }
+
+    #[test]
     fn helpers_count_and_shorten() {
         assert_eq!(plural(1, "instance"), "1 instance");
         assert_eq!(plural(2, "instance"), "2 instances");
+        assert_eq!(plural(30_000, "instance"), "30,000 instances");
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
         assert_eq!(short_sha("0123456789abcdef"), "0123456789ab");
         assert_eq!(short_sha("abc"), "abc");
     }
