@@ -70,6 +70,12 @@ pub struct Args {
     #[arg(long = "instance", value_name = "ID", value_parser = parse_instance_id)]
     pub instances: Vec<InstanceId>,
 
+    /// Daemon: serve /metrics, /healthz and /readyz on this address (like 127.0.0.1:9184;
+    /// port 0 picks a free one). Off when absent; a non-loopback address is bound only
+    /// when given here. Ignored by the one-shot modes.
+    #[arg(long, value_name = "ADDR", env = "AVATAR_SYNC_LISTEN")]
+    pub listen: Option<std::net::SocketAddr>,
+
     /// List every instance in the table, in sync or not (default: only those that changed,
     /// wait or failed, then the summary; `--status` lists all).
     #[arg(long)]

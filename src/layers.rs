@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["state"],
     &["plan"],
     &["gateway"],
-    &["report"],
+    &["report", "metrics"],
     &["reconcile"],
     &["daemon"],
     &["modes", "error", "cli", "logging", "layers", "lib", "main"],

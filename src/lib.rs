@@ -19,7 +19,7 @@
 //!    (labelled outcome kinds shared by gateway, planner and state), [`usage`];
 //! 2. [`manifest`]; 3. [`picture`]; 4. [`state`] (the records: the planner's input and
 //!    the apply step's output); 5. [`plan`]; 6. [`gateway`];
-//! 7. [`report`]; 8. [`reconcile`]; 9. [`daemon`]; 10. [`modes`], [`error`], [`cli`],
+//! 7. [`report`], [`metrics`]; 8. [`reconcile`]; 9. [`daemon`]; 10. [`modes`], [`error`], [`cli`],
 //!    [`logging`] (the command line and the process around it).
 
 pub mod cli;
@@ -30,6 +30,7 @@ pub(crate) mod fsio;
 pub(crate) mod gateway;
 pub mod logging;
 pub mod manifest;
+pub(crate) mod metrics;
 pub mod modes;
 pub(crate) mod outcome;
 pub mod picture;

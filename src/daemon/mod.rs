@@ -17,6 +17,8 @@
 //!   finish (at most [`DRAIN`]), saves, returns; a second one returns at once, the state
 //!   file still whole (it is only ever replaced atomically).
 
+pub(crate) mod health;
+pub(crate) mod http;
 mod notify;
 mod quiet;
 pub(crate) mod signals;
@@ -32,6 +34,7 @@ use crate::gateway::Gateway;
 use crate::manifest::Manifest;
 use crate::reconcile::{Reconciler, sleep_until_opt};
 use crate::state::StateError;
+use health::{BEAT, Health};
 use quiet::QuietWindow;
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,6 +69,8 @@ pub(crate) struct Parts<G, N> {
     pub jitter: Jitter,
     /// Called with every manifest that comes into force (the watcher follows its files).
     pub follow: Box<dyn FnMut(&Manifest) + Send>,
+    /// Where the loop says it is alive and ready (`/healthz`, `/readyz`), when listening.
+    pub health: Option<Arc<Health>>,
 }
 
 /// Why a pass starts.
@@ -89,9 +94,16 @@ pub(crate) async fn run<G: Gateway, N: Notify>(
         notifier,
         mut jitter,
         mut follow,
+        health,
     } = parts;
     follow(reconciler.manifest());
+    let metrics = Arc::clone(reconciler.metrics());
+    metrics.manifest_loaded(source.last_load());
     notifier.notify(Notice::Ready);
+    if let Some(health) = &health {
+        health.beat();
+        health.planned();
+    }
     let mut last_status = String::new();
     report_status(&reconciler, &notifier, &mut last_status);
     tracing::info!(
@@ -104,7 +116,11 @@ pub(crate) async fn run<G: Gateway, N: Notify>(
     let watchdog_every = notifier.watchdog_interval();
     let mut watchdog_at = watchdog_every.map(|every| Instant::now() + every);
 
+    let mut beat_at = health.as_ref().map(|_| Instant::now() + BEAT);
     loop {
+        if let Some(health) = &health {
+            health.beat();
+        }
         let clock = reconciler.clock();
         reconciler.fire_timers(clock.now());
         reconciler.dispatch();
@@ -133,6 +149,8 @@ pub(crate) async fn run<G: Gateway, N: Notify>(
                 notifier.notify(Notice::Watchdog);
                 watchdog_at = watchdog_every.map(|every| Instant::now() + every);
             }
+            // Only to beat: an idle loop still tells /healthz it turns.
+            () = sleep_until_opt(beat_at) => beat_at = Some(Instant::now() + BEAT),
         }
         if let Some(pass) = pass {
             if pass == Pass::Reload {
@@ -144,6 +162,7 @@ pub(crate) async fn run<G: Gateway, N: Notify>(
                 .reload(pass == Pass::Reload)
                 .map(Arc::new)
                 .unwrap_or_else(|| Arc::clone(reconciler.manifest()));
+            metrics.manifest_loaded(source.last_load());
             follow(&manifest);
             reconciler.set_manifest(manifest);
             if pass == Pass::Reload {
@@ -155,8 +174,12 @@ pub(crate) async fn run<G: Gateway, N: Notify>(
             }
             report_status(&reconciler, &notifier, &mut last_status);
         }
-        if let Err(e) = reconciler.save_if_due() {
+        let saved = reconciler.save_if_due();
+        if let Err(e) = &saved {
             tracing::error!("{e}; retrying at the next save");
+        }
+        if let Some(health) = &health {
+            health.saved(saved.is_ok());
         }
     }
 
@@ -193,7 +216,9 @@ fn report_status<G: Gateway>(
     notifier: &impl Notify,
     last: &mut String,
 ) {
-    let line = status_line(&reconciler.summary());
+    let summary = reconciler.summary();
+    reconciler.metrics().set_instances(&summary);
+    let line = status_line(&summary);
     if *last != line {
         tracing::info!(status = %line, "instances");
         notifier.notify(Notice::Status(line.clone()));

@@ -3,6 +3,7 @@
 //! an edit that does not parse is logged and ignored: the last good manifest stays.
 
 use crate::manifest::{self, Manifest, Scope, TokenSource};
+use crate::picture::Digest;
 use std::path::PathBuf;
 
 /// The manifest file and its bytes as last read, and the instances the run acts on.
@@ -10,6 +11,10 @@ pub(crate) struct ManifestSource {
     path: PathBuf,
     bytes: Vec<u8>,
     scope: Scope,
+    /// The SHA-256 of the manifest in force.
+    in_force: String,
+    /// Whether the last read was a valid manifest.
+    last_ok: bool,
 }
 
 impl ManifestSource {
@@ -17,7 +22,19 @@ impl ManifestSource {
     /// manifest read is restricted to `scope`.
     pub(crate) fn new(path: PathBuf, scope: Scope) -> Self {
         let bytes = std::fs::read(&path).unwrap_or_default();
-        Self { path, bytes, scope }
+        let in_force = Digest::of(&bytes).to_string();
+        Self {
+            path,
+            bytes,
+            scope,
+            in_force,
+            last_ok: true,
+        }
+    }
+
+    /// The SHA-256 of the manifest in force, when the last read was valid.
+    pub(crate) fn last_load(&self) -> Option<&str> {
+        self.last_ok.then_some(self.in_force.as_str())
     }
 
     /// The manifest file.
@@ -35,6 +52,7 @@ impl ManifestSource {
                     "cannot read the manifest {}: {e}; keeping the last good one",
                     self.path.display()
                 );
+                self.last_ok = false;
                 return None;
             }
         };
@@ -50,6 +68,8 @@ impl ManifestSource {
                     tracing::warn!(instance = %id, "--instance {id} is no longer in the manifest");
                 }
                 manifest.restrict(&self.scope);
+                self.in_force = Digest::of(&self.bytes).to_string();
+                self.last_ok = true;
                 let what = if changed {
                     "manifest changed; reloaded"
                 } else {
@@ -68,6 +88,7 @@ impl ManifestSource {
                 tracing::error!(
                     "the manifest edit above is ignored; the last good manifest stays in force"
                 );
+                self.last_ok = false;
                 None
             }
         }

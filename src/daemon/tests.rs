@@ -148,6 +148,15 @@ struct Running {
 }
 
 fn start(world: &World, gateway: Scripted, watchdog: Option<Duration>) -> Running {
+    start_with(world, gateway, watchdog, None)
+}
+
+fn start_with(
+    world: &World,
+    gateway: Scripted,
+    watchdog: Option<Duration>,
+    health: Option<Arc<Health>>,
+) -> Running {
     let manifest = crate::manifest::load(&world.manifest_path()).unwrap();
     let dir = StateDir::new(world.state_dir());
     let lock = dir.lock("test").unwrap();
@@ -176,6 +185,7 @@ fn start(world: &World, gateway: Scripted, watchdog: Option<Duration>) -> Runnin
         notifier: notices.clone(),
         jitter: Jitter::Fixed(0.0),
         follow: Box::new(|_: &Manifest| {}),
+        health,
     };
     let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
     let task = tokio::spawn(run(receiver, parts));
@@ -402,4 +412,20 @@ async fn a_broken_manifest_edit_keeps_the_last_good_one() {
     // The pass after the edit still knows the instance, and sends its new picture.
     assert_eq!(gateway.call_times(), [Duration::ZERO, 20 * SECOND + QUIET]);
     assert_eq!(gateway.bytes_of_call(1), jpeg(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_loop_keeps_beating_and_is_ready_after_its_first_pass() {
+    let world = World::new("resyncInterval: 1h\n");
+    let health = Arc::new(Health::new());
+    assert!(health.ready().is_err());
+    let daemon = start_with(&world, Scripted::new([]), None, Some(Arc::clone(&health)));
+    // An hour with nothing to do: the loop still turns at least every BEAT.
+    for _ in 0..720 {
+        tokio::time::sleep(health::BEAT).await;
+        assert_eq!(health.alive(), Ok(()));
+    }
+    assert_eq!(health.ready(), Ok(()));
+    let (_, gateway, _) = daemon.stop().await;
+    assert_eq!(gateway.call_times(), [Duration::ZERO]);
 }

@@ -1,31 +1,53 @@
 //! Daemon mode's entry: takes the state directory, then wires the real world to the
 //! [`crate::daemon`] loop: signals and file hints as its events, the HTTP gateway, systemd
-//! as its notifier, random jitter.
+//! as its notifier, random jitter, and the `--listen` HTTP listener.
 
 use crate::Error;
 use crate::clock::{Clock, Jitter};
+use crate::daemon::health::Health;
+use crate::daemon::http;
 use crate::daemon::watch::Watcher;
 use crate::daemon::{self, ManifestSource, Parts, Systemd, watched_files};
 use crate::gateway::HttpGateway;
 use crate::manifest::{Manifest, Scope};
 use crate::reconcile::{Options, Reconciler};
 use crate::state::{StateDir, StateStore};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// The file in the state directory that names the address `--listen` bound (with port 0,
+/// the port the system picked).
+pub(crate) const LISTEN_FILE: &str = "listen-address";
+
+/// How daemon mode runs, from the command line.
+pub(crate) struct Settings {
+    /// The manifest file.
+    pub manifest_path: PathBuf,
+    /// The state directory.
+    pub dir: StateDir,
+    /// At most this many calls in flight.
+    pub concurrency: usize,
+    /// The instances it acts on.
+    pub scope: Scope,
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+}
+
 /// Runs the daemon on `first` (the manifest as loaded at start) until SIGTERM or SIGINT.
-pub(crate) async fn serve(
-    manifest_path: PathBuf,
-    dir: StateDir,
-    concurrency: usize,
-    scope: Scope,
-    first: Manifest,
-) -> Result<(), Error> {
+pub(crate) async fn serve(settings: Settings, first: Manifest) -> Result<(), Error> {
+    let Settings {
+        manifest_path,
+        dir,
+        concurrency,
+        scope,
+        listen,
+    } = settings;
     let clock = Clock::start();
     let source = ManifestSource::new(manifest_path, scope);
     let lock = dir.lock("avatar-sync daemon")?;
     let state = dir.load_for_write(&lock)?.take(&dir);
-    let store = StateStore::new(dir, lock, state);
+    let store = StateStore::new(dir.clone(), lock, state);
     let gateway = HttpGateway::new()?;
 
     let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
@@ -44,6 +66,19 @@ pub(crate) async fn serve(
     };
     let manifest = Arc::new(first);
     let reconciler = Reconciler::new(manifest, store, gateway, clock, Jitter::random(), options);
+    let health = match listen {
+        Some(addr) => {
+            let health = Arc::new(Health::new());
+            let shared = http::Shared {
+                metrics: Arc::clone(reconciler.metrics()),
+                health: Arc::clone(&health),
+            };
+            let listener = bind(addr, &dir).await?;
+            tokio::spawn(http::serve(listener, shared));
+            Some(health)
+        }
+        None => None,
+    };
     let parts = Parts {
         reconciler,
         source,
@@ -52,7 +87,40 @@ pub(crate) async fn serve(
         follow: Box::new(move |manifest: &Manifest| {
             watcher.follow(watched_files(manifest).iter().map(PathBuf::as_path));
         }),
+        health,
     };
     daemon::run(receiver, parts).await?;
     Ok(())
+}
+
+/// Binds `--listen`, says where (in the log and in [`LISTEN_FILE`]), and warns when the
+/// address is reachable from other hosts.
+async fn bind(addr: SocketAddr, dir: &StateDir) -> Result<tokio::net::TcpListener, Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Host {
+            what: format!("cannot listen on {addr} (--listen)"),
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| Error::Host {
+        what: format!("cannot tell the address bound for --listen {addr}"),
+        source,
+    })?;
+    if !bound.ip().is_loopback() {
+        tracing::warn!(
+            address = %bound,
+            "--listen binds an address other hosts can reach; /metrics and the status page \
+             need no password (they never show a token)"
+        );
+    }
+    tracing::info!(address = %bound, "listening on http://{bound}/ (/metrics, /healthz, /readyz)");
+    crate::fsio::write_bytes_atomically(
+        &dir.path().join(LISTEN_FILE),
+        bound.to_string().as_bytes(),
+    )
+    .map_err(|source| Error::Host {
+        what: format!("cannot write {}", dir.path().join(LISTEN_FILE).display()),
+        source,
+    })?;
+    Ok(listener)
 }

@@ -70,7 +70,14 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
         Mode::Daemon => {
             // A bad manifest at start was fatal above; later edits that break it are ignored.
             let dir = state_dir()?;
-            let daemon = daemon::serve(manifest_path, dir, concurrency, scope, manifest);
+            let settings = daemon::Settings {
+                manifest_path,
+                dir,
+                concurrency,
+                scope,
+                listen: args.listen,
+            };
+            let daemon = daemon::serve(settings, manifest);
             runtime()?.block_on(daemon)?;
             Ok(Output {
                 stdout: String::new(),

@@ -9,6 +9,7 @@
 use crate::clock::Clock;
 use crate::gateway::{Gateway, Upload};
 use crate::manifest::{ApiToken, InstanceId, Manifest};
+use crate::metrics::{Metrics, SET_PROFILE_PICTURE};
 use crate::outcome::CallOutcome;
 use crate::picture::{Digest, MAX_PICTURE_BYTES};
 use std::io::Read as _;
@@ -60,7 +61,12 @@ pub(crate) enum Landed {
 }
 
 /// Makes the call and reports how it landed.
-pub(crate) async fn send<G: Gateway>(call: Call, gateway: G, clock: Clock) -> Landed {
+pub(crate) async fn send<G: Gateway>(
+    call: Call,
+    gateway: G,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+) -> Landed {
     let instance = &call.manifest.instances[call.index];
     let path = call.path.clone();
     let read = tokio::task::spawn_blocking(move || read_prepared(&path)).await;
@@ -89,7 +95,13 @@ pub(crate) async fn send<G: Gateway>(call: Call, gateway: G, clock: Clock) -> La
         })
         .await;
     let finished_at = clock.now();
-    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let took = started.elapsed();
+    let duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+    let outcome_label = match &outcome {
+        CallOutcome::Applied { .. } => "applied",
+        CallOutcome::Failed(failure) => failure.kind.label(),
+    };
+    metrics.request(SET_PROFILE_PICTURE, outcome_label, took);
     match &outcome {
         CallOutcome::Applied { .. } => tracing::info!(
             instance = %instance.id,

@@ -16,6 +16,7 @@ pub(crate) mod desired;
 use crate::clock::{Clock, Jitter};
 use crate::gateway::Gateway;
 use crate::manifest::{InstanceId, Manifest};
+use crate::metrics::Metrics;
 use crate::outcome::CallOutcome;
 use crate::picture::Digest;
 use crate::picture::caches::Caches;
@@ -53,6 +54,7 @@ pub(crate) struct Reconciler<G> {
     gateway: G,
     clock: Clock,
     jitter: Jitter,
+    metrics: Arc<Metrics>,
     store: StateStore,
     caches: Caches,
     manifest: Arc<Manifest>,
@@ -86,6 +88,7 @@ impl<G: Gateway> Reconciler<G> {
             gateway,
             clock,
             jitter,
+            metrics: Arc::default(),
             store,
             caches,
             policy: Policy {
@@ -134,6 +137,7 @@ impl<G: Gateway> Reconciler<G> {
                 self.plan_one(index, now);
             }
         }
+        self.metrics.pass(now, started.elapsed());
         let (n, due, waiting) = (self.slots.len(), self.queue.len(), self.timers.len());
         tracing::info!(
             instances = n,
@@ -174,6 +178,11 @@ impl<G: Gateway> Reconciler<G> {
             );
         }
         (targets, read, made)
+    }
+
+    /// What the reconciler counts (requests, passes), for `/metrics`.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The clock the reconciler reads.
@@ -273,9 +282,12 @@ impl<G: Gateway> Reconciler<G> {
                 credentials: credentials.clone(),
                 token: token.clone(),
             };
-            let handle = self
-                .in_flight
-                .spawn(apply::send(call, self.gateway.clone(), self.clock));
+            let handle = self.in_flight.spawn(apply::send(
+                call,
+                self.gateway.clone(),
+                self.clock,
+                Arc::clone(&self.metrics),
+            ));
             self.task_ids.insert(handle.id(), instance.id.clone());
             self.in_flight_digests.insert(instance.id.clone(), digest);
         }

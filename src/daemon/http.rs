@@ -1,0 +1,115 @@
+//! The daemon's HTTP listener (`--listen`): `/metrics` for Prometheus, `/healthz` and
+//! `/readyz` for probes. Plain `hyper` (already under `reqwest`), HTTP/1.1, GET and HEAD
+//! only; nothing it serves carries a token, a token path or a URL with a token.
+
+use super::health::Health;
+use crate::metrics::Metrics;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// A slow client gets this long to send its request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the listener serves from.
+#[derive(Clone, Debug)]
+pub(crate) struct Shared {
+    /// The metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// The loop's liveness and readiness.
+    pub health: Arc<Health>,
+}
+
+/// Serves `listener` until the process ends.
+pub(crate) async fn serve(listener: TcpListener, shared: Shared) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, say: wait a moment rather than spin.
+                tracing::warn!("the HTTP listener cannot accept a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let response = respond(&request, &shared);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = connection.await {
+                tracing::debug!("HTTP connection ended: {e}");
+            }
+        });
+    }
+}
+
+/// The answer to one request.
+fn respond(request: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET and HEAD\n".to_owned(),
+        );
+    }
+    let response = match request.uri().path() {
+        "/metrics" => {
+            let mut response = text(StatusCode::OK, shared.metrics.encode());
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            response
+        }
+        "/healthz" => match shared.health.alive() {
+            Ok(()) => text(StatusCode::OK, "ok: the loop turns\n".to_owned()),
+            Err(since) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("stuck: the loop last turned {}s ago\n", since.as_secs()),
+            ),
+        },
+        "/readyz" => match shared.health.ready() {
+            Ok(()) => text(StatusCode::OK, "ready\n".to_owned()),
+            Err(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n"),
+            ),
+        },
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found; try /metrics, /healthz or /readyz\n".to_owned(),
+        ),
+    };
+    tracing::debug!(
+        path = request.uri().path(),
+        status = response.status().as_u16(),
+        "HTTP"
+    );
+    response
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
