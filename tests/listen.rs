@@ -1,5 +1,5 @@
-//! `--listen`: the daemon's `/metrics`, `/healthz` and `/readyz`, scraped over real HTTP
-//! from the real binary running against the GREEN-API fake.
+//! `--listen`: the daemon's `/metrics`, `/healthz`, `/readyz` and status page, fetched over
+//! real HTTP from the real binary running against the GREEN-API fake.
 
 mod support;
 
@@ -21,8 +21,14 @@ impl Drop for Daemon {
     }
 }
 
-/// `GET path` (or another method) over HTTP/1.1; the status and the body.
+/// `GET path` (or another method) over HTTP/1.1; the status and the body as text.
 fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
+    let (status, _, body) = fetch(addr, method, path);
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// `method path` over HTTP/1.1; the status, the head and the body's bytes.
+fn fetch(addr: &str, method: &str, path: &str) -> (u16, String, Vec<u8>) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(GENEROUS)).unwrap();
     write!(
@@ -30,18 +36,17 @@ fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = (response.windows(4))
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(response.len());
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let body = response.get(split + 4..).unwrap_or_default().to_vec();
+    let status = (head.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    (status, head, body)
 }
 
 /// Polls `what` until it holds or [`GENEROUS`] passes.
@@ -72,6 +77,10 @@ fn metrics_count_instances_and_requests_and_the_probes_answer() {
         ));
     }
     world.write_manifest(&yaml);
+    // The manifest sits in a git checkout, as in production.
+    let commit = "3f2a9c1e0b7d4f6a8c2e1d0b9a8f7e6d5c4b3a21";
+    world.write(".git/HEAD", b"ref: refs/heads/main\n");
+    world.write(".git/refs/heads/main", format!("{commit}\n").as_bytes());
     let log = world.path("daemon.log");
     let child = world
         .command(&["--listen", "127.0.0.1:0", "-vv"])
@@ -132,12 +141,59 @@ fn metrics_count_instances_and_requests_and_the_probes_answer() {
     assert_eq!(http(&addr, "POST", "/metrics").0, 405);
     assert_eq!(http(&addr, "HEAD", "/readyz").0, 200);
 
+    // The status page: counts, the failing instance and why, each picture once.
+    let (status, head, page) = fetch(&addr, "GET", "/");
+    assert_eq!(status, 200);
+    assert!(head.contains("text/html"), "{head}");
+    let page = String::from_utf8(page).unwrap();
+    assert!(
+        page.contains("<div class=\"count in-sync\"><b>2</b>in sync</div>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<div class=\"count failed\"><b>1</b>failed</div>"),
+        "{page}"
+    );
+    assert!(page.contains("<code>1101000003</code>"), "{page}");
+    assert!(page.contains("unauthorized: GREEN-API answered"), "{page}");
+    assert!(page.contains(&format!("{commit} (main)")), "{page}");
+    let thumbnails: Vec<&str> = (page.split("src=\"").skip(1))
+        .map(|rest| rest.split('"').next().unwrap())
+        .collect();
+    assert_eq!(thumbnails.len(), 2, "two pictures: {page}");
+    for src in &thumbnails {
+        let (status, head, jpeg) = fetch(&addr, "GET", src);
+        assert_eq!(status, 200, "{src}: {head}");
+        assert!(
+            head.contains("image/jpeg") && head.contains("immutable"),
+            "{head}"
+        );
+        let decoded = image::load_from_memory(&jpeg).unwrap();
+        assert_eq!(
+            (decoded.width(), decoded.height()),
+            (32, 32),
+            "never larger than the upload"
+        );
+    }
+    let unknown = format!("/pictures/{}.jpg", "0".repeat(64));
+    assert_eq!(http(&addr, "GET", &unknown).0, 404);
+    assert_eq!(http(&addr, "GET", "/pictures/../../state.json").0, 404);
+
+    // --status names the revision too.
+    let status = world.run(&["--status"]);
+    assert!(
+        status
+            .stdout
+            .contains(&format!("manifest at git revision {commit} (main)")),
+        "{status:?}"
+    );
+
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(
         logged.contains(&format!("listening on http://{addr}/")),
         "{logged}"
     );
-    for text in [&metrics, &logged] {
+    for text in [&metrics, &logged, &page] {
         assert!(!text.contains(TOKEN), "a token leaked:\n{text}");
     }
 }

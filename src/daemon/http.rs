@@ -2,8 +2,9 @@
 //! `/readyz` for probes. Plain `hyper` (already under `reqwest`), HTTP/1.1, GET and HEAD
 //! only; nothing it serves carries a token, a token path or a URL with a token.
 
-use super::health::Health;
+use super::board::Observed;
 use crate::metrics::Metrics;
+use crate::picture::Digest;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -23,8 +24,8 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct Shared {
     /// The metrics registry.
     pub metrics: Arc<Metrics>,
-    /// The loop's liveness and readiness.
-    pub health: Arc<Health>,
+    /// The loop's liveness, readiness and report.
+    pub observed: Arc<Observed>,
 }
 
 /// Serves `listener` until the process ends.
@@ -42,8 +43,8 @@ pub(crate) async fn serve(listener: TcpListener, shared: Shared) {
         let shared = shared.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
-                let response = respond(&request, &shared);
-                async move { Ok::<_, Infallible>(response) }
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(respond(&request, &shared).await) }
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -57,14 +58,24 @@ pub(crate) async fn serve(listener: TcpListener, shared: Shared) {
 }
 
 /// The answer to one request.
-fn respond(request: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
+async fn respond(request: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return text(
             StatusCode::METHOD_NOT_ALLOWED,
             "only GET and HEAD\n".to_owned(),
         );
     }
-    let response = match request.uri().path() {
+    let path = request.uri().path();
+    let response = match path {
+        "/" => {
+            let mut response = text(StatusCode::OK, shared.observed.board.page());
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            response
+        }
+        _ if path.starts_with("/pictures/") => picture(path, shared).await,
         "/metrics" => {
             let mut response = text(StatusCode::OK, shared.metrics.encode());
             response.headers_mut().insert(
@@ -75,14 +86,14 @@ fn respond(request: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>
             );
             response
         }
-        "/healthz" => match shared.health.alive() {
+        "/healthz" => match shared.observed.health.alive() {
             Ok(()) => text(StatusCode::OK, "ok: the loop turns\n".to_owned()),
             Err(since) => text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("stuck: the loop last turned {}s ago\n", since.as_secs()),
             ),
         },
-        "/readyz" => match shared.health.ready() {
+        "/readyz" => match shared.observed.health.ready() {
             Ok(()) => text(StatusCode::OK, "ready\n".to_owned()),
             Err(why) => text(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -91,7 +102,7 @@ fn respond(request: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>
         },
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found; try /metrics, /healthz or /readyz\n".to_owned(),
+            "not found; try /, /metrics, /healthz or /readyz\n".to_owned(),
         ),
     };
     tracing::debug!(
@@ -100,6 +111,36 @@ fn respond(request: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>
         "HTTP"
     );
     response
+}
+
+/// `/pictures/<sha256>.jpg`: the thumbnail of an upload the page shows; immutable (its
+/// name is its content's hash).
+async fn picture(path: &str, shared: &Shared) -> Response<Full<Bytes>> {
+    let digest = path
+        .strip_prefix("/pictures/")
+        .and_then(|name| name.strip_suffix(".jpg"))
+        .and_then(|hex| hex.parse::<Digest>().ok());
+    let observed = Arc::clone(&shared.observed);
+    let thumbnail = match digest {
+        Some(digest) => tokio::task::spawn_blocking(move || observed.board.thumbnail(digest))
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    match thumbnail {
+        Some(bytes) => {
+            let mut response = Response::new(Full::new(bytes));
+            let headers = response.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+            headers.insert(
+                CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            );
+            response
+        }
+        None => text(StatusCode::NOT_FOUND, "no such picture\n".to_owned()),
+    }
 }
 
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {

@@ -17,6 +17,7 @@
 //!   finish (at most [`DRAIN`]), saves, returns; a second one returns at once, the state
 //!   file still whole (it is only ever replaced atomically).
 
+pub(crate) mod board;
 pub(crate) mod health;
 pub(crate) mod http;
 mod notify;
@@ -32,9 +33,11 @@ pub(crate) use source::{ManifestSource, watched_files};
 use crate::clock::Jitter;
 use crate::gateway::Gateway;
 use crate::manifest::Manifest;
+use crate::manifest::git_revision;
 use crate::reconcile::{Reconciler, sleep_until_opt};
 use crate::state::StateError;
-use health::{BEAT, Health};
+use board::Observed;
+use health::BEAT;
 use quiet::QuietWindow;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,8 +72,9 @@ pub(crate) struct Parts<G, N> {
     pub jitter: Jitter,
     /// Called with every manifest that comes into force (the watcher follows its files).
     pub follow: Box<dyn FnMut(&Manifest) + Send>,
-    /// Where the loop says it is alive and ready (`/healthz`, `/readyz`), when listening.
-    pub health: Option<Arc<Health>>,
+    /// Where the loop says it is alive and ready and shows its report (`/healthz`,
+    /// `/readyz`, `/`), when listening.
+    pub observed: Option<Arc<Observed>>,
 }
 
 /// Why a pass starts.
@@ -94,18 +98,24 @@ pub(crate) async fn run<G: Gateway, N: Notify>(
         notifier,
         mut jitter,
         mut follow,
-        health,
+        observed,
     } = parts;
+    let health = observed.as_ref().map(|o| &o.health);
     follow(reconciler.manifest());
     let metrics = Arc::clone(reconciler.metrics());
     metrics.manifest_loaded(source.last_load());
     notifier.notify(Notice::Ready);
-    if let Some(health) = &health {
+    if let Some(health) = health {
         health.beat();
         health.planned();
     }
     let mut last_status = String::new();
-    report_status(&reconciler, &notifier, &mut last_status);
+    report_status(
+        &reconciler,
+        &notifier,
+        &mut last_status,
+        observed.as_deref(),
+    );
     tracing::info!(
         manifest = %source.path().display(),
         "daemon started: watching the manifest and its pictures"
@@ -118,7 +128,7 @@ pub(crate) async fn run<G: Gateway, N: Notify>(
 
     let mut beat_at = health.as_ref().map(|_| Instant::now() + BEAT);
     loop {
-        if let Some(health) = &health {
+        if let Some(health) = health {
             health.beat();
         }
         let clock = reconciler.clock();
@@ -130,7 +140,7 @@ pub(crate) async fn run<G: Gateway, N: Notify>(
         tokio::select! {
             () = reconciler.land_next() => {
                 if !reconciler.has_in_flight() && !reconciler.has_queued() {
-                    report_status(&reconciler, &notifier, &mut last_status);
+                    report_status(&reconciler, &notifier, &mut last_status, observed.as_deref());
                 }
             }
             () = sleep_until_opt(next_timer) => {}
@@ -172,13 +182,18 @@ pub(crate) async fn run<G: Gateway, N: Notify>(
             if pass == Pass::Resync {
                 resync_at = next_resync(reconciler.manifest(), &mut jitter);
             }
-            report_status(&reconciler, &notifier, &mut last_status);
+            report_status(
+                &reconciler,
+                &notifier,
+                &mut last_status,
+                observed.as_deref(),
+            );
         }
         let saved = reconciler.save_if_due();
         if let Err(e) = &saved {
             tracing::error!("{e}; retrying at the next save");
         }
-        if let Some(health) = &health {
+        if let Some(health) = health {
             health.saved(saved.is_ok());
         }
     }
@@ -210,14 +225,21 @@ fn next_resync(manifest: &Manifest, jitter: &mut Jitter) -> Instant {
     Instant::now() + every + every.mul_f64(RESYNC_JITTER * jitter.draw())
 }
 
-/// Sends `STATUS=` (and logs it) when the summary line changed.
+/// Sends `STATUS=` (and logs it) when the summary line changed; updates the metrics and,
+/// when listening, the status page.
 fn report_status<G: Gateway>(
     reconciler: &Reconciler<G>,
     notifier: &impl Notify,
     last: &mut String,
+    observed: Option<&Observed>,
 ) {
     let summary = reconciler.summary();
     reconciler.metrics().set_instances(&summary);
+    if let Some(observed) = observed {
+        let mut report = reconciler.report();
+        report.manifest_revision = git_revision(&reconciler.manifest().path);
+        observed.board.publish(report, reconciler.clock().now());
+    }
     let line = status_line(&summary);
     if *last != line {
         tracing::info!(status = %line, "instances");

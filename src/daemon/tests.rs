@@ -155,7 +155,7 @@ fn start_with(
     world: &World,
     gateway: Scripted,
     watchdog: Option<Duration>,
-    health: Option<Arc<Health>>,
+    observed: Option<Arc<Observed>>,
 ) -> Running {
     let manifest = crate::manifest::load(&world.manifest_path()).unwrap();
     let dir = StateDir::new(world.state_dir());
@@ -185,7 +185,7 @@ fn start_with(
         notifier: notices.clone(),
         jitter: Jitter::Fixed(0.0),
         follow: Box::new(|_: &Manifest| {}),
-        health,
+        observed,
     };
     let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
     let task = tokio::spawn(run(receiver, parts));
@@ -417,15 +417,24 @@ async fn a_broken_manifest_edit_keeps_the_last_good_one() {
 #[tokio::test(start_paused = true)]
 async fn an_idle_loop_keeps_beating_and_is_ready_after_its_first_pass() {
     let world = World::new("resyncInterval: 1h\n");
-    let health = Arc::new(Health::new());
+    let observed = Arc::new(Observed {
+        health: health::Health::new(),
+        board: board::Board::new("m.yaml".to_owned(), world.state_dir()),
+    });
+    let health = &observed.health;
     assert!(health.ready().is_err());
-    let daemon = start_with(&world, Scripted::new([]), None, Some(Arc::clone(&health)));
+    let daemon = start_with(&world, Scripted::new([]), None, Some(Arc::clone(&observed)));
     // An hour with nothing to do: the loop still turns at least every BEAT.
     for _ in 0..720 {
         tokio::time::sleep(health::BEAT).await;
         assert_eq!(health.alive(), Ok(()));
     }
     assert_eq!(health.ready(), Ok(()));
+    let page = observed.board.page();
+    assert!(
+        page.contains("<div class=\"count in-sync\"><b>1</b>in sync</div>"),
+        "{page}"
+    );
     let (_, gateway, _) = daemon.stop().await;
     assert_eq!(gateway.call_times(), [Duration::ZERO]);
 }

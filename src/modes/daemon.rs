@@ -4,6 +4,7 @@
 
 use crate::Error;
 use crate::clock::{Clock, Jitter};
+use crate::daemon::board::{Board, Observed};
 use crate::daemon::health::Health;
 use crate::daemon::http;
 use crate::daemon::watch::Watcher;
@@ -44,6 +45,7 @@ pub(crate) async fn serve(settings: Settings, first: Manifest) -> Result<(), Err
         listen,
     } = settings;
     let clock = Clock::start();
+    let manifest_shown = manifest_path.display().to_string();
     let source = ManifestSource::new(manifest_path, scope);
     let lock = dir.lock("avatar-sync daemon")?;
     let state = dir.load_for_write(&lock)?.take(&dir);
@@ -66,16 +68,19 @@ pub(crate) async fn serve(settings: Settings, first: Manifest) -> Result<(), Err
     };
     let manifest = Arc::new(first);
     let reconciler = Reconciler::new(manifest, store, gateway, clock, Jitter::random(), options);
-    let health = match listen {
+    let observed = match listen {
         Some(addr) => {
-            let health = Arc::new(Health::new());
+            let observed = Arc::new(Observed {
+                health: Health::new(),
+                board: Board::new(manifest_shown, dir.path().to_owned()),
+            });
             let shared = http::Shared {
                 metrics: Arc::clone(reconciler.metrics()),
-                health: Arc::clone(&health),
+                observed: Arc::clone(&observed),
             };
             let listener = bind(addr, &dir).await?;
             tokio::spawn(http::serve(listener, shared));
-            Some(health)
+            Some(observed)
         }
         None => None,
     };
@@ -87,7 +92,7 @@ pub(crate) async fn serve(settings: Settings, first: Manifest) -> Result<(), Err
         follow: Box::new(move |manifest: &Manifest| {
             watcher.follow(watched_files(manifest).iter().map(PathBuf::as_path));
         }),
-        health,
+        observed,
     };
     daemon::run(receiver, parts).await?;
     Ok(())

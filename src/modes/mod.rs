@@ -95,7 +95,8 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
             Ok(Output::of(&report.listing(args.all), args.json))
         }
         Mode::Status => {
-            let report = once::plan_only(&manifest, &state_dir()?, Tokens::Optional)?;
+            let mut report = once::plan_only(&manifest, &state_dir()?, Tokens::Optional)?;
+            report.manifest_revision = manifest::git_revision(&manifest_path);
             Ok(Output::of(&report, args.json))
         }
     }

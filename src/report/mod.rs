@@ -5,6 +5,7 @@
 //! print them all. This file holds the reconcile family's model (`--reconcile`,
 //! `--dry-run`, `--status`, a daemon pass); `--check` and `--preview` have their own rows.
 
+pub(crate) mod html;
 mod table;
 
 pub(crate) use table::{Table, plural, short_sha, thousands};
@@ -130,6 +131,9 @@ pub(crate) struct Report {
     pub instances: Vec<Row>,
     /// Counts per status.
     pub summary: Summary,
+    /// The git revision the manifest was loaded from (`--status`, when in a checkout).
+    #[serde(rename = "manifestRevision", skip_serializing_if = "Option::is_none")]
+    pub manifest_revision: Option<String>,
     /// Which mode made it (decides the exit code).
     #[serde(skip)]
     pub kind: ReportKind,
@@ -157,6 +161,7 @@ impl Report {
         Self {
             instances,
             summary,
+            manifest_revision: None,
             kind,
             list_all: kind == ReportKind::Status,
         }
@@ -196,6 +201,11 @@ impl Render for Report {
                 ]
             })
             .collect();
+        if let Some(revision) = &self.manifest_revision {
+            table
+                .notes
+                .push(format!("\nmanifest at git revision {revision}"));
+        }
         let s = &self.summary;
         table.summary = format!(
             "{}: {} in sync, {} applied, {} pending, {} throttled, {} failed, {} suspended",

@@ -149,6 +149,18 @@ pub fn process(source: &[u8], options: &Processing) -> Result<(Vec<u8>, Route), 
     Ok((out, Route::Reencoded))
 }
 
+/// A small JPEG of an upload, for the status page: `side` pixels on its longest edge (never
+/// larger than the upload), with the same limits as any decode.
+pub fn thumbnail(upload: &[u8], side: u32) -> Result<Vec<u8>, ProcessError> {
+    let image = decode(Format::Jpeg, upload)?.to_rgb8();
+    let image = scale_within(image, side);
+    let mut out = Vec::new();
+    JpegEncoder::new_with_quality(&mut out, 85)
+        .encode_image(&image)
+        .map_err(|e| ProcessError::Encode(e.to_string()))?;
+    Ok(out)
+}
+
 /// Recognises the format by its first bytes (never by a file name).
 fn detect(bytes: &[u8]) -> Result<Format, ProcessError> {
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n";

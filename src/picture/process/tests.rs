@@ -680,3 +680,19 @@ fn every_error_has_a_stable_label() {
         "the picture is 20000 × 20000 pixels; at most 10000 pixels a side and 300 MiB of decoded pixels are allowed"
     );
 }
+
+#[test]
+fn a_thumbnail_is_a_small_jpeg_of_the_upload() {
+    let source = RgbImage::from_fn(640, 640, |x, y| image::Rgb([x as u8, y as u8, 128]));
+    let (upload, _) = process(&jpeg_of(&source), &Processing::default()).unwrap();
+    let thumb = thumbnail(&upload, 128).unwrap();
+    let decoded = image::load_from_memory(&thumb).unwrap();
+    assert_eq!((decoded.width(), decoded.height()), (128, 128));
+    assert!(
+        thumb.len() < upload.len() / 4,
+        "{} vs {}",
+        thumb.len(),
+        upload.len()
+    );
+    assert!(thumbnail(b"not a jpeg", 128).is_err());
+}

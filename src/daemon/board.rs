@@ -1,0 +1,109 @@
+//! What the status page shows, kept by the loop for the HTTP listener: the latest report
+//! (published after every pass and whenever the instances settle), the manifest's git
+//! revision, and thumbnails of the uploads, made once from the prepared cache.
+
+use super::health::Health;
+use crate::picture::Digest;
+use crate::picture::process::thumbnail;
+use crate::report::Report;
+use crate::report::html::{PageContext, page};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// Thumbnails are this many pixels on their longest edge (shown at 96 CSS pixels, sharp
+/// on a phone's 2× screen up to its 128).
+const THUMBNAIL_SIDE: u32 = 128;
+
+/// The loop's side of the HTTP listener: liveness, readiness and the status page.
+#[derive(Debug)]
+pub(crate) struct Observed {
+    /// Alive and ready.
+    pub health: Health,
+    /// The status page's data.
+    pub board: Board,
+}
+
+/// The latest report and what the page needs with it.
+#[derive(Debug)]
+pub(crate) struct Board {
+    manifest: String,
+    state_dir: PathBuf,
+    latest: Mutex<Latest>,
+    thumbnails: Mutex<HashMap<Digest, Bytes>>,
+}
+
+#[derive(Debug)]
+struct Latest {
+    report: Arc<Report>,
+    at: SystemTime,
+}
+
+impl Board {
+    /// An empty board for the manifest at `manifest`, reading uploads from `state_dir`.
+    pub(crate) fn new(manifest: String, state_dir: PathBuf) -> Self {
+        Self {
+            manifest,
+            state_dir,
+            latest: Mutex::new(Latest {
+                report: Arc::new(Report::new(Vec::new(), crate::report::ReportKind::Status)),
+                at: SystemTime::UNIX_EPOCH,
+            }),
+            thumbnails: Mutex::default(),
+        }
+    }
+
+    /// The report to show from now on.
+    pub(crate) fn publish(&self, report: Report, at: SystemTime) {
+        let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        *latest = Latest {
+            report: Arc::new(report),
+            at,
+        };
+    }
+
+    /// The status page.
+    pub(crate) fn page(&self) -> String {
+        let (report, at) = {
+            let latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+            (Arc::clone(&latest.report), latest.at)
+        };
+        let context = PageContext {
+            manifest: &self.manifest,
+            revision: report.manifest_revision.as_deref(),
+            at,
+        };
+        page(&report, &context)
+    }
+
+    /// The thumbnail of the upload `digest`, if the page shows that picture. Made from the
+    /// prepared file (checked against its digest), then kept. Blocking: decodes a JPEG.
+    pub(crate) fn thumbnail(&self, digest: Digest) -> Option<Bytes> {
+        let wanted = digest.to_string();
+        let shown = {
+            let latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+            (latest.report.instances.iter())
+                .any(|row| row.desired_sha256.as_deref() == Some(wanted.as_str()))
+        };
+        if !shown {
+            return None;
+        }
+        let mut thumbnails = self.thumbnails.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bytes) = thumbnails.get(&digest) {
+            return Some(bytes.clone());
+        }
+        let path = crate::picture::prepared::path_in(&self.state_dir, digest);
+        let upload = std::fs::read(&path)
+            .ok()
+            .filter(|b| Digest::of(b) == digest)?;
+        let bytes = Bytes::from(thumbnail(&upload, THUMBNAIL_SIDE).ok()?);
+        // Pictures come and go with the manifest; a fleet has at most a few thousand.
+        if thumbnails.len() >= 4096 {
+            thumbnails.clear();
+        }
+        thumbnails.insert(digest, bytes.clone());
+        Some(bytes)
+    }
+}

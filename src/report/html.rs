@@ -1,0 +1,294 @@
+//! The daemon's status page (`/`): one self-contained HTML page, no JavaScript, no outside
+//! assets, readable on a phone. Counts per status first, then the instances that need
+//! attention, then each picture as WhatsApp shows it (a circle of the exact upload) with
+//! how many instances show it and which are not in sync yet. Pure: a report in, text out.
+
+use super::{Report, Row, Status, plural, short_sha, thousands};
+use crate::clock::rfc3339;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+/// At most this many instances are listed under "needs attention" (the rest are counted),
+/// so a fleet in trouble still gets a page of a few hundred KB.
+pub(crate) const MAX_ATTENTION_ROWS: usize = 200;
+/// At most this many ids are named under each picture.
+const MAX_IDS_PER_PICTURE: usize = 20;
+
+/// What the page says besides the report.
+pub(crate) struct PageContext<'a> {
+    /// The manifest file.
+    pub manifest: &'a str,
+    /// The git revision it was loaded from, if known.
+    pub revision: Option<&'a str>,
+    /// When the report was made.
+    pub at: SystemTime,
+}
+
+const STYLE: &str = "\
+body{font:15px/1.4 system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:1rem;color:#1b1b1b}\
+h1{font-size:1.4rem;margin:0}h2{font-size:1.1rem;margin:1.5rem 0 .5rem}\
+.meta{color:#555;margin:.2rem 0 1rem;word-break:break-all}\
+.counts{display:flex;flex-wrap:wrap;gap:.5rem}\
+.count{border-radius:.5rem;padding:.4rem .8rem;background:#eee}.count b{font-size:1.3rem;display:block}\
+.failed{background:#fde2e1}.throttled,.pending{background:#fff3cd}.in-sync{background:#dcf5e3}\
+table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.3rem .4rem;border-top:1px solid #ddd;vertical-align:top}\
+td.why{word-break:break-word}\
+.pictures{list-style:none;padding:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(15rem,1fr));gap:1rem}\
+.pictures li{display:flex;gap:.8rem;align-items:center}\
+img.avatar{width:96px;height:96px;border-radius:50%;object-fit:cover;background:#ddd;flex:none}\
+code{font-size:.9em}";
+
+/// The whole page.
+pub(crate) fn page(report: &Report, context: &PageContext<'_>) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    out.push_str("<!doctype html><html lang=en><head><meta charset=utf-8>");
+    out.push_str("<meta name=viewport content=\"width=device-width,initial-scale=1\">");
+    out.push_str("<title>avatar-sync</title><style>");
+    out.push_str(STYLE);
+    out.push_str("</style></head><body><h1>avatar-sync</h1><p class=meta>manifest <code>");
+    out.push_str(&escape(context.manifest));
+    out.push_str("</code>");
+    if let Some(revision) = context.revision {
+        let _ = write!(out, " at revision <code>{}</code>", escape(revision));
+    }
+    let _ = write!(out, " · as of {}</p>", rfc3339(context.at));
+    counts(&mut out, report);
+    attention(&mut out, report, context.at);
+    pictures(&mut out, report);
+    out.push_str("</body></html>\n");
+    out
+}
+
+fn counts(out: &mut String, report: &Report) {
+    let s = &report.summary;
+    out.push_str("<section class=counts>");
+    for (class, label, n) in [
+        ("in-sync", "in sync", s.in_sync + s.applied),
+        ("pending", "pending", s.pending),
+        ("throttled", "throttled", s.throttled),
+        ("failed", "failed", s.failed),
+        ("suspended", "suspended", s.suspended),
+    ] {
+        let _ = write!(
+            out,
+            "<div class=\"count {class}\"><b>{}</b>{label}</div>",
+            thousands(n)
+        );
+    }
+    out.push_str("</section>");
+}
+
+fn needs_attention(row: &Row) -> bool {
+    matches!(
+        row.status,
+        Status::Failed | Status::Throttled | Status::Pending
+    )
+}
+
+fn attention(out: &mut String, report: &Report, now: SystemTime) {
+    out.push_str("<h2>Needs attention</h2>");
+    let rows: Vec<&Row> = report
+        .instances
+        .iter()
+        .filter(|r| needs_attention(r))
+        .collect();
+    if rows.is_empty() {
+        out.push_str("<p>Nothing: every instance shows its picture or is suspended.</p>");
+        return;
+    }
+    out.push_str(
+        "<table><tr><th>instance</th><th>status</th><th>why</th><th>next attempt</th></tr>",
+    );
+    for row in rows.iter().take(MAX_ATTENTION_ROWS) {
+        let why = match (&row.error_kind, &row.error) {
+            (Some(kind), Some(error)) => format!("{kind}: {error}"),
+            _ if row.status == Status::Pending => "waiting for its turn".to_owned(),
+            _ => "minInterval since the last call".to_owned(),
+        };
+        let next =
+            row.next_attempt_at
+                .map_or_else(String::new, |at| match at.duration_since(now) {
+                    Ok(left) => format!(
+                        "{} (in {})",
+                        rfc3339(at),
+                        crate::clock::human_duration(std::time::Duration::from_secs(
+                            left.as_secs()
+                        ))
+                    ),
+                    Err(_) => rfc3339(at),
+                });
+        let _ = write!(
+            out,
+            "<tr><td><code>{}</code></td><td class={}>{}</td><td class=why>{}</td><td>{}</td></tr>",
+            escape(&row.id_instance),
+            row.status.label(),
+            row.status.label(),
+            escape(&why),
+            escape(&next)
+        );
+    }
+    out.push_str("</table>");
+    if rows.len() > MAX_ATTENTION_ROWS {
+        let _ = write!(
+            out,
+            "<p>… and {} more: <code>avatar-sync --status</code> lists every instance.</p>",
+            thousands(rows.len() - MAX_ATTENTION_ROWS)
+        );
+    }
+}
+
+fn pictures(out: &mut String, report: &Report) {
+    // Each distinct upload: where it comes from, who should show it, who does not yet.
+    let mut by_digest: BTreeMap<&str, (&str, usize, Vec<&str>)> = BTreeMap::new();
+    for row in &report.instances {
+        let Some(digest) = row.desired_sha256.as_deref() else {
+            continue;
+        };
+        let entry = by_digest
+            .entry(digest)
+            .or_insert((&row.picture, 0, Vec::new()));
+        entry.1 += 1;
+        if !matches!(row.status, Status::InSync | Status::Applied) {
+            entry.2.push(&row.id_instance);
+        }
+    }
+    out.push_str("<h2>Pictures</h2>");
+    if by_digest.is_empty() {
+        out.push_str("<p>No picture could be read.</p>");
+        return;
+    }
+    out.push_str("<ul class=pictures>");
+    for (digest, (picture, shown_by, waiting)) in &by_digest {
+        let _ = write!(
+            out,
+            "<li><img class=avatar src=\"/pictures/{digest}.jpg\" alt=\"{}\" width=96 height=96 loading=lazy><div><code>{}</code><br>{}",
+            escape(picture),
+            escape(picture),
+            plural(*shown_by, "instance"),
+        );
+        if waiting.is_empty() {
+            out.push_str(", all in sync");
+        } else {
+            let named: Vec<String> = (waiting.iter().take(MAX_IDS_PER_PICTURE))
+                .map(|id| escape(id))
+                .collect();
+            let more = waiting.len().saturating_sub(MAX_IDS_PER_PICTURE);
+            let _ = write!(
+                out,
+                "; not in sync yet: {}{}",
+                named.join(", "),
+                if more > 0 {
+                    format!(" and {} more", thousands(more))
+                } else {
+                    String::new()
+                }
+            );
+        }
+        let _ = write!(
+            out,
+            "<br><small>sha256 {}</small></div></li>",
+            short_sha(digest)
+        );
+    }
+    out.push_str("</ul>");
+}
+
+/// Text made safe inside HTML elements and quoted attributes.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::ReportKind;
+
+    fn row(id: &str, status: Status, sha: &str, error: Option<&str>) -> Row {
+        Row {
+            id_instance: id.to_owned(),
+            picture: "pictures/<a>.jpg".to_owned(),
+            status,
+            desired_sha256: Some(sha.repeat(64)),
+            applied_sha256: None,
+            next_attempt_at: None,
+            error: error.map(str::to_owned),
+            error_kind: error.map(|_| "unauthorized".to_owned()),
+            applied_at: None,
+        }
+    }
+
+    fn context() -> PageContext<'static> {
+        PageContext {
+            manifest: "/srv/m.yaml",
+            revision: Some("3f2a (main)"),
+            at: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn the_page_counts_lists_trouble_and_shows_each_picture_once() {
+        let report = Report::new(
+            vec![
+                row("1", Status::InSync, "a", None),
+                row("2", Status::Failed, "a", Some("bad <token>")),
+                row("3", Status::InSync, "b", None),
+            ],
+            ReportKind::Reconcile,
+        );
+        let html = page(&report, &context());
+        assert!(html.starts_with("<!doctype html>"));
+        assert!(
+            html.contains("<div class=\"count in-sync\"><b>2</b>in sync</div>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<div class=\"count failed\"><b>1</b>failed</div>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("unauthorized: bad &lt;token&gt;"),
+            "escaped: {html}"
+        );
+        assert_eq!(html.matches("<img class=avatar").count(), 2, "{html}");
+        assert!(html.contains(&format!("src=\"/pictures/{}.jpg\"", "a".repeat(64))));
+        assert!(html.contains("2 instances; not in sync yet: 2"), "{html}");
+        assert!(html.contains("1 instance, all in sync"), "{html}");
+        assert!(html.contains("3f2a (main)"));
+        assert!(!html.contains("<script"), "no JavaScript");
+        assert!(
+            !html.contains("http://") && !html.contains("https://"),
+            "no outside assets"
+        );
+    }
+
+    #[test]
+    fn ten_thousand_instances_make_a_page_under_a_megabyte() {
+        let rows = (0..10_000)
+            .map(|n| {
+                let sha = format!("{:064x}", n % 1000);
+                let mut row = row(&format!("110100{n:04}"), Status::Failed, "a", Some("x"));
+                row.desired_sha256 = Some(sha);
+                row.error = Some(
+                    "GREEN-API answered 401 Unauthorized: the apiTokenInstance is wrong".to_owned(),
+                );
+                row
+            })
+            .collect();
+        let html = page(&Report::new(rows, ReportKind::Reconcile), &context());
+        assert!(html.len() < 1024 * 1024, "{} bytes", html.len());
+        assert!(html.contains("… and 9,800 more"), "the rest is counted");
+        assert_eq!(html.matches("<img class=avatar").count(), 1000);
+    }
+}
