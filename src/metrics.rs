@@ -194,6 +194,35 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+
+    /// The same in the classic Prometheus text format (0.0.4), for tools that read only
+    /// that: a counter's `HELP` and `TYPE` name its `_total` series, and there is no `# EOF`.
+    pub(crate) fn encode_classic(&self) -> String {
+        classic(&self.encode())
+    }
+}
+
+/// OpenMetrics text → the classic Prometheus text format.
+fn classic(openmetrics: &str) -> String {
+    let counters: Vec<&str> = (openmetrics.lines())
+        .filter_map(|line| line.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(&name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -238,6 +267,20 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
         }
         assert!(text.ends_with("# EOF\n"), "{text}");
+        let classic = metrics.encode_classic();
+        assert!(
+            classic.contains("# TYPE avatar_sync_requests_total counter\n"),
+            "{classic}"
+        );
+        assert!(
+            classic.contains("# HELP avatar_sync_requests_total GREEN-API"),
+            "{classic}"
+        );
+        assert!(
+            classic.contains("# TYPE avatar_sync_instances gauge\n"),
+            "{classic}"
+        );
+        assert!(!classic.contains("# EOF"), "{classic}");
     }
 
     #[test]

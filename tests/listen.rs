@@ -29,7 +29,12 @@ fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
 
 /// `method path` over HTTP/1.1; the status, the head and the body's bytes.
 fn fetch(addr: &str, method: &str, path: &str) -> (u16, String, Vec<u8>) {
-    let mut stream = TcpStream::connect(addr).unwrap();
+    try_fetch(addr, method, path).unwrap_or_else(|e| panic!("{method} http://{addr}{path}: {e}"))
+}
+
+/// As [`fetch`], or the error when nothing answers.
+fn try_fetch(addr: &str, method: &str, path: &str) -> std::io::Result<(u16, String, Vec<u8>)> {
+    let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(GENEROUS)).unwrap();
     write!(
         stream,
@@ -46,7 +51,7 @@ fn fetch(addr: &str, method: &str, path: &str) -> (u16, String, Vec<u8>) {
     let status = (head.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    (status, head, body)
+    Ok((status, head, body))
 }
 
 /// Polls `what` until it holds or [`GENEROUS`] passes.
@@ -58,29 +63,31 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn metrics_count_instances_and_requests_and_the_probes_answer() {
-    let world = World::new(Duration::from_secs(1));
+/// Four instances against the fake (two in sync, one with a wrong token, one that WhatsApp's
+/// rate limit holds back for a minute), their manifest in a git checkout, and a daemon
+/// listening on a free port: the daemon, its address, its log.
+fn fleet_with_a_failure(world: &World) -> (Daemon, String, std::path::PathBuf) {
     world.instance("1101000001");
     world.instance("1101000002");
     world.fake.add_instance("1101000003", "anotherToken123");
+    world.instance("1101000004");
+    world.fake.script("1101000004", [Answer::RateOverlimit]);
     world.write("a.jpg", &jpeg(1));
     world.write("b.jpg", &jpeg(2));
-    let mut yaml = String::from("apiUrl: {url}\nminInterval: 1s\ninstances:\n");
+    let mut yaml = String::from("apiUrl: {url}\nminInterval: 1m\ninstances:\n");
     for (id, picture) in [
         ("1101000001", "a"),
         ("1101000002", "b"),
         ("1101000003", "a"),
+        ("1101000004", "b"),
     ] {
         yaml.push_str(&format!(
             "  - idInstance: \"{id}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: {picture}.jpg\n"
         ));
     }
     world.write_manifest(&yaml);
-    // The manifest sits in a git checkout, as in production.
-    let commit = "3f2a9c1e0b7d4f6a8c2e1d0b9a8f7e6d5c4b3a21";
     world.write(".git/HEAD", b"ref: refs/heads/main\n");
-    world.write(".git/refs/heads/main", format!("{commit}\n").as_bytes());
+    world.write(".git/refs/heads/main", format!("{COMMIT}\n").as_bytes());
     let log = world.path("daemon.log");
     let child = world
         .command(&["--listen", "127.0.0.1:0", "-vv"])
@@ -88,14 +95,27 @@ fn metrics_count_instances_and_requests_and_the_probes_answer() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let _daemon = Daemon(child);
-
+    let daemon = Daemon(child);
     let address_file = world.state_dir().join("listen-address");
     wait_until("the listen address", || address_file.exists());
     let addr = std::fs::read_to_string(&address_file).unwrap();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    wait_until("four calls", || world.fake.request_count() >= 4);
+    wait_until("the gauges after the pass", || {
+        (http(&addr, "GET", "/metrics").1.lines())
+            .any(|l| l == "avatar_sync_instances{status=\"failed\"} 1")
+    });
+    (daemon, addr, log)
+}
 
-    wait_until("three calls", || world.fake.request_count() >= 3);
+/// The commit the test checkout's `main` points at.
+const COMMIT: &str = "3f2a9c1e0b7d4f6a8c2e1d0b9a8f7e6d5c4b3a21";
+
+#[test]
+fn metrics_count_instances_and_requests_and_the_probes_answer() {
+    let world = World::new(Duration::from_secs(60));
+    let (_daemon, addr, log) = fleet_with_a_failure(&world);
+    wait_until("four calls", || world.fake.request_count() >= 4);
     let failed_line = "avatar_sync_instances{status=\"failed\"} 1";
     wait_until("the gauges after the pass", || {
         http(&addr, "GET", "/metrics")
@@ -108,12 +128,13 @@ fn metrics_count_instances_and_requests_and_the_probes_answer() {
     for line in [
         "avatar_sync_instances{status=\"in-sync\"} 2",
         "avatar_sync_instances{status=\"pending\"} 0",
-        "avatar_sync_instances{status=\"throttled\"} 0",
+        "avatar_sync_instances{status=\"throttled\"} 1",
         "avatar_sync_instances{status=\"failed\"} 1",
         "avatar_sync_instances{status=\"suspended\"} 0",
         "avatar_sync_requests_total{method=\"setProfilePicture\",outcome=\"applied\"} 2",
         "avatar_sync_requests_total{method=\"setProfilePicture\",outcome=\"unauthorized\"} 1",
-        "avatar_sync_request_duration_seconds_count{method=\"setProfilePicture\"} 3",
+        "avatar_sync_requests_total{method=\"setProfilePicture\",outcome=\"rate-overlimit\"} 1",
+        "avatar_sync_request_duration_seconds_count{method=\"setProfilePicture\"} 4",
         "avatar_sync_manifest_last_load_success 1",
         "avatar_sync_build_info{version=\"0.1.0\"} 1",
     ] {
@@ -155,8 +176,13 @@ fn metrics_count_instances_and_requests_and_the_probes_answer() {
         "{page}"
     );
     assert!(page.contains("<code>1101000003</code>"), "{page}");
+    assert!(
+        page.contains("<div class=\"count throttled\"><b>1</b>throttled</div>"),
+        "{page}"
+    );
+    assert!(page.contains("rate-overlimit: WhatsApp"), "{page}");
     assert!(page.contains("unauthorized: GREEN-API answered"), "{page}");
-    assert!(page.contains(&format!("{commit} (main)")), "{page}");
+    assert!(page.contains(&format!("{COMMIT} (main)")), "{page}");
     let thumbnails: Vec<&str> = (page.split("src=\"").skip(1))
         .map(|rest| rest.split('"').next().unwrap())
         .collect();
@@ -184,7 +210,7 @@ fn metrics_count_instances_and_requests_and_the_probes_answer() {
     assert!(
         status
             .stdout
-            .contains(&format!("manifest at git revision {commit} (main)")),
+            .contains(&format!("manifest at git revision {COMMIT} (main)")),
         "{status:?}"
     );
 
@@ -195,5 +221,160 @@ fn metrics_count_instances_and_requests_and_the_probes_answer() {
     );
     for text in [&metrics, &logged, &page] {
         assert!(!text.contains(TOKEN), "a token leaked:\n{text}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// With the real tools. They need Debian's `prometheus` (promtool too) and `chromium`;
+// `.ci/run` installs both and runs these with `--ignored`.
+
+/// Runs `program` with `args`, feeding `input`; its exit code, stdout and stderr.
+fn run_tool(program: &str, args: &[&str], input: &[u8]) -> (i32, String, String) {
+    use std::process::Command;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} is needed for this test: {e}"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+#[ignore = "needs promtool (Debian's prometheus); .ci/run runs it"]
+fn promtool_accepts_a_real_scrape() {
+    let world = World::new(Duration::from_secs(60));
+    let (_daemon, addr, _) = fleet_with_a_failure(&world);
+    let (_, metrics) = http(&addr, "GET", "/metrics");
+    let (code, stdout, stderr) = run_tool("promtool", &["check", "metrics"], metrics.as_bytes());
+    assert_eq!(
+        code, 0,
+        "promtool check metrics:\n{stdout}{stderr}\n--- scrape\n{metrics}"
+    );
+}
+
+/// A port nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when dropped.
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs Debian's prometheus; .ci/run runs it"]
+fn a_real_prometheus_scrapes_the_daemon() {
+    let world = World::new(Duration::from_secs(60));
+    let (_daemon, addr, _) = fleet_with_a_failure(&world);
+    let config = world.write(
+        "prometheus.yml",
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: avatar-sync\n    static_configs:\n      - targets: [\"{addr}\"]\n"
+        )
+        .as_bytes(),
+    );
+    let web = format!("127.0.0.1:{}", free_port());
+    let prometheus = std::process::Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            world.path("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address={web}"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(world.path("prometheus.log")).unwrap())
+        .spawn()
+        .expect("prometheus is needed for this test");
+    let _prometheus = Kill(prometheus);
+    let query = |q: &str| -> Option<serde_json::Value> {
+        let (status, _, body) = try_fetch(&web, "GET", &format!("/api/v1/query?query={q}")).ok()?;
+        let doc: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        (status == 200).then(|| doc["data"]["result"].clone())
+    };
+    let value_of = |result: &serde_json::Value| result[0]["value"][1].as_str().map(str::to_owned);
+    wait_until("Prometheus to scrape the daemon", || {
+        query("up").is_some_and(|r| value_of(&r).as_deref() == Some("1"))
+    });
+    let failed = query("avatar_sync_instances%7Bstatus%3D%22failed%22%7D").unwrap();
+    assert_eq!(value_of(&failed).as_deref(), Some("1"), "{failed}");
+    let in_sync = query("avatar_sync_instances%7Bstatus%3D%22in-sync%22%7D").unwrap();
+    assert_eq!(value_of(&in_sync).as_deref(), Some("2"), "{in_sync}");
+    assert_eq!(in_sync[0]["metric"]["job"], "avatar-sync");
+}
+
+#[test]
+#[ignore = "needs Debian's chromium; .ci/run runs it"]
+fn the_status_page_in_a_real_browser() {
+    let world = World::new(Duration::from_secs(60));
+    let (_daemon, addr, log) = fleet_with_a_failure(&world);
+    let shot = world.path("status-page.png");
+    let profile = world.path("chromium-profile");
+    let (code, stdout, stderr) = run_tool(
+        "chromium",
+        &[
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            &format!("--user-data-dir={}", profile.display()),
+            "--window-size=420,1200",
+            "--virtual-time-budget=5000",
+            &format!("--screenshot={}", shot.display()),
+            &format!("http://{addr}/"),
+        ],
+        b"",
+    );
+    assert_eq!(code, 0, "chromium:\n{stdout}{stderr}");
+    let png = image::open(&shot).unwrap().to_rgb8();
+    assert_eq!((png.width(), png.height()), (420, 1200));
+    // The browser fetched every thumbnail, and got a JPEG each time (no broken image).
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let page = http(&addr, "GET", "/").1;
+    let thumbnails: Vec<&str> = (page.split("src=\"").skip(1))
+        .map(|rest| rest.split('"').next().unwrap())
+        .collect();
+    assert_eq!(thumbnails.len(), 2);
+    for src in thumbnails {
+        let served = format!("path=\"{src}\" status=200");
+        let served_plain = format!("path={src} status=200");
+        assert!(
+            logged.contains(&served) || logged.contains(&served_plain),
+            "the browser did not load {src}:\n{logged}"
+        );
+    }
+    // A thumbnail is drawn where the first picture goes: not the page's white, not the
+    // grey of an image that did not load.
+    let painted = png
+        .pixels()
+        .filter(|p| p.0 != [255, 255, 255] && p.0 != [221, 221, 221]);
+    assert!(
+        painted.count() > 2 * 40 * 40,
+        "the pictures are on the screenshot"
+    );
+    if let Ok(keep) = std::env::var("AVATAR_SYNC_SCREENSHOT") {
+        std::fs::copy(&shot, keep).unwrap();
     }
 }

@@ -77,13 +77,24 @@ async fn respond(request: &Request<Incoming>, shared: &Shared) -> Response<Full<
         }
         _ if path.starts_with("/pictures/") => picture(path, shared).await,
         "/metrics" => {
-            let mut response = text(StatusCode::OK, shared.metrics.encode());
-            response.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static(
+            // Prometheus asks for OpenMetrics; anything else (curl, promtool, older
+            // scrapers) gets the classic text format.
+            let openmetrics = (request.headers().get(hyper::header::ACCEPT))
+                .and_then(|accept| accept.to_str().ok())
+                .is_some_and(|accept| accept.contains("application/openmetrics-text"));
+            let (body, content_type) = if openmetrics {
+                (
+                    shared.metrics.encode(),
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
-            );
+                )
+            } else {
+                (
+                    shared.metrics.encode_classic(),
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )
+            };
+            let mut response = text(StatusCode::OK, body);
+            (response.headers_mut()).insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
             response
         }
         "/healthz" => match shared.observed.health.alive() {

@@ -32,8 +32,9 @@ h1{font-size:1.4rem;margin:0}h2{font-size:1.1rem;margin:1.5rem 0 .5rem}\
 .counts{display:flex;flex-wrap:wrap;gap:.5rem}\
 .count{border-radius:.5rem;padding:.4rem .8rem;background:#eee}.count b{font-size:1.3rem;display:block}\
 .failed{background:#fde2e1}.throttled,.pending{background:#fff3cd}.in-sync{background:#dcf5e3}\
-table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.3rem .4rem;border-top:1px solid #ddd;vertical-align:top}\
-td.why{word-break:break-word}\
+.attention{list-style:none;padding:0;margin:0}\
+.attention li{border-top:1px solid #ddd;padding:.5rem 0;overflow-wrap:anywhere}\
+.badge{border-radius:.3rem;padding:0 .4rem;margin-left:.3rem}.when{color:#555}\
 .pictures{list-style:none;padding:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(15rem,1fr));gap:1rem}\
 .pictures li{display:flex;gap:.8rem;align-items:center}\
 img.avatar{width:96px;height:96px;border-radius:50%;object-fit:cover;background:#ddd;flex:none}\
@@ -97,38 +98,37 @@ fn attention(out: &mut String, report: &Report, now: SystemTime) {
         out.push_str("<p>Nothing: every instance shows its picture or is suspended.</p>");
         return;
     }
-    out.push_str(
-        "<table><tr><th>instance</th><th>status</th><th>why</th><th>next attempt</th></tr>",
-    );
+    out.push_str("<ul class=attention>");
     for row in rows.iter().take(MAX_ATTENTION_ROWS) {
         let why = match (&row.error_kind, &row.error) {
             (Some(kind), Some(error)) => format!("{kind}: {error}"),
             _ if row.status == Status::Pending => "waiting for its turn".to_owned(),
             _ => "minInterval since the last call".to_owned(),
         };
-        let next =
-            row.next_attempt_at
-                .map_or_else(String::new, |at| match at.duration_since(now) {
-                    Ok(left) => format!(
-                        "{} (in {})",
-                        rfc3339(at),
-                        crate::clock::human_duration(std::time::Duration::from_secs(
-                            left.as_secs()
-                        ))
-                    ),
-                    Err(_) => rfc3339(at),
-                });
         let _ = write!(
             out,
-            "<tr><td><code>{}</code></td><td class={}>{}</td><td class=why>{}</td><td>{}</td></tr>",
+            "<li><code>{}</code><span class=\"badge {}\">{}</span><br>{}",
             escape(&row.id_instance),
             row.status.label(),
             row.status.label(),
             escape(&why),
-            escape(&next)
         );
+        if let Some(at) = row.next_attempt_at {
+            let left = (at.duration_since(now).ok())
+                .map(|left| {
+                    let left = std::time::Duration::from_secs(left.as_secs());
+                    format!(" (in {})", crate::clock::human_duration(left))
+                })
+                .unwrap_or_default();
+            let _ = write!(
+                out,
+                "<br><small class=when>next attempt {}{left}</small>",
+                rfc3339(at)
+            );
+        }
+        out.push_str("</li>");
     }
-    out.push_str("</table>");
+    out.push_str("</ul>");
     if rows.len() > MAX_ATTENTION_ROWS {
         let _ = write!(
             out,
