@@ -8,6 +8,9 @@
 
 pub mod caches;
 pub mod hashes;
+// Drift detection and adoption (reading the live picture) use it; they come next.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) mod phash;
 pub(crate) mod prepared;
 pub mod process;
 
