@@ -92,45 +92,61 @@ pub(crate) async fn run<G: Gateway, N: Notify>(
     mut events: UnboundedReceiver<Event>,
     parts: Parts<G, N>,
 ) -> Result<(), StateError> {
-    let Parts {
-        mut reconciler,
-        mut source,
-        notifier,
-        mut jitter,
-        mut follow,
-        observed,
-    } = parts;
-    let health = observed.as_ref().map(|o| &o.health);
-    follow(reconciler.manifest());
-    let metrics = Arc::clone(reconciler.metrics());
-    metrics.manifest_loaded(source.last_load());
-    notifier.notify(Notice::Ready);
-    if let Some(health) = health {
-        health.beat();
-        health.planned();
-    }
-    let mut last_status = String::new();
-    report_status(
-        &reconciler,
-        &notifier,
-        &mut last_status,
-        observed.as_deref(),
-    );
-    tracing::info!(
-        manifest = %source.path().display(),
-        "daemon started: watching the manifest and its pictures"
-    );
+    let mut daemon = Loop::start(parts);
+    while daemon.turn(&mut events).await {}
+    daemon.drain(&mut events).await
+}
 
-    let mut quiet = QuietWindow::default();
-    let mut resync_at = next_resync(reconciler.manifest(), &mut jitter);
-    let watchdog_every = notifier.watchdog_interval();
-    let mut watchdog_at = watchdog_every.map(|every| Instant::now() + every);
+/// The loop's state between two turns.
+struct Loop<G, N> {
+    parts: Parts<G, N>,
+    metrics: Arc<crate::metrics::Metrics>,
+    last_status: String,
+    quiet: QuietWindow,
+    resync_at: Instant,
+    watchdog_every: Option<Duration>,
+    watchdog_at: Option<Instant>,
+    /// When the loop must turn only to beat (when listening).
+    beat_at: Option<Instant>,
+}
 
-    let mut beat_at = health.as_ref().map(|_| Instant::now() + BEAT);
-    loop {
-        if let Some(health) = health {
-            health.beat();
+impl<G: Gateway, N: Notify> Loop<G, N> {
+    /// Says the daemon is up: the first pass is planned.
+    fn start(mut parts: Parts<G, N>) -> Self {
+        (parts.follow)(parts.reconciler.manifest());
+        let metrics = Arc::clone(parts.reconciler.metrics());
+        metrics.manifest_loaded(parts.source.last_load());
+        parts.notifier.notify(Notice::Ready);
+        if let Some(observed) = &parts.observed {
+            observed.health.beat();
+            observed.health.planned();
         }
+        tracing::info!(
+            manifest = %parts.source.path().display(),
+            "daemon started: watching the manifest and its pictures"
+        );
+        let watchdog_every = parts.notifier.watchdog_interval();
+        let now = Instant::now();
+        let mut daemon = Self {
+            resync_at: next_resync(parts.reconciler.manifest(), &mut parts.jitter),
+            watchdog_at: watchdog_every.map(|every| now + every),
+            watchdog_every,
+            beat_at: parts.observed.as_ref().map(|_| now + BEAT),
+            metrics,
+            last_status: String::new(),
+            quiet: QuietWindow::default(),
+            parts,
+        };
+        daemon.report_status();
+        daemon
+    }
+
+    /// Sleeps until something is due, does it; `false` once asked to stop.
+    async fn turn(&mut self, events: &mut UnboundedReceiver<Event>) -> bool {
+        if let Some(observed) = &self.parts.observed {
+            observed.health.beat();
+        }
+        let reconciler = &mut self.parts.reconciler;
         let clock = reconciler.clock();
         reconciler.fire_timers(clock.now());
         reconciler.dispatch();
@@ -140,112 +156,115 @@ pub(crate) async fn run<G: Gateway, N: Notify>(
         tokio::select! {
             () = reconciler.land_next() => {
                 if !reconciler.has_in_flight() && !reconciler.has_queued() {
-                    report_status(&reconciler, &notifier, &mut last_status, observed.as_deref());
+                    self.report_status();
                 }
             }
             () = sleep_until_opt(next_timer) => {}
             () = sleep_until_opt(save_at) => {}
             event = events.recv() => match event {
-                Some(Event::Changed) => quiet.note(Instant::now()),
+                Some(Event::Changed) => self.quiet.note(Instant::now()),
                 Some(Event::Reload) => pass = Some(Pass::Reload),
-                Some(Event::Stop) | None => break,
+                Some(Event::Stop) | None => return false,
             },
-            () = sleep_until_opt(quiet.due_at()) => {
-                quiet.clear();
+            () = sleep_until_opt(self.quiet.due_at()) => {
+                self.quiet.clear();
                 pass = Some(Pass::Changed);
             }
-            () = tokio::time::sleep_until(resync_at) => pass = Some(Pass::Resync),
-            () = sleep_until_opt(watchdog_at) => {
-                notifier.notify(Notice::Watchdog);
-                watchdog_at = watchdog_every.map(|every| Instant::now() + every);
+            () = tokio::time::sleep_until(self.resync_at) => pass = Some(Pass::Resync),
+            () = sleep_until_opt(self.watchdog_at) => {
+                self.parts.notifier.notify(Notice::Watchdog);
+                self.watchdog_at = self.watchdog_every.map(|every| Instant::now() + every);
             }
             // Only to beat: an idle loop still tells /healthz it turns.
-            () = sleep_until_opt(beat_at) => beat_at = Some(Instant::now() + BEAT),
+            () = sleep_until_opt(self.beat_at) => self.beat_at = Some(Instant::now() + BEAT),
         }
         if let Some(pass) = pass {
-            if pass == Pass::Reload {
-                tracing::info!("SIGHUP: reloading the manifest and reconciling everything now");
-                notifier.notify(Notice::Reloading);
-            }
-            // Every pass re-reads pictures from disk; the manifest is parsed only if it changed.
-            let manifest = source
-                .reload(pass == Pass::Reload)
-                .map(Arc::new)
-                .unwrap_or_else(|| Arc::clone(reconciler.manifest()));
-            metrics.manifest_loaded(source.last_load());
-            follow(&manifest);
-            reconciler.set_manifest(manifest);
-            if pass == Pass::Reload {
-                reconciler.retry_blocked_now();
-                notifier.notify(Notice::Ready);
-            }
-            if pass == Pass::Resync {
-                resync_at = next_resync(reconciler.manifest(), &mut jitter);
-            }
-            report_status(
-                &reconciler,
-                &notifier,
-                &mut last_status,
-                observed.as_deref(),
-            );
+            self.pass(pass);
         }
-        let saved = reconciler.save_if_due();
+        let saved = self.parts.reconciler.save_if_due();
         if let Err(e) = &saved {
             tracing::error!("{e}; retrying at the next save");
         }
-        if let Some(health) = health {
-            health.saved(saved.is_ok());
+        if let Some(observed) = &self.parts.observed {
+            observed.health.saved(saved.is_ok());
         }
+        true
     }
 
-    tracing::info!("stopping: no new calls; letting calls in flight finish");
-    notifier.notify(Notice::Stopping);
-    let drain_until = Instant::now() + DRAIN;
-    while reconciler.has_in_flight() {
-        tokio::select! {
-            () = reconciler.land_next() => {}
-            () = tokio::time::sleep_until(drain_until) => {
-                tracing::warn!("calls still in flight after {DRAIN:?}; stopping without them");
-                break;
-            }
-            Some(Event::Stop) = events.recv() => {
-                tracing::warn!("second signal: stopping now");
-                break;
+    /// Re-reads the pictures (and the manifest, if it changed or a reload asks) and plans
+    /// every instance again.
+    fn pass(&mut self, pass: Pass) {
+        let parts = &mut self.parts;
+        if pass == Pass::Reload {
+            tracing::info!("SIGHUP: reloading the manifest and reconciling everything now");
+            parts.notifier.notify(Notice::Reloading);
+        }
+        // Every pass re-reads pictures from disk; the manifest is parsed only if it changed.
+        let manifest = (parts.source.reload(pass == Pass::Reload))
+            .map(Arc::new)
+            .unwrap_or_else(|| Arc::clone(parts.reconciler.manifest()));
+        self.metrics.manifest_loaded(parts.source.last_load());
+        (parts.follow)(&manifest);
+        parts.reconciler.set_manifest(manifest);
+        if pass == Pass::Reload {
+            parts.reconciler.retry_blocked_now();
+            parts.notifier.notify(Notice::Ready);
+        }
+        if pass == Pass::Resync {
+            self.resync_at = next_resync(parts.reconciler.manifest(), &mut parts.jitter);
+        }
+        self.report_status();
+    }
+
+    /// Takes no new work, lets calls in flight finish (at most [`DRAIN`], or until a second
+    /// stop), saves.
+    async fn drain(mut self, events: &mut UnboundedReceiver<Event>) -> Result<(), StateError> {
+        tracing::info!("stopping: no new calls; letting calls in flight finish");
+        self.parts.notifier.notify(Notice::Stopping);
+        let reconciler = &mut self.parts.reconciler;
+        let drain_until = Instant::now() + DRAIN;
+        while reconciler.has_in_flight() {
+            tokio::select! {
+                () = reconciler.land_next() => {}
+                () = tokio::time::sleep_until(drain_until) => {
+                    tracing::warn!("calls still in flight after {DRAIN:?}; stopping without them");
+                    break;
+                }
+                Some(Event::Stop) = events.recv() => {
+                    tracing::warn!("second signal: stopping now");
+                    break;
+                }
             }
         }
+        reconciler.save()?;
+        tracing::info!("stopped; state saved");
+        Ok(())
     }
-    reconciler.save()?;
-    tracing::info!("stopped; state saved");
-    Ok(())
+
+    /// Sends `STATUS=` (and logs it) when the summary line changed; updates the metrics
+    /// and, when listening, the status page.
+    fn report_status(&mut self) {
+        let reconciler = &self.parts.reconciler;
+        let summary = reconciler.summary();
+        self.metrics.set_instances(&summary);
+        if let Some(observed) = &self.parts.observed {
+            let mut report = reconciler.report();
+            report.manifest_revision = git_revision(&reconciler.manifest().path);
+            observed.board.publish(report, reconciler.clock().now());
+        }
+        let line = status_line(&summary);
+        if self.last_status != line {
+            tracing::info!(status = %line, "instances");
+            self.parts.notifier.notify(Notice::Status(line.clone()));
+            self.last_status = line;
+        }
+    }
 }
 
 /// When the next resync is due: `resyncInterval` from now, plus up to 10 % jitter.
 fn next_resync(manifest: &Manifest, jitter: &mut Jitter) -> Instant {
     let every = manifest.resync_interval;
     Instant::now() + every + every.mul_f64(RESYNC_JITTER * jitter.draw())
-}
-
-/// Sends `STATUS=` (and logs it) when the summary line changed; updates the metrics and,
-/// when listening, the status page.
-fn report_status<G: Gateway>(
-    reconciler: &Reconciler<G>,
-    notifier: &impl Notify,
-    last: &mut String,
-    observed: Option<&Observed>,
-) {
-    let summary = reconciler.summary();
-    reconciler.metrics().set_instances(&summary);
-    if let Some(observed) = observed {
-        let mut report = reconciler.report();
-        report.manifest_revision = git_revision(&reconciler.manifest().path);
-        observed.board.publish(report, reconciler.clock().now());
-    }
-    let line = status_line(&summary);
-    if *last != line {
-        tracing::info!(status = %line, "instances");
-        notifier.notify(Notice::Status(line.clone()));
-        *last = line;
-    }
 }
 
 #[cfg(test)]

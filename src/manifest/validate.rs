@@ -14,6 +14,13 @@ use super::{
 };
 use crate::clock::{human_duration, parse_duration};
 use serde_saphyr::Spanned;
+
+/// `apiTokenFile`, `apiTokenEnv`, `apiTokenInstance` as written.
+type RawTokenSources = (
+    Option<Spanned<String>>,
+    Option<Spanned<String>>,
+    Option<Spanned<String>>,
+);
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -312,16 +319,58 @@ impl<'a> Validator<'a> {
             None => default_url.clone(),
         };
 
-        let sources = [
-            raw.api_token_file.as_ref().map(|s| s.referenced.line()),
-            raw.api_token_env.as_ref().map(|s| s.referenced.line()),
-            raw.api_token_instance.as_ref().map(|s| s.referenced.line()),
-        ];
-        let token = match (
+        let tokens = (
             raw.api_token_file,
             raw.api_token_env,
             raw.api_token_instance,
-        ) {
+        );
+        let token = self.token_source(tokens, line, &id)?;
+
+        let processing = RawProcessing {
+            fit: raw.fit,
+            size: raw.size,
+            background: raw.background,
+            quality: raw.quality,
+        };
+        let processing = self.processing(processing, defaults, who);
+        let picture = if raw.picture.value.trim().is_empty() {
+            self.problem(
+                ProblemKind::EmptyPicture,
+                raw.picture.referenced.line(),
+                who,
+                "picture is empty",
+            );
+            return None;
+        } else {
+            PictureSource {
+                written: raw.picture.value.clone(),
+                path: self.expand(&raw.picture.value).map(|p| self.base.join(p)),
+            }
+        };
+
+        (self.problems.len() == before).then_some(Instance {
+            id,
+            api_url,
+            token,
+            picture,
+            processing,
+            suspend: raw.suspend,
+            line,
+        })
+    }
+
+    /// The instance's one token source (`apiTokenFile`, `apiTokenEnv` or
+    /// `apiTokenInstance`); `None` (and a problem) when there is none, several, or a bad one.
+    fn token_source(
+        &mut self,
+        sources: RawTokenSources,
+        line: u64,
+        id: &InstanceId,
+    ) -> Option<TokenSource> {
+        let (file, env, inline) = sources;
+        let who = Some(id.as_str());
+        let lines = [&file, &env, &inline].map(|s| s.as_ref().map(|s| s.referenced.line()));
+        let token = match (file, env, inline) {
             (Some(file), None, None) => {
                 TokenSource::File(self.expand(&file.value).map(|p| self.base.join(p)))
             }
@@ -375,7 +424,7 @@ impl<'a> Validator<'a> {
                 return None;
             }
             _ => {
-                let at = sources.iter().flatten().copied().max().unwrap_or(line);
+                let at = lines.iter().flatten().copied().max().unwrap_or(line);
                 self.problem(
                     ProblemKind::TokenSource,
                     at,
@@ -386,38 +435,7 @@ impl<'a> Validator<'a> {
                 return None;
             }
         };
-
-        let processing = RawProcessing {
-            fit: raw.fit,
-            size: raw.size,
-            background: raw.background,
-            quality: raw.quality,
-        };
-        let processing = self.processing(processing, defaults, who);
-        let picture = if raw.picture.value.trim().is_empty() {
-            self.problem(
-                ProblemKind::EmptyPicture,
-                raw.picture.referenced.line(),
-                who,
-                "picture is empty",
-            );
-            return None;
-        } else {
-            PictureSource {
-                written: raw.picture.value.clone(),
-                path: self.expand(&raw.picture.value).map(|p| self.base.join(p)),
-            }
-        };
-
-        (self.problems.len() == before).then_some(Instance {
-            id,
-            api_url,
-            token,
-            picture,
-            processing,
-            suspend: raw.suspend,
-            line,
-        })
+        Some(token)
     }
 
     /// Expands `${NAME}` from the environment. An unset name is an error of the instance.
