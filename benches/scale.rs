@@ -8,9 +8,6 @@
 //!
 //! It runs the release binary (`target/release/avatar-sync`) as a user would.
 
-#[path = "../tests/support/fake_green_api.rs"]
-mod fake_green_api;
-
 use avatar_sync::picture::hashes::Hashes;
 use avatar_sync::usage::status_field_kib;
 use fake_green_api::FakeGreenApi;

@@ -5,9 +5,6 @@
 //! Run it with `cargo run --example demo`. It writes only inside a temporary folder, which
 //! is removed at the end.
 
-#[path = "../tests/support/fake_green_api.rs"]
-mod fake_green_api;
-
 use avatar_sync::cli::Args;
 use avatar_sync::{logging, modes};
 use fake_green_api::FakeGreenApi;

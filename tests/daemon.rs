@@ -2,21 +2,24 @@
 //! signals and manifest edits.
 //!
 //! Timing rules for every test here: waits for something to happen are generous (up to
-//! [`GENEROUS`]); "nothing more happens" is checked after [`SETTLE`], longer than the
-//! daemon's quiet window plus the throttle used; spacing is only ever bounded from below.
+//! [`GENEROUS`]); "nothing more happens" is read from the state, never waited out (see
+//! `Daemon::settle_and_expect`); spacing is only ever bounded from below. The loop's exact
+//! timing (quiet window, resync, drain, backoff) is tested on tokio's paused clock in
+//! `src/daemon/tests.rs`.
 
-mod support;
-
+use crate::util::*;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::*;
 
 /// A daemon child process that is killed if the test panics.
 struct Daemon {
     child: Child,
     stderr_path: PathBuf,
+    /// The daemon's command line and environment, for `--status` on the same manifest.
+    args: Vec<std::ffi::OsString>,
+    envs: Vec<(std::ffi::OsString, std::ffi::OsString)>,
 }
 
 impl Daemon {
@@ -29,8 +32,17 @@ impl Daemon {
     fn spawn(world: &World, mut cmd: Command, log_name: &str) -> Self {
         let stderr_path = world.path(log_name);
         let log = std::fs::File::create(&stderr_path).unwrap();
+        let args = cmd.get_args().map(ToOwned::to_owned).collect();
+        let envs = (cmd.get_envs())
+            .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+            .collect();
         let child = cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap();
-        Self { child, stderr_path }
+        Self {
+            child,
+            stderr_path,
+            args,
+            envs,
+        }
     }
 
     fn pid(&self) -> u32 {
@@ -117,9 +129,13 @@ impl Daemon {
         requests
     }
 
-    /// Lets the files and the daemon settle, then asserts the fake has exactly `n` requests.
+    /// Waits until the daemon has nothing left to do, then asserts the fake has exactly `n`
+    /// requests. "Nothing left" is read from the state directory, not waited out: when
+    /// `--status` (which plans from the files as they are now and the records the daemon
+    /// saved) has no instance pending or throttled, the daemon's own plan has no call to
+    /// make either, so no later request can come without a new change.
     fn settle_and_expect(&self, world: &World, n: usize) -> Vec<Request> {
-        std::thread::sleep(SETTLE);
+        self.wait_settled();
         let requests = world.fake.requests();
         assert_eq!(
             requests.len(),
@@ -143,6 +159,59 @@ impl Daemon {
         let requests = self.settle_and_expect(world, total);
         assert_calls(&requests[before..], expected, &self.log());
         requests
+    }
+
+    /// Waits until no instance is pending or throttled (see [`Daemon::settle_and_expect`]).
+    fn wait_settled(&self) {
+        let deadline = Instant::now() + GENEROUS;
+        loop {
+            let output = Command::new(BIN)
+                .env_clear()
+                .envs(self.envs.iter().map(|(k, v)| (k, v)))
+                .args(&self.args)
+                .args(["--status", "--json"])
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let status = to_run(output);
+            let summary = &status.json()["summary"];
+            if summary["pending"] == 0 && summary["throttled"] == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not settle: {status:?}\n--- daemon log\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until a pass planned after the last `after` in the log has nothing to send and
+    /// nothing waiting, then asserts the fake has exactly `n` requests. For a manifest the
+    /// daemon ignores as broken, where `--status` cannot tell.
+    fn settle_after_log(&self, world: &World, after: &str, n: usize) {
+        let idle = "0 to set now, 0 waiting";
+        let deadline = Instant::now() + GENEROUS;
+        loop {
+            let log = self.log();
+            let tail = log.rfind(after).map(|at| &log[at..]).unwrap_or_default();
+            if tail.contains(idle) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no pass planned `{idle}` after `{after}`:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let requests = world.fake.requests();
+        assert_eq!(
+            requests.len(),
+            n,
+            "{requests:#?}\n--- daemon log\n{}",
+            self.log()
+        );
     }
 
     /// Waits until the daemon's log contains `needle`.
@@ -170,8 +239,6 @@ impl Drop for Daemon {
 }
 
 const GENEROUS: Duration = Duration::from_secs(30);
-/// Longer than the daemon's quiet window (300 ms) plus a 1 s throttle, with room to spare.
-const SETTLE: Duration = Duration::from_millis(1500);
 
 /// The id of test instance `n`.
 fn id(n: u32) -> String {
@@ -272,9 +339,8 @@ fn applies_everything_then_stays_idle_then_reacts_to_an_edit() {
     let daemon = Daemon::start(&world);
     let requests = world.fake.wait_for_requests(3, GENEROUS);
     assert_eq!(requests.len(), 3, "{}", daemon.log());
-    // Idle: no further call over several seconds.
-    std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(world.fake.request_count(), 3, "{}", daemon.log());
+    // Idle: everything in sync, so no further call.
+    daemon.settle_and_expect(&world, 3);
 
     world.write("pictures/p2.jpg", &jpeg(20));
     let requests = world.fake.wait_for_requests(4, GENEROUS);
@@ -644,8 +710,8 @@ fn two_quick_edits_are_throttled_and_the_last_picture_wins() {
             .iter()
             .any(|r| r.instance == id(2) && r.file_sha256 == last)
     });
-    // Anything more would come at least minInterval later.
-    std::thread::sleep(Duration::from_secs(4));
+    // Settled: nothing more can come.
+    daemon.wait_settled();
 
     let calls = world.fake.requests_for(&id(2));
     assert!(
@@ -697,7 +763,7 @@ fn a_broken_manifest_edit_is_logged_and_ignored_and_its_fix_is_applied() {
     let log = daemon.wait_for_log(&where_);
     let line = log.lines().find(|l| l.contains(&where_)).unwrap();
     assert!(line.contains("ERROR"), "not logged as an error: {line}");
-    daemon.settle_and_expect(&world, 3);
+    daemon.settle_after_log(&world, "the last good manifest stays in force", 3);
     daemon.assert_running();
 
     // The fix: a valid manifest that points instance 2 at another picture.
@@ -814,56 +880,6 @@ fn a_corrected_token_file_is_retried_at_once() {
     assert_eq!(daemon.stop(), 0);
 }
 
-/// Files the daemon should leave alone while idle: an `open` of the manifest or a
-/// picture, seen through our own inotify watch on their folders.
-fn count_opens(world: &World, files: &[PathBuf], over: Duration) -> usize {
-    use notify::Watcher as _;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut watcher = notify::recommended_watcher(move |event| {
-        let _ = tx.send(event);
-    })
-    .unwrap();
-    for dir in [world.dir.path(), &world.path("pictures")] {
-        watcher
-            .watch(dir, notify::RecursiveMode::NonRecursive)
-            .unwrap();
-    }
-    std::thread::sleep(over);
-    drop(watcher);
-    rx.try_iter()
-        .filter_map(Result::ok)
-        .filter(|e| {
-            matches!(
-                e.kind,
-                notify::EventKind::Access(notify::event::AccessKind::Open(_))
-            )
-        })
-        .filter(|e| e.paths.iter().any(|p| files.contains(p)))
-        .count()
-}
-
-/// The daemon module's promise ("an idle daemon sleeps in `epoll_wait`") and the contract's
-/// "a change is acted on once the files have been quiet": with no change and the resync
-/// ten minutes away, the daemon does not re-read its files.
-#[test]
-fn an_idle_daemon_does_not_reread_its_files() {
-    let world = World::new(Duration::from_secs(1));
-    let daemon = started_with_three(&world, "1s");
-    daemon.settle_and_expect(&world, 3);
-
-    let mut files = vec![world.manifest()];
-    files.extend((1..=3).map(|n| world.path(&format!("pictures/p{n}.jpg"))));
-    let opens = count_opens(&world, &files, Duration::from_secs(3));
-    let passes = daemon.log().matches("planned 3 instances").count();
-    assert_eq!(
-        opens,
-        0,
-        "an idle daemon opened its manifest and pictures {opens} times in 3 s \
-         ({passes} passes logged so far):\n{}",
-        daemon.log()
-    );
-}
-
 #[test]
 fn sigterm_when_idle_exits_0_promptly_with_a_valid_state_file() {
     let world = World::new(Duration::from_secs(1));
@@ -951,7 +967,8 @@ fn a_hung_call_delays_the_stop_only_boundedly_and_a_second_signal_stops_at_once(
     let mut daemon = Daemon::start(&world);
     daemon.wait_for_requests(&world, 3);
     daemon.signal("TERM");
-    std::thread::sleep(Duration::from_millis(500));
+    // Draining: the hung call holds it.
+    daemon.wait_for_log("letting calls in flight finish");
     daemon.assert_running();
     daemon.signal("TERM");
     let asked = Instant::now();
@@ -1042,7 +1059,6 @@ fn sighup_on_a_still_broken_manifest_logs_the_error_again() {
     world.write_manifest(&broken);
     let where_ = format!("{}:9:", world.manifest().display());
     daemon.wait_for_log(&where_);
-    std::thread::sleep(SETTLE);
 
     daemon.signal("HUP");
     let deadline = Instant::now() + GENEROUS;
@@ -1055,5 +1071,5 @@ fn sighup_on_a_still_broken_manifest_logs_the_error_again() {
         std::thread::sleep(Duration::from_millis(50));
     }
     daemon.assert_running();
-    daemon.settle_and_expect(&world, 3);
+    daemon.settle_after_log(&world, "the last good manifest stays in force", 3);
 }

@@ -1,11 +1,9 @@
 //! The annotated example manifest is parsed and checked, so it never rots.
 
-mod support;
-
+use crate::util::{BIN, to_run};
 use avatar_sync::manifest::{self, TokenSource};
 use std::path::Path;
 use std::process::Command;
-use support::{BIN, to_run};
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/manifest.yaml");
 

@@ -1,13 +1,11 @@
 //! `--listen`: the daemon's `/metrics`, `/healthz`, `/readyz` and status page, fetched over
 //! real HTTP from the real binary running against the GREEN-API fake.
 
-mod support;
-
+use crate::util::*;
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-use support::*;
 
 const GENEROUS: Duration = Duration::from_secs(30);
 

@@ -2,11 +2,9 @@
 //! what the fake receives is a decodable JPEG of the size the options ask for, and the
 //! options are part of what decides "already applied".
 
-mod support;
-
+use crate::util::*;
 use image::GenericImageView as _;
 use std::time::Duration;
-use support::*;
 
 const MIN: Duration = Duration::from_secs(1);
 

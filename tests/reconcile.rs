@@ -1,10 +1,8 @@
 //! `--reconcile`, `--dry-run` and `--status` of the real binary against the GREEN-API fake:
 //! exact calls, their bytes, their spacing, and what the state remembers.
 
-mod support;
-
+use crate::util::*;
 use std::time::Duration;
-use support::*;
 
 const MIN: Duration = Duration::from_secs(1);
 

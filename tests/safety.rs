@@ -1,10 +1,8 @@
 //! What must never happen: a leaked token, a call made from a bad manifest, a lost or
 //! half-written state file, two writers on one state directory.
 
-mod support;
-
+use crate::util::*;
 use std::time::Duration;
-use support::*;
 
 const MIN: Duration = Duration::from_secs(1);
 

@@ -3,10 +3,8 @@
 //! everything, `--json` always does); `--instance` restricts every mode to the instances
 //! it names.
 
-mod support;
-
+use crate::util::*;
 use std::time::Duration;
-use support::*;
 
 const MIN: Duration = Duration::from_secs(1);
 

@@ -1,11 +1,9 @@
 //! systemd `Type=notify`: the real daemon talking to a notify socket this test owns.
 
-mod support;
-
+use crate::util::*;
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-use support::*;
 
 const GENEROUS: Duration = Duration::from_secs(30);
 

@@ -142,6 +142,7 @@ fn jpeg(n: u8) -> Vec<u8> {
 /// The loop running in a task, its event sender, and what it talks to.
 struct Running {
     events: UnboundedSender<Event>,
+    metrics: Arc<crate::metrics::Metrics>,
     gateway: Scripted,
     notices: Recorder,
     task: tokio::task::JoinHandle<Result<(), StateError>>,
@@ -174,6 +175,7 @@ fn start_with(
         Jitter::Fixed(0.0),
         options,
     );
+    let metrics = Arc::clone(reconciler.metrics());
     let notices = Recorder {
         start: gateway.start,
         notices: Arc::default(),
@@ -191,6 +193,7 @@ fn start_with(
     let task = tokio::spawn(run(receiver, parts));
     Running {
         events,
+        metrics,
         gateway,
         notices,
         task,
@@ -436,5 +439,23 @@ async fn an_idle_loop_keeps_beating_and_is_ready_after_its_first_pass() {
         "{page}"
     );
     let (_, gateway, _) = daemon.stop().await;
+    assert_eq!(gateway.call_times(), [Duration::ZERO]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_loop_reads_no_file_between_resyncs() {
+    // Every read of the manifest and the pictures happens in a pass; an idle hour with a
+    // 10-minute resync makes exactly the first pass and six resyncs, and no call.
+    let world = World::new("resyncInterval: 10m\n");
+    let daemon = start(&world, Scripted::new([]), Some(4 * SECOND));
+    let metrics = Arc::clone(&daemon.metrics);
+    tokio::time::sleep(3600 * SECOND + SECOND).await;
+    let text = metrics.encode();
+    let (_, gateway, _) = daemon.stop().await;
+    assert!(
+        text.lines()
+            .any(|l| l == "avatar_sync_pass_duration_seconds_count 7"),
+        "{text}"
+    );
     assert_eq!(gateway.call_times(), [Duration::ZERO]);
 }

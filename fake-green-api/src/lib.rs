@@ -5,10 +5,8 @@
 //! or non-JPEG file, WhatsApp's `rate-overlimit` when calls come too close together), can be
 //! scripted per instance (errors, resets, hangs, delays), and records every call it receives,
 //! without ever storing the token. Dropping the [`FakeGreenApi`] stops all of its threads.
-//! It uses only `std`, `sha2`, `serde_json` and `socket2`, so any test, example or benchmark
-//! can include it with `#[path = "…/fake_green_api.rs"] mod fake_green_api;`.
-
-#![allow(dead_code)]
+//! A dev-only crate of the avatar-sync workspace, used by its tests, its benchmark and its
+//! demo; it needs only `std`, `sha2`, `serde_json` and `socket2`.
 
 use sha2::Digest as _;
 use std::collections::{HashMap, VecDeque};

@@ -1,10 +1,6 @@
 //! Shared by the integration tests: a temporary world (manifest, pictures, state
 //! directory) beside a GREEN-API fake on loopback, and a runner for the real binary.
 
-#![allow(dead_code, unused_imports)]
-
-pub mod fake_green_api;
-
 pub use fake_green_api::{Answer, FakeGreenApi, Request};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -17,9 +13,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_avatar-sync");
 pub const TOKEN: &str = "a1b2c3d4e5f6SeCrEt7890token";
 
 /// A small, complete JPEG (64×64).
-pub const SUPPORT_JPG: &[u8] = include_bytes!("../../examples/pictures/support.jpg");
+pub const SUPPORT_JPG: &[u8] = include_bytes!("../examples/pictures/support.jpg");
 /// Another small, complete JPEG.
-pub const SALES_JPG: &[u8] = include_bytes!("../../examples/pictures/sales.jpg");
+pub const SALES_JPG: &[u8] = include_bytes!("../examples/pictures/sales.jpg");
 
 /// A complete 32×32 JPEG whose pixels (and so bytes) differ for each `n`. It has no
 /// metadata, so avatar-sync uploads it byte for byte.

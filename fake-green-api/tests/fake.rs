@@ -1,8 +1,5 @@
-//! Self-test of the GREEN-API fake in `tests/support/fake_green_api.rs`, through a small
-//! hand-written HTTP/1.1 client on `std::net::TcpStream` that sends real multipart bodies.
-
-#[path = "support/fake_green_api.rs"]
-mod fake_green_api;
+//! Self-test of the GREEN-API fake, through a small hand-written HTTP/1.1 client on
+//! `std::net::TcpStream` that sends real multipart bodies.
 
 use fake_green_api::{Answer, FakeGreenApi};
 use serde_json::{Value, json};
@@ -11,7 +8,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "a1b2c3d4e5f6SeCrEt7890token";
-const JPG: &[u8] = include_bytes!("../examples/pictures/support.jpg");
+const JPG: &[u8] = include_bytes!("../../examples/pictures/support.jpg");
 const BOUNDARY: &str = "----avatar-sync-test-boundary-7MA4YWxkTrZu0gW";
 /// Generous bound for things that must happen "soon" on a loaded machine.
 const SOON: Duration = Duration::from_secs(20);

@@ -1,0 +1,15 @@
+//! avatar-sync's integration tests, one binary (as ripgrep's `tests/tests.rs`): the real
+//! `avatar-sync` binary against the GREEN-API fake on 127.0.0.1. Each module is one part
+//! of the product; [`util`] is the world they share (a manifest, pictures, a state
+//! directory, the fake, a runner for the binary).
+
+mod util;
+
+mod daemon;
+mod examples;
+mod listen;
+mod pictures;
+mod reconcile;
+mod safety;
+mod scope;
+mod systemd_notify;
