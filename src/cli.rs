@@ -1,7 +1,7 @@
 //! argv → [`Args`]: the command line of the contract (section 2). No I/O.
 
 use crate::clock::parse_duration;
-use crate::manifest::InstanceId;
+use crate::manifest::{InstanceId, Shard};
 use clap::{ArgGroup, Parser, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -69,6 +69,16 @@ pub struct Args {
     /// others are neither called nor reported, and their records are left as they are.
     #[arg(long = "instance", value_name = "ID", value_parser = parse_instance_id)]
     pub instances: Vec<InstanceId>,
+
+    /// Act only on the instances that hash to shard K of N (K from 0 to N-1), each shard
+    /// with its own state directory. --check still validates the whole manifest.
+    #[arg(long, value_name = "K/N", env = "AVATAR_SYNC_SHARD", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+
+    /// As --shard K/N, with K the ordinal at the end of this host's name (a StatefulSet pod
+    /// like avatar-sync-3).
+    #[arg(long, value_name = "N", conflicts_with = "shard")]
+    pub shard_from_hostname: Option<u32>,
 
     /// Daemon: serve /metrics, /healthz and /readyz on this address (like 127.0.0.1:9184;
     /// port 0 picks a free one). Off when absent; a non-loopback address is bound only
@@ -186,10 +196,29 @@ impl Args {
         Err("no state directory: give --state-dir, or set AVATAR_SYNC_STATE_DIR or HOME".to_owned())
     }
 
+    /// The shard this run is, from `--shard`, or `--shard-from-hostname` with the host name
+    /// from `hostname` (`$HOSTNAME`, else the kernel's).
+    pub fn shard(&self, hostname: &dyn Fn() -> Option<String>) -> Result<Option<Shard>, String> {
+        match (self.shard, self.shard_from_hostname) {
+            (Some(shard), _) => Ok(Some(shard)),
+            (None, Some(count)) => {
+                let name = hostname().ok_or("--shard-from-hostname: the host name is unknown")?;
+                Shard::from_hostname(&name, count)
+                    .map(Some)
+                    .map_err(|e| format!("--shard-from-hostname {count}: {e}"))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
     /// `--timeout`, or its default.
     pub fn timeout(&self) -> Duration {
         self.timeout.unwrap_or(DEFAULT_TIMEOUT)
     }
+}
+
+fn parse_shard(text: &str) -> Result<Shard, String> {
+    text.parse()
 }
 
 fn parse_instance_id(text: &str) -> Result<InstanceId, String> {

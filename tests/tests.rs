@@ -12,4 +12,5 @@ mod pictures;
 mod reconcile;
 mod safety;
 mod scope;
+mod shards;
 mod systemd_notify;

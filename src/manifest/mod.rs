@@ -12,6 +12,7 @@ mod processing;
 mod raw;
 mod revision;
 mod scope;
+mod shard;
 mod token;
 mod validate;
 mod values;
@@ -22,6 +23,7 @@ pub use problem::{ManifestError, Problem, ProblemKind};
 pub use processing::{Fit, Processing, parse_background};
 pub use revision::git_revision;
 pub use scope::Scope;
+pub use shard::Shard;
 pub use token::{TokenError, TokenSource};
 pub use values::{ApiToken, ApiUrl, InstanceId, credentials_fingerprint};
 

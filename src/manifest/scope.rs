@@ -1,8 +1,9 @@
-//! Which instances of a manifest a run acts on: all of them, or those `--instance` names.
-//! Instances outside the scope are dropped from the manifest right after it is loaded, so
-//! no later stage can call, plan or report them (their records stay as they are).
+//! Which instances of a manifest a run acts on: all of them, those `--instance` names,
+//! those of one shard (`--shard K/N`), or both. Instances outside the scope are dropped from
+//! the manifest right after it is loaded, so no later stage can call, plan or report them
+//! (their records stay as they are).
 
-use super::{InstanceId, Manifest};
+use super::{InstanceId, Manifest, Shard};
 use std::collections::BTreeSet;
 
 /// The instances a run acts on.
@@ -10,6 +11,8 @@ use std::collections::BTreeSet;
 pub struct Scope {
     /// `--instance` ids; empty means every instance.
     ids: BTreeSet<InstanceId>,
+    /// `--shard K/N`: only the instances of shard K.
+    shard: Option<Shard>,
 }
 
 impl Scope {
@@ -22,12 +25,24 @@ impl Scope {
     pub fn only(ids: impl IntoIterator<Item = InstanceId>) -> Self {
         Self {
             ids: ids.into_iter().collect(),
+            shard: None,
         }
+    }
+
+    /// The same scope, within one shard.
+    pub fn in_shard(self, shard: Option<Shard>) -> Self {
+        Self { shard, ..self }
+    }
+
+    /// The shard, if the run is one.
+    pub fn shard(&self) -> Option<Shard> {
+        self.shard
     }
 
     /// Whether the run acts on `id`.
     pub fn contains(&self, id: &InstanceId) -> bool {
-        self.ids.is_empty() || self.ids.contains(id)
+        (self.ids.is_empty() || self.ids.contains(id))
+            && self.shard.is_none_or(|shard| shard.contains(id))
     }
 
     /// The ids named that `manifest` does not have.
@@ -72,6 +87,25 @@ mod tests {
         m.restrict(&scope);
         let kept: Vec<&str> = m.instances.iter().map(|i| i.id.as_str()).collect();
         assert_eq!(kept, ["2", "4"]);
+    }
+
+    #[test]
+    fn three_shards_share_the_instances_without_overlap() {
+        let all: Vec<String> = (0..300).map(|n| (1_101_000_000 + n).to_string()).collect();
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        let mut seen = Vec::new();
+        for k in 0..3 {
+            let mut m = manifest(&refs);
+            m.restrict(&Scope::all().in_shard(Some(Shard::new(k, 3).unwrap())));
+            assert!(
+                (70..=130).contains(&m.instances.len()),
+                "{}",
+                m.instances.len()
+            );
+            seen.extend(m.instances.into_iter().map(|i| i.id.as_str().to_owned()));
+        }
+        seen.sort();
+        assert_eq!(seen, all, "every instance in exactly one shard");
     }
 
     #[test]

@@ -9,7 +9,7 @@ mod preview;
 use crate::Error;
 use crate::cli::{Args, Mode};
 use crate::manifest::{self, Scope};
-use crate::report::Render;
+use crate::report::{Render, ShardLine};
 use crate::state::StateDir;
 use once::Tokens;
 use std::time::SystemTime;
@@ -48,9 +48,23 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
             manifest_path.display()
         )));
     }
-    manifest.restrict(&scope);
-    let state_dir = || args.state_dir(env).map(StateDir::new).map_err(Error::Usage);
+    let hostname = || {
+        env("HOSTNAME").filter(|h| !h.is_empty()).or_else(|| {
+            let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+            Some(name.trim().to_owned())
+        })
+    };
+    let shard = args.shard(&hostname).map_err(Error::Usage)?;
     let mode = args.mode();
+    // --check validates the whole manifest, whatever shard this is.
+    let scope = scope.in_shard(shard.filter(|_| mode != Mode::Check));
+    let manifest_instances = manifest.instances.len();
+    manifest.restrict(&scope);
+    let shard_line = scope.shard().map(|shard| ShardLine {
+        shard,
+        of: manifest_instances,
+    });
+    let state_dir = || args.state_dir(env).map(StateDir::new).map_err(Error::Usage);
     if !matches!(mode, Mode::Check) {
         // --check lists them in its report.
         for warning in &manifest.warnings {
@@ -87,16 +101,19 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
         Mode::Reconcile => {
             let dir = state_dir()?;
             let once = once::reconcile(manifest, &dir, concurrency, args.timeout());
-            let report = runtime()?.block_on(once)?;
+            let mut report = runtime()?.block_on(once)?;
+            report.shard = shard_line;
             Ok(Output::of(&report.listing(args.all), args.json))
         }
         Mode::DryRun => {
-            let report = once::plan_only(&manifest, &state_dir()?, Tokens::Required)?;
+            let mut report = once::plan_only(&manifest, &state_dir()?, Tokens::Required)?;
+            report.shard = shard_line;
             Ok(Output::of(&report.listing(args.all), args.json))
         }
         Mode::Status => {
             let mut report = once::plan_only(&manifest, &state_dir()?, Tokens::Optional)?;
             report.manifest_revision = manifest::git_revision(&manifest_path);
+            report.shard = shard_line;
             Ok(Output::of(&report, args.json))
         }
     }

@@ -18,6 +18,14 @@ pub struct CacheError {
     pub source: std::io::Error,
 }
 
+/// Writes a cache document as JSON, atomically (one helper for both caches).
+pub(super) fn save_json(path: PathBuf, doc: &impl serde::Serialize) -> Result<(), CacheError> {
+    serde_json::to_vec(doc)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| crate::fsio::write_bytes_atomically(&path, &bytes))
+        .map_err(|source| CacheError { path, source })
+}
+
 impl CacheError {
     /// A stable machine label.
     pub(crate) fn label(&self) -> &'static str {

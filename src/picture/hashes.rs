@@ -7,8 +7,7 @@
 //! leave the identity unchanged, so such a file is hashed again. A missing, stale or
 //! unreadable cache costs time, never correctness.
 
-use super::caches::CacheError;
-use crate::fsio;
+use super::caches::{CacheError, save_json};
 use crate::picture::{self, Digest, Identity, PictureError};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -93,11 +92,7 @@ impl Hashes {
             version: VERSION,
             files,
         };
-        let path = dir.join(HASHES_FILE);
-        let bytes = serde_json::to_vec(&doc).map_err(std::io::Error::other);
-        bytes
-            .and_then(|bytes| fsio::write_bytes_atomically(&path, &bytes))
-            .map_err(|source| CacheError { path, source })?;
+        save_json(dir.join(HASHES_FILE), &doc)?;
         self.dirty = false;
         Ok(())
     }

@@ -8,7 +8,7 @@
 //! (`--dry-run`, `--status`) use what is there and prepare the rest in memory;
 //! `--check` and `--preview` prepare everything in memory.
 
-use super::caches::CacheError;
+use super::caches::{CacheError, save_json};
 use super::process;
 use crate::fsio;
 use crate::manifest::Processing;
@@ -252,11 +252,7 @@ impl Prepared {
             version: VERSION,
             prepared: self.index.clone(),
         };
-        let path = dir.join(INDEX_FILE);
-        let bytes = serde_json::to_vec(&index).map_err(std::io::Error::other);
-        bytes
-            .and_then(|bytes| fsio::write_bytes_atomically(&path, &bytes))
-            .map_err(|source| CacheError { path, source })?;
+        save_json(dir.join(INDEX_FILE), &index)?;
         self.dirty = false;
         Ok(())
     }

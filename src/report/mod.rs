@@ -131,6 +131,9 @@ pub(crate) struct Report {
     pub instances: Vec<Row>,
     /// Counts per status.
     pub summary: Summary,
+    /// The shard this run is, and how many instances the whole manifest has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardLine>,
     /// The git revision the manifest was loaded from (`--status`, when in a checkout).
     #[serde(rename = "manifestRevision", skip_serializing_if = "Option::is_none")]
     pub manifest_revision: Option<String>,
@@ -141,6 +144,26 @@ pub(crate) struct Report {
     /// suspended (`--json` always lists every instance: it is for machines).
     #[serde(skip)]
     pub list_all: bool,
+}
+
+/// The shard a run is (`--shard K/N`), for the summary: `shard 1/3: 3,341 of 10,000 instances`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ShardLine {
+    /// The shard.
+    pub shard: crate::manifest::Shard,
+    /// How many instances the whole manifest has.
+    pub of: usize,
+}
+
+impl Serialize for ShardLine {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut shard = s.serialize_struct("ShardLine", 3)?;
+        shard.serialize_field("index", &self.shard.index())?;
+        shard.serialize_field("count", &self.shard.count())?;
+        shard.serialize_field("manifestInstances", &self.of)?;
+        shard.end()
+    }
 }
 
 /// Which mode made the report: decides the exit code.
@@ -161,6 +184,7 @@ impl Report {
         Self {
             instances,
             summary,
+            shard: None,
             manifest_revision: None,
             kind,
             list_all: kind == ReportKind::Status,
@@ -207,9 +231,17 @@ impl Render for Report {
                 .push(format!("\nmanifest at git revision {revision}"));
         }
         let s = &self.summary;
+        let counted = match &self.shard {
+            Some(line) => format!(
+                "shard {}: {} of {}",
+                line.shard,
+                thousands(self.instances.len()),
+                plural(line.of, "instance")
+            ),
+            None => plural(self.instances.len(), "instance"),
+        };
         table.summary = format!(
-            "{}: {} in sync, {} applied, {} pending, {} throttled, {} failed, {} suspended",
-            plural(self.instances.len(), "instance"),
+            "{counted}: {} in sync, {} applied, {} pending, {} throttled, {} failed, {} suspended",
             thousands(s.in_sync),
             thousands(s.applied),
             thousands(s.pending),
