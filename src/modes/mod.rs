@@ -41,29 +41,13 @@ impl Output {
 pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, Error> {
     let manifest_path = args.manifest_path(env);
     let mut manifest = manifest::load(&manifest_path)?;
-    let scope = Scope::only(args.instances.iter().cloned());
-    if let Some(id) = scope.missing_from(&manifest).first() {
-        return Err(Error::Usage(format!(
-            "--instance {id}: {} has no instance with this idInstance",
-            manifest_path.display()
-        )));
-    }
-    let hostname = || {
-        env("HOSTNAME").filter(|h| !h.is_empty()).or_else(|| {
-            let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
-            Some(name.trim().to_owned())
-        })
-    };
-    let shard = args.shard(&hostname).map_err(Error::Usage)?;
     let mode = args.mode();
-    // --check validates the whole manifest, whatever shard this is.
-    let scope = scope.in_shard(shard.filter(|_| mode != Mode::Check));
-    let manifest_instances = manifest.instances.len();
-    manifest.restrict(&scope);
+    let scope = scope(args, env, &manifest, mode)?;
     let shard_line = scope.shard().map(|shard| ShardLine {
         shard,
-        of: manifest_instances,
+        of: manifest.instances.len(),
     });
+    manifest.restrict(&scope);
     let state_dir = || args.state_dir(env).map(StateDir::new).map_err(Error::Usage);
     if !matches!(mode, Mode::Check) {
         // --check lists them in its report.
@@ -117,6 +101,31 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
             Ok(Output::of(&report, args.json))
         }
     }
+}
+
+/// The instances this run acts on: `--instance` (each must be in the manifest) and the
+/// shard (`--check` validates the whole manifest, whatever shard this is).
+fn scope(
+    args: &Args,
+    env: &dyn Fn(&str) -> Option<String>,
+    manifest: &manifest::Manifest,
+    mode: Mode,
+) -> Result<Scope, Error> {
+    let scope = Scope::only(args.instances.iter().cloned());
+    if let Some(id) = scope.missing_from(manifest).first() {
+        return Err(Error::Usage(format!(
+            "--instance {id}: {} has no instance with this idInstance",
+            manifest.path.display()
+        )));
+    }
+    let hostname = || {
+        env("HOSTNAME").filter(|h| !h.is_empty()).or_else(|| {
+            let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+            Some(name.trim().to_owned())
+        })
+    };
+    let shard = args.shard(&hostname).map_err(Error::Usage)?;
+    Ok(scope.in_shard(shard.filter(|_| mode != Mode::Check)))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
