@@ -29,6 +29,7 @@ pub mod process;
 pub mod reconcile;
 pub mod report;
 pub mod run;
+pub mod shard;
 pub mod state;
 pub mod systemd;
 pub mod usage;
