@@ -245,7 +245,7 @@ fn jump_consistent_hash(mut key: u64, buckets: NonZeroU32) -> u32 {
         key = key.wrapping_mul(2_862_933_555_777_941_757).wrapping_add(1);
         next = ((bucket + 1) << 31) / ((key >> 33) + 1);
     }
-    // bucket < buckets ≤ u32::MAX + 1, and it is the last value of `next` below `buckets`.
+    // `bucket` is the last `next` below `buckets` ≤ u32::MAX: it fits.
     u32::try_from(bucket).unwrap_or(u32::MAX)
 }
 
