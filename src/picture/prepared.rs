@@ -313,15 +313,15 @@ fn load_index(dir: &Path) -> HashMap<String, Digest> {
         .unwrap_or_default()
 }
 
-/// Writes a prepared picture under its digest: temporary file, rename. A file of that name
-/// already holds these exact bytes (the name is their hash). No fsync: this is a cache, and
-/// every upload checks the file against its digest, so a file damaged by a crash is only
-/// prepared again.
+/// Writes a prepared picture under its digest: temporary file, rename. A regular file of
+/// that name is kept only if it still holds these exact bytes (the name is their hash). No
+/// fsync: this is a cache, and every upload checks the file against its digest, so a file
+/// damaged by a crash (left empty by a power loss, say) is replaced here when prepared again.
 fn write_prepared(folder: &Path, digest: Digest, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let path = folder.join(format!("{digest}.jpg"));
-    if path.exists() {
+    if holds(&path, bytes) {
         return Ok(());
     }
     fsio::create_private_dir(folder)?;
@@ -335,4 +335,11 @@ fn write_prepared(folder: &Path, digest: Digest, bytes: &[u8]) -> std::io::Resul
     file.write_all(bytes)?;
     drop(file);
     std::fs::rename(&tmp, &path)
+}
+
+/// Whether `path` is a regular file (not a symlink) whose content is exactly `bytes`.
+fn holds(path: &Path, bytes: &[u8]) -> bool {
+    let regular_of_len = std::fs::symlink_metadata(path)
+        .is_ok_and(|m| m.file_type().is_file() && m.len() == bytes.len() as u64);
+    regular_of_len && std::fs::read(path).is_ok_and(|on_disk| on_disk == bytes)
 }
