@@ -44,3 +44,42 @@ fn an_emptied_prepared_picture_is_prepared_again_and_sent() {
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[1].file, jpeg(2));
 }
+
+#[test]
+fn the_prepared_sweep_deletes_only_its_own_files_in_its_own_folder() {
+    let world = World::new(MIN);
+    world.write("a.jpg", &jpeg(1));
+    manifest(&world, "1101000001", "a.jpg");
+    // Someone else's folder, reached through a `prepared` symlink in the state directory.
+    let unused = format!("{}.jpg", "ab".repeat(32));
+    let elsewhere = world.path("elsewhere");
+    world.write(&format!("elsewhere/{unused}"), b"not ours");
+    world.write("elsewhere/notes.txt", b"not ours");
+    std::fs::create_dir_all(world.state_dir()).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, world.state_dir().join("prepared")).unwrap();
+    world.run(&["--reconcile", "--timeout", "5s"]);
+    assert!(
+        elsewhere.join(&unused).exists(),
+        "a file outside the state directory was deleted"
+    );
+    assert!(elsewhere.join("notes.txt").exists());
+
+    // In a real folder: unused pictures of ours go, anything else stays.
+    std::fs::remove_file(world.state_dir().join("prepared")).unwrap();
+    world.write(&format!("state/prepared/{unused}"), b"ours, unused");
+    world.write("state/prepared/notes.txt", b"a stray file");
+    std::fs::create_dir_all(world.path("state/prepared/sub")).unwrap();
+    std::thread::sleep(MIN);
+    let run = world.run(&["--reconcile", "--timeout", "5s"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let prepared = world.state_dir().join("prepared");
+    assert!(
+        !prepared.join(&unused).exists(),
+        "an unused prepared picture was kept"
+    );
+    assert!(
+        prepared.join("notes.txt").exists(),
+        "a stray file was deleted"
+    );
+    assert!(prepared.join("sub").exists());
+}
