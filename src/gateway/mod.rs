@@ -19,6 +19,11 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one whole request may take, upload and answer included.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The most of an answer's body that is read, in bytes. GREEN-API's answers are under a
+/// kilobyte; a longer one is not GREEN-API's and is an `unexpected-answer` failure, so a
+/// huge or endless body costs at most this much memory.
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
+
 /// One upload: who, where, with which token, which bytes.
 #[derive(Debug)]
 pub(crate) struct Upload {
@@ -90,7 +95,7 @@ impl HttpGateway {
             .mime_str("image/jpeg")
             .map_err(transport_failure)?;
         let form = reqwest::multipart::Form::new().part("file", part);
-        let response = self
+        let mut response = self
             .client
             .post(url)
             .multipart(form)
@@ -98,8 +103,24 @@ impl HttpGateway {
             .await
             .map_err(transport_failure)?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(transport_failure)?;
-        Ok((status, body.to_vec()))
+        let too_long = || CallFailure {
+            kind: FailureKind::UnexpectedAnswer,
+            detail: format!("HTTP {status} with a body over {MAX_BODY_BYTES} bytes"),
+        };
+        if response
+            .content_length()
+            .is_some_and(|len| len > MAX_BODY_BYTES as u64)
+        {
+            return Err(too_long());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport_failure)? {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(too_long());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, body))
     }
 }
 

@@ -522,3 +522,34 @@ async fn a_real_400_refusal_is_refused_bytes() {
     server.join().unwrap();
     assert_eq!(failed(&outcome).kind, FailureKind::RefusedBytes);
 }
+
+#[tokio::test]
+async fn an_answer_longer_than_the_cap_is_unexpected_and_not_read_whole() {
+    // A valid success, padded to 1 MiB with whitespace JSON allows: read whole, it parses.
+    let mut body =
+        br#"{"urlAvatar":"https://x/y.jpg","setProfilePicture":true,"reason":null}"#.to_vec();
+    body.resize(1024 * 1024, b' ');
+    for declared_length in [true, false] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let body = body.clone();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            read_request(&mut stream);
+            let head = if declared_length {
+                format!("content-length: {}\r\n", body.len())
+            } else {
+                String::new()
+            };
+            let head = format!("HTTP/1.1 200 OK\r\n{head}connection: close\r\n\r\n");
+            // The client may hang up once it has read enough: errors are expected.
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        });
+        let outcome = call(&format!("http://127.0.0.1:{port}"), b"\xff\xd8\xff\xff\xd9").await;
+        server.join().unwrap();
+        let failure = failed(&outcome);
+        assert_eq!(failure.kind, FailureKind::UnexpectedAnswer, "{failure:?}");
+        assert!(failure.detail.contains("65536 bytes"), "{failure:?}");
+    }
+}
