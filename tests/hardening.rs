@@ -83,3 +83,28 @@ fn the_prepared_sweep_deletes_only_its_own_files_in_its_own_folder() {
     );
     assert!(prepared.join("sub").exists());
 }
+
+#[test]
+fn proxy_variables_never_see_a_loopback_or_plain_http_request() {
+    let world = World::new(MIN);
+    world.write("a.jpg", &jpeg(1));
+    manifest(&world, "1101000001", "a.jpg");
+    // A "proxy" that counts the connections it gets.
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    proxy.set_nonblocking(true).unwrap();
+    let run = to_run(
+        world
+            .command(&["--reconcile", "--timeout", "5s"])
+            .env("HTTP_PROXY", &proxy_url)
+            .env("http_proxy", &proxy_url)
+            .env("ALL_PROXY", &proxy_url)
+            .env("HTTPS_PROXY", &proxy_url)
+            .output()
+            .unwrap(),
+    );
+    assert!(proxy.accept().is_err(), "the proxy was contacted");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(world.fake.requests().len(), 1);
+    assert!(!run.stderr.contains(TOKEN), "{run:?}");
+}

@@ -9,7 +9,7 @@ mod classify;
 
 use classify::classify_scrubbed;
 
-use crate::manifest::{ApiToken, ApiUrl, InstanceId};
+use crate::manifest::{ApiToken, ApiUrl, InstanceId, is_loopback};
 use crate::outcome::{CallFailure, CallOutcome, FailureKind};
 use std::future::Future;
 use std::time::Duration;
@@ -69,7 +69,17 @@ impl HttpGateway {
     pub(crate) fn new() -> Result<Self, GatewayInitError> {
         // Another part of the process may have installed a provider already; that one wins.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
+            // The proxy environment is not read by the client: a plain `http://` proxy
+            // would see the whole URL, token included. See `proxy_from_env`.
+            .no_proxy();
+        if let Some(proxy) = proxy_from_env(|name| std::env::var(name).ok()) {
+            let proxy = reqwest::Proxy::custom(move |url| {
+                (!url.host_str().is_some_and(is_loopback)).then(|| proxy.clone())
+            });
+            builder = builder.proxy(proxy);
+        }
+        let client = builder
             .user_agent(crate::USER_AGENT)
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
@@ -130,6 +140,27 @@ impl Gateway for HttpGateway {
         match self.send(upload).await {
             Ok((status, body)) => classify_scrubbed(status, &body, token.expose()),
             Err(failure) => CallOutcome::Failed(failure).scrubbed(token.expose()),
+        }
+    }
+}
+
+/// The proxy to use for GREEN-API, from `HTTPS_PROXY`, else `ALL_PROXY` (either case): only
+/// an `https://` one, since the token is in the URL and the proxy must not see it in clear.
+/// Another one is ignored, with a warning, and no proxy is used. `HTTP_PROXY` is never
+/// used, and loopback URLs never go through a proxy.
+pub(crate) fn proxy_from_env(var: impl Fn(&str) -> Option<String>) -> Option<reqwest::Url> {
+    let (name, value) = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+        .into_iter()
+        .find_map(|name| Some((name, var(name).filter(|v| !v.trim().is_empty())?)))?;
+    match reqwest::Url::parse(value.trim()) {
+        Ok(url) if url.scheme() == "https" && url.host_str().is_some() => Some(url),
+        // The value may carry a password: say which variable, not what it holds.
+        _ => {
+            tracing::warn!(
+                "{name} is not an https:// URL; it is ignored and GREEN-API is called without \
+                 a proxy (the token travels in the URL: only an https:// proxy may carry it)"
+            );
+            None
         }
     }
 }

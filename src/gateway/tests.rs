@@ -553,3 +553,32 @@ async fn an_answer_longer_than_the_cap_is_unexpected_and_not_read_whole() {
         assert!(failure.detail.contains("65536 bytes"), "{failure:?}");
     }
 }
+
+#[test]
+fn only_an_https_proxy_from_https_proxy_or_all_proxy_is_used() {
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    };
+    let proxy = |pairs| super::proxy_from_env(env(pairs)).map(|u| u.to_string());
+    assert_eq!(proxy(&[]), None);
+    assert_eq!(proxy(&[("HTTP_PROXY", "https://p:3128")]), None);
+    assert_eq!(proxy(&[("HTTPS_PROXY", "http://p:3128")]), None);
+    assert_eq!(proxy(&[("ALL_PROXY", "socks5://p:1080")]), None);
+    assert_eq!(
+        proxy(&[("https_proxy", "https://p:3128")]).as_deref(),
+        Some("https://p:3128/")
+    );
+    assert_eq!(
+        proxy(&[
+            ("ALL_PROXY", "https://a:3128"),
+            ("HTTPS_PROXY", "https://h:3128")
+        ])
+        .as_deref(),
+        Some("https://h:3128/")
+    );
+}

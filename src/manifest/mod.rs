@@ -21,7 +21,7 @@ pub use problem::{ManifestError, Problem, ProblemKind};
 pub use processing::{Fit, Processing, parse_background};
 pub use scope::Scope;
 pub use token::{TokenError, TokenSource};
-pub use values::{ApiToken, ApiUrl, InstanceId, credentials_fingerprint};
+pub use values::{ApiToken, ApiUrl, InstanceId, credentials_fingerprint, is_loopback};
 
 use raw::RawManifest;
 use std::path::{Path, PathBuf};
