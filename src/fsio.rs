@@ -54,3 +54,28 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .mode(0o700)
         .create(dir)
 }
+
+/// Writes `bytes` to a new file at `path` (mode 0644 before the umask), replacing only a
+/// previous regular file: a symlink (whose target would be overwritten), a folder or a
+/// FIFO there is an error, and the file is created without following a symlink that
+/// appears meanwhile.
+pub(crate) fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_file() => std::fs::remove_file(path)?,
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "something other than a regular file (a symlink?) is in the way",
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    file.write_all(bytes)
+}

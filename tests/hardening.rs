@@ -108,3 +108,23 @@ fn proxy_variables_never_see_a_loopback_or_plain_http_request() {
     assert_eq!(world.fake.requests().len(), 1);
     assert!(!run.stderr.contains(TOKEN), "{run:?}");
 }
+
+#[test]
+fn preview_never_writes_through_a_symlink() {
+    let world = World::new(MIN);
+    world.write("a.jpg", &jpeg(1));
+    manifest(&world, "1101000001", "a.jpg");
+    let victim = world.write("victim", b"precious");
+    let out = world.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::os::unix::fs::symlink(&victim, out.join("1101000001.jpg")).unwrap();
+    let run = world.run(&["--preview", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious", "{run:?}");
+    assert_eq!(run.code, 1, "{run:?}");
+    // A previous preview (a regular file) is replaced.
+    std::fs::remove_file(out.join("1101000001.jpg")).unwrap();
+    std::fs::write(out.join("1101000001.jpg"), b"old").unwrap();
+    let run = world.run(&["--preview", out.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(std::fs::read(out.join("1101000001.jpg")).unwrap(), jpeg(1));
+}
