@@ -79,3 +79,35 @@ pub(crate) fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .open(path)?;
     file.write_all(bytes)
 }
+
+/// Opens `path` for reading only if it is a regular file (after following symlinks), without
+/// ever blocking: a FIFO or a device would hang the reader (and with it the lock and the
+/// daemon's loop), so it is an error, as is a folder.
+pub(crate) fn open_regular(path: &Path) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
+/// Reads the regular file at `path` ([`open_regular`]), at most `cap` bytes: a longer one
+/// is an error, read no further than `cap + 1` bytes.
+pub(crate) fn read_regular(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    open_regular(path)?.take(cap + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {cap} bytes, the most avatar-sync reads"),
+        ));
+    }
+    Ok(bytes)
+}

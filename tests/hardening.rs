@@ -128,3 +128,64 @@ fn preview_never_writes_through_a_symlink() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(std::fs::read(out.join("1101000001.jpg")).unwrap(), jpeg(1));
 }
+
+/// Makes a FIFO at `path` (nothing ever writes to it).
+fn fifo(path: &std::path::Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+}
+
+#[test]
+fn fifos_and_endless_files_are_refused_not_waited_on() {
+    let world = World::new(MIN);
+    world.instance("1101000001");
+    fifo(&world.path("a.jpg"));
+    fifo(&world.path("token"));
+    world.write("big.token", &[b'a'; 5000]);
+    world.write_manifest(
+        "apiUrl: {url}\ninstances:\n  - idInstance: \"1101000001\"\n    apiTokenFile: token\n    picture: a.jpg\n  - idInstance: \"1101000002\"\n    apiTokenFile: big.token\n    picture: a.jpg\n",
+    );
+    let mut child = world
+        .command(&["--check"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            child.kill().unwrap();
+            panic!("--check hung on a FIFO");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run = to_run(child.wait_with_output().unwrap());
+    assert_eq!(run.code, 1, "{run:?}");
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.contains("a.jpg cannot be read: not a regular file"),
+        "{run:?}"
+    );
+    assert!(all.contains("token: not a regular file"), "{run:?}");
+    assert!(all.contains("larger than 4096 bytes"), "{run:?}");
+    // A FIFO manifest too.
+    std::fs::remove_file(world.manifest()).unwrap();
+    fifo(&world.manifest());
+    let mut child = world
+        .command(&["--check"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            child.kill().unwrap();
+            panic!("--check hung on a FIFO manifest");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+}

@@ -94,7 +94,7 @@ pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
 fn read(path: &Path) -> Result<String, String> {
     use std::io::Read as _;
     let cannot = |e: std::io::Error| format!("cannot read the manifest: {e}");
-    let file = std::fs::File::open(path).map_err(cannot)?;
+    let file = crate::fsio::open_regular(path).map_err(cannot)?;
     let mut bytes = Vec::new();
     file.take(MAX_MANIFEST_BYTES + 1)
         .read_to_end(&mut bytes)
