@@ -54,3 +54,60 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .mode(0o700)
         .create(dir)
 }
+
+/// Writes `bytes` to a new file at `path` (mode 0644 before the umask), replacing only a
+/// previous regular file: a symlink (whose target would be overwritten), a folder or a
+/// FIFO there is an error, and the file is created without following a symlink that
+/// appears meanwhile.
+pub(crate) fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_file() => std::fs::remove_file(path)?,
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "something other than a regular file (a symlink?) is in the way",
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    file.write_all(bytes)
+}
+
+/// Opens `path` for reading only if it is a regular file (after following symlinks), without
+/// ever blocking: a FIFO or a device would hang the reader (and with it the lock and the
+/// daemon's loop), so it is an error, as is a folder.
+pub(crate) fn open_regular(path: &Path) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
+/// Reads the regular file at `path` ([`open_regular`]), at most `cap` bytes: a longer one
+/// is an error, read no further than `cap + 1` bytes.
+pub(crate) fn read_regular(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    open_regular(path)?.take(cap + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {cap} bytes, the most avatar-sync reads"),
+        ));
+    }
+    Ok(bytes)
+}

@@ -7,6 +7,7 @@ mod util;
 
 mod daemon;
 mod examples;
+mod hardening;
 mod listen;
 mod pictures;
 mod reconcile;

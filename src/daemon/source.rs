@@ -2,7 +2,7 @@
 //! watch. The manifest is parsed again only when its bytes changed (or a reload asks), and
 //! an edit that does not parse is logged and ignored: the last good manifest stays.
 
-use crate::manifest::{self, Manifest, Scope, TokenSource};
+use crate::manifest::{self, MAX_MANIFEST_BYTES, Manifest, Scope, TokenSource};
 use crate::picture::Digest;
 use std::path::PathBuf;
 
@@ -21,7 +21,7 @@ impl ManifestSource {
     /// The manifest at `path`, whose current bytes are the ones already in force; each
     /// manifest read is restricted to `scope`.
     pub(crate) fn new(path: PathBuf, scope: Scope) -> Self {
-        let bytes = std::fs::read(&path).unwrap_or_default();
+        let bytes = crate::fsio::read_regular(&path, MAX_MANIFEST_BYTES).unwrap_or_default();
         let in_force = Digest::of(&bytes).to_string();
         Self {
             path,
@@ -45,7 +45,7 @@ impl ManifestSource {
     /// Reads the manifest again; `Some` when it changed (or `force`) and is valid, `None`
     /// when it is unchanged or (logged) invalid. `force` also re-reports a broken manifest.
     pub(crate) fn reload(&mut self, force: bool) -> Option<Manifest> {
-        let bytes = match std::fs::read(&self.path) {
+        let bytes = match crate::fsio::read_regular(&self.path, MAX_MANIFEST_BYTES) {
             Ok(bytes) => bytes,
             Err(e) => {
                 tracing::error!(

@@ -9,7 +9,7 @@ mod classify;
 
 use classify::classify_scrubbed;
 
-use crate::manifest::{ApiToken, ApiUrl, InstanceId};
+use crate::manifest::{ApiToken, ApiUrl, InstanceId, is_loopback};
 use crate::outcome::{CallFailure, CallOutcome, FailureKind};
 use std::future::Future;
 use std::time::Duration;
@@ -18,6 +18,11 @@ use std::time::Duration;
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one whole request may take, upload and answer included.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most of an answer's body that is read, in bytes. GREEN-API's answers are under a
+/// kilobyte; a longer one is not GREEN-API's and is an `unexpected-answer` failure, so a
+/// huge or endless body costs at most this much memory.
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// One upload: who, where, with which token, which bytes.
 #[derive(Debug)]
@@ -64,7 +69,17 @@ impl HttpGateway {
     pub(crate) fn new() -> Result<Self, GatewayInitError> {
         // Another part of the process may have installed a provider already; that one wins.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
+            // The proxy environment is not read by the client: a plain `http://` proxy
+            // would see the whole URL, token included. See `proxy_from_env`.
+            .no_proxy();
+        if let Some(proxy) = proxy_from_env(|name| std::env::var(name).ok()) {
+            let proxy = reqwest::Proxy::custom(move |url| {
+                (!url.host_str().is_some_and(is_loopback)).then(|| proxy.clone())
+            });
+            builder = builder.proxy(proxy);
+        }
+        let client = builder
             .user_agent(crate::USER_AGENT)
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
@@ -90,7 +105,7 @@ impl HttpGateway {
             .mime_str("image/jpeg")
             .map_err(transport_failure)?;
         let form = reqwest::multipart::Form::new().part("file", part);
-        let response = self
+        let mut response = self
             .client
             .post(url)
             .multipart(form)
@@ -98,8 +113,24 @@ impl HttpGateway {
             .await
             .map_err(transport_failure)?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(transport_failure)?;
-        Ok((status, body.to_vec()))
+        let too_long = || CallFailure {
+            kind: FailureKind::UnexpectedAnswer,
+            detail: format!("HTTP {status} with a body over {MAX_BODY_BYTES} bytes"),
+        };
+        if response
+            .content_length()
+            .is_some_and(|len| len > MAX_BODY_BYTES as u64)
+        {
+            return Err(too_long());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport_failure)? {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(too_long());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, body))
     }
 }
 
@@ -109,6 +140,27 @@ impl Gateway for HttpGateway {
         match self.send(upload).await {
             Ok((status, body)) => classify_scrubbed(status, &body, token.expose()),
             Err(failure) => CallOutcome::Failed(failure).scrubbed(token.expose()),
+        }
+    }
+}
+
+/// The proxy to use for GREEN-API, from `HTTPS_PROXY`, else `ALL_PROXY` (either case): only
+/// an `https://` one, since the token is in the URL and the proxy must not see it in clear.
+/// Another one is ignored, with a warning, and no proxy is used. `HTTP_PROXY` is never
+/// used, and loopback URLs never go through a proxy.
+pub(crate) fn proxy_from_env(var: impl Fn(&str) -> Option<String>) -> Option<reqwest::Url> {
+    let (name, value) = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+        .into_iter()
+        .find_map(|name| Some((name, var(name).filter(|v| !v.trim().is_empty())?)))?;
+    match reqwest::Url::parse(value.trim()) {
+        Ok(url) if url.scheme() == "https" && url.host_str().is_some() => Some(url),
+        // The value may carry a password: say which variable, not what it holds.
+        _ => {
+            tracing::warn!(
+                "{name} is not an https:// URL; it is ignored and GREEN-API is called without \
+                 a proxy (the token travels in the URL: only an https:// proxy may carry it)"
+            );
+            None
         }
     }
 }

@@ -522,3 +522,63 @@ async fn a_real_400_refusal_is_refused_bytes() {
     server.join().unwrap();
     assert_eq!(failed(&outcome).kind, FailureKind::RefusedBytes);
 }
+
+#[tokio::test]
+async fn an_answer_longer_than_the_cap_is_unexpected_and_not_read_whole() {
+    // A valid success, padded to 1 MiB with whitespace JSON allows: read whole, it parses.
+    let mut body =
+        br#"{"urlAvatar":"https://x/y.jpg","setProfilePicture":true,"reason":null}"#.to_vec();
+    body.resize(1024 * 1024, b' ');
+    for declared_length in [true, false] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let body = body.clone();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            read_request(&mut stream);
+            let head = if declared_length {
+                format!("content-length: {}\r\n", body.len())
+            } else {
+                String::new()
+            };
+            let head = format!("HTTP/1.1 200 OK\r\n{head}connection: close\r\n\r\n");
+            // The client may hang up once it has read enough: errors are expected.
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        });
+        let outcome = call(&format!("http://127.0.0.1:{port}"), b"\xff\xd8\xff\xff\xd9").await;
+        server.join().unwrap();
+        let failure = failed(&outcome);
+        assert_eq!(failure.kind, FailureKind::UnexpectedAnswer, "{failure:?}");
+        assert!(failure.detail.contains("65536 bytes"), "{failure:?}");
+    }
+}
+
+#[test]
+fn only_an_https_proxy_from_https_proxy_or_all_proxy_is_used() {
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    };
+    let proxy = |pairs| super::proxy_from_env(env(pairs)).map(|u| u.to_string());
+    assert_eq!(proxy(&[]), None);
+    assert_eq!(proxy(&[("HTTP_PROXY", "https://p:3128")]), None);
+    assert_eq!(proxy(&[("HTTPS_PROXY", "http://p:3128")]), None);
+    assert_eq!(proxy(&[("ALL_PROXY", "socks5://p:1080")]), None);
+    assert_eq!(
+        proxy(&[("https_proxy", "https://p:3128")]).as_deref(),
+        Some("https://p:3128/")
+    );
+    assert_eq!(
+        proxy(&[
+            ("ALL_PROXY", "https://a:3128"),
+            ("HTTPS_PROXY", "https://h:3128")
+        ])
+        .as_deref(),
+        Some("https://h:3128/")
+    );
+}

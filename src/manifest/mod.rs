@@ -25,7 +25,7 @@ pub use revision::git_revision;
 pub use scope::Scope;
 pub use shard::Shard;
 pub use token::{TokenError, TokenSource};
-pub use values::{ApiToken, ApiUrl, InstanceId, credentials_fingerprint};
+pub use values::{ApiToken, ApiUrl, InstanceId, credentials_fingerprint, is_loopback};
 
 use raw::RawManifest;
 use std::path::{Path, PathBuf};
@@ -98,7 +98,7 @@ pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
 fn read(path: &Path) -> Result<String, String> {
     use std::io::Read as _;
     let cannot = |e: std::io::Error| format!("cannot read the manifest: {e}");
-    let file = std::fs::File::open(path).map_err(cannot)?;
+    let file = crate::fsio::open_regular(path).map_err(cannot)?;
     let mut bytes = Vec::new();
     file.take(MAX_MANIFEST_BYTES + 1)
         .read_to_end(&mut bytes)

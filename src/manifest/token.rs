@@ -54,12 +54,15 @@ impl TokenSource {
             }
             Self::File(Err(why)) => Err(TokenError::Unavailable(format!("apiTokenFile: {why}"))),
             Self::File(Ok(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
+                let cannot = |e: &dyn std::fmt::Display| {
                     TokenError::Unavailable(format!(
                         "apiTokenFile: cannot read {}: {e}",
                         path.display()
                     ))
-                })?;
+                };
+                let bytes = crate::fsio::read_regular(path, MAX_TOKEN_FILE_BYTES)
+                    .map_err(|e| cannot(&e))?;
+                let text = String::from_utf8(bytes).map_err(|e| cannot(&e))?;
                 ApiToken::parse(&text).map_err(|e| {
                     TokenError::Invalid(format!("apiTokenFile {}: {e}", path.display()))
                 })
@@ -67,3 +70,6 @@ impl TokenSource {
         }
     }
 }
+
+/// The most of a token file that is read, in bytes: a token is a few dozen characters.
+const MAX_TOKEN_FILE_BYTES: u64 = 4096;

@@ -94,7 +94,9 @@ impl fmt::Display for ApiUrl {
     }
 }
 
-fn is_loopback(host: &str) -> bool {
+/// Whether `host` (a URL's host, IPv6 in brackets or not) is `localhost` or a loopback
+/// address.
+pub fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host

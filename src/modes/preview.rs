@@ -81,7 +81,7 @@ pub(crate) fn preview(manifest: &Manifest, out: &Path) -> Result<PreviewReport, 
             Some(Ok(digest)) => {
                 let bytes = prepared.bytes(digest).unwrap_or_default();
                 let file = out.join(format!("{}.jpg", instance.id));
-                match std::fs::write(&file, bytes) {
+                match crate::fsio::write_new_file(&file, bytes) {
                     Ok(()) => {
                         row.status = "written";
                         row.file = Some(file.display().to_string());

@@ -189,7 +189,7 @@ pub fn read(path: &Path) -> Result<Picture, PictureError> {
             reason: e.to_string(),
         },
     };
-    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let file = crate::fsio::open_regular(path).map_err(unreadable)?;
     let before = file.metadata().map_err(unreadable)?;
     let size = before.len();
     if size > MAX_PICTURE_BYTES {

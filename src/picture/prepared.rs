@@ -226,17 +226,26 @@ impl Prepared {
             return;
         }
         if let Outputs::Folder(folder) = &self.outputs {
+            // Only our own files go: `<sha256>.jpg` regular files in the state directory's
+            // real folder. A symlinked folder (which would lead outside the state
+            // directory), a stray file, a link or a sub-folder is left alone.
+            if !is_real_dir(folder) {
+                return;
+            }
             let Ok(entries) = std::fs::read_dir(folder) else {
                 return;
             };
             for entry in entries.flatten() {
                 let name = entry.file_name();
-                let stem = name.to_string_lossy();
-                let keep = stem
-                    .strip_suffix(".jpg")
-                    .and_then(|s| s.parse::<Digest>().ok())
-                    .is_some_and(|d| live.contains(&d));
-                if !keep {
+                let Some(digest) = name
+                    .to_str()
+                    .and_then(|name| name.strip_suffix(".jpg"))
+                    .and_then(|stem| stem.parse::<Digest>().ok())
+                else {
+                    continue;
+                };
+                let regular = entry.file_type().is_ok_and(|t| t.is_file());
+                if regular && !live.contains(&digest) {
                     let _ = std::fs::remove_file(entry.path());
                 }
             }
@@ -309,18 +318,24 @@ fn load_index(dir: &Path) -> HashMap<String, Digest> {
         .unwrap_or_default()
 }
 
-/// Writes a prepared picture under its digest: temporary file, rename. A file of that name
-/// already holds these exact bytes (the name is their hash). No fsync: this is a cache, and
-/// every upload checks the file against its digest, so a file damaged by a crash is only
-/// prepared again.
+/// Writes a prepared picture under its digest: temporary file, rename. A regular file of
+/// that name is kept only if it still holds these exact bytes (the name is their hash). No
+/// fsync: this is a cache, and every upload checks the file against its digest, so a file
+/// damaged by a crash (left empty by a power loss, say) is replaced here when prepared again.
 fn write_prepared(folder: &Path, digest: Digest, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let path = folder.join(format!("{digest}.jpg"));
-    if path.exists() {
+    if holds(&path, bytes) {
         return Ok(());
     }
     fsio::create_private_dir(folder)?;
+    if !is_real_dir(folder) {
+        return Err(std::io::Error::other(format!(
+            "{} is not a folder of the state directory (a symlink?)",
+            folder.display()
+        )));
+    }
     let tmp = folder.join(format!(".{digest}.jpg.tmp"));
     let _ = std::fs::remove_file(&tmp);
     let mut file = std::fs::OpenOptions::new()
@@ -331,4 +346,16 @@ fn write_prepared(folder: &Path, digest: Digest, bytes: &[u8]) -> std::io::Resul
     file.write_all(bytes)?;
     drop(file);
     std::fs::rename(&tmp, &path)
+}
+
+/// Whether `path` is a regular file (not a symlink) whose content is exactly `bytes`.
+fn holds(path: &Path, bytes: &[u8]) -> bool {
+    let regular_of_len = std::fs::symlink_metadata(path)
+        .is_ok_and(|m| m.file_type().is_file() && m.len() == bytes.len() as u64);
+    regular_of_len && std::fs::read(path).is_ok_and(|on_disk| on_disk == bytes)
+}
+
+/// Whether `path` is a folder itself, not a symlink to one.
+fn is_real_dir(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_dir())
 }

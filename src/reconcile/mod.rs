@@ -17,7 +17,7 @@ use crate::clock::{Clock, Jitter};
 use crate::gateway::Gateway;
 use crate::manifest::{InstanceId, Manifest};
 use crate::metrics::Metrics;
-use crate::outcome::CallOutcome;
+use crate::outcome::{CallOutcome, LocalProblem};
 use crate::picture::Digest;
 use crate::picture::caches::Caches;
 use crate::plan::{self, Decision, Desired, Policy};
@@ -69,6 +69,9 @@ pub(crate) struct Reconciler<G> {
     task_ids: HashMap<tokio::task::Id, InstanceId>,
     /// The prepared picture each call in flight is sending (kept through a manifest change).
     in_flight_digests: HashMap<InstanceId, Digest>,
+    /// Prepared pictures found damaged once and prepared again: found damaged a second
+    /// time, the instance fails instead of being re-planned at once (no spinning).
+    damaged: HashSet<(InstanceId, Digest)>,
 }
 
 impl<G: Gateway> Reconciler<G> {
@@ -103,6 +106,7 @@ impl<G: Gateway> Reconciler<G> {
             in_flight: JoinSet::new(),
             task_ids: HashMap::new(),
             in_flight_digests: HashMap::new(),
+            damaged: HashSet::new(),
         };
         reconciler.set_manifest(manifest);
         reconciler
@@ -347,6 +351,7 @@ impl<G: Gateway> Reconciler<G> {
             } => {
                 self.busy.remove(&id);
                 self.in_flight_digests.remove(&id);
+                self.damaged.retain(|(damaged, _)| *damaged != id);
                 let record = plan::record_outcome(
                     self.store.state().instances.get(&id),
                     digest,
@@ -377,7 +382,20 @@ impl<G: Gateway> Reconciler<G> {
                     return;
                 };
                 let instance = &self.manifest.instances[index];
-                if let Ok(path) = &instance.picture.path {
+                if !self.damaged.insert((id.clone(), digest)) {
+                    // Prepared again and still not the planned bytes: something keeps
+                    // damaging the folder. Fail until the next pass rather than spin.
+                    self.slots[index].target = Target {
+                        desired: Desired::Unusable(LocalProblem {
+                            label: "state-write",
+                            message: format!(
+                                "the prepared picture {} is damaged again after being prepared again",
+                                self.caches.prepared_path(digest).display()
+                            ),
+                        }),
+                        token: None,
+                    };
+                } else if let Ok(path) = &instance.picture.path {
                     let sources = hashes.digest_all([path.as_path()]);
                     let mut pictures = Pictures::new(&sources, prepared);
                     self.slots[index].target =

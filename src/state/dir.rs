@@ -53,6 +53,17 @@ pub enum StateError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// Other users could write to the folder, so its state and lock cannot be trusted.
+    #[error(
+        "the state directory {path} is writable by group or others (mode {mode:03o}); \
+         make it private (chmod 700) or give another --state-dir"
+    )]
+    Permissions {
+        /// The folder.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The state file was written by a newer avatar-sync.
     #[error(
         "the state file {path} has format version {found}, newer than this avatar-sync \
@@ -73,6 +84,7 @@ impl StateError {
             Self::CreateDir { .. } => "state-dir",
             Self::Locked { .. } => "state-locked",
             Self::Lock { .. } => "state-lock",
+            Self::Permissions { .. } => "state-dir-permissions",
             Self::Write { .. } => "state-write",
             Self::TooNew { .. } => "state-too-new",
         }
@@ -157,19 +169,26 @@ impl StateDir {
             path: self.path.clone(),
             source,
         })?;
+        self.check_private()?;
         let lock_path = self.path.join(LOCK_FILE);
         let lock_error = |source| StateError::Lock {
             path: lock_path.clone(),
             source,
         };
+        // Never through a symlink (its target would be truncated and written), never a
+        // FIFO or device (opening one could block): only a regular file of our own.
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&lock_path)
             .map_err(lock_error)?;
+        if !file.metadata().map_err(lock_error)?.is_file() {
+            return Err(lock_error(std::io::Error::other("not a regular file")));
+        }
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -200,6 +219,24 @@ impl StateDir {
             _file: file,
             dir: self.path.clone(),
         })
+    }
+
+    /// Refuses a state directory that group or others may write to: they could replace
+    /// the state, the lock or the prepared pictures under us.
+    fn check_private(&self) -> Result<(), StateError> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let meta = std::fs::metadata(&self.path).map_err(|source| StateError::CreateDir {
+            path: self.path.clone(),
+            source,
+        })?;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            return Err(StateError::Permissions {
+                path: self.path.clone(),
+                mode,
+            });
+        }
+        Ok(())
     }
 
     /// Reads the state without changing anything (for `--dry-run` and `--status`).

@@ -498,3 +498,30 @@ fn remember_refused_keeps_the_eight_most_recent_without_duplicates() {
     assert_eq!(record.refused_sha256, digests[2..10]);
     assert_eq!(record.refused_sha256.len(), MAX_REFUSED);
 }
+
+#[test]
+fn the_lock_file_is_never_opened_through_a_symlink() {
+    let (tmp, dir) = fresh();
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let victim = tmp.path().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.path().join(LOCK_FILE)).unwrap();
+    let err = dir.lock("test").unwrap_err();
+    assert_eq!(err.label(), "state-lock", "{err}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+}
+
+#[test]
+fn a_state_directory_others_may_write_is_refused() {
+    let (_tmp, dir) = fresh();
+    std::fs::create_dir_all(dir.path()).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = dir.lock("test").unwrap_err();
+    assert_eq!(err.label(), "state-dir-permissions");
+    assert!(err.to_string().contains("chmod 700"), "{err}");
+    assert!(err.to_string().contains("777"), "{err}");
+    assert!(!dir.path().join(LOCK_FILE).exists());
+    // Readable by others is fine (systemd's StateDirectory= defaults to 0755).
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _lock = dir.lock("test").unwrap();
+}

@@ -1,0 +1,189 @@
+//! Hostile inputs and faults (issue 13), through the real binary: each test is one way the
+//! audit hurt the program, and fails if that way works again.
+
+use crate::util::*;
+use std::time::Duration;
+
+const MIN: Duration = Duration::from_secs(1);
+
+/// One instance, `id`, showing `picture`, its token from `TOKEN_ENV`.
+fn manifest(world: &World, id: &str, picture: &str) {
+    world.instance(id);
+    world.write_manifest(&format!(
+        "apiUrl: {{url}}\nminInterval: 1s\ninstances:\n  - idInstance: \"{id}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: {picture}\n"
+    ));
+}
+
+#[test]
+fn an_emptied_prepared_picture_is_prepared_again_and_sent() {
+    let world = World::new(MIN);
+    world.write("a.jpg", &jpeg(1));
+    manifest(&world, "1101000001", "a.jpg");
+    assert_eq!(world.run(&["--reconcile"]).code, 0);
+    // A new picture is prepared, but its call waits on the throttle past a zero timeout.
+    world.write("a.jpg", &jpeg(2));
+    let waiting = world.run(&["--reconcile", "--json", "--timeout", "0s"]);
+    assert_eq!(waiting.status_of("1101000001"), "throttled", "{waiting:?}");
+    // A power loss leaves the unsynced prepared file empty.
+    let prepared = world.state_dir().join("prepared");
+    for entry in std::fs::read_dir(&prepared).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"").unwrap();
+    }
+
+    std::thread::sleep(MIN);
+    let run = world.run(&["--reconcile", "--json", "--timeout", "5s"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stderr.matches("missing or damaged").count(),
+        1,
+        "{run:?}"
+    );
+    let requests = world.fake.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[1].file, jpeg(2));
+}
+
+#[test]
+fn the_prepared_sweep_deletes_only_its_own_files_in_its_own_folder() {
+    let world = World::new(MIN);
+    world.write("a.jpg", &jpeg(1));
+    manifest(&world, "1101000001", "a.jpg");
+    // Someone else's folder, reached through a `prepared` symlink in the state directory.
+    let unused = format!("{}.jpg", "ab".repeat(32));
+    let elsewhere = world.path("elsewhere");
+    world.write(&format!("elsewhere/{unused}"), b"not ours");
+    world.write("elsewhere/notes.txt", b"not ours");
+    std::fs::create_dir_all(world.state_dir()).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, world.state_dir().join("prepared")).unwrap();
+    world.run(&["--reconcile", "--timeout", "5s"]);
+    assert!(
+        elsewhere.join(&unused).exists(),
+        "a file outside the state directory was deleted"
+    );
+    assert!(elsewhere.join("notes.txt").exists());
+
+    // In a real folder: unused pictures of ours go, anything else stays.
+    std::fs::remove_file(world.state_dir().join("prepared")).unwrap();
+    world.write(&format!("state/prepared/{unused}"), b"ours, unused");
+    world.write("state/prepared/notes.txt", b"a stray file");
+    std::fs::create_dir_all(world.path("state/prepared/sub")).unwrap();
+    std::thread::sleep(MIN);
+    let run = world.run(&["--reconcile", "--timeout", "5s"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let prepared = world.state_dir().join("prepared");
+    assert!(
+        !prepared.join(&unused).exists(),
+        "an unused prepared picture was kept"
+    );
+    assert!(
+        prepared.join("notes.txt").exists(),
+        "a stray file was deleted"
+    );
+    assert!(prepared.join("sub").exists());
+}
+
+#[test]
+fn proxy_variables_never_see_a_loopback_or_plain_http_request() {
+    let world = World::new(MIN);
+    world.write("a.jpg", &jpeg(1));
+    manifest(&world, "1101000001", "a.jpg");
+    // A "proxy" that counts the connections it gets.
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    proxy.set_nonblocking(true).unwrap();
+    let run = to_run(
+        world
+            .command(&["--reconcile", "--timeout", "5s"])
+            .env("HTTP_PROXY", &proxy_url)
+            .env("http_proxy", &proxy_url)
+            .env("ALL_PROXY", &proxy_url)
+            .env("HTTPS_PROXY", &proxy_url)
+            .output()
+            .unwrap(),
+    );
+    assert!(proxy.accept().is_err(), "the proxy was contacted");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(world.fake.requests().len(), 1);
+    assert!(!run.stderr.contains(TOKEN), "{run:?}");
+}
+
+#[test]
+fn preview_never_writes_through_a_symlink() {
+    let world = World::new(MIN);
+    world.write("a.jpg", &jpeg(1));
+    manifest(&world, "1101000001", "a.jpg");
+    let victim = world.write("victim", b"precious");
+    let out = world.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::os::unix::fs::symlink(&victim, out.join("1101000001.jpg")).unwrap();
+    let run = world.run(&["--preview", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious", "{run:?}");
+    assert_eq!(run.code, 1, "{run:?}");
+    // A previous preview (a regular file) is replaced.
+    std::fs::remove_file(out.join("1101000001.jpg")).unwrap();
+    std::fs::write(out.join("1101000001.jpg"), b"old").unwrap();
+    let run = world.run(&["--preview", out.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(std::fs::read(out.join("1101000001.jpg")).unwrap(), jpeg(1));
+}
+
+/// Makes a FIFO at `path` (nothing ever writes to it).
+fn fifo(path: &std::path::Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+}
+
+#[test]
+fn fifos_and_endless_files_are_refused_not_waited_on() {
+    let world = World::new(MIN);
+    world.instance("1101000001");
+    fifo(&world.path("a.jpg"));
+    fifo(&world.path("token"));
+    world.write("big.token", &[b'a'; 5000]);
+    world.write_manifest(
+        "apiUrl: {url}\ninstances:\n  - idInstance: \"1101000001\"\n    apiTokenFile: token\n    picture: a.jpg\n  - idInstance: \"1101000002\"\n    apiTokenFile: big.token\n    picture: a.jpg\n",
+    );
+    let mut child = world
+        .command(&["--check"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            child.kill().unwrap();
+            panic!("--check hung on a FIFO");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run = to_run(child.wait_with_output().unwrap());
+    assert_eq!(run.code, 1, "{run:?}");
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.contains("a.jpg cannot be read: not a regular file"),
+        "{run:?}"
+    );
+    assert!(all.contains("token: not a regular file"), "{run:?}");
+    assert!(all.contains("larger than 4096 bytes"), "{run:?}");
+    // A FIFO manifest too.
+    std::fs::remove_file(world.manifest()).unwrap();
+    fifo(&world.manifest());
+    let mut child = world
+        .command(&["--check"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            child.kill().unwrap();
+            panic!("--check hung on a FIFO manifest");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+}
