@@ -43,7 +43,9 @@ pub(super) struct RawProcessing {
     pub(super) quality: Option<Spanned<u8>>,
 }
 
-/// `idInstance` as written: a string, or a YAML integer.
+/// `idInstance` exactly as written: the scalar's text, quoted or not. YAML would read
+/// `0x10` as 16 and `1_000` as 1000, silently naming another instance; asking for a string
+/// keeps the text, so only digits as written pass validation.
 pub(super) struct RawId(pub(super) String);
 
 impl<'de> Deserialize<'de> for RawId {
@@ -57,13 +59,7 @@ impl<'de> Deserialize<'de> for RawId {
             fn visit_str<E>(self, v: &str) -> Result<RawId, E> {
                 Ok(RawId(v.to_owned()))
             }
-            fn visit_u64<E>(self, v: u64) -> Result<RawId, E> {
-                Ok(RawId(v.to_string()))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<RawId, E> {
-                Ok(RawId(v.to_string()))
-            }
         }
-        d.deserialize_any(Visitor)
+        d.deserialize_str(Visitor)
     }
 }

@@ -325,9 +325,29 @@ fn a_negative_integer_id_instance_is_an_error() {
     let problem = one_problem_at(
         "instances:\n  - idInstance: 1.5\n    apiTokenEnv: T\n    picture: a.jpg\n",
         2,
-        ProblemKind::Yaml,
+        ProblemKind::InvalidId,
     );
-    assert!(problem.message.contains("idInstance"), "{problem}");
+    assert!(problem.message.contains("`1.5`"), "{problem}");
+}
+
+#[test]
+fn an_id_instance_is_its_digits_as_written_never_a_yaml_integer_form() {
+    // YAML reads 0x10 as 16 and 1_000 as 1000: the id would silently be another instance.
+    for (written, shown) in [
+        ("0x10", "0x10"),
+        ("1_000", "1_000"),
+        ("0o17", "0o17"),
+        ("+5", "+5"),
+    ] {
+        let text = format!(
+            "instances:\n  - idInstance: {written}\n    apiTokenEnv: T\n    picture: a.jpg\n"
+        );
+        let problem = one_problem_at(&text, 2, ProblemKind::InvalidId);
+        assert!(problem.message.contains(shown), "{written}: {problem}");
+    }
+    // Digits as written are kept as written, leading zeros too.
+    let manifest = ok("instances:\n  - idInstance: 0042\n    apiTokenEnv: T\n    picture: a.jpg\n");
+    assert_eq!(manifest.instances[0].id.as_str(), "0042");
 }
 
 #[test]
