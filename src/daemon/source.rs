@@ -2,7 +2,7 @@
 //! watch. The manifest is parsed again only when its bytes changed (or a reload asks), and
 //! an edit that does not parse is logged and ignored: the last good manifest stays.
 
-use crate::manifest::{self, MAX_MANIFEST_BYTES, Manifest, Scope, TokenSource};
+use crate::manifest::{self, Manifest, Scope, TokenSource};
 use crate::picture::Digest;
 use std::path::PathBuf;
 
@@ -21,7 +21,7 @@ impl ManifestSource {
     /// The manifest at `path`, whose current bytes are the ones already in force; each
     /// manifest read is restricted to `scope`.
     pub(crate) fn new(path: PathBuf, scope: Scope) -> Self {
-        let bytes = crate::fsio::read_regular(&path, MAX_MANIFEST_BYTES).unwrap_or_default();
+        let bytes = manifest::read_bytes(&path).unwrap_or_default();
         let in_force = Digest::of(&bytes).to_string();
         Self {
             path,
@@ -45,13 +45,10 @@ impl ManifestSource {
     /// Reads the manifest again; `Some` when it changed (or `force`) and is valid, `None`
     /// when it is unchanged or (logged) invalid. `force` also re-reports a broken manifest.
     pub(crate) fn reload(&mut self, force: bool) -> Option<Manifest> {
-        let bytes = match crate::fsio::read_regular(&self.path, MAX_MANIFEST_BYTES) {
+        let bytes = match manifest::read_bytes(&self.path) {
             Ok(bytes) => bytes,
             Err(e) => {
-                tracing::error!(
-                    "cannot read the manifest {}: {e}; keeping the last good one",
-                    self.path.display()
-                );
+                log_problems(&e);
                 self.last_ok = false;
                 return None;
             }
@@ -61,8 +58,7 @@ impl ManifestSource {
             return None;
         }
         self.bytes = bytes;
-        let text = String::from_utf8_lossy(&self.bytes);
-        match manifest::parse(&text, &self.path, &|name| std::env::var(name).ok()) {
+        match manifest::from_bytes(&self.bytes, &self.path, &|name| std::env::var(name).ok()) {
             Ok(mut manifest) => {
                 for id in self.scope.missing_from(&manifest) {
                     tracing::warn!(instance = %id, "--instance {id} is no longer in the manifest");
@@ -82,17 +78,19 @@ impl ManifestSource {
                 Some(manifest)
             }
             Err(e) => {
-                for problem in &e.problems {
-                    tracing::error!(kind = problem.kind.label(), "{problem}");
-                }
-                tracing::error!(
-                    "the manifest edit above is ignored; the last good manifest stays in force"
-                );
+                log_problems(&e);
                 self.last_ok = false;
                 None
             }
         }
     }
+}
+
+fn log_problems(e: &manifest::ManifestError) {
+    for problem in &e.problems {
+        tracing::error!(kind = problem.kind.label(), "{problem}");
+    }
+    tracing::error!("the manifest above is ignored; the last good manifest stays in force");
 }
 
 /// The files the daemon watches: the manifest, every picture and every token file (a

@@ -459,3 +459,18 @@ async fn an_idle_loop_reads_no_file_between_resyncs() {
     );
     assert_eq!(gateway.call_times(), [Duration::ZERO]);
 }
+
+#[test]
+fn a_reload_refuses_what_a_fresh_start_refuses() {
+    // Invalid UTF-8 (a Latin-1 é in a comment): were the daemon to read it lossily, it would
+    // run a manifest that the service then refuses at its next start.
+    let world = World::new("");
+    let mut source = ManifestSource::new(world.manifest_path(), crate::manifest::Scope::all());
+    let mut bytes = b"# caf\xe9\n".to_vec();
+    bytes.extend(std::fs::read(world.manifest_path()).unwrap());
+    std::fs::write(world.manifest_path(), &bytes).unwrap();
+    let fresh = crate::manifest::load(&world.manifest_path()).unwrap_err();
+    assert!(fresh.to_string().contains("UTF-8"), "{fresh}");
+    assert!(source.reload(false).is_none());
+    assert_eq!(source.last_load(), None);
+}

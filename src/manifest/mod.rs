@@ -87,34 +87,39 @@ pub struct PictureSource {
 /// The smallest and largest `size`, in pixels.
 pub const SIZE_RANGE: std::ops::RangeInclusive<u32> = 16..=4096;
 
-/// Reads and validates the manifest at `path`, expanding `${NAME}` from the process environment.
+/// Reads and validates the manifest at `path`, expanding `${NAME}` from the process
+/// environment. The daemon's reloads go through the same two steps ([`read_bytes`], then
+/// [`from_bytes`]), so it never runs a manifest that a fresh start would refuse.
 pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-    let text = read(path)
-        .map_err(|message| ManifestError::one(ProblemKind::Unreadable, path, None, message))?;
-    parse(&text, path, &|name| std::env::var(name).ok())
+    from_bytes(&read_bytes(path)?, path, &|name| std::env::var(name).ok())
 }
 
-/// The manifest's text: at most [`MAX_MANIFEST_BYTES`], UTF-8.
-fn read(path: &Path) -> Result<String, String> {
-    use std::io::Read as _;
-    let cannot = |e: std::io::Error| format!("cannot read the manifest: {e}");
-    let file = crate::fsio::open_regular(path).map_err(cannot)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_MANIFEST_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(cannot)?;
-    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
-        return Err(format!(
-            "the manifest is larger than {} MiB, the most avatar-sync reads",
-            MAX_MANIFEST_BYTES >> 20
-        ));
-    }
-    String::from_utf8(bytes).map_err(|e| {
-        format!(
-            "the manifest is not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        )
+/// The manifest file's bytes: a regular file of at most [`MAX_MANIFEST_BYTES`].
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ManifestError> {
+    crate::fsio::read_regular(path, MAX_MANIFEST_BYTES).map_err(|e| {
+        let message = format!("cannot read the manifest: {e}");
+        ManifestError::one(ProblemKind::Unreadable, path, None, message)
     })
+}
+
+/// Validates the manifest `bytes` read from `path`: UTF-8 text, then [`parse`].
+pub fn from_bytes(
+    bytes: &[u8],
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Manifest, ManifestError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        ManifestError::one(
+            ProblemKind::Unreadable,
+            path,
+            None,
+            format!(
+                "the manifest is not UTF-8 text (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
+        )
+    })?;
+    parse(text, path, env)
 }
 
 /// Validates manifest `text` that was read from `path`. `env` looks up `${NAME}`.
