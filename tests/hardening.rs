@@ -187,3 +187,89 @@ fn fifos_and_endless_files_are_refused_not_waited_on() {
     }
     assert_eq!(child.wait().unwrap().code(), Some(1));
 }
+
+/// Whether `text` shows [`TOKEN`] or any 8-character piece of it, in any case, JSON-escaped
+/// (`\u0061`) or split by white space: the forms a hostile server echoes.
+fn shows_token(text: &str) -> bool {
+    let mut decoded = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("\\u") {
+        decoded.push_str(&rest[..at]);
+        let hex = rest.get(at + 2..at + 6).unwrap_or("");
+        match u32::from_str_radix(hex, 16).ok().and_then(char::from_u32) {
+            Some(c) if hex.len() == 4 => {
+                decoded.push(c);
+                rest = &rest[at + 6..];
+            }
+            _ => {
+                decoded.push_str("\\u");
+                rest = &rest[at + 2..];
+            }
+        }
+    }
+    decoded.push_str(rest);
+    let flat: String = decoded
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_lowercase();
+    let token: Vec<char> = TOKEN.to_lowercase().chars().collect();
+    token
+        .windows(8)
+        .any(|piece| flat.contains(&piece.iter().collect::<String>()))
+}
+
+#[test]
+fn a_server_echoing_the_token_in_disguise_never_gets_it_printed_or_stored() {
+    let world = World::new(MIN);
+    let escaped: String = TOKEN
+        .chars()
+        .map(|c| format!("\\u{:04x}", c as u32))
+        .collect();
+    let (head, tail) = TOKEN.split_at(TOKEN.len() / 2);
+    let echoes = [
+        Answer::Status(
+            200,
+            format!(r#"{{"setProfilePicture":false,"reason":"bad token {escaped}"}}"#),
+        ),
+        Answer::Status(400, format!("no instance for {}", TOKEN.to_uppercase())),
+        Answer::Status(400, format!("token {head}\n{tail} is wrong")),
+        Answer::Status(400, format!("token …{}… is wrong", &TOKEN[4..16])),
+        Answer::Status(
+            200,
+            format!(
+                r#"{{"setProfilePicture":true,"urlAvatar":"https://pps.example/{escaped}.jpg"}}"#
+            ),
+        ),
+    ];
+    let mut yaml = "apiUrl: {url}\nminInterval: 1s\ninstances:\n".to_owned();
+    for (n, answer) in echoes.into_iter().enumerate() {
+        let id = format!("110100000{n}");
+        world.instance(&id);
+        world.fake.script(&id, [answer]);
+        world.write(&format!("{n}.jpg"), &jpeg(n as u32));
+        yaml.push_str(&format!(
+            "  - idInstance: \"{id}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: {n}.jpg\n"
+        ));
+    }
+    world.write_manifest(&yaml);
+    assert!(shows_token(&escaped) && shows_token(&format!("{head}\n{tail}")));
+
+    let run = world.run(&["--reconcile", "--json", "-vv"]);
+    // The four failures are retried (and then answered normally): at least five calls.
+    assert!(world.fake.request_count() >= 5, "{run:?}");
+    assert!(run.stderr.contains("[redacted]"), "{run:?}");
+    assert!(!shows_token(&run.stdout), "{}", run.stdout);
+    assert!(!shows_token(&run.stderr), "{}", run.stderr);
+    for (path, bytes) in world.all_files() {
+        if path.starts_with(world.state_dir()) {
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!shows_token(&text), "{}: {text}", path.display());
+        }
+    }
+    // The confirmed picture stays confirmed; only the tainted URL is dropped.
+    assert_eq!(
+        world.state()["instances"]["1101000004"]["applied"]["urlAvatar"],
+        serde_json::Value::Null
+    );
+}

@@ -1,31 +1,9 @@
 //! GREEN-API answers → typed outcomes, by the contract's table (section 5). Pure: status
-//! and body in, [`CallOutcome`] out, with every piece of server text scrubbed of the token
-//! before it is kept.
+//! and body in, [`CallOutcome`] out. The outcome still holds server text; the gateway
+//! scrubs it of the token (`scrub.rs`) before handing it out.
 
 use crate::outcome::{CallFailure, CallOutcome, FailureKind};
 use serde::Deserialize;
-
-impl CallOutcome {
-    /// Removes the token from any text, in case a server or library echoed the URL.
-    pub(crate) fn scrubbed(self, token: &str) -> Self {
-        match self {
-            Self::Failed(CallFailure { kind, detail }) => Self::Failed(CallFailure {
-                kind,
-                detail: redact(&detail, token),
-            }),
-            applied => applied,
-        }
-    }
-}
-
-/// Replaces every occurrence of `token` in `text` with `[redacted]`.
-pub fn redact(text: &str, token: &str) -> String {
-    if token.is_empty() {
-        text.to_owned()
-    } else {
-        text.replace(token, "[redacted]")
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -35,14 +13,6 @@ struct Answer {
     reason: Option<String>,
     code: Option<u16>,
     description: Option<String>,
-}
-
-/// Removes `token` from the whole body, then classifies it. Scrubbing comes first: the
-/// detail keeps only an excerpt of the body, and a cut could leave a prefix of the token
-/// that no longer matches it.
-pub fn classify_scrubbed(status: u16, body: &[u8], token: &str) -> CallOutcome {
-    let body = redact(&String::from_utf8_lossy(body), token);
-    classify(status, body.as_bytes())
 }
 
 /// Classifies a GREEN-API answer (status and body) by the contract's table. Pure.

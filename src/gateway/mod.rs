@@ -3,11 +3,14 @@
 //! [`Gateway`] is the seam to the outside world: [`HttpGateway`] speaks HTTP to GREEN-API;
 //! the daemon loop's tests put a scripted one in its place. Token redaction lives here:
 //! the token travels in the URL path, and HTTP client errors print URLs, so every error is
-//! stripped of its URL and scrubbed of the token before it leaves this module.
+//! stripped of its URL, and every outcome is scrubbed of the token (`scrub.rs`) before it
+//! leaves this module.
 
 mod classify;
+mod scrub;
 
-use classify::classify_scrubbed;
+use classify::classify;
+use scrub::Scrubber;
 
 use crate::manifest::{ApiToken, ApiUrl, InstanceId, is_loopback};
 use crate::outcome::{CallFailure, CallOutcome, FailureKind};
@@ -136,11 +139,12 @@ impl HttpGateway {
 
 impl Gateway for HttpGateway {
     async fn set_profile_picture(&self, upload: Upload) -> CallOutcome {
-        let token = upload.token.clone();
+        let scrubber = Scrubber::new(upload.token.expose());
         match self.send(upload).await {
-            Ok((status, body)) => classify_scrubbed(status, &body, token.expose()),
-            Err(failure) => CallOutcome::Failed(failure).scrubbed(token.expose()),
+            Ok((status, body)) => classify(status, &body),
+            Err(failure) => CallOutcome::Failed(failure),
         }
+        .scrubbed(&scrubber)
     }
 }
 

@@ -1,7 +1,8 @@
 //! The GREEN-API client: every row of the contract's table, the exact request on the wire,
 //! and token redaction with real client errors.
 
-use super::classify::{classify, redact};
+use super::classify::classify;
+use super::scrub::Scrubber;
 use super::*;
 use crate::outcome::{CallFailure, CallOutcome, FailureKind};
 use std::io::{Read as _, Write as _};
@@ -284,18 +285,13 @@ fn failure_kinds_round_trip_through_serde_as_their_labels() {
 }
 
 // ---------------------------------------------------------------------------------------
-// redact().
+// Scrubbing (more cases in scrub.rs).
 
 #[test]
-fn redact_replaces_every_occurrence() {
+fn every_occurrence_of_the_token_is_redacted() {
     assert_eq!(
-        redact(&format!("POST /setProfilePicture/{TOKEN}: {TOKEN}!"), TOKEN),
+        Scrubber::new(TOKEN).clean(&format!("POST /setProfilePicture/{TOKEN}: {TOKEN}!")),
         "POST /setProfilePicture/[redacted]: [redacted]!"
-    );
-    assert_eq!(redact("nothing here", TOKEN), "nothing here");
-    assert_eq!(
-        redact("an empty token changes nothing", ""),
-        "an empty token changes nothing"
     );
 }
 
@@ -303,7 +299,7 @@ fn redact_replaces_every_occurrence() {
 fn a_token_cut_by_the_excerpt_is_not_shown() {
     // A server that echoes the request path, with the token straddling the 160-char cut.
     let body = format!("{} {TOKEN} trailing", "x".repeat(149));
-    let outcome = classify_scrubbed(500, body.as_bytes(), TOKEN);
+    let outcome = classify(500, body.as_bytes()).scrubbed(&Scrubber::new(TOKEN));
     let detail = &failed(&outcome).detail;
     assert!(!detail.contains(&TOKEN[..10]), "{detail}");
 }
