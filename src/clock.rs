@@ -66,9 +66,18 @@ impl Jitter {
     }
 }
 
+/// The last moment RFC 3339 can write (`9999-12-31T23:59:59.999Z`).
+const LAST_WRITABLE: Duration = Duration::from_millis(253_402_300_799_999);
+
 /// Formats a time as RFC 3339 in UTC with millisecond precision (`2026-01-02T03:04:05.678Z`).
+/// A time outside what it can write (before 1970, after 9999) is written as the nearest
+/// one it can, so a damaged state file never makes formatting panic.
 pub fn rfc3339(at: SystemTime) -> String {
-    humantime::format_rfc3339_millis(at).to_string()
+    let since_epoch = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .min(LAST_WRITABLE);
+    humantime::format_rfc3339_millis(SystemTime::UNIX_EPOCH + since_epoch).to_string()
 }
 
 /// Serde adapter: `SystemTime` as an RFC 3339 UTC string.
@@ -112,11 +121,22 @@ pub mod serde_rfc3339_opt {
     }
 }
 
-/// Parses a duration written like `10s`, `5m`, `1h30m` or `250ms`.
+/// The longest duration any setting takes. Bounding them where they are parsed keeps all
+/// time arithmetic (`now + minInterval`, deadlines, timers) far from overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Parses a duration written like `10s`, `5m`, `1h30m` or `250ms`, of at most
+/// [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    humantime::parse_duration(text)
-        .map_err(|e| format!("`{text}` is not a duration ({e}); write it like 10s, 5m or 1h30m"))
+    let duration = humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration ({e}); write it like 10s, 5m or 1h30m"))?;
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "`{text}` is longer than 366 days, the longest duration avatar-sync takes"
+        ));
+    }
+    Ok(duration)
 }
 
 /// Formats a duration for people, like `10s` or `1h 30m`.
@@ -138,6 +158,22 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("ten seconds").is_err());
         assert!(parse_duration("10").is_err());
+    }
+
+    #[test]
+    fn durations_past_the_bound_are_refused_and_name_it() {
+        assert_eq!(parse_duration("366d"), Ok(MAX_DURATION));
+        for huge in ["367d", "1000y", "18446744073709551615s"] {
+            let e = parse_duration(huge).unwrap_err();
+            assert!(e.contains("366 days"), "{huge}: {e}");
+        }
+    }
+
+    #[test]
+    fn times_past_year_9999_are_written_as_its_last_moment() {
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+        assert_eq!(rfc3339(far), "9999-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
     }
 
     #[test]

@@ -273,3 +273,45 @@ fn a_server_echoing_the_token_in_disguise_never_gets_it_printed_or_stored() {
         serde_json::Value::Null
     );
 }
+
+#[test]
+fn far_future_times_and_huge_durations_neither_panic_nor_block() {
+    let world = World::new(MIN);
+    world.write("a.jpg", &jpeg(1));
+    manifest(&world, "1101000001", "a.jpg");
+    // A state whose clock ran far ahead: the last call "ended" in 9999, a backoff to 2999.
+    let far = "9999-12-31T23:59:59.999Z";
+    let state = serde_json::json!({
+        "version": 1,
+        "instances": {"1101000001": {
+            "applied": {"sha256": sha256(&jpeg(2)), "at": far, "urlAvatar": null},
+            "lastCallAt": far,
+            "failure": {"kind": "server-error", "reason": "x", "consecutive": 1,
+                        "nextAttemptAt": "2999-01-01T00:00:00Z", "sha256": sha256(&jpeg(1)),
+                        "credentials": "0000000000000000"}
+        }}
+    });
+    world.write("state/state.json", state.to_string().as_bytes());
+    let status = world.run(&["--status", "--json"]);
+    assert_eq!(status.code, 0, "{status:?}");
+    assert_eq!(status.status_of("1101000001"), "throttled", "{status:?}");
+    // Within minInterval of now, not in 9999: the call is made in this run.
+    let run = world.run(&["--reconcile", "--json", "--timeout", "30s"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.status_of("1101000001"), "applied", "{run:?}");
+    assert_eq!(world.fake.request_count(), 1);
+
+    // Durations past the bound are refused where they are read, not overflowed later.
+    for key in ["minInterval", "resyncInterval"] {
+        world.write_manifest(&format!(
+            "apiUrl: {{url}}\n{key}: 1000y\ninstances:\n  - idInstance: \"1101000001\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n"
+        ));
+        let check = world.run(&["--check"]);
+        assert_eq!(check.code, 1, "{check:?}");
+        assert!(check.stderr.contains("manifest.yaml:2:"), "{check:?}");
+        assert!(check.stderr.contains("366 days"), "{check:?}");
+    }
+    let timeout = world.run(&["--reconcile", "--timeout", "1000y"]);
+    assert_eq!(timeout.code, 64, "{timeout:?}");
+    assert!(timeout.stderr.contains("366 days"), "{timeout:?}");
+}

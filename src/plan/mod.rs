@@ -11,6 +11,7 @@
 use crate::outcome::{CallOutcome, FailureKind, LocalProblem};
 use crate::picture::Digest;
 use crate::state::{Applied, Failure, InstanceRecord};
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 /// The ladder's cap for retryable failures.
@@ -158,7 +159,7 @@ pub fn decide(
         } => (*digest, credentials.as_deref()),
     };
     let empty = InstanceRecord::default();
-    let record = record.unwrap_or(&empty);
+    let record = within_policy(record.unwrap_or(&empty), now, policy);
 
     if record.applied.as_ref().map(|a| a.sha256) == Some(digest) {
         return Decision::InSync;
@@ -188,7 +189,7 @@ pub fn decide(
             until,
             failure: f.clone(),
         },
-        (Some(until), Some(f)) if Some(f.next_attempt_at) >= throttle_until => Decision::Wait {
+        (Some(until), Some(f)) if backoff_until >= throttle_until => Decision::Wait {
             digest,
             until,
             cause: WaitCause::Backoff(f.clone()),
@@ -199,6 +200,36 @@ pub fn decide(
             cause: WaitCause::Throttle,
         },
     }
+}
+
+/// `record` with its times clamped to what the policy could have produced by `now`: a call
+/// cannot have ended after now, and no backoff outlasts its rung (with the most jitter)
+/// counted from that call. So a clock that ran ahead, or a hand-edited state, never blocks
+/// an instance for years. Borrowed when nothing needed clamping. The reconciler stores a
+/// clamped record, so the clamp happens once and later decisions stand still.
+pub fn within_policy<'r>(
+    record: &'r InstanceRecord,
+    now: SystemTime,
+    policy: &Policy,
+) -> Cow<'r, InstanceRecord> {
+    let last_call = record.last_call_at.map(|at| at.min(now));
+    let latest_retry = |f: &Failure| {
+        let longest = backoff(f.kind, f.consecutive, policy.min_interval, 1.0);
+        f.next_attempt_at.min(last_call.unwrap_or(now) + longest)
+    };
+    let failure_clamped = record
+        .failure
+        .as_ref()
+        .is_some_and(|f| latest_retry(f) != f.next_attempt_at);
+    if last_call == record.last_call_at && !failure_clamped {
+        return Cow::Borrowed(record);
+    }
+    let mut clamped = record.clone();
+    clamped.last_call_at = last_call;
+    if let Some(failure) = clamped.failure.as_mut() {
+        failure.next_attempt_at = latest_retry(failure);
+    }
+    Cow::Owned(clamped)
 }
 
 /// A recorded failure holds while the credentials are the same (or unknown); a slow

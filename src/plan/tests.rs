@@ -50,7 +50,8 @@ fn failed(kind: FailureKind, digest: Digest, last_call: f64, next: f64) -> Insta
         failure: Some(Failure {
             kind,
             reason: format!("{kind} happened"),
-            consecutive: 1,
+            // The third failure in a row: the waits below are within its rung.
+            consecutive: 3,
             next_attempt_at: at(next),
             sha256: digest,
             credentials: CREDS.to_owned(),
@@ -378,4 +379,33 @@ fn wake_at_names_the_time_of_waiting_decisions_only() {
         decide(&want(a()), Some(&record), at(1.0), &policy()).wake_at(),
         None
     );
+}
+
+#[test]
+fn a_far_future_time_in_the_state_waits_no_longer_than_the_policy_allows() {
+    // A clock that ran ahead, or a hand-edited state: lastCallAt in 2100, nextAttemptAt in
+    // 2999. A call cannot have finished after now, and no backoff is longer than its rung.
+    let far = |year: u64| SystemTime::UNIX_EPOCH + Duration::from_secs((year - 1970) * 31_557_600);
+    let mut record = failed(FailureKind::ServerError, a(), 0.0, 0.0);
+    record.failure.as_mut().unwrap().consecutive = 1;
+    record.last_call_at = Some(far(2100));
+    record.failure.as_mut().unwrap().next_attempt_at = far(2999);
+    let now = at(0.0);
+    let decision = decide(&want(a()), Some(&record), now, &policy());
+    let latest = now + backoff(FailureKind::ServerError, 1, policy().min_interval, 1.0);
+    assert!(decision.wake_at().unwrap() <= latest, "{decision:?}");
+
+    // The throttle alone: at most minInterval from now.
+    let mut throttled = applied(b(), 0.0);
+    throttled.last_call_at = Some(far(2999));
+    let decision = decide(&want(a()), Some(&throttled), now, &policy());
+    assert_eq!(decision.wake_at(), Some(now + policy().min_interval));
+
+    // A slow retry of an unusable instance: at most its rung, counted from now.
+    let mut blocked = failed(FailureKind::Unauthorized, a(), 0.0, 0.0);
+    blocked.failure.as_mut().unwrap().consecutive = 1;
+    blocked.failure.as_mut().unwrap().next_attempt_at = far(2999);
+    let decision = decide(&want(a()), Some(&blocked), now, &policy());
+    let latest = at(0.0) + backoff(FailureKind::Unauthorized, 1, policy().min_interval, 1.0);
+    assert!(decision.wake_at().unwrap() <= latest, "{decision:?}");
 }

@@ -25,6 +25,7 @@ use crate::report::{self, Report, ReportKind};
 use crate::state::{StateError, StateStore};
 use apply::{Call, Landed};
 use desired::{Pictures, Target, Tokens};
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -219,6 +220,16 @@ impl<G: Gateway> Reconciler<G> {
 
     fn plan_one(&mut self, index: usize, now: SystemTime) {
         let id = &self.manifest.instances[index].id;
+        if let Some(record) = self.store.state().instances.get(id)
+            && let Cow::Owned(clamped) = plan::within_policy(record, now, &self.policy)
+        {
+            tracing::warn!(
+                instance = %id,
+                "the recorded call or retry time is later than the policy allows from now \
+                 (the clock ran ahead, or the state was edited); it is brought back"
+            );
+            self.store.set(id.clone(), clamped);
+        }
         let decision = plan::decide(
             &self.slots[index].target.desired,
             self.store.state().instances.get(id),
