@@ -18,10 +18,11 @@ fn manifest(world: &World, id: &str, picture: &str) {
 fn an_emptied_prepared_picture_is_prepared_again_and_sent() {
     let world = World::new(MIN);
     world.write("a.jpg", &jpeg(1));
+    world.write("b.jpg", &jpeg(2));
     manifest(&world, "1101000001", "a.jpg");
     assert_eq!(world.run(&["--reconcile"]).code, 0);
     // A new picture is prepared, but its call waits on the throttle past a zero timeout.
-    world.write("a.jpg", &jpeg(2));
+    manifest(&world, "1101000001", "b.jpg");
     let waiting = world.run(&["--reconcile", "--json", "--timeout", "0s"]);
     assert_eq!(waiting.status_of("1101000001"), "throttled", "{waiting:?}");
     // A power loss leaves the unsynced prepared file empty.
@@ -314,4 +315,40 @@ fn far_future_times_and_huge_durations_neither_panic_nor_block() {
     let timeout = world.run(&["--reconcile", "--timeout", "1000y"]);
     assert_eq!(timeout.code, 64, "{timeout:?}");
     assert!(timeout.stderr.contains("366 days"), "{timeout:?}");
+}
+
+#[test]
+fn a_picture_rewritten_in_place_is_never_uploaded_torn() {
+    use std::io::{Seek as _, SeekFrom, Write as _};
+    let world = World::new(MIN);
+    // Every byte after the headers differs: the colours are inverted.
+    let (old, new) = (jpeg(1), jpeg(0x00ff_fffe));
+    let path = world.write("a.jpg", &old);
+    manifest(&world, "1101000001", "a.jpg");
+    assert_eq!(world.run(&["--reconcile"]).code, 0);
+
+    // The new picture is written in place in two writes, with a pause between them:
+    // meanwhile the file is the new picture's head on the old one's tail, a valid JPEG.
+    // (Past the headers, which the two pictures share.)
+    let half = new.len() * 3 / 4;
+    let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.write_all(&new[..half]).unwrap();
+    assert_ne!(std::fs::read(&path).unwrap(), old);
+    let child = world
+        .command(&["--reconcile", "--json", "--timeout", "20s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    file.seek(SeekFrom::Start(half as u64)).unwrap();
+    file.write_all(&new[half..]).unwrap();
+    file.set_len(new.len() as u64).unwrap();
+    drop(file);
+    let run = to_run(child.wait_with_output().unwrap());
+
+    assert_eq!(run.code, 0, "{run:?}");
+    let requests = world.fake.requests();
+    assert_eq!(requests.len(), 2, "{run:?}");
+    assert_eq!(requests[1].file, new, "a torn picture was uploaded");
 }

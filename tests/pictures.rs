@@ -301,10 +301,11 @@ fn crc32(bytes: &[u8]) -> u32 {
 fn a_lost_prepared_picture_is_prepared_again_before_it_is_sent() {
     let world = World::new(MIN);
     world.write("a.jpg", &jpeg(1));
+    world.write("b.jpg", &jpeg(2));
     manifest(&world, &[("1101000001", "a.jpg", "")], "");
     assert_eq!(world.run(&["--reconcile"]).code, 0);
     // A new picture is prepared, but its call waits on the throttle past a zero timeout.
-    world.write("a.jpg", &jpeg(2));
+    manifest(&world, &[("1101000001", "b.jpg", "")], "");
     let waiting = world.run(&["--reconcile", "--json", "--timeout", "0s"]);
     assert_eq!(waiting.code, 1, "{waiting:?}");
     assert_eq!(waiting.status_of("1101000001"), "throttled");

@@ -75,6 +75,7 @@ fn connection_errors_do_not_print_the_url() {
     let world = World::new(MIN);
     // Nothing listens on port 9 of loopback: connection refused.
     world.write("a.jpg", &jpeg(1));
+    std::thread::sleep(SETTLE);
     world.write_manifest(
         "apiUrl: http://127.0.0.1:9\nminInterval: 1s\ninstances:\n  - idInstance: \"1101000001\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n",
     );

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+pub use avatar_sync::picture::SETTLE;
+
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_avatar-sync");
 

@@ -152,6 +152,7 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
         reconciler.dispatch();
         let next_timer = reconciler.next_timer().map(|at| clock.instant_at(at));
         let save_at = reconciler.save_due_at();
+        let recheck_at = reconciler.recheck_at().map(|at| clock.instant_at(at));
         let mut pass = None;
         tokio::select! {
             () = reconciler.land_next() => {
@@ -161,6 +162,8 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
             }
             () = sleep_until_opt(next_timer) => {}
             () = sleep_until_opt(save_at) => {}
+            // A picture was still being written: look again once it has been still.
+            () = sleep_until_opt(recheck_at) => pass = Some(Pass::Changed),
             event = events.recv() => match event {
                 Some(Event::Changed) => self.quiet.note(Instant::now()),
                 Some(Event::Reload) => pass = Some(Pass::Reload),

@@ -166,6 +166,8 @@ fn start_with(
     let options = Options {
         concurrency: 4,
         give_up_when_blocked: false,
+        // The loop's timing is tested here; settling pictures, in tests/hardening.rs.
+        settle: Duration::ZERO,
     };
     let reconciler = Reconciler::new(
         Arc::new(manifest),

@@ -65,6 +65,7 @@ pub(crate) async fn serve(settings: Settings, first: Manifest) -> Result<(), Err
     let options = Options {
         concurrency,
         give_up_when_blocked: false,
+        settle: crate::picture::SETTLE,
     };
     let manifest = Arc::new(first);
     let reconciler = Reconciler::new(manifest, store, gateway, clock, Jitter::random(), options);

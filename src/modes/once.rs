@@ -30,6 +30,7 @@ pub(crate) async fn reconcile(
     let options = Options {
         concurrency,
         give_up_when_blocked: true,
+        settle: crate::picture::SETTLE,
     };
     let manifest = Arc::new(manifest);
     let gateway = HttpGateway::new()?;

@@ -54,6 +54,9 @@ pub struct Hashes {
     dirty: bool,
     /// Counts since the last [`Hashes::take_stats`].
     stats: HashStats,
+    /// A picture read whose file changed less than this ago is [`PictureError::Changing`]
+    /// (see [`picture::SETTLE`]); zero accepts any.
+    settle: std::time::Duration,
 }
 
 impl Hashes {
@@ -75,6 +78,12 @@ impl Hashes {
             entries,
             ..Self::default()
         }
+    }
+
+    /// From now on, a picture whose file changed less than `settle` ago is not taken: it
+    /// is [`PictureError::Changing`] until it has been still that long.
+    pub fn require_settled(&mut self, settle: std::time::Duration) {
+        self.settle = settle;
     }
 
     /// Saves the cache into the folder `dir` if it changed. Only the state directory's
@@ -112,7 +121,13 @@ impl Hashes {
         }
         self.stats.misses += 1;
         let hashed_at_ns = now_ns();
+        let settle_ns = i64::try_from(self.settle.as_nanos()).unwrap_or(i64::MAX);
         match picture::read(path) {
+            Ok(picture) if picture.identity.ctime_ns > hashed_at_ns.saturating_sub(settle_ns) => {
+                Err(PictureError::Changing {
+                    path: path.to_owned(),
+                })
+            }
             Ok(picture) => {
                 self.remember(path, picture.identity, picture.digest, hashed_at_ns);
                 Ok(picture.digest)

@@ -173,10 +173,19 @@ impl PictureError {
             Self::Missing { .. } => "picture-missing",
             Self::Unreadable { .. } => "picture-unreadable",
             Self::TooLarge { .. } => "picture-too-large",
-            Self::Changing { .. } => "picture-changing",
+            Self::Changing { .. } => CHANGING,
         }
     }
 }
+
+/// How long a picture file must have been still (its last change, `ctime`, at least this
+/// old) before it is uploaded. A writer that rewrites a picture in place in several writes
+/// leaves a torn file between them, often a valid JPEG; any pause shorter than this is
+/// waited out. `cp`, editors and `git checkout` finish in far less.
+pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The label of [`PictureError::Changing`]: the picture is looked at again once still.
+pub const CHANGING: &str = "picture-changing";
 
 /// Reads the picture at `path`: at most 10 MiB, and not while it is being written.
 pub fn read(path: &Path) -> Result<Picture, PictureError> {

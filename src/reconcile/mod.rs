@@ -18,8 +18,8 @@ use crate::gateway::Gateway;
 use crate::manifest::{InstanceId, Manifest};
 use crate::metrics::Metrics;
 use crate::outcome::{CallOutcome, LocalProblem};
-use crate::picture::Digest;
 use crate::picture::caches::Caches;
+use crate::picture::{self, Digest};
 use crate::plan::{self, Decision, Desired, Policy};
 use crate::report::{self, Report, ReportKind};
 use crate::state::{StateError, StateStore};
@@ -40,6 +40,9 @@ pub(crate) struct Options {
     /// After a slow-retry failure (bad token, unusable instance), give up on the instance
     /// (one-shot runs) instead of waiting for its retry (the daemon).
     pub give_up_when_blocked: bool,
+    /// Pictures are taken only once their file has been still this long
+    /// ([`crate::picture::SETTLE`]); until then they are looked at again.
+    pub settle: std::time::Duration,
 }
 
 /// One instance of the current manifest: what it should show and what was decided.
@@ -73,6 +76,8 @@ pub(crate) struct Reconciler<G> {
     /// Prepared pictures found damaged once and prepared again: found damaged a second
     /// time, the instance fails instead of being re-planned at once (no spinning).
     damaged: HashSet<(InstanceId, Digest)>,
+    /// When to look again at pictures that were still being written.
+    recheck_at: Option<SystemTime>,
 }
 
 impl<G: Gateway> Reconciler<G> {
@@ -86,7 +91,8 @@ impl<G: Gateway> Reconciler<G> {
         jitter: Jitter,
         options: Options,
     ) -> Self {
-        let caches = Caches::writer(store.dir().path());
+        let mut caches = Caches::writer(store.dir().path());
+        caches.hashes.require_settled(options.settle);
         let mut reconciler = Self {
             options,
             gateway,
@@ -108,6 +114,7 @@ impl<G: Gateway> Reconciler<G> {
             task_ids: HashMap::new(),
             in_flight_digests: HashMap::new(),
             damaged: HashSet::new(),
+            recheck_at: None,
         };
         reconciler.set_manifest(manifest);
         reconciler
@@ -137,6 +144,11 @@ impl<G: Gateway> Reconciler<G> {
         self.queue.clear();
         self.timers.clear();
         let now = self.clock.now();
+        let settling = self.slots.iter().any(|slot| {
+            matches!(&slot.target.desired, Desired::Unusable(p) if p.label == picture::CHANGING)
+        });
+        self.recheck_at =
+            (settling && !self.options.settle.is_zero()).then(|| now + self.options.settle);
         for index in 0..self.slots.len() {
             if !self.busy.contains(&self.manifest.instances[index].id) {
                 self.plan_one(index, now);
@@ -188,6 +200,12 @@ impl<G: Gateway> Reconciler<G> {
     /// What the reconciler counts (requests, passes), for `/metrics`.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// When pictures that were still being written are to be looked at again (a new pass
+    /// over the same manifest), if any were.
+    pub fn recheck_at(&self) -> Option<SystemTime> {
+        self.recheck_at
     }
 
     /// The clock the reconciler reads.
@@ -446,8 +464,10 @@ impl<G: Gateway> Reconciler<G> {
                 self.dispatch();
             }
             let next_timer = self.next_timer();
+            let recheck = self.recheck_at.filter(|&at| at <= deadline);
             let nothing_before_deadline = (self.queue.is_empty() || now >= deadline)
-                && next_timer.is_none_or(|at| at > deadline);
+                && next_timer.is_none_or(|at| at > deadline)
+                && recheck.is_none();
             if self.in_flight.is_empty() && nothing_before_deadline {
                 break;
             }
@@ -456,10 +476,14 @@ impl<G: Gateway> Reconciler<G> {
                 .filter(|&at| now < deadline && at <= deadline)
                 .map(|at| self.clock.instant_at(at));
             let save_at = self.save_due_at();
+            let recheck_at = recheck.map(|at| self.clock.instant_at(at));
             tokio::select! {
                 () = self.land_next() => {}
                 () = sleep_until_opt(wake) => {}
                 () = sleep_until_opt(save_at) => {}
+                () = sleep_until_opt(recheck_at) => {
+                    self.set_manifest(Arc::clone(&self.manifest));
+                }
             }
             self.save_if_due()?;
         }

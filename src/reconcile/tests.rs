@@ -26,6 +26,7 @@ fn reconciler(dir: &Path, manifest: Manifest, clock: Clock) -> Reconciler<HttpGa
     let options = Options {
         concurrency: 4,
         give_up_when_blocked: true,
+        settle: std::time::Duration::ZERO,
     };
     Reconciler::new(
         Arc::new(manifest),
