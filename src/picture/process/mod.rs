@@ -16,6 +16,7 @@ use image::{DynamicImage, ImageDecoder, ImageError, Limits, Rgb, RgbImage};
 use std::fmt;
 use std::io::Cursor;
 
+mod budget;
 mod jpeg;
 #[cfg(test)]
 mod tests;
@@ -139,7 +140,8 @@ pub fn process(source: &[u8], options: &Processing) -> Result<(Vec<u8>, Route), 
     } else {
         source
     };
-    let image = decode(format, source)?;
+    // The reservation is held until the processed picture is encoded.
+    let (image, _pixels) = decode(format, source)?;
     let image = flatten(image, options.background);
     let image = shape(image, options);
     let mut out = Vec::new();
@@ -152,7 +154,8 @@ pub fn process(source: &[u8], options: &Processing) -> Result<(Vec<u8>, Route), 
 /// A small JPEG of an upload, for the status page: `side` pixels on its longest edge (never
 /// larger than the upload), with the same limits as any decode.
 pub fn thumbnail(upload: &[u8], side: u32) -> Result<Vec<u8>, ProcessError> {
-    let image = decode(Format::Jpeg, upload)?.to_rgb8();
+    let (image, _pixels) = decode(Format::Jpeg, upload)?;
+    let image = image.to_rgb8();
     let image = scale_within(image, side);
     let mut out = Vec::new();
     JpegEncoder::new_with_quality(&mut out, 85)
@@ -205,9 +208,13 @@ fn detect(bytes: &[u8]) -> Result<Format, ProcessError> {
     Err(ProcessError::UnsupportedFormat { found })
 }
 
-/// Decodes under [`MAX_SIDE`] and [`MAX_DECODED_BYTES`], then turns the picture upright by
-/// the orientation its own metadata (EXIF) gives.
-fn decode(format: Format, bytes: &[u8]) -> Result<DynamicImage, ProcessError> {
+/// Decodes under [`MAX_SIDE`] and [`MAX_DECODED_BYTES`], within the decodes' shared budget
+/// (held by the returned reservation), then turns the picture upright by the orientation its
+/// own metadata (EXIF) gives.
+fn decode(
+    format: Format,
+    bytes: &[u8],
+) -> Result<(DynamicImage, budget::Reservation<'static>), ProcessError> {
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
@@ -236,7 +243,7 @@ fn decode_with(
     mut decoder: impl ImageDecoder,
     mut limits: Limits,
     format: Format,
-) -> Result<DynamicImage, ProcessError> {
+) -> Result<(DynamicImage, budget::Reservation<'static>), ProcessError> {
     let dimensions = decoder.dimensions();
     if dimensions.0 == 0 || dimensions.1 == 0 {
         return Err(ProcessError::Decode(format!("the {format} has no pixels")));
@@ -245,11 +252,13 @@ fn decode_with(
     // Reserve the whole pixel buffer before decoding, so a bomb fails here, having cost only
     // its header; the decoder gets what is left for its own buffers.
     limits.reserve(decoder.total_bytes()).map_err(fail)?;
+    // The pixels, and about as much again for their flattened and shaped copies.
+    let pixels = budget::DECODES.reserve(decoder.total_bytes().saturating_mul(2));
     decoder.set_limits(limits).map_err(fail)?;
     let orientation = decoder.orientation().map_err(fail)?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(fail)?;
     image.apply_orientation(orientation);
-    Ok(image)
+    Ok((image, pixels))
 }
 
 /// Width and height from a PNG's IHDR chunk, which must come first.
