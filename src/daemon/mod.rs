@@ -30,12 +30,12 @@ pub(crate) use notify::{Notice, Notify, Systemd, status_line};
 pub use quiet::{QUIET, QUIET_MAX};
 pub(crate) use source::{ManifestSource, watched_files};
 
-use crate::clock::Jitter;
+use crate::clock::{Jitter, human_duration};
 use crate::gateway::Gateway;
 use crate::manifest::Manifest;
 use crate::manifest::git_revision;
 use crate::reconcile::{Reconciler, sleep_until_opt};
-use crate::state::StateError;
+use crate::state::{SAVE_RETRY, StateError};
 use board::Observed;
 use health::BEAT;
 use quiet::QuietWindow;
@@ -184,12 +184,12 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
         if let Some(pass) = pass {
             self.pass(pass);
         }
-        let saved = self.parts.reconciler.save_if_due();
-        if let Err(e) = &saved {
-            tracing::error!("{e}; retrying at the next save");
+        if let Err(e) = self.parts.reconciler.save_if_due() {
+            tracing::error!("{e}; retrying in {}", human_duration(SAVE_RETRY));
         }
         if let Some(observed) = &self.parts.observed {
-            observed.health.saved(saved.is_ok());
+            // Not ready while the state cannot be saved, until a save succeeds.
+            observed.health.saved(!self.parts.reconciler.save_failing());
         }
         true
     }
@@ -239,8 +239,17 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
                 }
             }
         }
+        let abandoned = reconciler.abandon_in_flight();
         reconciler.save()?;
-        tracing::info!("stopped; state saved");
+        if abandoned == 0 {
+            tracing::info!("stopped; state saved");
+        } else {
+            tracing::warn!(
+                abandoned,
+                "stopped; state saved; {abandoned} call(s) were given up in flight: their \
+                 instances are sent again after minInterval"
+            );
+        }
         Ok(())
     }
 

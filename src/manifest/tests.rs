@@ -862,3 +862,22 @@ fn a_manifest_larger_than_the_default_yaml_budget_loads() {
     }
     assert_eq!(ok(&text).instances.len(), 40_000);
 }
+
+#[test]
+fn a_token_pasted_into_api_token_env_is_not_echoed() {
+    let pasted = "d75b3a66374942c5b3c019c698abc2067e151558acbd451f9d";
+    let Err(e) = TokenSource::Env(pasted.to_owned()).resolve() else {
+        panic!("a variable named like a token is set");
+    };
+    assert!(!e.to_string().contains(&pasted[..8]), "{e}");
+    assert!(e.to_string().contains("looks like a token"), "{e}");
+    // An ordinary variable name is named.
+    let Err(e) = TokenSource::Env("GREEN_API_TOKEN_SUPPORT_1".to_owned()).resolve() else {
+        panic!("GREEN_API_TOKEN_SUPPORT_1 is set");
+    };
+    assert!(
+        e.to_string()
+            .contains("GREEN_API_TOKEN_SUPPORT_1 is not set"),
+        "{e}"
+    );
+}

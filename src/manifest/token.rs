@@ -28,6 +28,15 @@ pub enum TokenError {
     Invalid(String),
 }
 
+/// Whether an `apiTokenEnv` value is more likely a token pasted by mistake than a variable's
+/// name: long, letters and digits mixed, no `_` (GREEN-API tokens are 50 hex digits).
+fn looks_like_a_token(name: &str) -> bool {
+    name.len() >= 16
+        && name.bytes().all(|b| b.is_ascii_alphanumeric())
+        && name.bytes().any(|b| b.is_ascii_digit())
+        && name.bytes().any(|b| b.is_ascii_alphabetic())
+}
+
 impl TokenError {
     /// A stable machine label.
     pub fn label(&self) -> &'static str {
@@ -45,9 +54,16 @@ impl TokenSource {
             Self::Inline(token) => Ok(token.clone()),
             Self::Env(name) => {
                 let value = std::env::var(name).map_err(|_| {
-                    TokenError::Unavailable(format!(
-                        "apiTokenEnv: environment variable {name} is not set"
-                    ))
+                    TokenError::Unavailable(if looks_like_a_token(name) {
+                        format!(
+                            "apiTokenEnv names an environment variable that is not set, and \
+                             its {}-character name looks like a token itself (not shown): \
+                             apiTokenEnv takes the name of the variable that holds the token",
+                            name.len()
+                        )
+                    } else {
+                        format!("apiTokenEnv: environment variable {name} is not set")
+                    })
                 })?;
                 ApiToken::parse(&value)
                     .map_err(|e| TokenError::Invalid(format!("apiTokenEnv: variable {name}: {e}")))

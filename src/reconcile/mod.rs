@@ -202,6 +202,30 @@ impl<G: Gateway> Reconciler<G> {
         &self.metrics
     }
 
+    /// Gives up on the calls still in flight (a stop that cannot wait longer): each one may
+    /// have reached GREEN-API, so its instance records the call as made now and the
+    /// throttle holds across the restart; what it answered is unknown, so nothing else is
+    /// recorded and the picture is sent again later. Returns how many were given up.
+    pub fn abandon_in_flight(&mut self) -> usize {
+        let now = self.clock.now();
+        self.in_flight.abort_all();
+        self.task_ids.clear();
+        self.in_flight_digests.clear();
+        let abandoned: Vec<InstanceId> = self.busy.drain().collect();
+        for id in &abandoned {
+            let mut record = self
+                .store
+                .state()
+                .instances
+                .get(id)
+                .cloned()
+                .unwrap_or_default();
+            record.last_call_at = Some(now);
+            self.store.set(id.clone(), record);
+        }
+        abandoned.len()
+    }
+
     /// When pictures that were still being written are to be looked at again (a new pass
     /// over the same manifest), if any were.
     pub fn recheck_at(&self) -> Option<SystemTime> {
@@ -442,6 +466,11 @@ impl<G: Gateway> Reconciler<G> {
     /// When the next batched save is due.
     pub fn save_due_at(&self) -> Option<tokio::time::Instant> {
         self.store.save_due_at()
+    }
+
+    /// Whether the last save of the state failed (and none succeeded since).
+    pub fn save_failing(&self) -> bool {
+        self.store.save_failing()
     }
 
     /// Saves if a batch is due.

@@ -14,7 +14,7 @@ mod store;
 
 pub(crate) use dir::{StateDir, StateError};
 pub(crate) use schema::{Applied, Failure, InstanceRecord, State};
-pub(crate) use store::StateStore;
+pub(crate) use store::{SAVE_RETRY, StateStore};
 
 #[cfg(test)]
 mod tests;

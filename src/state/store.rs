@@ -8,6 +8,9 @@ use tokio::time::Instant;
 
 /// Least time between two saves while outcomes keep landing.
 pub(crate) const SAVE_INTERVAL: Duration = Duration::from_millis(250);
+/// Least time between two attempts while saves fail (a full disk, a read-only folder):
+/// retried, not spun on.
+pub(crate) const SAVE_RETRY: Duration = Duration::from_secs(5);
 
 /// The writer's view of the state: holds the lock and the state, and saves changes in
 /// batches (at most one save per [`SAVE_INTERVAL`] while outcomes keep landing).
@@ -17,7 +20,10 @@ pub(crate) struct StateStore {
     lock: StateLock,
     state: State,
     dirty: bool,
+    /// When the last save was attempted.
     last_save: Option<Instant>,
+    /// Whether that attempt failed.
+    failing: bool,
 }
 
 impl StateStore {
@@ -29,6 +35,7 @@ impl StateStore {
             state,
             dirty: false,
             last_save: None,
+            failing: false,
         }
     }
 
@@ -50,13 +57,22 @@ impl StateStore {
 
     /// When the next batched save is due, if anything is waiting to be saved.
     pub fn save_due_at(&self) -> Option<Instant> {
-        self.dirty.then(|| {
-            self.last_save
-                .map_or_else(Instant::now, |at| at + SAVE_INTERVAL)
-        })
+        let wait = if self.failing {
+            SAVE_RETRY
+        } else {
+            SAVE_INTERVAL
+        };
+        self.dirty
+            .then(|| self.last_save.map_or_else(Instant::now, |at| at + wait))
     }
 
-    /// Saves if something changed and the last save is at least [`SAVE_INTERVAL`] old.
+    /// Whether the last save failed (and nothing has been saved since).
+    pub fn save_failing(&self) -> bool {
+        self.failing
+    }
+
+    /// Saves if something changed and the last save is at least [`SAVE_INTERVAL`] old
+    /// ([`SAVE_RETRY`] after a failed one).
     pub fn save_if_due(&mut self) -> Result<(), StateError> {
         match self.save_due_at() {
             Some(at) if at <= Instant::now() => self.save(),
@@ -67,9 +83,11 @@ impl StateStore {
     /// Saves now if anything changed.
     pub fn save(&mut self) -> Result<(), StateError> {
         if self.dirty {
-            self.dir.save(&self.lock, &self.state)?;
-            self.dirty = false;
             self.last_save = Some(Instant::now());
+            let saved = self.dir.save(&self.lock, &self.state);
+            self.failing = saved.is_err();
+            saved?;
+            self.dirty = false;
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 
 use super::dir::{LOCK_FILE, STATE_FILE};
 use super::schema::MAX_REFUSED;
-use super::store::SAVE_INTERVAL;
+use super::store::{SAVE_INTERVAL, SAVE_RETRY};
 use super::*;
 use crate::manifest::InstanceId;
 use crate::outcome::FailureKind;
@@ -524,4 +524,26 @@ fn a_state_directory_others_may_write_is_refused() {
     // Readable by others is fine (systemd's StateDirectory= defaults to 0755).
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let _lock = dir.lock("test").unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_save_is_retried_slowly_and_says_so_until_it_succeeds() {
+    let (_tmp, dir) = fresh();
+    let lock = dir.lock("test").unwrap();
+    let mut store = StateStore::new(dir.clone(), lock, State::default());
+    // A folder where the state file goes: every save fails.
+    std::fs::create_dir(dir.path().join(STATE_FILE)).unwrap();
+    store.set(id("1101000001"), full_record());
+    assert!(store.save_if_due().is_err());
+    assert!(store.save_failing());
+    // Not again at once (a loop would spin on it), but after SAVE_RETRY.
+    assert_eq!(store.save_due_at(), Some(Instant::now() + SAVE_RETRY));
+    assert!(store.save_if_due().is_ok(), "retried before SAVE_RETRY");
+
+    std::fs::remove_dir(dir.path().join(STATE_FILE)).unwrap();
+    tokio::time::advance(SAVE_RETRY).await;
+    store.save_if_due().unwrap();
+    assert!(!store.save_failing());
+    assert_eq!(store.save_due_at(), None);
+    assert_eq!(dir.load().unwrap().state.instances.len(), 1);
 }
