@@ -44,6 +44,8 @@ pub use error::Error;
 
 #[cfg(test)]
 mod layers;
+#[cfg(test)]
+mod testing;
 
 /// The `User-Agent` sent with every GREEN-API request: `avatar-sync/<version>`.
 pub const USER_AGENT: &str = concat!("avatar-sync/", env!("CARGO_PKG_VERSION"));

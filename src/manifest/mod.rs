@@ -6,6 +6,8 @@
 //! together, so one run shows the operator everything to fix.
 
 mod expand;
+#[cfg(test)]
+mod fuzz;
 mod limits;
 mod problem;
 mod processing;

@@ -305,4 +305,6 @@ pub fn record_outcome(
 }
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;

@@ -17,4 +17,6 @@ pub(crate) use schema::{Applied, Failure, InstanceRecord, State};
 pub(crate) use store::{SAVE_RETRY, StateStore};
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
