@@ -4,6 +4,12 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::time::Duration;
+
+/// The longest one call may take, from its start to its answer: the gateway's request
+/// timeout. A call whose answer was never recorded (the process was killed meanwhile) may
+/// have been answered this long after it started, and the throttle counts from there.
+pub const ANSWER_DEADLINE: Duration = Duration::from_secs(30);
 
 /// What went wrong with a call, one kind per row of the contract's GREEN-API table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

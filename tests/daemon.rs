@@ -990,13 +990,21 @@ fn a_hung_call_delays_the_stop_only_boundedly_and_a_second_signal_stops_at_once(
     );
     assert!(state["instances"][id(2)]["applied"].is_null(), "{state:#}");
 
+    // The abandoned call may still be answered: its start is recorded, and its instance is
+    // not called again before that answer's deadline and minInterval.
+    assert!(state["instances"][id(2)]["callStartedAt"].is_string(), "{state:#}");
+
     // One signal: the drain gives up on the hung call after its bound and still exits 0.
+    world.fake.script(&id(1), [Answer::Hang]);
+    world.write("pictures/p1.jpg", &jpeg(11));
     let mut daemon = Daemon::spawn(&world, world.command(&[]), "daemon2.log");
     daemon.wait_for_requests(&world, 4);
-    assert_eq!(world.fake.requests()[3].instance, id(2));
+    assert_eq!(world.fake.requests()[3].instance, id(1));
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(GENEROUS), Some(0), "{}", daemon.log());
-    assert!(world.state()["instances"][id(2)]["applied"].is_null());
+    let state = world.state();
+    assert_eq!(state["instances"][id(1)]["applied"]["sha256"], sha256(&jpeg(1)));
+    assert!(state["instances"][id(2)]["applied"].is_null());
     assert_eq!(world.fake.request_count(), 4);
 }
 

@@ -352,3 +352,33 @@ fn a_picture_rewritten_in_place_is_never_uploaded_torn() {
     assert_eq!(requests.len(), 2, "{run:?}");
     assert_eq!(requests[1].file, new, "a torn picture was uploaded");
 }
+
+#[test]
+fn a_process_killed_mid_call_leaves_its_successor_the_throttle() {
+    let world = World::new(MIN);
+    world.write("a.jpg", &jpeg(1));
+    manifest(&world, "1101000001", "a.jpg");
+    // The call is answered after 3 s; the process is killed (SIGKILL) before that.
+    world.fake.script(
+        "1101000001",
+        [Answer::Delay(
+            Duration::from_secs(3),
+            Box::new(Answer::Normal),
+        )],
+    );
+    let mut child = world
+        .command(&["--reconcile", "--timeout", "60s"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    world.fake.wait_for_requests(1, Duration::from_secs(30));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Its successor knows a call may still be answered, and waits for it and minInterval.
+    let run = world.run(&["--reconcile", "--json", "--timeout", "1s"]);
+    assert_eq!(run.status_of("1101000001"), "throttled", "{run:?}");
+    assert_eq!(world.fake.request_count(), 1, "{run:?}");
+    let status = world.run(&["--status", "--json"]);
+    assert_eq!(status.status_of("1101000001"), "throttled", "{status:?}");
+}

@@ -20,7 +20,7 @@ use std::time::Duration;
 /// How long to wait for a TCP + TLS connection.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one whole request may take, upload and answer included.
-pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const REQUEST_TIMEOUT: Duration = crate::outcome::ANSWER_DEADLINE;
 
 /// The most of an answer's body that is read, in bytes. GREEN-API's answers are under a
 /// kilobyte; a longer one is not GREEN-API's and is an `unexpected-answer` failure, so a

@@ -8,7 +8,7 @@
 //! 15 minutes for an unusable instance, an hour for a used-up quota, plus up to 20 %
 //! jitter); never resend bytes the gateway refused.
 
-use crate::outcome::{CallOutcome, FailureKind, LocalProblem};
+use crate::outcome::{ANSWER_DEADLINE, CallOutcome, FailureKind, LocalProblem};
 use crate::picture::Digest;
 use crate::state::{Applied, Failure, InstanceRecord};
 use std::borrow::Cow;
@@ -173,7 +173,15 @@ pub fn decide(
         return Decision::Refused { digest, reason };
     }
 
-    let throttle_until = record.last_call_at.map(|at| at + policy.min_interval);
+    // The throttle counts from the last answer, or from the latest moment a call whose
+    // answer was never recorded could have been answered.
+    let unanswered = record
+        .call_started_at
+        .map(|at| at + ANSWER_DEADLINE + policy.min_interval);
+    let throttle_until = record
+        .last_call_at
+        .map(|at| at + policy.min_interval)
+        .max(unanswered);
     let failure = record
         .failure
         .as_ref()
@@ -203,7 +211,7 @@ pub fn decide(
 }
 
 /// `record` with its times clamped to what the policy could have produced by `now`: a call
-/// cannot have ended after now, and no backoff outlasts its rung (with the most jitter)
+/// cannot have started or ended after now, and no backoff outlasts its rung (with the most jitter)
 /// counted from that call. So a clock that ran ahead, or a hand-edited state, never blocks
 /// an instance for years. Borrowed when nothing needed clamping. The reconciler stores a
 /// clamped record, so the clamp happens once and later decisions stand still.
@@ -213,6 +221,7 @@ pub fn within_policy<'r>(
     policy: &Policy,
 ) -> Cow<'r, InstanceRecord> {
     let last_call = record.last_call_at.map(|at| at.min(now));
+    let call_started = record.call_started_at.map(|at| at.min(now));
     let latest_retry = |f: &Failure| {
         let longest = backoff(f.kind, f.consecutive, policy.min_interval, 1.0);
         f.next_attempt_at.min(last_call.unwrap_or(now) + longest)
@@ -221,11 +230,15 @@ pub fn within_policy<'r>(
         .failure
         .as_ref()
         .is_some_and(|f| latest_retry(f) != f.next_attempt_at);
-    if last_call == record.last_call_at && !failure_clamped {
+    if last_call == record.last_call_at
+        && call_started == record.call_started_at
+        && !failure_clamped
+    {
         return Cow::Borrowed(record);
     }
     let mut clamped = record.clone();
     clamped.last_call_at = last_call;
+    clamped.call_started_at = call_started;
     if let Some(failure) = clamped.failure.as_mut() {
         failure.next_attempt_at = latest_retry(failure);
     }
@@ -276,6 +289,7 @@ pub fn record_outcome(
 ) -> InstanceRecord {
     let mut record = previous.cloned().unwrap_or_default();
     record.last_call_at = Some(finished_at);
+    record.call_started_at = None;
     match outcome {
         CallOutcome::Applied { url_avatar } => {
             record.applied = Some(Applied {

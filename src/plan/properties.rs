@@ -51,6 +51,7 @@ fn record(rng: &mut fastrand::Rng) -> InstanceRecord {
             url_avatar: None,
         }),
         last_call_at: rng.bool().then(|| time(rng)),
+        call_started_at: rng.bool().then(|| time(rng)),
         failure: rng.bool().then(|| Failure {
             kind: KINDS[rng.usize(..KINDS.len())],
             reason: "generated".to_owned(),
@@ -83,7 +84,12 @@ fn longest_wait(record: &InstanceRecord, policy: &Policy) -> Duration {
     let backoff = record.failure.as_ref().map_or(Duration::ZERO, |f| {
         backoff(f.kind, f.consecutive, policy.min_interval, 1.0)
     });
-    backoff.max(policy.min_interval)
+    let unanswered = if record.call_started_at.is_some() {
+        crate::outcome::ANSWER_DEADLINE + policy.min_interval
+    } else {
+        Duration::ZERO
+    };
+    backoff.max(policy.min_interval).max(unanswered)
 }
 
 #[test]
@@ -105,10 +111,13 @@ fn every_decision_keeps_the_throttle_and_the_policys_bounds() {
         if !in_sync && record.refused_sha256.contains(&want) {
             assert!(matches!(decision, Decision::Refused { .. }), "{}", why());
         }
-        // The throttle, counted from a last call that cannot be later than now.
-        let throttle = record
-            .last_call_at
-            .map(|at| at.min(now) + policy.min_interval);
+        // The throttle, counted from a last answer that cannot be later than now, or from
+        // the latest answer of a call whose answer was not recorded.
+        let unanswered = (record.call_started_at)
+            .map(|at| at.min(now) + crate::outcome::ANSWER_DEADLINE + policy.min_interval);
+        let throttle = (record.last_call_at)
+            .map(|at| at.min(now) + policy.min_interval)
+            .max(unanswered);
         match &decision {
             Decision::Due { .. } => {
                 assert!(throttle.is_none_or(|t| t <= now), "{}", why());
@@ -154,6 +163,7 @@ fn every_recorded_failure_waits_its_rung_and_no_more() {
         );
         assert!(waited >= policy.min_interval, "case {case}: {waited:?}");
         assert_eq!(next.last_call_at, Some(finished), "case {case}");
+        assert_eq!(next.call_started_at, None, "case {case}");
         // What was confirmed before stays confirmed.
         assert_eq!(
             next.applied,

@@ -17,7 +17,7 @@ use crate::clock::{Clock, Jitter};
 use crate::gateway::Gateway;
 use crate::manifest::{InstanceId, Manifest};
 use crate::metrics::Metrics;
-use crate::outcome::{CallOutcome, LocalProblem};
+use crate::outcome::{CallOutcome, FailureKind, LocalProblem};
 use crate::picture::caches::Caches;
 use crate::picture::{self, Digest};
 use crate::plan::{self, Decision, Desired, Policy};
@@ -78,6 +78,8 @@ pub(crate) struct Reconciler<G> {
     damaged: HashSet<(InstanceId, Digest)>,
     /// When to look again at pictures that were still being written.
     recheck_at: Option<SystemTime>,
+    /// The `callStartedAt` each call in flight replaced: put back if it sends nothing.
+    started_over: HashMap<InstanceId, Option<SystemTime>>,
 }
 
 impl<G: Gateway> Reconciler<G> {
@@ -115,6 +117,7 @@ impl<G: Gateway> Reconciler<G> {
             in_flight_digests: HashMap::new(),
             damaged: HashSet::new(),
             recheck_at: None,
+            started_over: HashMap::new(),
         };
         reconciler.set_manifest(manifest);
         reconciler
@@ -202,28 +205,18 @@ impl<G: Gateway> Reconciler<G> {
         &self.metrics
     }
 
-    /// Gives up on the calls still in flight (a stop that cannot wait longer): each one may
-    /// have reached GREEN-API, so its instance records the call as made now and the
-    /// throttle holds across the restart; what it answered is unknown, so nothing else is
-    /// recorded and the picture is sent again later. Returns how many were given up.
+    /// Gives up on the calls still in flight (a stop that cannot wait longer). Each may
+    /// still reach GREEN-API: its record keeps the call's start (`callStartedAt`), so the
+    /// throttle holds across the restart; the picture is sent again later. Returns how many
+    /// were given up.
     pub fn abandon_in_flight(&mut self) -> usize {
-        let now = self.clock.now();
         self.in_flight.abort_all();
         self.task_ids.clear();
         self.in_flight_digests.clear();
-        let abandoned: Vec<InstanceId> = self.busy.drain().collect();
-        for id in &abandoned {
-            let mut record = self
-                .store
-                .state()
-                .instances
-                .get(id)
-                .cloned()
-                .unwrap_or_default();
-            record.last_call_at = Some(now);
-            self.store.set(id.clone(), record);
-        }
-        abandoned.len()
+        self.started_over.clear();
+        let abandoned = self.busy.len();
+        self.busy.clear();
+        abandoned
     }
 
     /// When pictures that were still being written are to be looked at again (a new pass
@@ -305,11 +298,13 @@ impl<G: Gateway> Reconciler<G> {
         }
     }
 
-    /// Starts due calls while fewer than `concurrency` are in flight.
+    /// Starts due calls while fewer than `concurrency` are in flight. Their start is
+    /// recorded (and journaled) before any of them is sent.
     pub fn dispatch(&mut self) {
-        while self.in_flight.len() < self.options.concurrency {
+        let mut starting: Vec<Call> = Vec::new();
+        while self.in_flight.len() + starting.len() < self.options.concurrency {
             let Some(index) = self.queue.pop_front() else {
-                return;
+                break;
             };
             let Decision::Due { digest } = self.slots[index].decision else {
                 continue;
@@ -330,7 +325,7 @@ impl<G: Gateway> Reconciler<G> {
             if !self.busy.insert(instance.id.clone()) {
                 continue;
             }
-            let call = Call {
+            starting.push(Call {
                 manifest: Arc::clone(&self.manifest),
                 index,
                 path: self.caches.prepared_path(digest),
@@ -338,15 +333,29 @@ impl<G: Gateway> Reconciler<G> {
                 digest,
                 credentials: credentials.clone(),
                 token: token.clone(),
-            };
+            });
+        }
+        if starting.is_empty() {
+            return;
+        }
+        let ids: Vec<InstanceId> = (starting.iter())
+            .map(|call| self.manifest.instances[call.index].id.clone())
+            .collect();
+        for id in &ids {
+            let before = self.store.state().instances.get(id);
+            (self.started_over).insert(id.clone(), before.and_then(|r| r.call_started_at));
+        }
+        self.store.calls_started(&ids, self.clock.now());
+        for (call, id) in starting.into_iter().zip(ids) {
+            let digest = call.digest;
             let handle = self.in_flight.spawn(apply::send(
                 call,
                 self.gateway.clone(),
                 self.clock,
                 Arc::clone(&self.metrics),
             ));
-            self.task_ids.insert(handle.id(), instance.id.clone());
-            self.in_flight_digests.insert(instance.id.clone(), digest);
+            self.task_ids.insert(handle.id(), id.clone());
+            self.in_flight_digests.insert(id, digest);
         }
     }
 
@@ -386,6 +395,7 @@ impl<G: Gateway> Reconciler<G> {
                 if let Some(id) = self.task_ids.remove(&e.id()) {
                     self.busy.remove(&id);
                     self.in_flight_digests.remove(&id);
+                    self.started_over.remove(&id);
                     tracing::error!(instance = %id, "internal error during a call: {e}");
                 }
             }
@@ -404,6 +414,7 @@ impl<G: Gateway> Reconciler<G> {
             } => {
                 self.busy.remove(&id);
                 self.in_flight_digests.remove(&id);
+                self.started_over.remove(&id);
                 self.damaged.retain(|(damaged, _)| *damaged != id);
                 let record = plan::record_outcome(
                     self.store.state().instances.get(&id),
@@ -414,6 +425,11 @@ impl<G: Gateway> Reconciler<G> {
                     &self.policy,
                     self.jitter.draw(),
                 );
+                if let CallOutcome::Failed(f) = &outcome
+                    && f.kind == FailureKind::RefusedBytes
+                {
+                    self.store.bytes_refused(&id, digest);
+                }
                 self.store.set(id.clone(), record);
                 if let Some(index) = self.index_of(&id) {
                     if matches!(outcome, CallOutcome::Applied { .. }) {
@@ -425,6 +441,13 @@ impl<G: Gateway> Reconciler<G> {
             Landed::Stale { id, digest } => {
                 self.busy.remove(&id);
                 self.in_flight_digests.remove(&id);
+                // Nothing was sent: the start recorded for it did not happen.
+                if let Some(before) = self.started_over.remove(&id)
+                    && let Some(mut record) = self.store.state().instances.get(&id).cloned()
+                {
+                    record.call_started_at = before;
+                    self.store.set(id.clone(), record);
+                }
                 let state = self.store.state();
                 let Caches {
                     hashes, prepared, ..

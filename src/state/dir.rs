@@ -254,7 +254,8 @@ impl StateDir {
         let path = self.state_file();
         let reason = match std::fs::read(&path) {
             Ok(bytes) => match schema::parse(&bytes) {
-                Ok(state) => {
+                Ok(mut state) => {
+                    super::journal::merge(&self.path, &mut state);
                     return Ok(Loaded {
                         state,
                         unreadable: None,
@@ -264,8 +265,10 @@ impl StateDir {
                 Err(ParseError::Invalid(reason)) => reason,
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut state = State::default();
+                super::journal::merge(&self.path, &mut state);
                 return Ok(Loaded {
-                    state: State::default(),
+                    state,
                     unreadable: None,
                 });
             }
@@ -285,8 +288,10 @@ impl StateDir {
             }
             None => None,
         };
+        let mut state = State::default();
+        super::journal::merge(&self.path, &mut state);
         Ok(Loaded {
-            state: State::default(),
+            state,
             unreadable: Some(Unreadable { reason, moved_to }),
         })
     }

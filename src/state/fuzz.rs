@@ -38,6 +38,7 @@ fn seed() -> Vec<u8> {
             url_avatar: Some("https://pps.whatsapp.net/v/a.jpg?oh=1&oe=2".to_owned()),
         }),
         last_call_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_100)),
+        call_started_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_200)),
         failure: Some(Failure {
             kind: crate::outcome::FailureKind::ServerError,
             reason: "x".to_owned(),

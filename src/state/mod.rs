@@ -5,10 +5,12 @@
 //! `File::try_lock` by the writer, and naming it). The format is documented in
 //! `docs/state.md`. Saves replace the whole file through a temporary file in the same
 //! folder (write, fsync, rename, fsync the folder), so a crash at any moment leaves either
-//! the old or the new file. [`StateStore`] batches saves to a few a second. The picture
+//! the old or the new file. Between saves, `calls.journal` remembers which calls started
+//! (`journal.rs`), so a killed process's successor still keeps the throttle. [`StateStore`] batches saves to a few a second. The picture
 //! caches that live in the same folder belong to the reconciler, not to this module.
 
 mod dir;
+mod journal;
 mod schema;
 mod store;
 

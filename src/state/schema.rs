@@ -3,6 +3,8 @@
 
 use crate::clock::{serde_rfc3339, serde_rfc3339_opt};
 use crate::manifest::InstanceId;
+#[cfg(doc)]
+use crate::outcome::ANSWER_DEADLINE;
 use crate::outcome::FailureKind;
 use crate::picture::Digest;
 use serde::{Deserialize, Serialize};
@@ -31,6 +33,15 @@ pub struct InstanceRecord {
     /// When the last call's answer arrived (or it failed): the throttle counts from here.
     #[serde(default, with = "serde_rfc3339_opt")]
     pub last_call_at: Option<SystemTime>,
+    /// When a call started whose answer is not recorded (the process stopped while it was
+    /// in flight): it may have been answered up to [`ANSWER_DEADLINE`] later, and the
+    /// throttle counts from there. Cleared when an answer is recorded.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "serde_rfc3339_opt"
+    )]
+    pub call_started_at: Option<SystemTime>,
     /// The failure in force, with its backoff; cleared by a success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,

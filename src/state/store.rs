@@ -1,9 +1,10 @@
 //! The writer's view of the state: the lock, the records in memory, and batched saves.
 
 use super::dir::{StateDir, StateError, StateLock};
+use super::journal::Journal;
 use super::schema::{InstanceRecord, State};
 use crate::manifest::InstanceId;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 /// Least time between two saves while outcomes keep landing.
@@ -24,12 +25,15 @@ pub(crate) struct StateStore {
     last_save: Option<Instant>,
     /// Whether that attempt failed.
     failing: bool,
+    /// Calls started since the last save.
+    journal: Journal,
 }
 
 impl StateStore {
     /// Wraps a locked directory and its loaded state.
     pub fn new(dir: StateDir, lock: StateLock, state: State) -> Self {
         Self {
+            journal: Journal::new(dir.path()),
             dir,
             lock,
             state,
@@ -53,6 +57,33 @@ impl StateStore {
     pub fn set(&mut self, id: InstanceId, record: InstanceRecord) {
         self.state.instances.insert(id, record);
         self.dirty = true;
+    }
+
+    /// Records that calls of `ids` start at `at`, before they start: in the records
+    /// (`callStartedAt`) and, at once, in the calls journal, so the throttle holds even if
+    /// the process is killed before the next save.
+    pub fn calls_started(&mut self, ids: &[InstanceId], at: SystemTime) {
+        for id in ids {
+            let record = self.state.instances.entry(id.clone()).or_default();
+            record.call_started_at = Some(at);
+        }
+        self.dirty = true;
+        if let Err(e) = self.journal.started(ids, at) {
+            tracing::error!(
+                "cannot append to the calls journal in {}: {e} (a crash before the next \
+                 save could forget these calls' times)",
+                self.dir.path().display()
+            );
+        }
+    }
+
+    /// Records at once (in the calls journal) that the gateway refused `digest` for `id`,
+    /// so that it is never sent again, even if the process is killed before the next save.
+    /// The record itself comes with [`Self::set`].
+    pub fn bytes_refused(&mut self, id: &InstanceId, digest: crate::picture::Digest) {
+        if let Err(e) = self.journal.refused(id, digest) {
+            tracing::error!("cannot append to the calls journal: {e}");
+        }
     }
 
     /// When the next batched save is due, if anything is waiting to be saved.
@@ -88,6 +119,9 @@ impl StateStore {
             self.failing = saved.is_err();
             saved?;
             self.dirty = false;
+            if let Err(e) = self.journal.clear() {
+                tracing::warn!("cannot empty the calls journal: {e}");
+            }
         }
         Ok(())
     }

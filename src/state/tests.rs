@@ -30,6 +30,7 @@ fn full_record() -> InstanceRecord {
             url_avatar: Some("https://pps.whatsapp.net/v/t61/a.jpg".to_owned()),
         }),
         last_call_at: Some(at_ms(1_800_000_100_456)),
+        call_started_at: Some(at_ms(1_800_000_150_000)),
         failure: Some(Failure {
             kind: FailureKind::RateOverlimit,
             reason: "WhatsApp's rate limit (rate-overlimit)".to_owned(),
