@@ -992,7 +992,10 @@ fn a_hung_call_delays_the_stop_only_boundedly_and_a_second_signal_stops_at_once(
 
     // The abandoned call may still be answered: its start is recorded, and its instance is
     // not called again before that answer's deadline and minInterval.
-    assert!(state["instances"][id(2)]["callStartedAt"].is_string(), "{state:#}");
+    assert!(
+        state["instances"][id(2)]["callStartedAt"].is_string(),
+        "{state:#}"
+    );
 
     // One signal: the drain gives up on the hung call after its bound and still exits 0.
     world.fake.script(&id(1), [Answer::Hang]);
@@ -1003,7 +1006,10 @@ fn a_hung_call_delays_the_stop_only_boundedly_and_a_second_signal_stops_at_once(
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(GENEROUS), Some(0), "{}", daemon.log());
     let state = world.state();
-    assert_eq!(state["instances"][id(1)]["applied"]["sha256"], sha256(&jpeg(1)));
+    assert_eq!(
+        state["instances"][id(1)]["applied"]["sha256"],
+        sha256(&jpeg(1))
+    );
     assert!(state["instances"][id(2)]["applied"].is_null());
     assert_eq!(world.fake.request_count(), 4);
 }

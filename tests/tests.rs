@@ -14,4 +14,5 @@ mod reconcile;
 mod safety;
 mod scope;
 mod shards;
+mod soak;
 mod systemd_notify;

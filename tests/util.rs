@@ -211,3 +211,34 @@ pub fn assert_spaced(requests: &[Request], min: Duration) {
         );
     }
 }
+
+/// Whether `text` shows [`TOKEN`] or any 8-character piece of it, in any case, JSON-escaped
+/// (`\u0061`) or split by white space: the forms a hostile server echoes.
+pub fn shows_token(text: &str) -> bool {
+    let mut decoded = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("\\u") {
+        decoded.push_str(&rest[..at]);
+        let hex = rest.get(at + 2..at + 6).unwrap_or("");
+        match u32::from_str_radix(hex, 16).ok().and_then(char::from_u32) {
+            Some(c) if hex.len() == 4 => {
+                decoded.push(c);
+                rest = &rest[at + 6..];
+            }
+            _ => {
+                decoded.push_str("\\u");
+                rest = &rest[at + 2..];
+            }
+        }
+    }
+    decoded.push_str(rest);
+    let flat: String = decoded
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_lowercase();
+    let token: Vec<char> = TOKEN.to_lowercase().chars().collect();
+    token
+        .windows(8)
+        .any(|piece| flat.contains(&piece.iter().collect::<String>()))
+}

@@ -166,6 +166,11 @@ impl FakeGreenApi {
         state.instance(id).script.extend(answers);
     }
 
+    /// Drops what is left of instance `id`'s script: it answers normally from now on.
+    pub fn clear_script(&self, id: &str) {
+        self.shared.state().instance(id).script.clear();
+    }
+
     /// Sleeps `latency` before answering any request of instance `id` (overrides the default).
     pub fn set_latency(&self, id: &str, latency: Duration) {
         let mut state = self.shared.state();
