@@ -309,7 +309,7 @@ fn a_picture_rewritten_in_place_is_never_uploaded_torn() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(400));
+    std::thread::sleep(Duration::from_millis(200));
     file.seek(SeekFrom::Start(half as u64)).unwrap();
     file.write_all(&new[half..]).unwrap();
     file.set_len(new.len() as u64).unwrap();

@@ -116,8 +116,14 @@ impl Soak {
                 self.totals.faults += 1;
             }
         }
-        if self.rng.f32() < 0.6 {
-            self.disturb_files();
+        // New pictures make calls, which meet the faults.
+        for _ in 0..self.rng.u32(0..=2) {
+            let kind = self.rng.u8(..2);
+            self.disturb_files(kind);
+        }
+        if self.rng.f32() < 0.4 {
+            let kind = self.rng.u8(2..6);
+            self.disturb_files(kind);
         }
         match self.rng.u8(..4) {
             0 => self.reconcile_to_the_end(),
@@ -151,10 +157,12 @@ impl Soak {
         }
     }
 
-    fn disturb_files(&mut self) {
+    /// One disturbance of the files: `kind` 0-1 replace a picture, 2-3 damage a cache,
+    /// 4-5 edit the manifest.
+    fn disturb_files(&mut self, kind: u8) {
         let i = self.rng.u32(..INSTANCES);
         let path = self.world.path(&format!("p{i}.jpg"));
-        match self.rng.u8(..6) {
+        match kind {
             // A new picture, saved by rename as editors do.
             0 => {
                 let n = self.fresh_picture();
@@ -171,7 +179,7 @@ impl Soak {
                 let half = bytes.len() * 3 / 4;
                 let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
                 file.write_all(&bytes[..half]).unwrap();
-                std::thread::sleep(Duration::from_millis(self.rng.u64(..400)));
+                std::thread::sleep(Duration::from_millis(self.rng.u64(..250)));
                 file.seek(SeekFrom::Start(half as u64)).unwrap();
                 file.write_all(&bytes[half..]).unwrap();
                 file.set_len(bytes.len() as u64).unwrap();

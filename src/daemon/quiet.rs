@@ -5,8 +5,9 @@
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Files must be quiet this long before a pass acts on them.
-pub const QUIET: Duration = Duration::from_millis(300);
+/// Files must be quiet this long before a pass acts on them: a picture's own settle time,
+/// so the pass after the window finds the files it was told about still.
+pub const QUIET: Duration = crate::picture::SETTLE;
 /// A pass starts at most this long after the first event, however busy the files are.
 pub const QUIET_MAX: Duration = Duration::from_secs(2);
 

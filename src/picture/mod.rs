@@ -179,10 +179,11 @@ impl PictureError {
 }
 
 /// How long a picture file must have been still (its last change, `ctime`, at least this
-/// old) before it is uploaded. A writer that rewrites a picture in place in several writes
-/// leaves a torn file between them, often a valid JPEG; any pause shorter than this is
-/// waited out. `cp`, editors and `git checkout` finish in far less.
-pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+/// old) before it is uploaded: the daemon's quiet window. A writer that rewrites a picture
+/// in place in several writes leaves a torn file between them, often a valid JPEG; any
+/// pause shorter than this is waited out, in every mode (a resync or a one-shot run reads
+/// pictures without any file event). `cp`, editors and `git checkout` finish in far less.
+pub const SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// The label of [`PictureError::Changing`]: the picture is looked at again once still.
 pub const CHANGING: &str = "picture-changing";
