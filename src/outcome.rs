@@ -44,6 +44,24 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// Every kind, in the contract table's order (for tests that go through them all).
+    #[cfg(test)]
+    pub const ALL: [Self; 13] = [
+        Self::RateOverlimit,
+        Self::NotApplied,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::RefusedBytes,
+        Self::InstanceStarting,
+        Self::InstanceNotUsable,
+        Self::TooManyRequests,
+        Self::QuotaExceeded,
+        Self::ServerError,
+        Self::Timeout,
+        Self::Connection,
+        Self::UnexpectedAnswer,
+    ];
+
     /// The stable machine label used in `--json`, logs and the state file.
     pub fn label(self) -> &'static str {
         match self {

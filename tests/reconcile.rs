@@ -98,11 +98,11 @@ fn converges_once_then_makes_no_call() {
         state["instances"]["1101000001"]["applied"]["sha256"],
         sha256(SUPPORT_JPG)
     );
+    // The URL the fake answered: where it serves the live picture.
+    let url_avatar = state["instances"]["1101000001"]["applied"]["urlAvatar"].as_str();
     assert!(
-        state["instances"]["1101000001"]["applied"]["urlAvatar"]
-            .as_str()
-            .unwrap()
-            .starts_with("https://")
+        url_avatar.unwrap().starts_with(&world.fake.url()),
+        "{url_avatar:?}"
     );
 
     let second = world.run(&["--reconcile", "--json"]);

@@ -1,4 +1,6 @@
-//! A fake of GREEN-API's `setProfilePicture` endpoint for tests, the demo and benchmarks: a
+//! A fake of GREEN-API for tests, the demo and benchmarks: `setProfilePicture`, and what is
+//! live on WhatsApp (`getWaSettings`, `getStateInstance`, `getAvatar` and the avatar files,
+//! in `live.rs`). A
 //! real HTTP/1.1 server on 127.0.0.1 (random port, one thread per connection, keep-alive,
 //! `Content-Length` and chunked bodies) that parses the `multipart/form-data` upload, imitates
 //! GREEN-API's answers (401 for a wrong token, 403 for an unknown instance, 400 for an empty
@@ -6,7 +8,12 @@
 //! scripted per instance (errors, resets, hangs, delays), and records every call it receives,
 //! without ever storing the token. Dropping the [`FakeGreenApi`] stops all of its threads.
 //! A dev-only crate of the avatar-sync workspace, used by its tests, its benchmark and its
-//! demo; it needs only `std`, `sha2`, `serde_json` and `socket2`.
+//! demo; it needs only `std`, `sha2`, `serde_json`, `socket2` and `image` (to re-encode
+//! avatars as WhatsApp does).
+
+mod live;
+
+pub use live::{DEFAULT_READ_WINDOW, FULL_SIDE, Read, THUMBNAIL_SIDE};
 
 use sha2::Digest as _;
 use std::collections::{HashMap, VecDeque};
@@ -122,8 +129,12 @@ impl FakeGreenApi {
             state: Mutex::new(State {
                 instances: HashMap::new(),
                 requests: Vec::new(),
+                reads: Vec::new(),
                 default_latency: Duration::ZERO,
                 rate_window: DEFAULT_RATE_WINDOW,
+                read_window: DEFAULT_READ_WINDOW,
+                base: format!("http://{addr}"),
+                next_path: 1,
             }),
             recorded: Condvar::new(),
             stopped: Mutex::new(false),
@@ -220,6 +231,75 @@ impl FakeGreenApi {
         state.requests.clone()
     }
 
+    /// The reads received (GREEN-API read methods and avatar files), apart from the
+    /// `setProfilePicture` calls.
+    pub fn reads(&self) -> Vec<Read> {
+        self.shared.state().reads.clone()
+    }
+
+    /// The reads of instance `id`.
+    pub fn reads_for(&self, id: &str) -> Vec<Read> {
+        let state = self.shared.state();
+        state
+            .reads
+            .iter()
+            .filter(|r| r.instance == id)
+            .cloned()
+            .collect()
+    }
+
+    /// The least time between two reads of one method for one instance (429 when faster);
+    /// `getAvatar` allows ten times as many.
+    pub fn set_read_window(&self, window: Duration) {
+        self.shared.state().read_window = window;
+    }
+
+    /// Appends answers to instance `id`'s read script, consumed one per authorised read.
+    pub fn script_reads(&self, id: &str, answers: impl IntoIterator<Item = Answer>) {
+        let mut state = self.shared.state();
+        state.instance(id).read_script.extend(answers);
+    }
+
+    /// The picture changed "from the phone": `picture` is shown under a new CDN path.
+    pub fn set_live_picture(&self, id: &str, picture: &[u8]) {
+        let mut state = self.shared.state();
+        let path = state.new_path();
+        state.instance(id).live.show(Some(picture.to_vec()), path);
+    }
+
+    /// The picture removed "from the phone".
+    pub fn remove_live_picture(&self, id: &str) {
+        let mut state = self.shared.state();
+        let path = state.new_path();
+        state.instance(id).live.show(None, path);
+    }
+
+    /// The same picture served under a new CDN path (as WhatsApp sometimes does).
+    pub fn move_live_picture(&self, id: &str) {
+        let mut state = self.shared.state();
+        let path = state.new_path();
+        let live = &mut state.instance(id).live;
+        let picture = live.picture.take();
+        live.show(picture, path);
+    }
+
+    /// A new signature (`oh`, `oe`) on the same path and picture.
+    pub fn rotate_signature(&self, id: &str) {
+        self.shared.state().instance(id).live.signature += 1;
+    }
+
+    /// Instance `id`'s `stateInstance` (`authorized`, `notAuthorized`, `blocked`, …);
+    /// `None` answers `getStateInstance` with the body `null`. Uploads to an instance that
+    /// is not `authorized` are answered 400 "Instance not authorized".
+    pub fn set_instance_state(&self, id: &str, state: Option<&str>) {
+        self.shared.state().instance(id).live.state = state.map(str::to_owned);
+    }
+
+    /// The picture instance `id` shows, as it was uploaded or set.
+    pub fn live_picture(&self, id: &str) -> Option<Vec<u8>> {
+        self.shared.state().instances.get(id)?.live.picture.clone()
+    }
+
     /// Lowercase hex SHA-256 of the last picture applied to instance `id`.
     pub fn current_picture(&self, id: &str) -> Option<String> {
         let state = self.shared.state();
@@ -289,13 +369,24 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 struct State {
     instances: HashMap<String, Instance>,
     requests: Vec<Request>,
+    reads: Vec<Read>,
     default_latency: Duration,
     rate_window: Duration,
+    read_window: Duration,
+    /// `http://127.0.0.1:PORT`, for avatar URLs.
+    base: String,
+    /// The next CDN path number.
+    next_path: u64,
 }
 
 impl State {
     fn instance(&mut self, id: &str) -> &mut Instance {
         self.instances.entry(id.to_owned()).or_default()
+    }
+
+    fn new_path(&mut self) -> u64 {
+        self.next_path += 1;
+        self.next_path
     }
 }
 
@@ -308,6 +399,9 @@ struct Instance {
     /// Arrival of the previous authorised call, for WhatsApp's limit.
     last_arrival: Option<Instant>,
     current_picture: Option<String>,
+    /// What WhatsApp shows, and the scripted answers to reads.
+    live: live::Live,
+    read_script: VecDeque<Answer>,
 }
 
 fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
@@ -540,14 +634,21 @@ impl Head {
 /// What to do after the delay.
 enum Action {
     Respond { status: u16, body: String },
+    Picture(Vec<u8>),
     Reset,
     Hang,
 }
 
+/// Where a request was recorded.
+#[derive(Clone, Copy)]
+enum Recorded {
+    Call(usize),
+    Read(usize),
+}
+
 /// The decision for one request.
 struct Outcome {
-    /// Index in the recorded requests, if recorded.
-    index: Option<usize>,
+    recorded: Option<Recorded>,
     delay: Duration,
     action: Action,
 }
@@ -569,12 +670,12 @@ fn serve_connection(shared: &Shared, stream: TcpStream) {
             Ok(Some(head)) => head,
             Ok(None) | Err(Fail::Gone) => return,
             Err(Fail::Bad(status)) => {
-                let _ = write_response(&mut conn.stream, status, "", false);
+                let _ = write_response(&mut conn.stream, status, "text/plain", b"", false);
                 return;
             }
         };
         let Some(head) = Head::parse(&head) else {
-            let _ = write_response(&mut conn.stream, 400, "", false);
+            let _ = write_response(&mut conn.stream, 400, "text/plain", b"", false);
             return;
         };
         if head.has_token("expect", "100-continue")
@@ -589,7 +690,7 @@ fn serve_connection(shared: &Shared, stream: TcpStream) {
             Ok(body) => body,
             Err(Fail::Gone) => return,
             Err(Fail::Bad(status)) => {
-                let _ = write_response(&mut conn.stream, status, "", false);
+                let _ = write_response(&mut conn.stream, status, "text/plain", b"", false);
                 return;
             }
         };
@@ -598,12 +699,29 @@ fn serve_connection(shared: &Shared, stream: TcpStream) {
         if !shared.sleep(outcome.delay) {
             return;
         }
+        let answered = |shared: &Shared| match outcome.recorded {
+            Some(Recorded::Call(index)) => {
+                shared.state().requests[index].answered_at = Some(Instant::now());
+            }
+            Some(Recorded::Read(index)) => {
+                shared.state().reads[index].answered_at = Some(Instant::now());
+            }
+            None => {}
+        };
         match outcome.action {
             Action::Respond { status, body } => {
-                if let Some(index) = outcome.index {
-                    shared.state().requests[index].answered_at = Some(Instant::now());
+                answered(shared);
+                let json = "application/json";
+                if write_response(&mut conn.stream, status, json, body.as_bytes(), keep_alive)
+                    .is_err()
+                    || !keep_alive
+                {
+                    return;
                 }
-                if write_response(&mut conn.stream, status, &body, keep_alive).is_err()
+            }
+            Action::Picture(bytes) => {
+                answered(shared);
+                if write_response(&mut conn.stream, 200, "image/jpeg", &bytes, keep_alive).is_err()
                     || !keep_alive
                 {
                     return;
@@ -623,13 +741,20 @@ fn serve_connection(shared: &Shared, stream: TcpStream) {
 
 /// Decides the answer to one fully received request and records it.
 fn handle(shared: &Shared, head: &Head, body: Vec<u8>) -> Outcome {
-    let Some((id, token)) = endpoint(&head.target) else {
-        let delay = shared.state().default_latency;
-        return Outcome {
-            index: None,
-            delay,
-            action: respond(404, String::new()),
-        };
+    if let Some((id, path, side)) = live::avatar_target(&head.target) {
+        return avatar_file(shared, id, path, side);
+    }
+    let (id, token) = match endpoint(&head.target) {
+        Some((id, "setProfilePicture", token)) => (id, token),
+        Some((id, method, token)) => return read(shared, id, method, token),
+        None => {
+            let delay = shared.state().default_latency;
+            return Outcome {
+                recorded: None,
+                delay,
+                action: respond(404, String::new()),
+            };
+        }
     };
     // Parse and hash outside the lock.
     let content_type = head.header("content-type").map(str::to_owned);
@@ -646,8 +771,14 @@ fn handle(shared: &Shared, head: &Head, body: Vec<u8>) -> Outcome {
     let received_at = Instant::now();
     let default_latency = state.default_latency;
     let rate_window = state.rate_window;
+    let base = state.base.clone();
     let mut token_valid = false;
-    let (delay, label, action) = match state.instances.get_mut(id) {
+    let State {
+        instances,
+        next_path,
+        ..
+    } = &mut *state;
+    let (delay, label, action) = match instances.get_mut(id) {
         _ if head.method != "POST" => (
             default_latency,
             "404".to_owned(),
@@ -670,15 +801,19 @@ fn handle(shared: &Shared, head: &Head, body: Vec<u8>) -> Outcome {
                             "400".to_owned(),
                             respond(400, r#"{"message":"Unsupported media type"}"#.to_owned()),
                         )
+                    } else if !instance.live.authorized() {
+                        (
+                            "400".to_owned(),
+                            respond(400, r#"{"message":"Instance not authorized"}"#.to_owned()),
+                        )
                     } else if previous.is_some_and(|p| received_at.duration_since(p) < rate_window)
                     {
                         ("rate-overlimit".to_owned(), rate_overlimit())
                     } else {
                         instance.current_picture = Some(file_sha256.clone());
-                        let url = format!(
-                            "https://pps.whatsapp.net/v/t61/fake/{id}-{}.jpg",
-                            &file_sha256[..12]
-                        );
+                        *next_path += 1;
+                        instance.live.show(Some(part.data.clone()), *next_path);
+                        let url = instance.live.url(&base, id, live::FULL_SIDE);
                         let body = serde_json::json!({
                             "urlAvatar": url,
                             "setProfilePicture": true,
@@ -718,7 +853,116 @@ fn handle(shared: &Shared, head: &Head, body: Vec<u8>) -> Outcome {
     drop(state);
     shared.recorded.notify_all();
     Outcome {
-        index: Some(index),
+        recorded: Some(Recorded::Call(index)),
+        delay,
+        action,
+    }
+}
+
+/// A GREEN-API read (`getWaSettings`, `getStateInstance`, `getAvatar`): token checked,
+/// scripted answers first, then the read limit, then what is live.
+fn read(shared: &Shared, id: &str, method: &str, token: &str) -> Outcome {
+    let mut state = shared.state();
+    let received_at = Instant::now();
+    let (default_latency, window, base) =
+        (state.default_latency, state.read_window, state.base.clone());
+    let known = ["getWaSettings", "getStateInstance", "getAvatar"].contains(&method);
+    let mut token_valid = false;
+    let (delay, label, action) = match state.instances.get_mut(id) {
+        _ if !known => (
+            default_latency,
+            "404".to_owned(),
+            respond(404, String::new()),
+        ),
+        Some(instance) if instance.token.is_some() => {
+            let latency = instance.latency.unwrap_or(default_latency);
+            if instance.token.as_deref() == Some(token) {
+                token_valid = true;
+                let answer = instance.read_script.pop_front().unwrap_or(Answer::Normal);
+                let live = &mut instance.live;
+                let mut normal = || {
+                    // getAvatar allows 10 a second.
+                    let window = if method == "getAvatar" {
+                        window / 10
+                    } else {
+                        window
+                    };
+                    if !live.allow_read(method, received_at, window) {
+                        return ("429".to_owned(), respond(429, String::new()));
+                    }
+                    let body = match method {
+                        "getWaSettings" => serde_json::json!({
+                            "avatar": live.url(&base, id, live::THUMBNAIL_SIDE),
+                            "phone": live.phone,
+                            "stateInstance": live.state.as_deref().unwrap_or("notAuthorized"),
+                            "deviceId": "fake",
+                        })
+                        .to_string(),
+                        "getStateInstance" => match &live.state {
+                            Some(s) => serde_json::json!({ "stateInstance": s }).to_string(),
+                            None => "null".to_owned(),
+                        },
+                        _ => serde_json::json!({
+                            "urlAvatar": live.url(&base, id, live::FULL_SIDE),
+                            "available": live.picture.is_some(),
+                        })
+                        .to_string(),
+                    };
+                    ("200".to_owned(), respond(200, body))
+                };
+                let (extra, label, action) = resolve(answer, &mut normal);
+                (latency + extra, label, action)
+            } else {
+                (latency, "401".to_owned(), respond(401, String::new()))
+            }
+        }
+        _ => (
+            default_latency,
+            "403".to_owned(),
+            respond(403, String::new()),
+        ),
+    };
+    state.reads.push(Read {
+        received_at,
+        answered_at: None,
+        instance: id.to_owned(),
+        method: method.to_owned(),
+        token_valid,
+        answer: label,
+    });
+    let index = state.reads.len() - 1;
+    drop(state);
+    shared.recorded.notify_all();
+    Outcome {
+        recorded: Some(Recorded::Read(index)),
+        delay,
+        action,
+    }
+}
+
+/// An avatar file, as WhatsApp's CDN serves it: 404 once the picture changed.
+fn avatar_file(shared: &Shared, id: &str, path: u64, side: u32) -> Outcome {
+    let mut state = shared.state();
+    let received_at = Instant::now();
+    let delay = state.default_latency;
+    let file = (state.instances.get_mut(id)).and_then(|instance| instance.live.file(path, side));
+    let (label, action) = match file {
+        Some(bytes) => ("200".to_owned(), Action::Picture(bytes)),
+        None => ("404".to_owned(), respond(404, String::new())),
+    };
+    state.reads.push(Read {
+        received_at,
+        answered_at: None,
+        instance: id.to_owned(),
+        method: "avatar".to_owned(),
+        token_valid: true,
+        answer: label,
+    });
+    let index = state.reads.len() - 1;
+    drop(state);
+    shared.recorded.notify_all();
+    Outcome {
+        recorded: Some(Recorded::Read(index)),
         delay,
         action,
     }
@@ -769,8 +1013,8 @@ fn rate_overlimit() -> Action {
     )
 }
 
-/// `(idInstance, apiTokenInstance)` of a `/waInstance{id}/setProfilePicture/{token}` target.
-fn endpoint(target: &str) -> Option<(&str, &str)> {
+/// `(idInstance, method, apiTokenInstance)` of a `/waInstance{id}/{method}/{token}` target.
+fn endpoint(target: &str) -> Option<(&str, &str, &str)> {
     let path = target.split(['?', '#']).next()?;
     // Absolute form: http://host:port/path.
     let path = match path.strip_prefix("http://") {
@@ -778,28 +1022,29 @@ fn endpoint(target: &str) -> Option<(&str, &str)> {
         None => path,
     };
     let (id, rest) = path.strip_prefix("/waInstance")?.split_once('/')?;
-    let token = rest.strip_prefix("setProfilePicture/")?;
+    let (method, token) = rest.split_once('/')?;
     let token = token.strip_suffix('/').unwrap_or(token);
-    if id.is_empty() || token.is_empty() || token.contains('/') {
+    if id.is_empty() || method.is_empty() || token.is_empty() || token.contains('/') {
         return None;
     }
-    Some((id, token))
+    Some((id, method, token))
 }
 
 fn write_response(
     stream: &mut TcpStream,
     status: u16,
-    body: &str,
+    content_type: &str,
+    body: &[u8],
     keep_alive: bool,
 ) -> io::Result<()> {
     let mut out = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
         reason_phrase(status),
         body.len(),
         if keep_alive { "keep-alive" } else { "close" },
     )
     .into_bytes();
-    out.extend_from_slice(body.as_bytes());
+    out.extend_from_slice(body);
     stream.write_all(&out)?;
     stream.flush()
 }

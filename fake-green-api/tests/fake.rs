@@ -40,6 +40,17 @@ fn multipart(field: &str, filename: &str, content_type: &str, data: &[u8]) -> Ve
     body
 }
 
+/// The URL the fake gives for instance `id`'s picture number `path` (the first upload is 2),
+/// at `side` (96 or 640), with signature generation `signature`.
+fn avatar_url(fake: &FakeGreenApi, id: &str, path: u64, side: u32, signature: u64) -> String {
+    format!(
+        "{}/v/t61.24694-24/{id}_{path}_n.jpg?stp=dst-jpg_s{side}x{side}&ccb=11-4&oh=01_Q5Aa{:08x}&oe={:08X}",
+        fake.url(),
+        signature.wrapping_mul(0x9e37_79b9),
+        0x6000_0000 + signature
+    )
+}
+
 fn path(id: &str, token: &str) -> String {
     format!("/waInstance{id}/setProfilePicture/{token}")
 }
@@ -185,11 +196,10 @@ fn a_normal_upload_is_applied_and_recorded() {
     assert_eq!(response.status, 200, "{response:?}");
     assert_eq!(response.header("content-type"), Some("application/json"));
     assert_eq!(response.header("connection"), Some("keep-alive"));
-    let sha = sha256(JPG);
     assert_eq!(
         response.json(),
         json!({
-            "urlAvatar": format!("https://pps.whatsapp.net/v/t61/fake/1101000001-{}.jpg", &sha[..12]),
+            "urlAvatar": avatar_url(&fake, "1101000001", 2, 640, 0),
             "setProfilePicture": true,
             "reason": null,
         })
@@ -210,6 +220,7 @@ fn a_normal_upload_is_applied_and_recorded() {
     assert_eq!(request.filename.as_deref(), Some("support.jpg"));
     assert_eq!(request.part_content_type.as_deref(), Some("image/jpeg"));
     assert_eq!(request.file, JPG);
+    let sha = sha256(JPG);
     assert_eq!(request.file_sha256, sha);
     assert_eq!(request.answer, "applied");
     assert!(request.received_at >= before);
@@ -416,10 +427,15 @@ fn scripted_answers_are_consumed_in_order_on_one_keep_alive_connection() {
         let response = client.upload("1101000001", TOKEN, &jpeg(n));
         seen.push((response.status, response.text()));
     }
-    let applied = fake.requests()[9].file_sha256.clone();
     let expected: Vec<(u16, String)> = vec![
-        (200, r#"{"urlAvatar":"","setProfilePicture":false,"reason":"rate-overlimit"}"#.into()),
-        (200, r#"{"reason":"too small","setProfilePicture":false}"#.into()),
+        (
+            200,
+            r#"{"urlAvatar":"","setProfilePicture":false,"reason":"rate-overlimit"}"#.into(),
+        ),
+        (
+            200,
+            r#"{"reason":"too small","setProfilePicture":false}"#.into(),
+        ),
         (200, r#"{"code":401,"description":"Unauthorized"}"#.into()),
         (500, "Internal Server Error".into()),
         (502, "<html>bad gateway</html>".into()),
@@ -430,14 +446,17 @@ fn scripted_answers_are_consumed_in_order_on_one_keep_alive_connection() {
         (
             200,
             json!({
-                "urlAvatar": format!("https://pps.whatsapp.net/v/t61/fake/1101000001-{}.jpg", &applied[..12]),
+                "urlAvatar": avatar_url(&fake, "1101000001", 2, 640, 0),
                 "setProfilePicture": true,
                 "reason": null,
             })
             .to_string(),
         ),
         (503, "later".into()),
-        (200, r#"{"reason":"second script call appends","setProfilePicture":false}"#.into()),
+        (
+            200,
+            r#"{"reason":"second script call appends","setProfilePicture":false}"#.into(),
+        ),
         // The script is used up: the default behaviour again.
         (200, seen[12].1.clone()),
     ];
@@ -815,4 +834,191 @@ fn wait_for_requests_returns_what_there_is_at_the_timeout() {
         fake.wait_for_requests(2, Duration::from_millis(50)).len(),
         1
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// What is live: getWaSettings, getStateInstance, getAvatar and the avatar files.
+
+impl Client {
+    /// A GET (or, with a body, a JSON POST) of `target`.
+    fn request(&mut self, method: &str, target: &str, json_body: Option<&str>) -> Response {
+        let body = json_body.unwrap_or("");
+        self.send(
+            format!(
+                "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        self.read_response().unwrap()
+    }
+
+    fn read(&mut self, method: &str) -> Response {
+        let target = format!("/waInstance1101000001/{method}/{TOKEN}");
+        if method == "getAvatar" {
+            self.request("POST", &target, Some(r#"{"chatId":"79001234567@c.us"}"#))
+        } else {
+            self.request("GET", &target, None)
+        }
+    }
+
+    /// The avatar file at `url` (one of the fake's).
+    fn file(&mut self, fake: &FakeGreenApi, url: &str) -> Response {
+        let target = url.strip_prefix(&fake.url()).expect("a URL of the fake");
+        self.request("GET", target, None)
+    }
+}
+
+/// A real, decodable 200 × 120 JPEG.
+fn photo(seed: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(200, 120, |x, y| {
+        image::Rgb([seed ^ (x as u8), (y as u8).wrapping_mul(2), seed])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92)
+        .encode_image(&img)
+        .unwrap();
+    out
+}
+
+#[test]
+fn an_applied_picture_is_live_as_whatsapp_serves_it() {
+    let fake = fake();
+    fake.set_read_window(Duration::ZERO);
+    let picture = photo(7);
+    let mut client = Client::connect(&fake);
+    let applied = client.upload("1101000001", TOKEN, &picture).json();
+    assert_eq!(
+        applied["urlAvatar"],
+        avatar_url(&fake, "1101000001", 2, 640, 0)
+    );
+
+    let settings = client.read("getWaSettings").json();
+    assert_eq!(settings["stateInstance"], "authorized");
+    assert_eq!(settings["phone"], "79001234567");
+    let thumbnail_url = settings["avatar"].as_str().unwrap().to_owned();
+    assert_eq!(thumbnail_url, avatar_url(&fake, "1101000001", 2, 96, 0));
+    let avatar = client.read("getAvatar").json();
+    assert_eq!(avatar["urlAvatar"], applied["urlAvatar"]);
+
+    // Re-encoded, not the bytes sent: a 96 × 96 centre square, and at most 640 px.
+    let thumbnail = client.file(&fake, &thumbnail_url);
+    assert_eq!(thumbnail.status, 200);
+    assert_eq!(thumbnail.header("content-type"), Some("image/jpeg"));
+    assert_ne!(thumbnail.body, picture);
+    let decoded = image::load_from_memory(&thumbnail.body).unwrap();
+    assert_eq!((decoded.width(), decoded.height()), (96, 96));
+    let full = client.file(&fake, avatar["urlAvatar"].as_str().unwrap());
+    let decoded = image::load_from_memory(&full.body).unwrap();
+    assert_eq!((decoded.width(), decoded.height()), (200, 120));
+    assert_ne!(full.body, picture);
+
+    // Reads are recorded apart from the calls.
+    assert_eq!(fake.request_count(), 1);
+    let methods: Vec<String> = fake.reads().into_iter().map(|r| r.method).collect();
+    assert_eq!(methods, ["getWaSettings", "getAvatar", "avatar", "avatar"]);
+}
+
+#[test]
+fn the_phone_can_change_move_sign_anew_and_remove_the_picture() {
+    let fake = fake();
+    fake.set_read_window(Duration::ZERO);
+    let mut client = Client::connect(&fake);
+    client.upload("1101000001", TOKEN, &photo(1));
+    let avatar = |client: &mut Client| client.read("getWaSettings").json()["avatar"].clone();
+
+    fake.rotate_signature("1101000001");
+    assert_eq!(
+        avatar(&mut client),
+        avatar_url(&fake, "1101000001", 2, 96, 1)
+    );
+    fake.move_live_picture("1101000001");
+    assert_eq!(
+        avatar(&mut client),
+        avatar_url(&fake, "1101000001", 3, 96, 1)
+    );
+    assert_eq!(fake.live_picture("1101000001"), Some(photo(1)));
+    // The old path is gone from the CDN.
+    let old = client.file(&fake, &avatar_url(&fake, "1101000001", 2, 96, 1));
+    assert_eq!(old.status, 404);
+
+    fake.set_live_picture("1101000001", &photo(200));
+    assert_eq!(
+        avatar(&mut client),
+        avatar_url(&fake, "1101000001", 4, 96, 1)
+    );
+    assert_eq!(fake.live_picture("1101000001"), Some(photo(200)));
+    fake.remove_live_picture("1101000001");
+    assert_eq!(avatar(&mut client), "");
+    assert_eq!(client.read("getAvatar").json()["urlAvatar"], "");
+}
+
+#[test]
+fn instance_states_are_scriptable_and_gate_uploads() {
+    let fake = fake();
+    fake.set_read_window(Duration::ZERO);
+    let mut client = Client::connect(&fake);
+    fake.set_instance_state("1101000001", Some("notAuthorized"));
+    assert_eq!(
+        client.read("getStateInstance").json(),
+        json!({"stateInstance": "notAuthorized"})
+    );
+    let refused = client.upload("1101000001", TOKEN, &photo(3));
+    assert_eq!(refused.status, 400);
+    assert!(refused.text().contains("not authorized"), "{refused:?}");
+    assert_eq!(client.read("getWaSettings").json()["avatar"], "");
+
+    fake.set_instance_state("1101000001", None);
+    assert_eq!(client.read("getStateInstance").text(), "null");
+    fake.set_instance_state("1101000001", Some("authorized"));
+    assert_eq!(client.upload("1101000001", TOKEN, &photo(3)).status, 200);
+}
+
+#[test]
+fn reads_are_limited_scriptable_and_check_the_token() {
+    let fake = fake();
+    // A window no loaded machine can overrun between two reads.
+    fake.set_read_window(Duration::from_secs(3600));
+    let mut client = Client::connect(&fake);
+    assert_eq!(client.read("getStateInstance").status, 200);
+    assert_eq!(client.read("getStateInstance").status, 429);
+    // Another method has its own limit.
+    assert_eq!(client.read("getWaSettings").status, 200);
+
+    fake.script_reads(
+        "1101000001",
+        [
+            Answer::Status(500, "down".into()),
+            Answer::Delay(
+                Duration::from_millis(50),
+                Box::new(Answer::Status(502, String::new())),
+            ),
+        ],
+    );
+    assert_eq!(client.read("getAvatar").status, 500);
+    assert_eq!(client.read("getAvatar").status, 502);
+    let wrong = client.request("GET", "/waInstance1101000001/getWaSettings/wrong", None);
+    assert_eq!(wrong.status, 401);
+    let unknown = client.request("GET", &format!("/waInstance9/getWaSettings/{TOKEN}"), None);
+    assert_eq!(unknown.status, 403);
+
+    let answers: Vec<(String, String, bool)> = (fake.reads().into_iter())
+        .map(|r| (r.method, r.answer, r.token_valid))
+        .collect();
+    let row = |m: &str, a: &str, t| (m.to_owned(), a.to_owned(), t);
+    assert_eq!(
+        answers,
+        [
+            row("getStateInstance", "200", true),
+            row("getStateInstance", "429", true),
+            row("getWaSettings", "200", true),
+            row("getAvatar", "500", true),
+            row("getAvatar", "502", true),
+            row("getWaSettings", "401", false),
+            row("getWaSettings", "403", false),
+        ]
+    );
+    assert_eq!(fake.request_count(), 0);
+    assert!(fake.reads().iter().all(|r| r.answered_at.is_some()));
 }

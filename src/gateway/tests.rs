@@ -238,31 +238,15 @@ fn a_long_description_in_a_200_stays_one_short_line() {
 // ---------------------------------------------------------------------------------------
 // Labels.
 
-const ALL_KINDS: [FailureKind; 13] = [
-    FailureKind::RateOverlimit,
-    FailureKind::NotApplied,
-    FailureKind::Unauthorized,
-    FailureKind::Forbidden,
-    FailureKind::RefusedBytes,
-    FailureKind::InstanceStarting,
-    FailureKind::InstanceNotUsable,
-    FailureKind::TooManyRequests,
-    FailureKind::QuotaExceeded,
-    FailureKind::ServerError,
-    FailureKind::Timeout,
-    FailureKind::Connection,
-    FailureKind::UnexpectedAnswer,
-];
-
 #[test]
 fn failure_kinds_round_trip_through_serde_as_their_labels() {
-    for kind in ALL_KINDS {
+    for kind in FailureKind::ALL {
         let json = serde_json::to_string(&kind).unwrap();
         assert_eq!(json, format!("\"{}\"", kind.label()));
         assert_eq!(serde_json::from_str::<FailureKind>(&json).unwrap(), kind);
         assert_eq!(kind.to_string(), kind.label());
     }
-    let labels: Vec<&str> = ALL_KINDS.iter().map(|k| k.label()).collect();
+    let labels: Vec<&str> = FailureKind::ALL.iter().map(|k| k.label()).collect();
     assert_eq!(
         labels,
         [

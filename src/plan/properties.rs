@@ -7,22 +7,6 @@ use super::*;
 use crate::outcome::CallFailure;
 use crate::testing::cases;
 
-const KINDS: &[FailureKind] = &[
-    FailureKind::RateOverlimit,
-    FailureKind::NotApplied,
-    FailureKind::Unauthorized,
-    FailureKind::Forbidden,
-    FailureKind::RefusedBytes,
-    FailureKind::InstanceStarting,
-    FailureKind::InstanceNotUsable,
-    FailureKind::TooManyRequests,
-    FailureKind::QuotaExceeded,
-    FailureKind::ServerError,
-    FailureKind::Timeout,
-    FailureKind::Connection,
-    FailureKind::UnexpectedAnswer,
-];
-
 const NOW_SECS: u64 = 1_800_000_000;
 
 fn digest(rng: &mut fastrand::Rng) -> Digest {
@@ -53,7 +37,7 @@ fn record(rng: &mut fastrand::Rng) -> InstanceRecord {
         last_call_at: rng.bool().then(|| time(rng)),
         call_started_at: rng.bool().then(|| time(rng)),
         failure: rng.bool().then(|| Failure {
-            kind: KINDS[rng.usize(..KINDS.len())],
+            kind: FailureKind::ALL[rng.usize(..FailureKind::ALL.len())],
             reason: "generated".to_owned(),
             consecutive: if rng.bool() {
                 rng.u32(1..8)
@@ -139,7 +123,7 @@ fn every_recorded_failure_waits_its_rung_and_no_more() {
         let previous = rng.bool().then(|| record(&mut rng));
         let policy = policy(&mut rng);
         let finished = time(&mut rng);
-        let kind = KINDS[rng.usize(..KINDS.len())];
+        let kind = FailureKind::ALL[rng.usize(..FailureKind::ALL.len())];
         let outcome = CallOutcome::Failed(CallFailure {
             kind,
             detail: "generated".to_owned(),
