@@ -21,7 +21,7 @@ Durations are written like 10s, 5m, 1h30m.";
 /// Keeps GREEN-API WhatsApp profile pictures equal to a YAML manifest in git.
 #[derive(Debug, Parser)]
 #[command(name = "avatar-sync", version, about, after_help = AFTER_HELP)]
-#[command(group(ArgGroup::new("mode").args(["reconcile", "dry_run", "check", "status", "preview"])))]
+#[command(group(ArgGroup::new("mode").args(["reconcile", "dry_run", "check", "status", "preview", "drift"])))]
 pub struct Args {
     /// Converge once, then exit.
     #[arg(long)]
@@ -38,6 +38,11 @@ pub struct Args {
     /// Print what the state directory records, per instance.
     #[arg(long)]
     pub status: bool,
+
+    /// Read what WhatsApp shows now and compare it with the manifest; no upload, no state
+    /// write. Exit 0 all match, 2 some drifted, 1 errors.
+    #[arg(long)]
+    pub drift: bool,
 
     /// Write each instance's upload, exactly as it would be sent, to DIR/<idInstance>.jpg;
     /// no network, no state.
@@ -128,6 +133,8 @@ pub enum Mode {
     Status,
     /// Write the uploads for people to look at.
     Preview,
+    /// Compare what is live with the manifest.
+    Drift,
 }
 
 /// The default `--timeout`.
@@ -162,6 +169,7 @@ impl Args {
             (_, _, true, _) => Mode::Check,
             (.., true) => Mode::Status,
             _ if self.preview.is_some() => Mode::Preview,
+            _ if self.drift => Mode::Drift,
             _ => Mode::Daemon,
         }
     }

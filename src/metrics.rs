@@ -152,6 +152,7 @@ impl Metrics {
     pub(crate) fn set_instances(&self, s: &Summary) {
         let counts = [
             ("in-sync", s.in_sync + s.applied),
+            ("drifted", s.drifted),
             ("pending", s.pending),
             ("throttled", s.throttled),
             ("failed", s.failed),

@@ -6,6 +6,7 @@
 mod util;
 
 mod daemon;
+mod drift;
 mod examples;
 mod hardening;
 mod listen;

@@ -69,6 +69,9 @@ pub(crate) fn status_line(s: &Summary) -> String {
         s.pending + s.throttled,
         s.failed
     );
+    if s.drifted > 0 {
+        line.push_str(&format!(", {} drifted", s.drifted));
+    }
     if s.suspended > 0 {
         line.push_str(&format!(", {} suspended", s.suspended));
     }

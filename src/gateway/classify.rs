@@ -15,6 +15,39 @@ struct Answer {
     description: Option<String>,
 }
 
+/// Classifies the answer to a GREEN-API read: a 200 without an error `code` is the read's
+/// answer; anything else fails as the contract's table says. Pure.
+pub fn classify_read(status: u16, body: &[u8]) -> Result<(), CallFailure> {
+    #[derive(Deserialize)]
+    struct Coded {
+        code: Option<u16>,
+        description: Option<String>,
+    }
+    if status != 200 {
+        return match classify(status, body) {
+            CallOutcome::Failed(failure) => Err(failure),
+            CallOutcome::Applied { .. } => Ok(()),
+        };
+    }
+    match serde_json::from_slice::<Coded>(body) {
+        Ok(Coded {
+            code: Some(code @ (401 | 403 | 404)),
+            description,
+        }) => Err(CallFailure {
+            kind: if code == 401 {
+                FailureKind::Unauthorized
+            } else {
+                FailureKind::Forbidden
+            },
+            detail: format!(
+                "GREEN-API answered 200 with code {code} {}",
+                excerpt(description.unwrap_or_default().as_bytes())
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Classifies a GREEN-API answer (status and body) by the contract's table. Pure.
 pub fn classify(status: u16, body: &[u8]) -> CallOutcome {
     let text = excerpt(body);

@@ -7,7 +7,10 @@
 //! leaves this module.
 
 mod classify;
+mod reads;
 mod scrub;
+
+pub(crate) use reads::Reader;
 
 use classify::classify;
 use scrub::Scrubber;
@@ -115,26 +118,35 @@ impl HttpGateway {
             .send()
             .await
             .map_err(transport_failure)?;
-        let status = response.status().as_u16();
-        let too_long = || CallFailure {
-            kind: FailureKind::UnexpectedAnswer,
-            detail: format!("HTTP {status} with a body over {MAX_BODY_BYTES} bytes"),
-        };
-        if response
-            .content_length()
-            .is_some_and(|len| len > MAX_BODY_BYTES as u64)
-        {
+        capped_body(&mut response, MAX_BODY_BYTES).await
+    }
+}
+
+/// The answer's status and body, reading no more than `cap` bytes of it: a longer one is
+/// an `unexpected-answer` failure, so a huge or endless body costs at most `cap`.
+async fn capped_body(
+    response: &mut reqwest::Response,
+    cap: usize,
+) -> Result<(u16, Vec<u8>), CallFailure> {
+    let status = response.status().as_u16();
+    let too_long = || CallFailure {
+        kind: FailureKind::UnexpectedAnswer,
+        detail: format!("HTTP {status} with a body over {cap} bytes"),
+    };
+    if response
+        .content_length()
+        .is_some_and(|len| len > cap as u64)
+    {
+        return Err(too_long());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport_failure)? {
+        if body.len() + chunk.len() > cap {
             return Err(too_long());
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport_failure)? {
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(too_long());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok((status, body))
+        body.extend_from_slice(&chunk);
     }
+    Ok((status, body))
 }
 
 impl Gateway for HttpGateway {

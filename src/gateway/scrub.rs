@@ -13,15 +13,22 @@ const MIN_PIECE: usize = 8;
 
 const REDACTED: &str = "[redacted]";
 
+impl CallFailure {
+    /// The failure with no piece of the token in its detail.
+    pub(crate) fn scrubbed(self, scrubber: &Scrubber) -> Self {
+        Self {
+            kind: self.kind,
+            detail: scrubber.clean(&self.detail),
+        }
+    }
+}
+
 impl CallOutcome {
     /// The outcome with no piece of the token in it: a failure's detail is cleaned, and an
     /// answered `urlAvatar` that shows the token is dropped (a redacted URL is of no use).
     pub(crate) fn scrubbed(self, scrubber: &Scrubber) -> Self {
         match self {
-            Self::Failed(CallFailure { kind, detail }) => Self::Failed(CallFailure {
-                kind,
-                detail: scrubber.clean(&detail),
-            }),
+            Self::Failed(failure) => Self::Failed(failure.scrubbed(scrubber)),
             Self::Applied { url_avatar } => Self::Applied {
                 url_avatar: url_avatar.filter(|url| {
                     let shows = scrubber.shows_token(url);

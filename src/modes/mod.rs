@@ -3,6 +3,7 @@
 
 mod check;
 mod daemon;
+mod drift;
 mod once;
 mod preview;
 
@@ -91,6 +92,13 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
         }
         Mode::DryRun => {
             let mut report = once::plan_only(&manifest, &state_dir()?, Tokens::Required)?;
+            report.shard = shard_line;
+            Ok(Output::of(&report.listing(args.all), args.json))
+        }
+        Mode::Drift => {
+            let dir = state_dir()?;
+            let drift = drift::drift(&manifest, &dir, concurrency);
+            let mut report = runtime()?.block_on(drift)?;
             report.shard = shard_line;
             Ok(Output::of(&report.listing(args.all), args.json))
         }

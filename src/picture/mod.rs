@@ -8,8 +8,7 @@
 
 pub mod caches;
 pub mod hashes;
-// Drift detection and adoption (reading the live picture) use it; they come next.
-#[cfg_attr(not(test), allow(dead_code))]
+// `--drift` compares live pictures with it (adoption and the daemon's checks will too).
 pub(crate) mod phash;
 pub(crate) mod prepared;
 pub mod process;

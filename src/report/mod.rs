@@ -38,6 +38,8 @@ pub(crate) enum Status {
     InSync,
     /// Set during this run.
     Applied,
+    /// The live picture differs from the desired one (`--drift`; section 8).
+    Drifted,
     /// Would be set now (`--dry-run`, `--status`), or was not reached before `--timeout`.
     Pending,
     /// Would be set, not before `nextAttemptAt`.
@@ -54,6 +56,7 @@ impl Status {
         match self {
             Self::InSync => "in-sync",
             Self::Applied => "applied",
+            Self::Drifted => "drifted",
             Self::Pending => "pending",
             Self::Throttled => "throttled",
             Self::Failed => "failed",
@@ -96,6 +99,8 @@ pub(crate) struct Summary {
     pub in_sync: usize,
     /// `applied`.
     pub applied: usize,
+    /// `drifted`.
+    pub drifted: usize,
     /// `pending`.
     pub pending: usize,
     /// `throttled`.
@@ -114,6 +119,7 @@ impl Summary {
             *match status {
                 Status::InSync => &mut summary.in_sync,
                 Status::Applied => &mut summary.applied,
+                Status::Drifted => &mut summary.drifted,
                 Status::Pending => &mut summary.pending,
                 Status::Throttled => &mut summary.throttled,
                 Status::Failed => &mut summary.failed,
@@ -175,6 +181,8 @@ pub(crate) enum ReportKind {
     DryRun,
     /// `--status`.
     Status,
+    /// `--drift`.
+    Drift,
 }
 
 impl Report {
@@ -199,11 +207,14 @@ impl Report {
 }
 
 impl Render for Report {
-    /// 0 in sync; 1 something did not converge; 2 (`--dry-run` only) changes are waiting.
+    /// 0 in sync; 1 something did not converge (or could not be read); 2 (`--dry-run`)
+    /// changes are waiting, (`--drift`) a live picture drifted.
     fn exit_code(&self) -> u8 {
         let s = &self.summary;
         let waiting = s.pending + s.throttled;
         match self.kind {
+            ReportKind::Drift if s.failed > 0 => 1,
+            ReportKind::Drift if s.drifted > 0 => 2,
             ReportKind::Reconcile if s.failed + waiting > 0 => 1,
             ReportKind::DryRun | ReportKind::Status if s.failed > 0 => 1,
             ReportKind::DryRun if waiting > 0 => 2,
@@ -249,6 +260,10 @@ impl Render for Report {
             thousands(s.failed),
             thousands(s.suspended)
         );
+        // Only where it occurs: a run without live reads has none.
+        if s.drifted > 0 {
+            let _ = write!(table.summary, ", {} drifted", thousands(s.drifted));
+        }
         table
     }
 }
@@ -300,6 +315,7 @@ fn detail(row: &Row, now: SystemTime) -> String {
             text
         }
         Status::Suspended => "suspend: true".to_owned(),
+        Status::Drifted => row.error.clone().unwrap_or_default(),
     }
 }
 

@@ -151,6 +151,13 @@ pub fn process(source: &[u8], options: &Processing) -> Result<(Vec<u8>, Route), 
     Ok((out, Route::Reencoded))
 }
 
+/// The perceptual hash of a picture (JPEG, PNG or WebP bytes: an upload, or a live avatar
+/// WhatsApp serves), decoded with the same limits as any decode.
+pub fn perceptual_hash(bytes: &[u8]) -> Result<super::phash::PerceptualHash, ProcessError> {
+    let (image, _pixels) = decode(detect(bytes)?, bytes)?;
+    Ok(super::phash::PerceptualHash::of(&image))
+}
+
 /// A small JPEG of an upload, for the status page: `side` pixels on its longest edge (never
 /// larger than the upload), with the same limits as any decode.
 pub fn thumbnail(upload: &[u8], side: u32) -> Result<Vec<u8>, ProcessError> {
