@@ -17,6 +17,8 @@ use std::time::{Duration, SystemTime};
 
 /// The GREEN-API method a request called.
 pub(crate) const SET_PROFILE_PICTURE: &str = "setProfilePicture";
+/// The `method` label of a `getWaSettings` read.
+pub(crate) const GET_WA_SETTINGS: &str = "getWaSettings";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabel {
@@ -151,7 +153,7 @@ impl Metrics {
     /// How many instances are in each status now (applied ones count as in sync).
     pub(crate) fn set_instances(&self, s: &Summary) {
         let counts = [
-            ("in-sync", s.in_sync + s.applied),
+            ("in-sync", s.in_sync + s.applied + s.adopted),
             ("drifted", s.drifted),
             ("pending", s.pending),
             ("throttled", s.throttled),

@@ -5,6 +5,7 @@
 
 mod util;
 
+mod adoption;
 mod daemon;
 mod drift;
 mod examples;

@@ -242,3 +242,27 @@ pub fn shows_token(text: &str) -> bool {
         .windows(8)
         .any(|piece| flat.contains(&piece.iter().collect::<String>()))
 }
+
+/// A 160 × 120 picture: a disc and a band on a gradient, laid out differently for each
+/// `seed`.
+pub fn photo(seed: u32) -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(u64::from(seed));
+    let (cx, cy, r) = (rng.f32(), rng.f32(), 0.15 + rng.f32() * 0.2);
+    let (band, angle) = (rng.f32(), rng.f32() * std::f32::consts::PI);
+    let img = image::RgbImage::from_fn(160, 120, |x, y| {
+        let (fx, fy) = (x as f32 / 160.0, y as f32 / 120.0);
+        let mut c = [fx * 90.0, 60.0, fy * 90.0];
+        if (fx - cx).powi(2) + (fy - cy).powi(2) < r * r {
+            c = [240.0, 220.0, 40.0];
+        }
+        if ((fx * angle.cos() + fy * angle.sin()) - band).abs() < 0.08 {
+            c = [30.0, 30.0, 200.0];
+        }
+        image::Rgb(c.map(|v| v as u8))
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(&img)
+        .unwrap();
+    out
+}

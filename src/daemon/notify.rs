@@ -65,7 +65,7 @@ impl Notify for Systemd {
 pub(crate) fn status_line(s: &Summary) -> String {
     let mut line = format!(
         "{} in sync, {} pending, {} failed",
-        s.in_sync + s.applied,
+        s.in_sync + s.applied + s.adopted,
         s.pending + s.throttled,
         s.failed
     );

@@ -10,7 +10,7 @@ mod classify;
 mod reads;
 mod scrub;
 
-pub(crate) use reads::Reader;
+pub(crate) use reads::{Reader, WaSettings};
 
 use classify::classify;
 use scrub::Scrubber;
@@ -49,6 +49,30 @@ pub(crate) struct Upload {
 pub(crate) trait Gateway: Clone + Send + Sync + 'static {
     /// Sends one `setProfilePicture` request and classifies the answer.
     fn set_profile_picture(&self, upload: Upload) -> impl Future<Output = CallOutcome> + Send;
+
+    /// Reads `getWaSettings`: the live picture's URL and the instance's state. A gateway
+    /// that cannot read (the daemon loop's scripted one) answers that it cannot, and
+    /// callers go on as if nothing were known.
+    fn wa_settings(
+        &self,
+        reader: &Reader,
+    ) -> impl Future<Output = Result<WaSettings, CallFailure>> + Send {
+        let _ = reader;
+        std::future::ready(Err(cannot_read()))
+    }
+
+    /// Fetches a live picture's file.
+    fn avatar_file(&self, url: &str) -> impl Future<Output = Result<Vec<u8>, CallFailure>> + Send {
+        let _ = url;
+        std::future::ready(Err(cannot_read()))
+    }
+}
+
+fn cannot_read() -> CallFailure {
+    CallFailure {
+        kind: FailureKind::UnexpectedAnswer,
+        detail: "this gateway does not read live pictures".to_owned(),
+    }
 }
 
 /// The GREEN-API HTTP client. Connections are pooled and reused per host.
@@ -150,6 +174,14 @@ async fn capped_body(
 }
 
 impl Gateway for HttpGateway {
+    async fn wa_settings(&self, reader: &Reader) -> Result<WaSettings, CallFailure> {
+        self.read_wa_settings(reader).await
+    }
+
+    async fn avatar_file(&self, url: &str) -> Result<Vec<u8>, CallFailure> {
+        self.read_avatar_file(url).await
+    }
+
     async fn set_profile_picture(&self, upload: Upload) -> CallOutcome {
         let scrubber = Scrubber::new(upload.token.expose());
         match self.send(upload).await {

@@ -55,7 +55,10 @@ pub(crate) struct WaSettings {
 
 impl HttpGateway {
     /// `GET {apiUrl}/waInstance{id}/getWaSettings/{token}`.
-    pub(crate) async fn wa_settings(&self, reader: &Reader) -> Result<WaSettings, CallFailure> {
+    pub(crate) async fn read_wa_settings(
+        &self,
+        reader: &Reader,
+    ) -> Result<WaSettings, CallFailure> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Answer {
@@ -104,7 +107,7 @@ impl HttpGateway {
     }
 
     /// The avatar file at `url`: `https://`, or `http://` to a loopback host.
-    pub(crate) async fn avatar_file(&self, url: &str) -> Result<Vec<u8>, CallFailure> {
+    pub(crate) async fn read_avatar_file(&self, url: &str) -> Result<Vec<u8>, CallFailure> {
         let parsed = reqwest::Url::parse(url)
             .map_err(|e| failure(&format!("the avatar URL is not a URL ({e})")))?;
         let host = parsed.host_str().unwrap_or_default();

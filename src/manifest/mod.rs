@@ -50,6 +50,9 @@ pub struct Manifest {
     pub min_interval: Duration,
     /// How often the daemon re-checks everything.
     pub resync_interval: Duration,
+    /// `adopt` (default true): an instance with no record is first read live, and recorded
+    /// as applied without a call when it already shows its picture.
+    pub adopt: bool,
     /// The instances, in manifest order.
     pub instances: Vec<Instance>,
     /// Things that are allowed but worth saying (a token written in the manifest).

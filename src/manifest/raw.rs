@@ -11,6 +11,7 @@ pub(super) struct RawManifest {
     pub(super) api_url: Option<Spanned<String>>,
     pub(super) min_interval: Option<Spanned<String>>,
     pub(super) resync_interval: Option<Spanned<String>>,
+    pub(super) adopt: Option<bool>,
     pub(super) fit: Option<Spanned<String>>,
     pub(super) size: Option<Spanned<u32>>,
     pub(super) background: Option<Spanned<String>>,

@@ -282,6 +282,7 @@ impl<'a> Validator<'a> {
                 path: self.path.to_owned(),
                 min_interval,
                 resync_interval,
+                adopt: raw.adopt.unwrap_or(true),
                 instances,
                 warnings: self.warnings,
             })

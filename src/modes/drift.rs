@@ -6,7 +6,7 @@
 //! and nothing is written: it runs beside the daemon without its lock.
 
 use crate::Error;
-use crate::gateway::{HttpGateway, Reader};
+use crate::gateway::{Gateway, HttpGateway, Reader};
 use crate::manifest::Manifest;
 use crate::outcome::CallFailure;
 use crate::picture::phash::PerceptualHash;

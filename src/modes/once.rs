@@ -9,7 +9,7 @@ use crate::picture::caches::Caches;
 use crate::plan::{self, Policy};
 use crate::reconcile::desired;
 use crate::reconcile::{Options, Reconciler};
-use crate::report::{self, Report, ReportKind, Status};
+use crate::report::{self, Report, ReportKind, Status, ThisRun};
 use crate::state::{StateDir, StateStore};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -69,7 +69,13 @@ pub(crate) fn plan_only(
         .map(|(instance, target)| {
             let record = state.instances.get(&instance.id);
             let decision = plan::decide(&target.desired, record, now, &policy);
-            report::row(instance, &target.desired, &decision, record, false)
+            report::row(
+                instance,
+                &target.desired,
+                &decision,
+                record,
+                ThisRun::Nothing,
+            )
         })
         .collect();
     let kind = match tokens {

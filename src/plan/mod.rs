@@ -276,6 +276,26 @@ pub fn backoff(
     base + base.mul_f64(MAX_JITTER * jitter.clamp(0.0, 1.0))
 }
 
+/// The record after the live picture was found to be `digest` (adoption): applied, with no
+/// call made, so the throttle and any backoff are as they were.
+pub fn record_adopted(
+    previous: Option<&InstanceRecord>,
+    digest: Digest,
+    url_avatar: String,
+    at: SystemTime,
+) -> InstanceRecord {
+    let mut record = previous.cloned().unwrap_or_default();
+    record.applied = Some(Applied {
+        sha256: digest,
+        at,
+        url_avatar: Some(url_avatar),
+    });
+    // The start recorded for it was only a read.
+    record.call_started_at = None;
+    record.failure = None;
+    record
+}
+
 /// The record after a call of `digest` (sent with `credentials`) finished at `finished_at`
 /// with `outcome`. Pure: `jitter` in `[0, 1)` comes from the caller.
 pub fn record_outcome(

@@ -33,6 +33,9 @@ pub(crate) struct Call {
     pub credentials: String,
     /// The instance's token.
     pub token: ApiToken,
+    /// Look at the live picture first, and record it without a call if it is this one
+    /// (an instance with no record, the manifest's `adopt`).
+    pub adopt: bool,
 }
 
 /// What came back from a call.
@@ -50,6 +53,17 @@ pub(crate) enum Landed {
         outcome: CallOutcome,
         /// When the answer arrived (or the call failed): the throttle counts from here.
         finished_at: SystemTime,
+    },
+    /// The live picture already was the planned one: nothing was sent.
+    Adopted {
+        /// Which instance.
+        id: InstanceId,
+        /// The picture found live.
+        digest: Digest,
+        /// The live picture's URL.
+        url_avatar: String,
+        /// When it was found.
+        at: SystemTime,
     },
     /// The prepared picture was missing or not the planned bytes; nothing was sent.
     Stale {
@@ -84,6 +98,22 @@ pub(crate) async fn send<G: Gateway>(
             };
         }
     };
+    if call.adopt
+        && let Some(url_avatar) =
+            super::adopt::already_live(&gateway, instance, &call.token, &bytes, &metrics).await
+    {
+        tracing::info!(
+            instance = %instance.id,
+            sha256 = %call.digest.short(),
+            "adopted: the live picture already is this one; recorded without a call"
+        );
+        return Landed::Adopted {
+            id: instance.id.clone(),
+            digest: call.digest,
+            url_avatar,
+            at: clock.now(),
+        };
+    }
     let started = Instant::now();
     let outcome = gateway
         .set_profile_picture(Upload {

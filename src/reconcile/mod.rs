@@ -10,6 +10,7 @@
 //! The reconciler owns the picture caches of its state directory; the [`StateStore`] owns
 //! only the records and their saves.
 
+mod adopt;
 pub(crate) mod apply;
 pub(crate) mod desired;
 
@@ -21,7 +22,7 @@ use crate::outcome::{CallOutcome, FailureKind, LocalProblem};
 use crate::picture::caches::Caches;
 use crate::picture::{self, Digest};
 use crate::plan::{self, Decision, Desired, Policy};
-use crate::report::{self, Report, ReportKind};
+use crate::report::{self, Report, ReportKind, ThisRun};
 use crate::state::{StateError, StateStore};
 use apply::{Call, Landed};
 use desired::{Pictures, Target, Tokens};
@@ -49,7 +50,8 @@ pub(crate) struct Options {
 struct Slot {
     target: Target,
     decision: Decision,
-    applied_now: bool,
+    /// What this run did to it.
+    this_run: ThisRun,
 }
 
 /// Drives instances towards their desired pictures, calling GREEN-API through `G`.
@@ -127,7 +129,25 @@ impl<G: Gateway> Reconciler<G> {
     /// every instance again. Calls in flight finish and are recorded; instances that left
     /// the manifest are not touched again.
     pub fn set_manifest(&mut self, manifest: Arc<Manifest>) {
+        self.plan_all(manifest, false);
+    }
+
+    /// Looks again at pictures that were still being written, as part of the same run:
+    /// what the run already did to each instance (applied, adopted) is kept.
+    fn recheck(&mut self) {
+        self.plan_all(Arc::clone(&self.manifest), true);
+    }
+
+    fn plan_all(&mut self, manifest: Arc<Manifest>, same_run: bool) {
         let started = std::time::Instant::now();
+        let done: HashMap<InstanceId, ThisRun> = if same_run {
+            (self.manifest.instances.iter().zip(&self.slots))
+                .filter(|(_, slot)| slot.this_run != ThisRun::Nothing)
+                .map(|(instance, slot)| (instance.id.clone(), slot.this_run))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let (targets, read, made) = self.desired(&manifest);
         self.policy = Policy {
             min_interval: manifest.min_interval,
@@ -135,15 +155,14 @@ impl<G: Gateway> Reconciler<G> {
         self.by_id = (manifest.instances.iter().enumerate())
             .map(|(index, instance)| (instance.id.clone(), index))
             .collect();
-        self.manifest = manifest;
-        self.slots = targets
-            .into_iter()
-            .map(|target| Slot {
+        self.slots = (manifest.instances.iter().zip(targets))
+            .map(|(instance, target)| Slot {
                 target,
                 decision: Decision::Suspended,
-                applied_now: false,
+                this_run: done.get(&instance.id).copied().unwrap_or_default(),
             })
             .collect();
+        self.manifest = manifest;
         self.queue.clear();
         self.timers.clear();
         let now = self.clock.now();
@@ -325,6 +344,7 @@ impl<G: Gateway> Reconciler<G> {
             if !self.busy.insert(instance.id.clone()) {
                 continue;
             }
+            let unknown = !self.store.state().instances.contains_key(&instance.id);
             starting.push(Call {
                 manifest: Arc::clone(&self.manifest),
                 index,
@@ -333,6 +353,7 @@ impl<G: Gateway> Reconciler<G> {
                 digest,
                 credentials: credentials.clone(),
                 token: token.clone(),
+                adopt: self.manifest.adopt && unknown,
             });
         }
         if starting.is_empty() {
@@ -433,8 +454,29 @@ impl<G: Gateway> Reconciler<G> {
                 self.store.set(id.clone(), record);
                 if let Some(index) = self.index_of(&id) {
                     if matches!(outcome, CallOutcome::Applied { .. }) {
-                        self.slots[index].applied_now = true;
+                        self.slots[index].this_run = ThisRun::Applied;
                     }
+                    self.plan_one(index, now);
+                }
+            }
+            Landed::Adopted {
+                id,
+                digest,
+                url_avatar,
+                at,
+            } => {
+                self.busy.remove(&id);
+                self.in_flight_digests.remove(&id);
+                self.started_over.remove(&id);
+                let record = plan::record_adopted(
+                    self.store.state().instances.get(&id),
+                    digest,
+                    url_avatar,
+                    at,
+                );
+                self.store.set(id.clone(), record);
+                if let Some(index) = self.index_of(&id) {
+                    self.slots[index].this_run = ThisRun::Adopted;
                     self.plan_one(index, now);
                 }
             }
@@ -534,7 +576,7 @@ impl<G: Gateway> Reconciler<G> {
                 () = sleep_until_opt(wake) => {}
                 () = sleep_until_opt(save_at) => {}
                 () = sleep_until_opt(recheck_at) => {
-                    self.set_manifest(Arc::clone(&self.manifest));
+                    self.recheck();
                 }
             }
             self.save_if_due()?;
@@ -547,7 +589,7 @@ impl<G: Gateway> Reconciler<G> {
         report::Summary::count(
             self.slots
                 .iter()
-                .map(|slot| report::status(&slot.decision, slot.applied_now)),
+                .map(|slot| report::status(&slot.decision, slot.this_run)),
         )
     }
 
@@ -564,7 +606,7 @@ impl<G: Gateway> Reconciler<G> {
                     &slot.target.desired,
                     &slot.decision,
                     self.store.state().instances.get(&instance.id),
-                    slot.applied_now,
+                    slot.this_run,
                 )
             })
             .collect();

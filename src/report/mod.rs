@@ -38,6 +38,8 @@ pub(crate) enum Status {
     InSync,
     /// Set during this run.
     Applied,
+    /// The live picture already matched: recorded during this run without a call.
+    Adopted,
     /// The live picture differs from the desired one (`--drift`; section 8).
     Drifted,
     /// Would be set now (`--dry-run`, `--status`), or was not reached before `--timeout`.
@@ -56,6 +58,7 @@ impl Status {
         match self {
             Self::InSync => "in-sync",
             Self::Applied => "applied",
+            Self::Adopted => "adopted",
             Self::Drifted => "drifted",
             Self::Pending => "pending",
             Self::Throttled => "throttled",
@@ -99,6 +102,8 @@ pub(crate) struct Summary {
     pub in_sync: usize,
     /// `applied`.
     pub applied: usize,
+    /// `adopted`.
+    pub adopted: usize,
     /// `drifted`.
     pub drifted: usize,
     /// `pending`.
@@ -119,6 +124,7 @@ impl Summary {
             *match status {
                 Status::InSync => &mut summary.in_sync,
                 Status::Applied => &mut summary.applied,
+                Status::Adopted => &mut summary.adopted,
                 Status::Drifted => &mut summary.drifted,
                 Status::Pending => &mut summary.pending,
                 Status::Throttled => &mut summary.throttled,
@@ -260,9 +266,11 @@ impl Render for Report {
             thousands(s.failed),
             thousands(s.suspended)
         );
-        // Only where it occurs: a run without live reads has none.
-        if s.drifted > 0 {
-            let _ = write!(table.summary, ", {} drifted", thousands(s.drifted));
+        // Only where they occur: a run without live reads has neither.
+        for (count, what) in [(s.adopted, "adopted"), (s.drifted, "drifted")] {
+            if count > 0 {
+                let _ = write!(table.summary, ", {} {what}", thousands(count));
+            }
         }
         table
     }
@@ -286,6 +294,10 @@ fn detail(row: &Row, now: SystemTime) -> String {
             }
             text
         }
+        Status::Adopted => format!(
+            "sha256 {}: already live, recorded without a call",
+            sha(&row.applied_sha256).unwrap_or_default()
+        ),
         Status::Pending => match sha(&row.desired_sha256) {
             Some(desired) => format!(
                 "would set sha256 {desired} (now {})",
@@ -319,19 +331,31 @@ fn detail(row: &Row, now: SystemTime) -> String {
     }
 }
 
-/// The row for an instance from its decision (`applied` when it was set during this run).
+/// What this run did to an instance, for its status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum ThisRun {
+    /// Nothing yet.
+    #[default]
+    Nothing,
+    /// Its picture was set.
+    Applied,
+    /// Its live picture was found to match, and recorded without a call.
+    Adopted,
+}
+
+/// The row for an instance from its decision and what this run did to it.
 pub(crate) fn row(
     instance: &Instance,
     desired: &Desired,
     decision: &Decision,
     record: Option<&InstanceRecord>,
-    applied_this_run: bool,
+    this_run: ThisRun,
 ) -> Row {
     let applied = record.and_then(|r| r.applied.as_ref());
     let mut row = Row {
         id_instance: instance.id.to_string(),
         picture: instance.picture.written.clone(),
-        status: status(decision, applied_this_run),
+        status: status(decision, this_run),
         desired_sha256: match desired {
             Desired::Picture { digest, .. } => Some(digest.to_string()),
             _ => None,
@@ -370,11 +394,12 @@ pub(crate) fn row(
     row
 }
 
-/// The status a decision reports (`applied` when the picture was set during this run).
-pub(crate) fn status(decision: &Decision, applied_this_run: bool) -> Status {
+/// The status a decision reports, given what this run did.
+pub(crate) fn status(decision: &Decision, this_run: ThisRun) -> Status {
     match decision {
         Decision::Suspended => Status::Suspended,
-        Decision::InSync if applied_this_run => Status::Applied,
+        Decision::InSync if this_run == ThisRun::Applied => Status::Applied,
+        Decision::InSync if this_run == ThisRun::Adopted => Status::Adopted,
         Decision::InSync => Status::InSync,
         Decision::Due { .. } => Status::Pending,
         Decision::Wait { .. } => Status::Throttled,
