@@ -881,3 +881,12 @@ fn a_token_pasted_into_api_token_env_is_not_echoed() {
         "{e}"
     );
 }
+
+#[test]
+fn adopt_is_on_unless_the_manifest_turns_it_off() {
+    let base = "instances:\n  - idInstance: \"1\"\n    apiTokenEnv: T\n    picture: a.jpg\n";
+    assert!(ok(base).adopt);
+    assert!(!ok(&format!("adopt: false\n{base}")).adopt);
+    let problem = one_problem_at(&format!("adopt: maybe\n{base}"), 1, ProblemKind::Yaml);
+    assert!(problem.message.contains("boolean"), "{problem}");
+}
