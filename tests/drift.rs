@@ -144,3 +144,113 @@ fn a_failing_read_is_an_error_of_that_instance_only() {
     assert_eq!(run.row(IDS[1])["errorKind"], "unauthorized");
     assert_eq!(run.status_of(IDS[2]), "in-sync");
 }
+
+/// One instance under a daemon that looks at live pictures every second.
+fn daemon_world(drift: &str) -> (World, std::process::Child) {
+    let world = World::new(Duration::from_secs(1));
+    world.instance(IDS[0]);
+    world.write("p.jpg", &photo(1));
+    world.write_manifest(&format!(
+        "apiUrl: {{url}}\nminInterval: 1s\ndriftInterval: 1s\ndrift: {drift}\ninstances:\n  - idInstance: \"{}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: p.jpg\n",
+        IDS[0]
+    ));
+    let log = std::fs::File::create(world.path("daemon.log")).unwrap();
+    let daemon = world
+        .command(&["-v"])
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    world.fake.wait_for_requests(1, Duration::from_secs(30));
+    (world, daemon)
+}
+
+/// Polls `--status` until the instance has `status` (or a generous bound passes).
+fn wait_for_status(world: &World, status: &str) -> Run {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let run = world.run(&["--status", "--json"]);
+        if run.status_of(IDS[0]) == status || std::time::Instant::now() > deadline {
+            return run;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn stop(mut daemon: std::process::Child) {
+    let pid = daemon.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-s", "TERM", &pid])
+        .status()
+        .unwrap();
+    assert_eq!(daemon.wait().unwrap().code(), Some(0));
+}
+
+/// No two reads of one method closer than a second.
+fn assert_reads_paced(world: &World) {
+    for method in ["getWaSettings", "getStateInstance"] {
+        let reads: Vec<_> = (world.fake.reads_for(IDS[0]).into_iter())
+            .filter(|r| r.method == method)
+            .collect();
+        for pair in reads.windows(2) {
+            let gap = pair[1].received_at.duration_since(pair[0].received_at);
+            assert!(gap >= Duration::from_millis(999), "{method} {gap:?} apart");
+        }
+        assert!(reads.iter().all(|r| r.answer != "429"), "{reads:?}");
+    }
+}
+
+#[test]
+fn the_daemon_warns_of_drift_and_sends_nothing() {
+    let (world, daemon) = daemon_world("warn");
+    assert_eq!(
+        wait_for_status(&world, "in-sync").status_of(IDS[0]),
+        "in-sync"
+    );
+    world.fake.set_live_picture(IDS[0], &photo(50));
+    let status = wait_for_status(&world, "drifted");
+    assert_eq!(status.status_of(IDS[0]), "drifted", "{status:?}");
+    assert!(
+        status.row(IDS[0])["error"]
+            .as_str()
+            .unwrap()
+            .contains("another picture")
+    );
+    // Changed back: in sync again, and never an upload meanwhile.
+    world
+        .fake
+        .set_live_picture(IDS[0], &world.fake.requests()[0].file);
+    assert_eq!(
+        wait_for_status(&world, "in-sync").status_of(IDS[0]),
+        "in-sync"
+    );
+    stop(daemon);
+    assert_eq!(world.fake.request_count(), 1);
+    assert_reads_paced(&world);
+    let log = std::fs::read_to_string(world.path("daemon.log")).unwrap();
+    assert!(log.contains("the live picture drifted"), "{log}");
+    assert!(!shows_token(&log));
+}
+
+#[test]
+fn the_daemon_heals_drift_with_one_upload_under_the_throttle() {
+    let (world, daemon) = daemon_world("heal");
+    world.fake.set_live_picture(IDS[0], &photo(50));
+    world.fake.wait_for_requests(2, Duration::from_secs(30));
+    assert_eq!(
+        wait_for_status(&world, "in-sync").status_of(IDS[0]),
+        "in-sync"
+    );
+    // A few more looks find it healed: no third upload.
+    std::thread::sleep(Duration::from_secs(3));
+    stop(daemon);
+    let requests = world.fake.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!(requests[1].file, requests[0].file);
+    assert!(
+        requests.iter().all(|r| r.answer == "applied"),
+        "{requests:?}"
+    );
+    assert_spaced(&requests, Duration::from_secs(1));
+    assert_reads_paced(&world);
+}

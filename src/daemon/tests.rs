@@ -168,6 +168,8 @@ fn start_with(
         give_up_when_blocked: false,
         // The loop's timing is tested here; settling pictures, in tests/hardening.rs.
         settle: Duration::ZERO,
+        // The scripted gateway cannot read live pictures.
+        drift_checks: false,
     };
     let reconciler = Reconciler::new(
         Arc::new(manifest),

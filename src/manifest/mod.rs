@@ -5,6 +5,7 @@
 //! (and the instance, where one applies), and all problems of a manifest are reported
 //! together, so one run shows the operator everything to fix.
 
+mod drift;
 mod expand;
 #[cfg(test)]
 mod fuzz;
@@ -19,6 +20,7 @@ mod token;
 mod validate;
 mod values;
 
+pub use drift::DriftMode;
 pub(crate) use expand::ExpandError;
 pub use limits::MAX_MANIFEST_BYTES;
 pub use problem::{ManifestError, Problem, ProblemKind};
@@ -38,6 +40,8 @@ use validate::{Validator, yaml_error};
 pub const DEFAULT_API_URL: &str = "https://api.green-api.com";
 /// Least time between two `setProfilePicture` calls of one instance (what GREEN-API documents).
 pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the daemon reads each in-sync instance's live picture, unless configured.
+pub const DEFAULT_DRIFT_INTERVAL: Duration = Duration::from_secs(3600);
 /// How often the daemon re-checks everything, events or not.
 pub const DEFAULT_RESYNC_INTERVAL: Duration = Duration::from_secs(600);
 
@@ -53,6 +57,8 @@ pub struct Manifest {
     /// `adopt` (default true): an instance with no record is first read live, and recorded
     /// as applied without a call when it already shows its picture.
     pub adopt: bool,
+    /// How often the daemon reads each in-sync instance's live picture (`driftInterval`).
+    pub drift_interval: Duration,
     /// The instances, in manifest order.
     pub instances: Vec<Instance>,
     /// Things that are allowed but worth saying (a token written in the manifest).
@@ -75,6 +81,9 @@ pub struct Instance {
     pub processing: Processing,
     /// `suspend: true`: leave this instance alone.
     pub suspend: bool,
+    /// What the daemon does when its live picture drifts (`drift`: the instance's own, else
+    /// the manifest's, else `warn`).
+    pub drift: DriftMode,
     /// The line of the manifest where this instance starts.
     pub line: u64,
 }

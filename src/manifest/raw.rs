@@ -12,6 +12,8 @@ pub(super) struct RawManifest {
     pub(super) min_interval: Option<Spanned<String>>,
     pub(super) resync_interval: Option<Spanned<String>>,
     pub(super) adopt: Option<bool>,
+    pub(super) drift: Option<Spanned<String>>,
+    pub(super) drift_interval: Option<Spanned<String>>,
     pub(super) fit: Option<Spanned<String>>,
     pub(super) size: Option<Spanned<u32>>,
     pub(super) background: Option<Spanned<String>>,
@@ -32,6 +34,7 @@ pub(super) struct RawInstance {
     pub(super) size: Option<Spanned<u32>>,
     pub(super) background: Option<Spanned<String>>,
     pub(super) quality: Option<Spanned<u8>>,
+    pub(super) drift: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) suspend: bool,
 }

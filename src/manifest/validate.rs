@@ -1,6 +1,7 @@
 //! Raw YAML structs → a validated [`Manifest`]: every value checked and typed, every problem
 //! collected (with its kind, line and instance) so one run shows everything to fix.
 
+use super::drift::DriftMode;
 use super::expand::{ExpandError, expand_vars, is_env_name};
 use super::limits;
 use super::problem::{ManifestError, Problem, ProblemKind};
@@ -249,6 +250,12 @@ impl<'a> Validator<'a> {
             );
         }
 
+        let drift_interval = self.duration(
+            raw.drift_interval,
+            "driftInterval",
+            super::DEFAULT_DRIFT_INTERVAL,
+        );
+        let default_drift = self.drift_mode(raw.drift, DriftMode::default(), None);
         let defaults = RawProcessing {
             fit: raw.fit,
             size: raw.size,
@@ -260,8 +267,13 @@ impl<'a> Validator<'a> {
         let mut instances = Vec::with_capacity(raw.instances.len());
         for raw_instance in raw.instances {
             let line = raw_instance.referenced.line();
-            if let Some(instance) = self.instance(raw_instance.value, line, &default_url, defaults)
-            {
+            if let Some(instance) = self.instance(
+                raw_instance.value,
+                line,
+                &default_url,
+                defaults,
+                default_drift,
+            ) {
                 if let Some(first) = first_line.get(instance.id.as_str()) {
                     let message = format!("duplicate idInstance (first defined at line {first})");
                     self.problem(
@@ -283,6 +295,7 @@ impl<'a> Validator<'a> {
                 min_interval,
                 resync_interval,
                 adopt: raw.adopt.unwrap_or(true),
+                drift_interval,
                 instances,
                 warnings: self.warnings,
             })
@@ -300,6 +313,7 @@ impl<'a> Validator<'a> {
         line: u64,
         default_url: &ApiUrl,
         defaults: Processing,
+        default_drift: DriftMode,
     ) -> Option<Instance> {
         let id_line = raw.id_instance.referenced.line();
         let id = match InstanceId::parse(&raw.id_instance.value.0) {
@@ -334,6 +348,7 @@ impl<'a> Validator<'a> {
             quality: raw.quality,
         };
         let processing = self.processing(processing, defaults, who);
+        let drift = self.drift_mode(raw.drift, default_drift, who);
         let picture = if raw.picture.value.trim().is_empty() {
             self.problem(
                 ProblemKind::EmptyPicture,
@@ -356,7 +371,28 @@ impl<'a> Validator<'a> {
             picture,
             processing,
             suspend: raw.suspend,
+            drift,
             line,
+        })
+    }
+
+    /// `drift` as written at one level, else `default`.
+    fn drift_mode(
+        &mut self,
+        raw: Option<Spanned<String>>,
+        default: DriftMode,
+        instance: Option<&str>,
+    ) -> DriftMode {
+        let Some(raw) = raw else { return default };
+        raw.value.parse().unwrap_or_else(|e| {
+            let line = raw.referenced.line();
+            self.problem(
+                ProblemKind::InvalidOption,
+                line,
+                instance,
+                format!("drift: {e}"),
+            );
+            default
         })
     }
 

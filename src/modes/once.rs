@@ -31,6 +31,7 @@ pub(crate) async fn reconcile(
         concurrency,
         give_up_when_blocked: true,
         settle: crate::picture::SETTLE,
+        drift_checks: false,
     };
     let manifest = Arc::new(manifest);
     let gateway = HttpGateway::new()?;

@@ -8,6 +8,7 @@
 //! 15 minutes for an unusable instance, an hour for a used-up quota, plus up to 20 %
 //! jitter); never resend bytes the gateway refused.
 
+use crate::manifest::DriftMode;
 use crate::outcome::{ANSWER_DEADLINE, CallOutcome, FailureKind, LocalProblem};
 use crate::picture::Digest;
 use crate::state::{Applied, Failure, InstanceRecord};
@@ -76,6 +77,8 @@ pub enum Desired {
     Picture {
         /// SHA-256 of the picture's bytes.
         digest: Digest,
+        /// What a drifted live picture means for it.
+        drift: DriftMode,
         /// Fingerprint of apiUrl and token; `None` where the token is not at hand
         /// (`--status` run without the service's secrets): recorded failures then hold.
         credentials: Option<String>,
@@ -100,6 +103,13 @@ pub enum Decision {
     Unusable(LocalProblem),
     /// The desired picture is the one last confirmed.
     InSync,
+    /// The desired picture was confirmed, but the live one is another (`drift: warn`).
+    Drifted {
+        /// The desired (and confirmed) picture.
+        digest: Digest,
+        /// What the last look found.
+        reason: String,
+    },
     /// The gateway refused exactly these bytes before; waiting for a new picture.
     Refused {
         /// The refused picture.
@@ -150,19 +160,28 @@ pub fn decide(
     now: SystemTime,
     policy: &Policy,
 ) -> Decision {
-    let (digest, credentials) = match desired {
+    let (digest, drift, credentials) = match desired {
         Desired::Suspended => return Decision::Suspended,
         Desired::Unusable(problem) => return Decision::Unusable(problem.clone()),
         Desired::Picture {
             digest,
+            drift,
             credentials,
-        } => (*digest, credentials.as_deref()),
+        } => (*digest, *drift, credentials.as_deref()),
     };
     let empty = InstanceRecord::default();
     let record = within_policy(record.unwrap_or(&empty), now, policy);
 
     if record.applied.as_ref().map(|a| a.sha256) == Some(digest) {
-        return Decision::InSync;
+        match (&record.drifted, drift) {
+            (None, _) | (Some(_), DriftMode::Off) => return Decision::InSync,
+            (Some(reason), DriftMode::Warn) => {
+                let reason = reason.clone();
+                return Decision::Drifted { digest, reason };
+            }
+            // Heal: sent again, under the rules below.
+            (Some(_), DriftMode::Heal) => {}
+        }
     }
     if record.refused_sha256.contains(&digest) {
         let reason = record
@@ -293,6 +312,8 @@ pub fn record_adopted(
     // The start recorded for it was only a read.
     record.call_started_at = None;
     record.failure = None;
+    record.drifted = None;
+    record.live_checked_at = Some(at);
     record
 }
 
@@ -318,6 +339,7 @@ pub fn record_outcome(
                 url_avatar: url_avatar.clone(),
             });
             record.failure = None;
+            record.drifted = None;
         }
         CallOutcome::Failed(failure) => {
             let consecutive = record.failure.as_ref().map_or(1, |f| f.consecutive + 1);

@@ -35,6 +35,8 @@ fn record(rng: &mut fastrand::Rng) -> InstanceRecord {
             url_avatar: None,
         }),
         last_call_at: rng.bool().then(|| time(rng)),
+        live_checked_at: rng.bool().then(|| time(rng)),
+        drifted: rng.bool().then(|| "another picture is live".to_owned()),
         call_started_at: rng.bool().then(|| time(rng)),
         failure: rng.bool().then(|| Failure {
             kind: FailureKind::ALL[rng.usize(..FailureKind::ALL.len())],
@@ -84,15 +86,27 @@ fn every_decision_keeps_the_throttle_and_the_policys_bounds() {
         let policy = policy(&mut rng);
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(NOW_SECS);
         let want = digest(&mut rng);
+        let drift = [DriftMode::Off, DriftMode::Warn, DriftMode::Heal][rng.usize(..3)];
         let desired = Desired::Picture {
             digest: want,
+            drift,
             credentials: Some(credentials(&mut rng)),
         };
         let decision = decide(&desired, Some(&record), now, &policy);
         let why = || format!("case {case}: {decision:?}\nfrom {record:?}\nunder {policy:?}");
-        let in_sync = record.applied.as_ref().is_some_and(|a| a.sha256 == want);
+        let confirmed = record.applied.as_ref().is_some_and(|a| a.sha256 == want);
+        let (drifted, off) = (record.drifted.is_some(), drift == DriftMode::Off);
+        let in_sync = confirmed && (!drifted || off);
         assert_eq!(decision == Decision::InSync, in_sync, "{}", why());
-        if !in_sync && record.refused_sha256.contains(&want) {
+        let reported_drifted = confirmed && drifted && drift == DriftMode::Warn;
+        assert_eq!(
+            matches!(decision, Decision::Drifted { .. }),
+            reported_drifted,
+            "{}",
+            why()
+        );
+        let healing = confirmed && drifted && drift == DriftMode::Heal;
+        if (!confirmed || healing) && record.refused_sha256.contains(&want) {
             assert!(matches!(decision, Decision::Refused { .. }), "{}", why());
         }
         // The throttle, counted from a last answer that cannot be later than now, or from

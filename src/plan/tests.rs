@@ -28,6 +28,7 @@ const CREDS: &str = "0123456789abcdef";
 fn want(digest: Digest) -> Desired {
     Desired::Picture {
         digest,
+        drift: DriftMode::Warn,
         credentials: Some(CREDS.to_owned()),
     }
 }
@@ -71,6 +72,7 @@ fn shape(decision: &Decision) -> String {
         Decision::Suspended => "suspended".into(),
         Decision::Unusable(p) => format!("unusable {}", p.label),
         Decision::InSync => "in-sync".into(),
+        Decision::Drifted { .. } => "drifted".into(),
         Decision::Refused { .. } => "refused".into(),
         Decision::Due { digest } if *digest == a() => "due a".into(),
         Decision::Due { .. } => "due b".into(),
@@ -187,6 +189,7 @@ fn decisions_table() {
             "bad token, token unknown here (--status): still blocked",
             Desired::Picture {
                 digest: a(),
+                drift: DriftMode::Warn,
                 credentials: None,
             },
             Some(failed(FailureKind::Unauthorized, a(), 0.0, 900.0)),
@@ -408,4 +411,34 @@ fn a_far_future_time_in_the_state_waits_no_longer_than_the_policy_allows() {
     let decision = decide(&want(a()), Some(&blocked), now, &policy());
     let latest = at(0.0) + backoff(FailureKind::Unauthorized, 1, policy().min_interval, 1.0);
     assert!(decision.wake_at().unwrap() <= latest, "{decision:?}");
+}
+
+#[test]
+fn a_drifted_instance_is_reported_healed_or_ignored_as_its_drift_mode_says() {
+    let mut record = applied(a(), 0.0);
+    record.drifted = Some("another picture is live".to_owned());
+    let with = |drift| Desired::Picture {
+        digest: a(),
+        drift,
+        credentials: Some(CREDS.to_owned()),
+    };
+    let decide_at = |drift, secs| decide(&with(drift), Some(&record), at(secs), &policy());
+    assert_eq!(decide_at(DriftMode::Off, 60.0), Decision::InSync);
+    assert!(matches!(
+        decide_at(DriftMode::Warn, 60.0),
+        Decision::Drifted { reason, .. } if reason == "another picture is live"
+    ));
+    // Heal: sent again, under the throttle like any call.
+    assert_eq!(
+        decide_at(DriftMode::Heal, 60.0),
+        Decision::Due { digest: a() }
+    );
+    assert!(matches!(
+        decide_at(DriftMode::Heal, 5.0),
+        Decision::Wait { .. }
+    ));
+    // A new upload clears it.
+    let ok = CallOutcome::Applied { url_avatar: None };
+    let healed = record_outcome(Some(&record), a(), CREDS, &ok, at(60.0), &policy(), 0.0);
+    assert_eq!(healed.drifted, None);
 }

@@ -6,6 +6,7 @@
 //! megabytes of them); the prepared file is content-addressed, and checking its digest
 //! here means a damaged or missing file is never uploaded under the wrong digest.
 
+use super::live::{self, Look};
 use crate::clock::Clock;
 use crate::gateway::{Gateway, Upload};
 use crate::manifest::{ApiToken, InstanceId, Manifest};
@@ -38,6 +39,22 @@ pub(crate) struct Call {
     pub adopt: bool,
 }
 
+/// A look at an in-sync instance's live picture (drift), planned by the daemon.
+pub(crate) struct Check {
+    /// The manifest the plan was made from.
+    pub manifest: Arc<Manifest>,
+    /// Which of its instances.
+    pub index: usize,
+    /// The prepared JPEG that was applied.
+    pub path: PathBuf,
+    /// Its digest.
+    pub digest: Digest,
+    /// The instance's token.
+    pub token: ApiToken,
+    /// The URL GREEN-API answered when it was applied.
+    pub recorded: Option<String>,
+}
+
 /// What came back from a call.
 #[derive(Debug)]
 pub(crate) enum Landed {
@@ -63,6 +80,17 @@ pub(crate) enum Landed {
         /// The live picture's URL.
         url_avatar: String,
         /// When it was found.
+        at: SystemTime,
+    },
+    /// A look at the live picture of an instance in sync.
+    Checked {
+        /// Which instance.
+        id: InstanceId,
+        /// The picture it should show.
+        digest: Digest,
+        /// What the look found.
+        look: Look,
+        /// When.
         at: SystemTime,
     },
     /// The prepared picture was missing or not the planned bytes; nothing was sent.
@@ -98,10 +126,18 @@ pub(crate) async fn send<G: Gateway>(
             };
         }
     };
-    if call.adopt
-        && let Some(url_avatar) =
-            super::adopt::already_live(&gateway, instance, &call.token, &bytes, &metrics).await
-    {
+    let adopted = if call.adopt {
+        match live::look(&gateway, instance, &call.token, &bytes, None, &metrics).await {
+            Look::Matches(url) => Some(url),
+            Look::Differs(why) | Look::Unknown(why) => {
+                tracing::debug!(instance = %instance.id, "not adopted ({why}): uploading");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(url_avatar) = adopted {
         tracing::info!(
             instance = %instance.id,
             sha256 = %call.digest.short(),
@@ -155,6 +191,31 @@ pub(crate) async fn send<G: Gateway>(
         credentials: call.credentials,
         outcome,
         finished_at,
+    }
+}
+
+/// Looks at an in-sync instance's live picture.
+pub(crate) async fn check<G: Gateway>(
+    check: Check,
+    gateway: G,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+) -> Landed {
+    let instance = &check.manifest.instances[check.index];
+    let path = check.path.clone();
+    let read = tokio::task::spawn_blocking(move || read_prepared(&path)).await;
+    let look = match read {
+        Ok(Some(bytes)) if Digest::of(&bytes) == check.digest => {
+            let recorded = check.recorded.as_deref();
+            live::look(&gateway, instance, &check.token, &bytes, recorded, &metrics).await
+        }
+        _ => Look::Unknown("the prepared picture is missing or damaged".to_owned()),
+    };
+    Landed::Checked {
+        id: instance.id.clone(),
+        digest: check.digest,
+        look,
+        at: clock.now(),
     }
 }
 

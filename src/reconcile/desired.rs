@@ -8,7 +8,9 @@
 //! reads no token.
 
 use crate::manifest::Processing;
-use crate::manifest::{ApiToken, Instance, Manifest, TokenError, credentials_fingerprint};
+use crate::manifest::{
+    ApiToken, DriftMode, Instance, Manifest, TokenError, credentials_fingerprint,
+};
 use crate::outcome::LocalProblem;
 use crate::picture::caches::Caches;
 use crate::picture::hashes::Hashes;
@@ -167,16 +169,15 @@ pub(crate) fn target(
         Ok(digest) => digest,
         Err(problem) => return unusable(problem),
     };
-    let applied = state
-        .instances
-        .get(&instance.id)
-        .and_then(|r| r.applied.as_ref())
-        .map(|a| a.sha256);
-    if applied == Some(digest) {
+    let record = state.instances.get(&instance.id);
+    let applied = record.and_then(|r| r.applied.as_ref()).map(|a| a.sha256);
+    let healing = instance.drift == DriftMode::Heal && record.is_some_and(|r| r.drifted.is_some());
+    if applied == Some(digest) && !healing {
         // In sync: nothing will be sent, so the token is not read.
         return Target {
             desired: Desired::Picture {
                 digest,
+                drift: instance.drift,
                 credentials: None,
             },
             token: None,
@@ -186,6 +187,7 @@ pub(crate) fn target(
         Ok(token) => Target {
             desired: Desired::Picture {
                 digest,
+                drift: instance.drift,
                 credentials: Some(credentials_fingerprint(&instance.api_url, &token)),
             },
             token: Some(token),
@@ -193,6 +195,7 @@ pub(crate) fn target(
         Err(TokenError::Unavailable(_)) if tokens == Tokens::Optional => Target {
             desired: Desired::Picture {
                 digest,
+                drift: instance.drift,
                 credentials: None,
             },
             token: None,

@@ -10,13 +10,13 @@
 //! The reconciler owns the picture caches of its state directory; the [`StateStore`] owns
 //! only the records and their saves.
 
-mod adopt;
 pub(crate) mod apply;
 pub(crate) mod desired;
+pub(crate) mod live;
 
 use crate::clock::{Clock, Jitter};
 use crate::gateway::Gateway;
-use crate::manifest::{InstanceId, Manifest};
+use crate::manifest::{DriftMode, InstanceId, Manifest};
 use crate::metrics::Metrics;
 use crate::outcome::{CallOutcome, FailureKind, LocalProblem};
 use crate::picture::caches::Caches;
@@ -26,6 +26,7 @@ use crate::report::{self, Report, ReportKind, ThisRun};
 use crate::state::{StateError, StateStore};
 use apply::{Call, Landed};
 use desired::{Pictures, Target, Tokens};
+use live::Look;
 use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -44,6 +45,9 @@ pub(crate) struct Options {
     /// Pictures are taken only once their file has been still this long
     /// ([`crate::picture::SETTLE`]); until then they are looked at again.
     pub settle: std::time::Duration,
+    /// Look at each in-sync instance's live picture about once per `driftInterval` (the
+    /// daemon; one-shot runs do not stay long enough).
+    pub drift_checks: bool,
 }
 
 /// One instance of the current manifest: what it should show and what was decided.
@@ -52,6 +56,8 @@ struct Slot {
     decision: Decision,
     /// What this run did to it.
     this_run: ThisRun,
+    /// When its live picture is next looked at (drift).
+    check_at: Option<SystemTime>,
 }
 
 /// Drives instances towards their desired pictures, calling GREEN-API through `G`.
@@ -71,6 +77,10 @@ pub(crate) struct Reconciler<G> {
     busy: HashSet<InstanceId>,
     queue: VecDeque<usize>,
     timers: BinaryHeap<Reverse<(SystemTime, usize)>>,
+    /// When to look at live pictures (drift), per instance in sync.
+    checks: BinaryHeap<Reverse<(SystemTime, usize)>>,
+    /// Looks whose time has come, waiting for a free slot.
+    checks_due: VecDeque<usize>,
     in_flight: JoinSet<Landed>,
     task_ids: HashMap<tokio::task::Id, InstanceId>,
     /// The prepared picture each call in flight is sending (kept through a manifest change).
@@ -78,6 +88,9 @@ pub(crate) struct Reconciler<G> {
     /// Prepared pictures found damaged once and prepared again: found damaged a second
     /// time, the instance fails instead of being re-planned at once (no spinning).
     damaged: HashSet<(InstanceId, Digest)>,
+    /// When each instance's live state was last read (adoption, drift): GREEN-API allows one
+    /// read a second per instance.
+    last_read: HashMap<InstanceId, SystemTime>,
     /// When to look again at pictures that were still being written.
     recheck_at: Option<SystemTime>,
     /// The `callStartedAt` each call in flight replaced: put back if it sends nothing.
@@ -114,11 +127,14 @@ impl<G: Gateway> Reconciler<G> {
             busy: HashSet::new(),
             queue: VecDeque::new(),
             timers: BinaryHeap::new(),
+            checks: BinaryHeap::new(),
+            checks_due: VecDeque::new(),
             in_flight: JoinSet::new(),
             task_ids: HashMap::new(),
             in_flight_digests: HashMap::new(),
             damaged: HashSet::new(),
             recheck_at: None,
+            last_read: HashMap::new(),
             started_over: HashMap::new(),
         };
         reconciler.set_manifest(manifest);
@@ -160,11 +176,14 @@ impl<G: Gateway> Reconciler<G> {
                 target,
                 decision: Decision::Suspended,
                 this_run: done.get(&instance.id).copied().unwrap_or_default(),
+                check_at: None,
             })
             .collect();
         self.manifest = manifest;
         self.queue.clear();
         self.timers.clear();
+        self.checks.clear();
+        self.checks_due.clear();
         let now = self.clock.now();
         let settling = self.slots.iter().any(|slot| {
             matches!(&slot.target.desired, Desired::Unusable(p) if p.label == picture::CHANGING)
@@ -300,10 +319,49 @@ impl<G: Gateway> Reconciler<G> {
             }
         }
         self.slots[index].decision = decision;
+        self.schedule_check(index, now);
     }
 
-    /// Re-plans instances whose wait is over.
+    /// Plans the next look at an in-sync instance's live picture: `driftInterval` after
+    /// the last one, or, when there was none (or it is long past), at a point of the
+    /// interval fixed by the instance's id, so a fleet's looks are spread evenly.
+    fn schedule_check(&mut self, index: usize, now: SystemTime) {
+        let instance = &self.manifest.instances[index];
+        let slot = &mut self.slots[index];
+        slot.check_at = None;
+        let in_sync = matches!(slot.decision, Decision::InSync | Decision::Drifted { .. });
+        if !self.options.drift_checks || instance.drift == DriftMode::Off || !in_sync {
+            return;
+        }
+        let every = self.manifest.drift_interval.max(READ_SPACING);
+        let last = (self.store.state().instances.get(&instance.id))
+            .and_then(|record| record.live_checked_at);
+        let at = match last {
+            Some(last) if last + every > now => last + every,
+            _ => now + every.mul_f64(spread(&instance.id)),
+        };
+        // Never more than one read a second of one instance.
+        let at = match self.last_read.get(&instance.id) {
+            Some(read) => at.max(*read + READ_SPACING),
+            None => at,
+        };
+        slot.check_at = Some(at);
+        self.checks.push(Reverse((at, index)));
+    }
+
+    /// Re-plans instances whose wait is over, and queues the looks that are due.
     pub fn fire_timers(&mut self, now: SystemTime) {
+        while let Some(Reverse((at, index))) = self.checks.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.checks.pop();
+            let id = &self.manifest.instances[index].id;
+            if !self.busy.contains(id) && self.slots[index].check_at == Some(at) {
+                self.slots[index].check_at = None;
+                self.checks_due.push_back(index);
+            }
+        }
         while let Some(Reverse((at, index))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -356,6 +414,7 @@ impl<G: Gateway> Reconciler<G> {
                 adopt: self.manifest.adopt && unknown,
             });
         }
+        self.dispatch_checks();
         if starting.is_empty() {
             return;
         }
@@ -366,7 +425,13 @@ impl<G: Gateway> Reconciler<G> {
             let before = self.store.state().instances.get(id);
             (self.started_over).insert(id.clone(), before.and_then(|r| r.call_started_at));
         }
-        self.store.calls_started(&ids, self.clock.now());
+        let now = self.clock.now();
+        for (call, id) in starting.iter().zip(&ids) {
+            if call.adopt {
+                self.last_read.insert(id.clone(), now);
+            }
+        }
+        self.store.calls_started(&ids, now);
         for (call, id) in starting.into_iter().zip(ids) {
             let digest = call.digest;
             let handle = self.in_flight.spawn(apply::send(
@@ -377,6 +442,49 @@ impl<G: Gateway> Reconciler<G> {
             ));
             self.task_ids.insert(handle.id(), id.clone());
             self.in_flight_digests.insert(id, digest);
+        }
+    }
+
+    /// Starts due looks at live pictures while slots are free (calls come first).
+    fn dispatch_checks(&mut self) {
+        while self.in_flight.len() < self.options.concurrency {
+            let Some(index) = self.checks_due.pop_front() else {
+                return;
+            };
+            let instance = &self.manifest.instances[index];
+            let (Desired::Picture { digest, .. }, Some(record)) = (
+                &self.slots[index].target.desired,
+                self.store.state().instances.get(&instance.id),
+            ) else {
+                continue;
+            };
+            let token = match instance.token.resolve() {
+                Ok(token) => token,
+                Err(e) => {
+                    tracing::debug!(instance = %instance.id, "no look at the live picture: {e}");
+                    continue;
+                }
+            };
+            if !self.busy.insert(instance.id.clone()) {
+                continue;
+            }
+            let check = apply::Check {
+                manifest: Arc::clone(&self.manifest),
+                index,
+                path: self.caches.prepared_path(*digest),
+                digest: *digest,
+                token,
+                recorded: record.applied.as_ref().and_then(|a| a.url_avatar.clone()),
+            };
+            let id = instance.id.clone();
+            self.last_read.insert(id.clone(), self.clock.now());
+            let handle = self.in_flight.spawn(apply::check(
+                check,
+                self.gateway.clone(),
+                self.clock,
+                Arc::clone(&self.metrics),
+            ));
+            self.task_ids.insert(handle.id(), id);
         }
     }
 
@@ -392,7 +500,13 @@ impl<G: Gateway> Reconciler<G> {
 
     /// The earliest time an instance's wait ends, if any waits.
     pub fn next_timer(&self) -> Option<SystemTime> {
-        self.timers.peek().map(|Reverse((at, _))| *at)
+        let first = |heap: &BinaryHeap<Reverse<(SystemTime, usize)>>| {
+            heap.peek().map(|Reverse((at, _))| *at)
+        };
+        match (first(&self.timers), first(&self.checks)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Waits for the next call to land and records it. Pending forever when none is in
@@ -480,6 +594,47 @@ impl<G: Gateway> Reconciler<G> {
                     self.plan_one(index, now);
                 }
             }
+            Landed::Checked {
+                id,
+                digest,
+                look,
+                at,
+            } => {
+                self.busy.remove(&id);
+                let Some(mut record) = self.store.state().instances.get(&id).cloned() else {
+                    return;
+                };
+                if record.applied.as_ref().map(|a| a.sha256) != Some(digest) {
+                    // Something was applied meanwhile: this look is stale.
+                    return;
+                }
+                record.live_checked_at = Some(at);
+                match look {
+                    Look::Matches(_) => {
+                        if record.drifted.take().is_some() {
+                            tracing::info!(instance = %id, "the live picture is the desired one again");
+                        }
+                    }
+                    Look::Differs(why) => {
+                        if record.drifted.is_none() {
+                            tracing::warn!(instance = %id, "the live picture drifted: {why}");
+                        }
+                        record.drifted = Some(why);
+                    }
+                    Look::Unknown(why) => {
+                        tracing::debug!(instance = %id, "cannot look at the live picture: {why}");
+                    }
+                }
+                let healing = record.drifted.is_some();
+                self.store.set(id.clone(), record);
+                if let Some(index) = self.index_of(&id) {
+                    if healing && self.manifest.instances[index].drift == DriftMode::Heal {
+                        // Sent again: the target needs the token an in-sync one did not.
+                        self.retarget(index);
+                    }
+                    self.plan_one(index, now);
+                }
+            }
             Landed::Stale { id, digest } => {
                 self.busy.remove(&id);
                 self.in_flight_digests.remove(&id);
@@ -490,16 +645,11 @@ impl<G: Gateway> Reconciler<G> {
                     record.call_started_at = before;
                     self.store.set(id.clone(), record);
                 }
-                let state = self.store.state();
-                let Caches {
-                    hashes, prepared, ..
-                } = &mut self.caches;
                 // Prepare it again from its source, whatever the index says.
-                prepared.forget(digest);
+                self.caches.prepared.forget(digest);
                 let Some(index) = self.by_id.get(&id).copied() else {
                     return;
                 };
-                let instance = &self.manifest.instances[index];
                 if !self.damaged.insert((id.clone(), digest)) {
                     // Prepared again and still not the planned bytes: something keeps
                     // damaging the folder. Fail until the next pass rather than spin.
@@ -513,15 +663,28 @@ impl<G: Gateway> Reconciler<G> {
                         }),
                         token: None,
                     };
-                } else if let Ok(path) = &instance.picture.path {
-                    let sources = hashes.digest_all([path.as_path()]);
-                    let mut pictures = Pictures::new(&sources, prepared);
-                    self.slots[index].target =
-                        desired::target(instance, &mut pictures, Tokens::Required, state);
+                } else {
+                    self.retarget(index);
                 }
                 self.plan_one(index, now);
             }
         }
+    }
+
+    /// Looks again at one instance's picture and token, as a pass would.
+    fn retarget(&mut self, index: usize) {
+        let instance = &self.manifest.instances[index];
+        let Ok(path) = &instance.picture.path else {
+            return;
+        };
+        let Caches {
+            hashes, prepared, ..
+        } = &mut self.caches;
+        let sources = hashes.digest_all([path.as_path()]);
+        let mut pictures = Pictures::new(&sources, prepared);
+        let state = self.store.state();
+        self.slots[index].target =
+            desired::target(instance, &mut pictures, Tokens::Required, state);
     }
 
     fn index_of(&self, id: &InstanceId) -> Option<usize> {
@@ -612,6 +775,18 @@ impl<G: Gateway> Reconciler<G> {
             .collect();
         Report::new(rows, ReportKind::Reconcile)
     }
+}
+
+/// The least time between two reads of one instance's live state: GREEN-API's one a
+/// second, with room for the network's jitter.
+const READ_SPACING: std::time::Duration = std::time::Duration::from_millis(1100);
+
+/// Where in a `driftInterval` an instance's looks fall, in `[0, 1)`: fixed by its id, so
+/// a fleet's looks are spread evenly and stay so across restarts.
+fn spread(id: &InstanceId) -> f64 {
+    // 52 bits of the id's SHA-256: as many as an f64 holds exactly.
+    let hex = Digest::of(id.as_str().as_bytes()).to_string();
+    u64::from_str_radix(&hex[..13], 16).unwrap_or(0) as f64 / (1u64 << 52) as f64
 }
 
 /// Sleeps until `at`, or forever when there is nothing to wait for.

@@ -368,6 +368,7 @@ pub(crate) fn row(
     };
     let (kind, error) = match decision {
         Decision::Suspended | Decision::InSync | Decision::Due { .. } => return row,
+        Decision::Drifted { reason, .. } => ("drifted", reason.clone()),
         Decision::Unusable(problem) => (problem.label, problem.message.clone()),
         Decision::Refused { reason, .. } => (
             "refused-bytes",
@@ -401,6 +402,7 @@ pub(crate) fn status(decision: &Decision, this_run: ThisRun) -> Status {
         Decision::InSync if this_run == ThisRun::Applied => Status::Applied,
         Decision::InSync if this_run == ThisRun::Adopted => Status::Adopted,
         Decision::InSync => Status::InSync,
+        Decision::Drifted { .. } => Status::Drifted,
         Decision::Due { .. } => Status::Pending,
         Decision::Wait { .. } => Status::Throttled,
         Decision::Unusable(_) | Decision::Refused { .. } | Decision::Blocked { .. } => {

@@ -45,6 +45,17 @@ pub struct InstanceRecord {
     /// The failure in force, with its backoff; cleared by a success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
+    /// When the daemon last read the live picture (`drift`), to spread its next look.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "serde_rfc3339_opt"
+    )]
+    pub live_checked_at: Option<SystemTime>,
+    /// Why the live picture is not the applied one, when the last look found so; cleared
+    /// by a look that matches or by a new upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drifted: Option<String>,
     /// Pictures the gateway refused (400 `File is empty` / `Unsupported media type`):
     /// never sent again. The most recent few are kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
