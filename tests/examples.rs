@@ -72,7 +72,7 @@ fn the_example_manifest_passes_check_where_secrets_are_absent() {
         doc["warnings"][0]
             .as_str()
             .unwrap()
-            .contains("manifest.yaml:55"),
+            .contains("manifest.yaml:61"),
         "{doc:#}"
     );
 }
