@@ -5,20 +5,22 @@
 //! Built on `prometheus-client` (the Prometheus project's own Rust client): typed metric
 //! families, and a text encoder that writes the OpenMetrics format Prometheus scrapes.
 
-use crate::report::Summary;
+use crate::report::{Calls, Summary};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 /// The GREEN-API method a request called.
 pub(crate) const SET_PROFILE_PICTURE: &str = "setProfilePicture";
 /// The `method` label of a `getWaSettings` read.
 pub(crate) const GET_WA_SETTINGS: &str = "getWaSettings";
+/// The `method` label of a `getStateInstance` read.
+pub(crate) const GET_STATE_INSTANCE: &str = "getStateInstance";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabel {
@@ -57,6 +59,8 @@ pub(crate) struct Metrics {
     last_pass: Gauge<f64, AtomicU64>,
     manifest_ok: Gauge,
     manifest_info: Family<Sha256Label, Gauge>,
+    /// Requests so far, per method (for `--json` and the logs).
+    calls: [AtomicU64; 3],
 }
 
 impl Default for Metrics {
@@ -135,6 +139,7 @@ impl Metrics {
             last_pass,
             manifest_ok,
             manifest_info,
+            calls: Default::default(),
         };
         metrics.set_instances(&Summary::default());
         metrics
@@ -142,12 +147,28 @@ impl Metrics {
 
     /// One request of `method` finished with `outcome` after `took`.
     pub(crate) fn request(&self, method: &'static str, outcome: &'static str, took: Duration) {
+        let slot = [SET_PROFILE_PICTURE, GET_WA_SETTINGS, GET_STATE_INSTANCE]
+            .iter()
+            .position(|m| *m == method);
+        if let Some(slot) = slot {
+            self.calls[slot].fetch_add(1, Ordering::Relaxed);
+        }
         self.requests
             .get_or_create(&RequestLabels { method, outcome })
             .inc();
         self.request_duration
             .get_or_create(&MethodLabel { method })
             .observe(took.as_secs_f64());
+    }
+
+    /// GREEN-API requests so far, per method.
+    pub(crate) fn calls(&self) -> Calls {
+        let [set, settings, state] = &self.calls;
+        Calls {
+            set_profile_picture: set.load(Ordering::Relaxed),
+            get_wa_settings: settings.load(Ordering::Relaxed),
+            get_state_instance: state.load(Ordering::Relaxed),
+        }
     }
 
     /// How many instances are in each status now (applied ones count as in sync).

@@ -39,6 +39,12 @@ fn matching_live_pictures_are_adopted_and_only_the_others_uploaded() {
         (summary["adopted"].as_u64(), summary["applied"].as_u64()),
         (Some(20), Some(5))
     );
+    // Every request of every method is counted.
+    assert_eq!(
+        run.json()["calls"],
+        serde_json::json!({"setProfilePicture": 5, "getWaSettings": 25, "getStateInstance": 0})
+    );
+    assert!(run.stderr.contains("GREEN-API requests"), "{run:?}");
     for i in 0..25 {
         let id = format!("110100{i:04}");
         let want = if i < 20 { "adopted" } else { "applied" };

@@ -44,6 +44,8 @@ fn drift_reads_what_is_live_and_exits_0_2_or_1() {
     for id in IDS {
         assert_eq!(run.status_of(id), "in-sync", "{run:?}");
     }
+    assert_eq!(run.json()["calls"]["getWaSettings"], 3);
+    assert_eq!(run.json()["calls"]["setProfilePicture"], 0);
     let drift_reads = &world.fake.reads()[before..];
     assert_eq!(
         drift_reads.len(),
@@ -252,5 +254,56 @@ fn the_daemon_heals_drift_with_one_upload_under_the_throttle() {
         "{requests:?}"
     );
     assert_spaced(&requests, Duration::from_secs(1));
+    assert_reads_paced(&world);
+}
+
+#[test]
+fn an_unauthorised_instance_is_polled_and_uploaded_to_once_authorised() {
+    let world = World::new(Duration::from_secs(1));
+    world.instance(IDS[0]);
+    world.fake.set_instance_state(IDS[0], Some("notAuthorized"));
+    world.write("p.jpg", &photo(1));
+    world.write_manifest(&format!(
+        "apiUrl: {{url}}\nminInterval: 1s\ndriftInterval: 1s\ninstances:\n  - idInstance: \"{}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: p.jpg\n",
+        IDS[0]
+    ));
+    let log = std::fs::File::create(world.path("daemon.log")).unwrap();
+    let daemon = (world.command(&["-v"]))
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // The upload is refused (400 not authorized); then the state is polled, not uploaded.
+    world.fake.wait_for_requests(1, Duration::from_secs(30));
+    let status = wait_for_status(&world, "failed");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let polls = || {
+        (world.fake.reads_for(IDS[0]).iter())
+            .filter(|r| r.method == "getStateInstance")
+            .count()
+    };
+    while polls() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(polls() >= 2, "{:?}", world.fake.reads());
+    assert_eq!(world.fake.request_count(), 1, "uploaded on a blind timer");
+    let status_now = world.run(&["--status", "--json"]);
+    assert_eq!(
+        status_now.row(IDS[0])["stateInstance"],
+        "notAuthorized",
+        "{status_now:?}"
+    );
+    assert_eq!(status.row(IDS[0])["errorKind"], "instance-not-usable");
+
+    // Authorised: the next poll says so, and the picture is sent at once.
+    world.fake.set_instance_state(IDS[0], Some("authorized"));
+    let requests = world.fake.wait_for_requests(2, Duration::from_secs(30));
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[1].answer, "applied");
+    assert_eq!(
+        wait_for_status(&world, "in-sync").status_of(IDS[0]),
+        "in-sync"
+    );
+    stop(daemon);
     assert_reads_paced(&world);
 }

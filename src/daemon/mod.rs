@@ -266,7 +266,14 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
         }
         let line = status_line(&summary);
         if self.last_status != line {
-            tracing::info!(status = %line, "instances");
+            let calls = self.metrics.calls();
+            tracing::info!(
+                status = %line,
+                set_profile_picture = calls.set_profile_picture,
+                get_wa_settings = calls.get_wa_settings,
+                get_state_instance = calls.get_state_instance,
+                "instances"
+            );
             self.parts.notifier.notify(Notice::Status(line.clone()));
             self.last_status = line;
         }

@@ -169,7 +169,7 @@ fn start_with(
         // The loop's timing is tested here; settling pictures, in tests/hardening.rs.
         settle: Duration::ZERO,
         // The scripted gateway cannot read live pictures.
-        drift_checks: false,
+        live_reads: false,
     };
     let reconciler = Reconciler::new(
         Arc::new(manifest),

@@ -10,7 +10,7 @@ mod classify;
 mod reads;
 mod scrub;
 
-pub(crate) use reads::{Reader, WaSettings};
+pub(crate) use reads::{InstanceState, Reader, WaSettings};
 
 use classify::classify;
 use scrub::Scrubber;
@@ -57,6 +57,15 @@ pub(crate) trait Gateway: Clone + Send + Sync + 'static {
         &self,
         reader: &Reader,
     ) -> impl Future<Output = Result<WaSettings, CallFailure>> + Send {
+        let _ = reader;
+        std::future::ready(Err(cannot_read()))
+    }
+
+    /// Reads `getStateInstance`.
+    fn state_instance(
+        &self,
+        reader: &Reader,
+    ) -> impl Future<Output = Result<InstanceState, CallFailure>> + Send {
         let _ = reader;
         std::future::ready(Err(cannot_read()))
     }
@@ -180,6 +189,10 @@ impl Gateway for HttpGateway {
 
     async fn avatar_file(&self, url: &str) -> Result<Vec<u8>, CallFailure> {
         self.read_avatar_file(url).await
+    }
+
+    async fn state_instance(&self, reader: &Reader) -> Result<InstanceState, CallFailure> {
+        self.read_state_instance(reader).await
     }
 
     async fn set_profile_picture(&self, upload: Upload) -> CallOutcome {

@@ -106,6 +106,43 @@ impl HttpGateway {
         }
     }
 
+    /// `GET {apiUrl}/waInstance{id}/getStateInstance/{token}`: `{"stateInstance": …}`, or
+    /// `null` while the instance is being created.
+    pub(crate) async fn read_state_instance(
+        &self,
+        reader: &Reader,
+    ) -> Result<InstanceState, CallFailure> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Answer {
+            state_instance: Option<String>,
+        }
+        let scrubber = Scrubber::new(reader.token.expose());
+        let read = async {
+            let url = format!(
+                "{}/waInstance{}/getStateInstance/{}",
+                reader.api_url.as_str(),
+                reader.id,
+                reader.token.expose()
+            );
+            let mut response = self
+                .client
+                .get(url)
+                .send()
+                .await
+                .map_err(transport_failure)?;
+            let (status, body) = capped_body(&mut response, MAX_BODY_BYTES).await?;
+            classify_read(status, &body)?;
+            let answer: Option<Answer> =
+                serde_json::from_slice(&body).map_err(|e| CallFailure {
+                    kind: FailureKind::UnexpectedAnswer,
+                    detail: format!("getStateInstance answered JSON that is not a state ({e})"),
+                })?;
+            Ok::<_, CallFailure>(InstanceState(answer.and_then(|a| a.state_instance)))
+        };
+        read.await.map_err(|failure| failure.scrubbed(&scrubber))
+    }
+
     /// The avatar file at `url`: `https://`, or `http://` to a loopback host.
     pub(crate) async fn read_avatar_file(&self, url: &str) -> Result<Vec<u8>, CallFailure> {
         let parsed = reqwest::Url::parse(url)

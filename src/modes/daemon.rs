@@ -66,7 +66,7 @@ pub(crate) async fn serve(settings: Settings, first: Manifest) -> Result<(), Err
         concurrency,
         give_up_when_blocked: false,
         settle: crate::picture::SETTLE,
-        drift_checks: true,
+        live_reads: true,
     };
     let manifest = Arc::new(first);
     let reconciler = Reconciler::new(manifest, store, gateway, clock, Jitter::random(), options);

@@ -13,7 +13,7 @@ use crate::picture::phash::PerceptualHash;
 use crate::picture::process;
 use crate::plan::Desired;
 use crate::reconcile::desired::{self, Pictures, Tokens};
-use crate::report::{Report, ReportKind, Row, Status};
+use crate::report::{Calls, Report, ReportKind, Row, Status};
 use crate::state::StateDir;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -65,6 +65,7 @@ pub(crate) async fn drift(
             next_attempt_at: None,
             error: None,
             error_kind: None,
+            state_instance: None,
             applied_at: applied.map(|a| a.at),
         };
         match &target.desired {
@@ -120,6 +121,7 @@ pub(crate) async fn drift(
         }
         rows.push(row);
     }
+    let reads_made = reads.len() as u64;
     while let Some(joined) = reads.join_next().await {
         let Ok((index, found)) = joined else {
             continue;
@@ -147,7 +149,11 @@ pub(crate) async fn drift(
             }
         }
     }
-    let report = Report::new(rows, ReportKind::Drift);
+    let mut report = Report::new(rows, ReportKind::Drift);
+    report.calls = Some(Calls {
+        get_wa_settings: reads_made,
+        ..Calls::default()
+    });
     let s = &report.summary;
     tracing::info!(
         in_sync = s.in_sync,

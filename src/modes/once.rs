@@ -31,7 +31,7 @@ pub(crate) async fn reconcile(
         concurrency,
         give_up_when_blocked: true,
         settle: crate::picture::SETTLE,
-        drift_checks: false,
+        live_reads: false,
     };
     let manifest = Arc::new(manifest);
     let gateway = HttpGateway::new()?;
@@ -39,6 +39,7 @@ pub(crate) async fn reconcile(
         Reconciler::new(manifest, store, gateway, clock, Jitter::random(), options);
     reconciler.run_until(clock.now() + timeout).await?;
     let mut report = reconciler.report();
+    report.calls = Some(reconciler.metrics().calls());
     for row in &mut report.instances {
         if row.status == Status::Pending {
             row.error_kind = Some("deadline".to_owned());
@@ -98,6 +99,16 @@ fn log_summary(report: &Report) {
         throttled = s.throttled,
         failed = s.failed,
         suspended = s.suspended,
+        adopted = s.adopted,
+        drifted = s.drifted,
         "done"
     );
+    if let Some(calls) = &report.calls {
+        tracing::info!(
+            set_profile_picture = calls.set_profile_picture,
+            get_wa_settings = calls.get_wa_settings,
+            get_state_instance = calls.get_state_instance,
+            "GREEN-API requests"
+        );
+    }
 }

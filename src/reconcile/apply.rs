@@ -8,10 +8,10 @@
 
 use super::live::{self, Look};
 use crate::clock::Clock;
-use crate::gateway::{Gateway, Upload};
+use crate::gateway::{Gateway, InstanceState, Reader, Upload};
 use crate::manifest::{ApiToken, InstanceId, Manifest};
-use crate::metrics::{Metrics, SET_PROFILE_PICTURE};
-use crate::outcome::CallOutcome;
+use crate::metrics::{GET_STATE_INSTANCE, Metrics, SET_PROFILE_PICTURE};
+use crate::outcome::{CallFailure, CallOutcome};
 use crate::picture::{Digest, MAX_PICTURE_BYTES};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -55,6 +55,16 @@ pub(crate) struct Check {
     pub recorded: Option<String>,
 }
 
+/// A poll of a blocked instance's `getStateInstance`.
+pub(crate) struct Poll {
+    /// The manifest the plan was made from.
+    pub manifest: Arc<Manifest>,
+    /// Which of its instances.
+    pub index: usize,
+    /// The instance's token.
+    pub token: ApiToken,
+}
+
 /// What came back from a call.
 #[derive(Debug)]
 pub(crate) enum Landed {
@@ -80,6 +90,15 @@ pub(crate) enum Landed {
         /// The live picture's URL.
         url_avatar: String,
         /// When it was found.
+        at: SystemTime,
+    },
+    /// A blocked instance's state, as `getStateInstance` answered.
+    Polled {
+        /// Which instance.
+        id: InstanceId,
+        /// What it answered.
+        state: Result<InstanceState, CallFailure>,
+        /// When.
         at: SystemTime,
     },
     /// A look at the live picture of an instance in sync.
@@ -191,6 +210,33 @@ pub(crate) async fn send<G: Gateway>(
         credentials: call.credentials,
         outcome,
         finished_at,
+    }
+}
+
+/// Polls a blocked instance's state.
+pub(crate) async fn poll<G: Gateway>(
+    poll: Poll,
+    gateway: G,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+) -> Landed {
+    let instance = &poll.manifest.instances[poll.index];
+    let reader = Reader {
+        api_url: instance.api_url.clone(),
+        id: instance.id.clone(),
+        token: poll.token,
+    };
+    let started = Instant::now();
+    let state = gateway.state_instance(&reader).await;
+    let outcome = state.as_ref().map_or_else(|f| f.kind.label(), |_| "read");
+    metrics.request(GET_STATE_INSTANCE, outcome, started.elapsed());
+    if let Ok(state) = &state {
+        tracing::debug!(instance = %instance.id, state = state.label(), "getStateInstance");
+    }
+    Landed::Polled {
+        id: instance.id.clone(),
+        state,
+        at: clock.now(),
     }
 }
 

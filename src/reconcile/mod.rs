@@ -45,9 +45,10 @@ pub(crate) struct Options {
     /// Pictures are taken only once their file has been still this long
     /// ([`crate::picture::SETTLE`]); until then they are looked at again.
     pub settle: std::time::Duration,
-    /// Look at each in-sync instance's live picture about once per `driftInterval` (the
-    /// daemon; one-shot runs do not stay long enough).
-    pub drift_checks: bool,
+    /// Read live state (the daemon; one-shot runs do not stay long enough): look at each
+    /// in-sync instance's live picture about once per `driftInterval`, and poll an
+    /// unusable instance's `getStateInstance` instead of retrying it on a blind timer.
+    pub live_reads: bool,
 }
 
 /// One instance of the current manifest: what it should show and what was decided.
@@ -312,6 +313,10 @@ impl<G: Gateway> Reconciler<G> {
         match &decision {
             Decision::Due { .. } => self.queue.push_back(index),
             Decision::Blocked { .. } if self.options.give_up_when_blocked => {}
+            // Polled instead (schedule_check): uploaded to once it is authorised again. One
+            // released already (SIGHUP, a poll) waits only for the throttle.
+            Decision::Blocked { failure, .. }
+                if self.options.live_reads && failure.next_attempt_at > now => {}
             other => {
                 if let Some(at) = other.wake_at() {
                     self.timers.push(Reverse((at, index)));
@@ -329,16 +334,23 @@ impl<G: Gateway> Reconciler<G> {
         let instance = &self.manifest.instances[index];
         let slot = &mut self.slots[index];
         slot.check_at = None;
-        let in_sync = matches!(slot.decision, Decision::InSync | Decision::Drifted { .. });
-        if !self.options.drift_checks || instance.drift == DriftMode::Off || !in_sync {
+        if !self.options.live_reads {
             return;
         }
+        let in_sync = matches!(slot.decision, Decision::InSync | Decision::Drifted { .. });
+        let blocked = matches!(slot.decision, Decision::Blocked { .. });
         let every = self.manifest.drift_interval.max(READ_SPACING);
-        let last = (self.store.state().instances.get(&instance.id))
-            .and_then(|record| record.live_checked_at);
-        let at = match last {
-            Some(last) if last + every > now => last + every,
-            _ => now + every.mul_f64(spread(&instance.id)),
+        let at = if blocked {
+            now + every.min(HEALTH_POLL)
+        } else if in_sync && instance.drift != DriftMode::Off {
+            let last = (self.store.state().instances.get(&instance.id))
+                .and_then(|record| record.live_checked_at);
+            match last {
+                Some(last) if last + every > now => last + every,
+                _ => now + every.mul_f64(spread(&instance.id)),
+            }
+        } else {
+            return;
         };
         // Never more than one read a second of one instance.
         let at = match self.last_read.get(&instance.id) {
@@ -452,6 +464,10 @@ impl<G: Gateway> Reconciler<G> {
                 return;
             };
             let instance = &self.manifest.instances[index];
+            if matches!(self.slots[index].decision, Decision::Blocked { .. }) {
+                self.dispatch_poll(index);
+                continue;
+            }
             let (Desired::Picture { digest, .. }, Some(record)) = (
                 &self.slots[index].target.desired,
                 self.store.state().instances.get(&instance.id),
@@ -486,6 +502,39 @@ impl<G: Gateway> Reconciler<G> {
             ));
             self.task_ids.insert(handle.id(), id);
         }
+    }
+
+    /// Polls a blocked instance's `getStateInstance`.
+    fn dispatch_poll(&mut self, index: usize) {
+        let instance = &self.manifest.instances[index];
+        let token = match self.slots[index].target.token.clone() {
+            Some(token) => Ok(token),
+            None => instance.token.resolve(),
+        };
+        let token = match token {
+            Ok(token) => token,
+            Err(e) => {
+                tracing::debug!(instance = %instance.id, "no poll of its state: {e}");
+                return;
+            }
+        };
+        if !self.busy.insert(instance.id.clone()) {
+            return;
+        }
+        let id = instance.id.clone();
+        self.last_read.insert(id.clone(), self.clock.now());
+        let poll = apply::Poll {
+            manifest: Arc::clone(&self.manifest),
+            index,
+            token,
+        };
+        let handle = self.in_flight.spawn(apply::poll(
+            poll,
+            self.gateway.clone(),
+            self.clock,
+            Arc::clone(&self.metrics),
+        ));
+        self.task_ids.insert(handle.id(), id);
     }
 
     /// Whether a call is in flight.
@@ -591,6 +640,30 @@ impl<G: Gateway> Reconciler<G> {
                 self.store.set(id.clone(), record);
                 if let Some(index) = self.index_of(&id) {
                     self.slots[index].this_run = ThisRun::Adopted;
+                    self.plan_one(index, now);
+                }
+            }
+            Landed::Polled { id, state, at } => {
+                self.busy.remove(&id);
+                let Some(mut record) = self.store.state().instances.get(&id).cloned() else {
+                    return;
+                };
+                match state {
+                    Ok(state) => {
+                        if state.is_authorized()
+                            && let Some(failure) = record.failure.as_mut()
+                        {
+                            tracing::info!(instance = %id, "the instance is authorized again: sending");
+                            failure.next_attempt_at = at;
+                        }
+                        record.state_instance = Some(state.label().to_owned());
+                    }
+                    Err(failure) => {
+                        tracing::debug!(instance = %id, "cannot poll its state: {}", failure.detail);
+                    }
+                }
+                self.store.set(id.clone(), record);
+                if let Some(index) = self.index_of(&id) {
                     self.plan_one(index, now);
                 }
             }
@@ -776,6 +849,9 @@ impl<G: Gateway> Reconciler<G> {
         Report::new(rows, ReportKind::Reconcile)
     }
 }
+
+/// How often an unusable instance's state is polled, at most (`driftInterval` if shorter).
+const HEALTH_POLL: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
 /// The least time between two reads of one instance's live state: GREEN-API's one a
 /// second, with room for the network's jitter.

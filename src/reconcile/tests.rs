@@ -27,7 +27,7 @@ fn reconciler(dir: &Path, manifest: Manifest, clock: Clock) -> Reconciler<HttpGa
         concurrency: 4,
         give_up_when_blocked: true,
         settle: std::time::Duration::ZERO,
-        drift_checks: false,
+        live_reads: false,
     };
     Reconciler::new(
         Arc::new(manifest),

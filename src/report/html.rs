@@ -225,6 +225,7 @@ mod tests {
             next_attempt_at: None,
             error: error.map(str::to_owned),
             error_kind: error.map(|_| "unauthorized".to_owned()),
+            state_instance: None,
             applied_at: None,
         }
     }

@@ -89,6 +89,9 @@ pub(crate) struct Row {
     pub error: Option<String>,
     /// The stable label of `error`, like `unauthorized` or `picture-not-jpeg`.
     pub error_kind: Option<String>,
+    /// The instance's `stateInstance` as last read, when the daemon polled it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_instance: Option<String>,
     /// When the applied picture was confirmed (not in `--json`'s contract; shown by `--status`).
     #[serde(skip)]
     pub applied_at: Option<SystemTime>,
@@ -136,6 +139,20 @@ impl Summary {
     }
 }
 
+/// GREEN-API requests a run made, per method.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct Calls {
+    /// `setProfilePicture` calls.
+    #[serde(rename = "setProfilePicture")]
+    pub set_profile_picture: u64,
+    /// `getWaSettings` reads.
+    #[serde(rename = "getWaSettings")]
+    pub get_wa_settings: u64,
+    /// `getStateInstance` reads.
+    #[serde(rename = "getStateInstance")]
+    pub get_state_instance: u64,
+}
+
 /// The whole report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub(crate) struct Report {
@@ -143,6 +160,9 @@ pub(crate) struct Report {
     pub instances: Vec<Row>,
     /// Counts per status.
     pub summary: Summary,
+    /// The GREEN-API requests this run made, per method (runs that call or read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls: Option<Calls>,
     /// The shard this run is, and how many instances the whole manifest has.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<ShardLine>,
@@ -198,6 +218,7 @@ impl Report {
         Self {
             instances,
             summary,
+            calls: None,
             shard: None,
             manifest_revision: None,
             kind,
@@ -324,6 +345,9 @@ fn detail(row: &Row, now: SystemTime) -> String {
             if let Some(at) = row.next_attempt_at {
                 let _ = write!(text, " (retry not before {})", rfc3339(at));
             }
+            if let Some(state) = &row.state_instance {
+                let _ = write!(text, " [stateInstance {state}]");
+            }
             text
         }
         Status::Suspended => "suspend: true".to_owned(),
@@ -364,6 +388,7 @@ pub(crate) fn row(
         next_attempt_at: decision.wake_at(),
         error: None,
         error_kind: None,
+        state_instance: record.and_then(|r| r.state_instance.clone()),
         applied_at: applied.map(|a| a.at),
     };
     let (kind, error) = match decision {

@@ -45,6 +45,9 @@ pub struct InstanceRecord {
     /// The failure in force, with its backoff; cleared by a success.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
+    /// The instance's `stateInstance` as last read (`authorized`, `notAuthorized`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_instance: Option<String>,
     /// When the daemon last read the live picture (`drift`), to spread its next look.
     #[serde(
         default,
