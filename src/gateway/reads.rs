@@ -10,6 +10,7 @@ use super::{HttpGateway, MAX_BODY_BYTES, capped_body, transport_failure};
 use crate::manifest::{ApiToken, ApiUrl, InstanceId, is_loopback};
 use crate::outcome::{CallFailure, FailureKind};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 /// The largest avatar file fetched (WhatsApp's are tens of kilobytes).
 pub(crate) const MAX_AVATAR_BYTES: usize = 5 * 1024 * 1024;
@@ -65,45 +66,20 @@ impl HttpGateway {
             avatar: Option<String>,
             state_instance: Option<String>,
         }
-        let scrubber = Scrubber::new(reader.token.expose());
-        let read = async {
-            let url = format!(
-                "{}/waInstance{}/getWaSettings/{}",
-                reader.api_url.as_str(),
-                reader.id,
-                reader.token.expose()
-            );
-            let mut response = self
-                .client
-                .get(url)
-                .send()
-                .await
-                .map_err(transport_failure)?;
-            let (status, body) = capped_body(&mut response, MAX_BODY_BYTES).await?;
-            classify_read(status, &body)?;
-            let answer: Answer = serde_json::from_slice(&body).map_err(|e| CallFailure {
-                kind: FailureKind::UnexpectedAnswer,
-                detail: format!("getWaSettings answered JSON that is not its settings ({e})"),
-            })?;
-            Ok::<_, CallFailure>(WaSettings {
-                avatar: answer.avatar.filter(|url| !url.is_empty()),
-                state: InstanceState(answer.state_instance),
-            })
-        };
-        match read.await {
-            Ok(settings)
-                if settings
-                    .avatar
-                    .as_deref()
-                    .is_some_and(|u| scrubber.shows_token(u)) =>
-            {
-                Err(failure(
-                    "getWaSettings answered an avatar URL that contains the token",
-                ))
-            }
-            Ok(settings) => Ok(settings),
-            Err(failure) => Err(failure.scrubbed(&scrubber)),
+        let answer: Answer = self.read(reader, "getWaSettings").await?;
+        let avatar = answer.avatar.filter(|url| !url.is_empty());
+        if avatar
+            .as_deref()
+            .is_some_and(|url| Scrubber::new(reader.token.expose()).shows_token(url))
+        {
+            return Err(failure(
+                "getWaSettings answered an avatar URL that contains the token",
+            ));
         }
+        Ok(WaSettings {
+            avatar,
+            state: InstanceState(answer.state_instance),
+        })
     }
 
     /// `GET {apiUrl}/waInstance{id}/getStateInstance/{token}`: `{"stateInstance": …}`, or
@@ -117,10 +93,20 @@ impl HttpGateway {
         struct Answer {
             state_instance: Option<String>,
         }
-        let scrubber = Scrubber::new(reader.token.expose());
+        let answer: Option<Answer> = self.read(reader, "getStateInstance").await?;
+        Ok(InstanceState(answer.and_then(|a| a.state_instance)))
+    }
+
+    /// `GET {apiUrl}/waInstance{id}/{method}/{token}`, classified by the contract's table,
+    /// its JSON read as `T`; every failure scrubbed of the token.
+    async fn read<T: DeserializeOwned>(
+        &self,
+        reader: &Reader,
+        method: &str,
+    ) -> Result<T, CallFailure> {
         let read = async {
             let url = format!(
-                "{}/waInstance{}/getStateInstance/{}",
+                "{}/waInstance{}/{method}/{}",
                 reader.api_url.as_str(),
                 reader.id,
                 reader.token.expose()
@@ -133,13 +119,12 @@ impl HttpGateway {
                 .map_err(transport_failure)?;
             let (status, body) = capped_body(&mut response, MAX_BODY_BYTES).await?;
             classify_read(status, &body)?;
-            let answer: Option<Answer> =
-                serde_json::from_slice(&body).map_err(|e| CallFailure {
-                    kind: FailureKind::UnexpectedAnswer,
-                    detail: format!("getStateInstance answered JSON that is not a state ({e})"),
-                })?;
-            Ok::<_, CallFailure>(InstanceState(answer.and_then(|a| a.state_instance)))
+            serde_json::from_slice(&body).map_err(|e| CallFailure {
+                kind: FailureKind::UnexpectedAnswer,
+                detail: format!("{method} answered JSON of another shape ({e})"),
+            })
         };
+        let scrubber = Scrubber::new(reader.token.expose());
         read.await.map_err(|failure| failure.scrubbed(&scrubber))
     }
 
