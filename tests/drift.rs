@@ -209,6 +209,13 @@ fn the_daemon_warns_of_drift_and_sends_nothing() {
         wait_for_status(&world, "in-sync").status_of(IDS[0]),
         "in-sync"
     );
+    // The upload's fingerprint is kept, to compare live pictures with.
+    let applied = &world.state()["instances"][IDS[0]]["applied"];
+    assert_eq!(
+        applied["perceptualHash"].as_str().map(str::len),
+        Some(130),
+        "{applied}"
+    );
     world.fake.set_live_picture(IDS[0], &photo(50));
     let status = wait_for_status(&world, "drifted");
     assert_eq!(status.status_of(IDS[0]), "drifted", "{status:?}");

@@ -90,6 +90,31 @@ impl fmt::Debug for PerceptualHash {
     }
 }
 
+impl std::str::FromStr for PerceptualHash {
+    type Err = String;
+
+    /// Reads back what [`fmt::Display`] writes.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let byte = |i: usize| {
+            text.get(2 * i..2 * i + 2)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                .ok_or_else(|| format!("`{text}` is not a perceptual hash"))
+        };
+        if text.len() != 2 * (AC + 2) {
+            return Err(format!("`{text}` is not a perceptual hash"));
+        }
+        let mut coefficients = [0_i8; AC];
+        for (i, c) in coefficients.iter_mut().enumerate() {
+            *c = byte(i + 2)?.cast_signed();
+        }
+        Ok(Self {
+            coefficients,
+            contrast: byte(0)?,
+            mean: byte(1)?,
+        })
+    }
+}
+
 impl fmt::Display for PerceptualHash {
     /// 65 bytes in hex: contrast, mean, then the 63 coefficients.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -333,5 +358,7 @@ mod tests {
         assert!((a.similarity(a) - 1.0).abs() < 1e-9);
         assert!(a.matches(a));
         assert_eq!(a.to_string().len(), 130);
+        assert_eq!(a.to_string().parse::<PerceptualHash>(), Ok(a));
+        assert!("00ff".parse::<PerceptualHash>().is_err());
     }
 }

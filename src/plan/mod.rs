@@ -308,6 +308,7 @@ pub fn record_adopted(
         sha256: digest,
         at,
         url_avatar: Some(url_avatar),
+        perceptual_hash: None,
     });
     // The start recorded for it was only a read.
     record.call_started_at = None;
@@ -337,6 +338,7 @@ pub fn record_outcome(
                 sha256: digest,
                 at: finished_at,
                 url_avatar: url_avatar.clone(),
+                perceptual_hash: None,
             });
             record.failure = None;
             record.drifted = None;

@@ -33,6 +33,7 @@ fn record(rng: &mut fastrand::Rng) -> InstanceRecord {
             sha256: digest(rng),
             at: time(rng),
             url_avatar: None,
+            perceptual_hash: None,
         }),
         last_call_at: rng.bool().then(|| time(rng)),
         live_checked_at: rng.bool().then(|| time(rng)),

@@ -39,6 +39,7 @@ fn applied(digest: Digest, secs: f64) -> InstanceRecord {
             sha256: digest,
             at: at(secs),
             url_avatar: None,
+            perceptual_hash: None,
         }),
         last_call_at: Some(at(secs)),
         ..InstanceRecord::default()

@@ -6,13 +6,14 @@
 //! megabytes of them); the prepared file is content-addressed, and checking its digest
 //! here means a damaged or missing file is never uploaded under the wrong digest.
 
-use super::live::{self, Look};
+use super::live::{self, Look, Wanted};
 use crate::clock::Clock;
 use crate::gateway::{Gateway, InstanceState, Reader, Upload};
+use crate::manifest::DriftMode;
 use crate::manifest::{ApiToken, InstanceId, Manifest};
 use crate::metrics::{GET_STATE_INSTANCE, Metrics, SET_PROFILE_PICTURE};
 use crate::outcome::{CallFailure, CallOutcome};
-use crate::picture::{Digest, MAX_PICTURE_BYTES};
+use crate::picture::{Digest, MAX_PICTURE_BYTES, process};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub(crate) struct Check {
     pub token: ApiToken,
     /// The URL GREEN-API answered when it was applied.
     pub recorded: Option<String>,
+    /// The applied picture's fingerprint, as the state keeps it.
+    pub wanted_hash: Option<String>,
 }
 
 /// A poll of a blocked instance's `getStateInstance`.
@@ -80,6 +83,8 @@ pub(crate) enum Landed {
         outcome: CallOutcome,
         /// When the answer arrived (or the call failed): the throttle counts from here.
         finished_at: SystemTime,
+        /// The upload's perceptual fingerprint, when applied and drift is looked for.
+        perceptual_hash: Option<String>,
     },
     /// The live picture already was the planned one: nothing was sent.
     Adopted {
@@ -146,7 +151,8 @@ pub(crate) async fn send<G: Gateway>(
         }
     };
     let adopted = if call.adopt {
-        match live::look(&gateway, instance, &call.token, &bytes, None, &metrics).await {
+        let wanted = Wanted::Bytes(bytes.clone());
+        match live::look(&gateway, instance, &call.token, &wanted, None, &metrics).await {
             Look::Matches(url) => Some(url),
             Look::Differs(why) | Look::Unknown(why) => {
                 tracing::debug!(instance = %instance.id, "not adopted ({why}): uploading");
@@ -169,6 +175,8 @@ pub(crate) async fn send<G: Gateway>(
             at: clock.now(),
         };
     }
+    // Its fingerprint is kept when drift is looked for (not on the way of the upload).
+    let keep_hash = (instance.drift != DriftMode::Off).then(|| bytes.clone());
     let started = Instant::now();
     let outcome = gateway
         .set_profile_picture(Upload {
@@ -204,12 +212,20 @@ pub(crate) async fn send<G: Gateway>(
             "setProfilePicture"
         ),
     }
+    let perceptual_hash = match (&outcome, keep_hash) {
+        (CallOutcome::Applied { .. }, Some(bytes)) => {
+            let hash = tokio::task::spawn_blocking(move || process::perceptual_hash(&bytes));
+            hash.await.ok().and_then(Result::ok).map(|h| h.to_string())
+        }
+        _ => None,
+    };
     Landed::Called {
         id: instance.id.clone(),
         digest: call.digest,
         credentials: call.credentials,
         outcome,
         finished_at,
+        perceptual_hash,
     }
 }
 
@@ -250,13 +266,36 @@ pub(crate) async fn check<G: Gateway>(
     let instance = &check.manifest.instances[check.index];
     let path = check.path.clone();
     let read = tokio::task::spawn_blocking(move || read_prepared(&path)).await;
-    let look = match read {
-        Ok(Some(bytes)) if Digest::of(&bytes) == check.digest => {
-            let recorded = check.recorded.as_deref();
-            live::look(&gateway, instance, &check.token, &bytes, recorded, &metrics).await
+    let recorded = check.recorded.as_deref();
+    let known = (check.wanted_hash.as_deref()).and_then(|hash| hash.parse().ok());
+    let look = match (known, read) {
+        (Some(hash), _) => {
+            let wanted = Wanted::Hash(hash);
+            live::look(
+                &gateway,
+                instance,
+                &check.token,
+                &wanted,
+                recorded,
+                &metrics,
+            )
+            .await
+        }
+        (None, Ok(Some(bytes))) if Digest::of(&bytes) == check.digest => {
+            let wanted = Wanted::Bytes(bytes);
+            live::look(
+                &gateway,
+                instance,
+                &check.token,
+                &wanted,
+                recorded,
+                &metrics,
+            )
+            .await
         }
         _ => Look::Unknown("the prepared picture is missing or damaged".to_owned()),
     };
+
     Landed::Checked {
         id: instance.id.clone(),
         digest: check.digest,

@@ -8,9 +8,19 @@
 use crate::gateway::{Gateway, Reader};
 use crate::manifest::{ApiToken, Instance};
 use crate::metrics::{GET_WA_SETTINGS, Metrics};
-use crate::picture::phash::MATCH_SIMILARITY;
+use crate::picture::phash::{MATCH_SIMILARITY, PerceptualHash};
 use crate::picture::process;
 use std::time::Instant;
+
+/// The picture a look compares with: its fingerprint when the state keeps it, else the
+/// upload's bytes (fingerprinted on the spot).
+#[derive(Clone, Debug)]
+pub(crate) enum Wanted {
+    /// The recorded fingerprint.
+    Hash(PerceptualHash),
+    /// The upload's bytes.
+    Bytes(Vec<u8>),
+}
 
 /// What a look found.
 #[derive(Debug)]
@@ -30,7 +40,7 @@ pub(super) async fn look<G: Gateway>(
     gateway: &G,
     instance: &Instance,
     token: &ApiToken,
-    wanted: &[u8],
+    wanted: &Wanted,
     recorded: Option<&str>,
     metrics: &Metrics,
 ) -> Look {
@@ -62,13 +72,13 @@ pub(super) async fn look<G: Gateway>(
         Ok(live) => live,
         Err(failure) => return Look::Unknown(format!("{}: {}", failure.kind, failure.detail)),
     };
-    let wanted = wanted.to_vec();
+    let wanted = wanted.clone();
     let compare = move || -> Option<f64> {
-        let (live, wanted) = (
-            process::perceptual_hash(&live),
-            process::perceptual_hash(&wanted),
-        );
-        Some(live.ok()?.similarity(wanted.ok()?))
+        let wanted = match wanted {
+            Wanted::Hash(hash) => hash,
+            Wanted::Bytes(bytes) => process::perceptual_hash(&bytes).ok()?,
+        };
+        Some(process::perceptual_hash(&live).ok()?.similarity(wanted))
     };
     match tokio::task::spawn_blocking(compare).await {
         Ok(Some(similarity)) if similarity >= MATCH_SIMILARITY => Look::Matches(url),

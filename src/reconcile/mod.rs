@@ -491,6 +491,7 @@ impl<G: Gateway> Reconciler<G> {
                 digest: *digest,
                 token,
                 recorded: record.applied.as_ref().and_then(|a| a.url_avatar.clone()),
+                wanted_hash: (record.applied.as_ref()).and_then(|a| a.perceptual_hash.clone()),
             };
             let id = instance.id.clone();
             self.last_read.insert(id.clone(), self.clock.now());
@@ -595,12 +596,13 @@ impl<G: Gateway> Reconciler<G> {
                 credentials,
                 outcome,
                 finished_at,
+                perceptual_hash,
             } => {
                 self.busy.remove(&id);
                 self.in_flight_digests.remove(&id);
                 self.started_over.remove(&id);
                 self.damaged.retain(|(damaged, _)| *damaged != id);
-                let record = plan::record_outcome(
+                let mut record = plan::record_outcome(
                     self.store.state().instances.get(&id),
                     digest,
                     &credentials,
@@ -609,6 +611,9 @@ impl<G: Gateway> Reconciler<G> {
                     &self.policy,
                     self.jitter.draw(),
                 );
+                if let (Some(hash), Some(applied)) = (perceptual_hash, record.applied.as_mut()) {
+                    applied.perceptual_hash = Some(hash);
+                }
                 if let CallOutcome::Failed(f) = &outcome
                     && f.kind == FailureKind::RefusedBytes
                 {

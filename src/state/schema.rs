@@ -76,6 +76,10 @@ pub struct Applied {
     pub at: SystemTime,
     /// The `urlAvatar` GREEN-API answered.
     pub url_avatar: Option<String>,
+    /// The perceptual fingerprint of the bytes uploaded (hex), kept for comparing live
+    /// pictures with (`drift`); absent where drift is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perceptual_hash: Option<String>,
 }
 
 /// The failure in force for an instance, and its backoff.

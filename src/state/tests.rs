@@ -28,6 +28,7 @@ fn full_record() -> InstanceRecord {
             sha256: Digest::of(b"picture a"),
             at: at_ms(1_800_000_000_123),
             url_avatar: Some("https://pps.whatsapp.net/v/t61/a.jpg".to_owned()),
+            perceptual_hash: Some("0a".repeat(65)),
         }),
         last_call_at: Some(at_ms(1_800_000_100_456)),
         call_started_at: Some(at_ms(1_800_000_150_000)),
