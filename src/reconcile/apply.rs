@@ -264,38 +264,33 @@ pub(crate) async fn check<G: Gateway>(
     metrics: Arc<Metrics>,
 ) -> Landed {
     let instance = &check.manifest.instances[check.index];
-    let path = check.path.clone();
-    let read = tokio::task::spawn_blocking(move || read_prepared(&path)).await;
-    let recorded = check.recorded.as_deref();
+    // The applied picture: its fingerprint as kept, else the prepared file's bytes.
     let known = (check.wanted_hash.as_deref()).and_then(|hash| hash.parse().ok());
-    let look = match (known, read) {
-        (Some(hash), _) => {
-            let wanted = Wanted::Hash(hash);
-            live::look(
-                &gateway,
-                instance,
-                &check.token,
-                &wanted,
-                recorded,
-                &metrics,
-            )
-            .await
+    let wanted = match known {
+        Some(hash) => Some(Wanted::Hash(hash)),
+        None => {
+            let path = check.path.clone();
+            match tokio::task::spawn_blocking(move || read_prepared(&path)).await {
+                Ok(Some(bytes)) if Digest::of(&bytes) == check.digest => Some(Wanted::Bytes(bytes)),
+                _ => None,
+            }
         }
-        (None, Ok(Some(bytes))) if Digest::of(&bytes) == check.digest => {
-            let wanted = Wanted::Bytes(bytes);
-            live::look(
-                &gateway,
-                instance,
-                &check.token,
-                &wanted,
-                recorded,
-                &metrics,
-            )
-            .await
-        }
-        _ => Look::Unknown("the prepared picture is missing or damaged".to_owned()),
     };
-
+    let recorded = check.recorded.as_deref();
+    let look = match wanted {
+        Some(wanted) => {
+            live::look(
+                &gateway,
+                instance,
+                &check.token,
+                &wanted,
+                recorded,
+                &metrics,
+            )
+            .await
+        }
+        None => Look::Unknown("the prepared picture is missing or damaged".to_owned()),
+    };
     Landed::Checked {
         id: instance.id.clone(),
         digest: check.digest,
