@@ -6,32 +6,18 @@
 //! and nothing is written: it runs beside the daemon without its lock.
 
 use crate::Error;
-use crate::gateway::{Gateway, HttpGateway, Reader};
+use crate::gateway::{HttpGateway, Reader};
 use crate::manifest::Manifest;
-use crate::outcome::CallFailure;
-use crate::picture::phash::PerceptualHash;
+use crate::metrics::Metrics;
 use crate::picture::process;
 use crate::plan::Desired;
 use crate::reconcile::desired::{self, Pictures, Tokens};
-use crate::report::{Calls, Report, ReportKind, Row, Status};
+use crate::reconcile::live::{self, Look, Wanted};
+use crate::report::{Report, ReportKind, Row, Status};
 use crate::state::StateDir;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-
-/// What was found live for one instance.
-enum Found {
-    /// The live picture's path is the one recorded for the desired picture.
-    SamePath,
-    /// Another path, but the same picture (perceptually).
-    SamePicture { similarity: f64 },
-    /// Not the desired picture.
-    Drifted(String),
-    /// The instance cannot show a picture now (`stateInstance` is not `authorized`).
-    NotUsable(String),
-    /// The read failed.
-    Failed(CallFailure),
-}
 
 /// Reads every instance's live picture and compares it with its desired one.
 pub(crate) async fn drift(
@@ -48,6 +34,7 @@ pub(crate) async fn drift(
             .collect()
     };
     let gateway = HttpGateway::new()?;
+    let metrics = Arc::new(Metrics::default());
     let slots = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut reads = JoinSet::new();
     let mut rows: Vec<Row> = Vec::with_capacity(targets.len());
@@ -89,15 +76,17 @@ pub(crate) async fn drift(
                             id: instance.id.clone(),
                             token,
                         };
-                        // The path GREEN-API answered when this very picture was applied.
-                        let recorded_path = applied
-                            .filter(|a| a.sha256 == *digest)
-                            .and_then(|a| a.url_avatar.as_deref())
-                            .and_then(url_path);
+                        // The URL GREEN-API answered when this very picture was applied.
+                        let recorded = (applied.filter(|a| a.sha256 == *digest))
+                            .and_then(|a| a.url_avatar.clone());
                         let (gateway, slots) = (gateway.clone(), Arc::clone(&slots));
+                        let metrics = Arc::clone(&metrics);
                         reads.spawn(async move {
                             let _slot = slots.acquire_owned().await;
-                            let found = look(&gateway, &reader, recorded_path, wanted).await;
+                            let wanted = Wanted::Hash(wanted);
+                            let recorded = recorded.as_deref();
+                            let found =
+                                live::look(&gateway, &reader, &wanted, recorded, &metrics).await;
                             (index, found)
                         });
                     }
@@ -121,39 +110,27 @@ pub(crate) async fn drift(
         }
         rows.push(row);
     }
-    let reads_made = reads.len() as u64;
     while let Some(joined) = reads.join_next().await {
         let Ok((index, found)) = joined else {
             continue;
         };
         let row = &mut rows[index];
         match found {
-            Found::SamePath => {}
-            Found::SamePicture { similarity } => {
-                tracing::debug!(instance = %row.id_instance, similarity, "live picture matches");
-            }
-            Found::Drifted(why) => {
+            Look::Matches(_) => {}
+            Look::Differs(why) => {
                 row.status = Status::Drifted;
                 row.error_kind = Some("drifted".to_owned());
                 row.error = Some(why);
             }
-            Found::NotUsable(why) => {
+            Look::Unknown { kind, why } => {
                 row.status = Status::Failed;
-                row.error_kind = Some("instance-not-usable".to_owned());
+                row.error_kind = Some(kind.to_owned());
                 row.error = Some(why);
-            }
-            Found::Failed(failure) => {
-                row.status = Status::Failed;
-                row.error_kind = Some(failure.kind.label().to_owned());
-                row.error = Some(failure.detail);
             }
         }
     }
     let mut report = Report::new(rows, ReportKind::Drift);
-    report.calls = Some(Calls {
-        get_wa_settings: reads_made,
-        ..Calls::default()
-    });
+    report.calls = Some(metrics.calls());
     let s = &report.summary;
     tracing::info!(
         in_sync = s.in_sync,
@@ -163,58 +140,4 @@ pub(crate) async fn drift(
         "drift checked"
     );
     Ok(report)
-}
-
-/// Reads one instance's live picture and compares it with `wanted`.
-async fn look(
-    gateway: &HttpGateway,
-    reader: &Reader,
-    recorded_path: Option<String>,
-    wanted: PerceptualHash,
-) -> Found {
-    let settings = match gateway.wa_settings(reader).await {
-        Ok(settings) => settings,
-        Err(failure) => return Found::Failed(failure),
-    };
-    if !settings.state.is_authorized() {
-        return Found::NotUsable(format!(
-            "stateInstance is {}: the live picture cannot be read",
-            settings.state.label()
-        ));
-    }
-    let Some(url) = settings.avatar else {
-        return Found::Drifted("no picture is live".to_owned());
-    };
-    if recorded_path.is_some() && url_path(&url) == recorded_path {
-        return Found::SamePath;
-    }
-    let bytes = match gateway.avatar_file(&url).await {
-        Ok(bytes) => bytes,
-        Err(failure) => return Found::Failed(failure),
-    };
-    match tokio::task::spawn_blocking(move || process::perceptual_hash(&bytes)).await {
-        Ok(Ok(live)) if live.matches(wanted) => Found::SamePicture {
-            similarity: live.similarity(wanted),
-        },
-        Ok(Ok(live)) => Found::Drifted(format!(
-            "another picture is live (perceptual similarity {:.2}; {} or more is the same \
-             picture)",
-            live.similarity(wanted),
-            crate::picture::phash::MATCH_SIMILARITY
-        )),
-        Ok(Err(e)) => Found::Failed(CallFailure {
-            kind: crate::outcome::FailureKind::UnexpectedAnswer,
-            detail: format!("the live picture cannot be read: {e}"),
-        }),
-        Err(e) => Found::Failed(CallFailure {
-            kind: crate::outcome::FailureKind::UnexpectedAnswer,
-            detail: format!("internal error while reading the live picture: {e}"),
-        }),
-    }
-}
-
-/// The path of a URL, without its (signed, rotating) query.
-fn url_path(url: &str) -> Option<String> {
-    let parsed = reqwest::Url::parse(url).ok()?;
-    Some(format!("{}{}", parsed.host_str()?, parsed.path()))
 }

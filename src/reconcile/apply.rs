@@ -9,8 +9,7 @@
 use super::live::{self, Look, Wanted};
 use crate::clock::Clock;
 use crate::gateway::{Gateway, InstanceState, Reader, Upload};
-use crate::manifest::DriftMode;
-use crate::manifest::{ApiToken, InstanceId, Manifest};
+use crate::manifest::{ApiToken, DriftMode, Instance, InstanceId, Manifest};
 use crate::metrics::{GET_STATE_INSTANCE, Metrics, SET_PROFILE_PICTURE};
 use crate::outcome::{CallFailure, CallOutcome};
 use crate::picture::{Digest, MAX_PICTURE_BYTES, process};
@@ -134,11 +133,9 @@ pub(crate) async fn send<G: Gateway>(
     metrics: Arc<Metrics>,
 ) -> Landed {
     let instance = &call.manifest.instances[call.index];
-    let path = call.path.clone();
-    let read = tokio::task::spawn_blocking(move || read_prepared(&path)).await;
-    let bytes = match read {
-        Ok(Some(bytes)) if Digest::of(&bytes) == call.digest => bytes,
-        _ => {
+    let bytes = match prepared(&call.path, call.digest).await {
+        Some(bytes) => bytes,
+        None => {
             tracing::warn!(
                 instance = %instance.id,
                 file = %call.path.display(),
@@ -152,9 +149,10 @@ pub(crate) async fn send<G: Gateway>(
     };
     let adopted = if call.adopt {
         let wanted = Wanted::Bytes(bytes.clone());
-        match live::look(&gateway, instance, &call.token, &wanted, None, &metrics).await {
+        let reader = reader_of(instance, &call.token);
+        match live::look(&gateway, &reader, &wanted, None, &metrics).await {
             Look::Matches(url) => Some(url),
-            Look::Differs(why) | Look::Unknown(why) => {
+            Look::Differs(why) | Look::Unknown { why, .. } => {
                 tracing::debug!(instance = %instance.id, "not adopted ({why}): uploading");
                 None
             }
@@ -237,11 +235,7 @@ pub(crate) async fn poll<G: Gateway>(
     metrics: Arc<Metrics>,
 ) -> Landed {
     let instance = &poll.manifest.instances[poll.index];
-    let reader = Reader {
-        api_url: instance.api_url.clone(),
-        id: instance.id.clone(),
-        token: poll.token,
-    };
+    let reader = reader_of(instance, &poll.token);
     let started = Instant::now();
     let state = gateway.state_instance(&reader).await;
     let outcome = state.as_ref().map_or_else(|f| f.kind.label(), |_| "read");
@@ -268,34 +262,43 @@ pub(crate) async fn check<G: Gateway>(
     let known = (check.wanted_hash.as_deref()).and_then(|hash| hash.parse().ok());
     let wanted = match known {
         Some(hash) => Some(Wanted::Hash(hash)),
-        None => {
-            let path = check.path.clone();
-            match tokio::task::spawn_blocking(move || read_prepared(&path)).await {
-                Ok(Some(bytes)) if Digest::of(&bytes) == check.digest => Some(Wanted::Bytes(bytes)),
-                _ => None,
-            }
-        }
+        None => prepared(&check.path, check.digest).await.map(Wanted::Bytes),
     };
-    let recorded = check.recorded.as_deref();
     let look = match wanted {
         Some(wanted) => {
-            live::look(
-                &gateway,
-                instance,
-                &check.token,
-                &wanted,
-                recorded,
-                &metrics,
-            )
-            .await
+            let reader = reader_of(instance, &check.token);
+            let recorded = check.recorded.as_deref();
+            live::look(&gateway, &reader, &wanted, recorded, &metrics).await
         }
-        None => Look::Unknown("the prepared picture is missing or damaged".to_owned()),
+        None => Look::Unknown {
+            kind: "state-write",
+            why: "the prepared picture is missing or damaged".to_owned(),
+        },
     };
     Landed::Checked {
         id: instance.id.clone(),
         digest: check.digest,
         look,
         at: clock.now(),
+    }
+}
+
+/// The prepared picture at `path`, when it is exactly the bytes of `digest`.
+async fn prepared(path: &Path, digest: Digest) -> Option<Vec<u8>> {
+    let path = path.to_owned();
+    let bytes = tokio::task::spawn_blocking(move || read_prepared(&path)).await;
+    bytes
+        .ok()
+        .flatten()
+        .filter(|bytes| Digest::of(bytes) == digest)
+}
+
+/// Whom a read of `instance` is for.
+fn reader_of(instance: &Instance, token: &ApiToken) -> Reader {
+    Reader {
+        api_url: instance.api_url.clone(),
+        id: instance.id.clone(),
+        token: token.clone(),
     }
 }
 

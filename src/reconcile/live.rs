@@ -6,8 +6,8 @@
 //! and resizes what it shows.
 
 use crate::gateway::{Gateway, Reader};
-use crate::manifest::{ApiToken, Instance};
 use crate::metrics::{GET_WA_SETTINGS, Metrics};
+use crate::outcome::{CallFailure, FailureKind};
 use crate::picture::phash::{MATCH_SIMILARITY, PerceptualHash};
 use crate::picture::process;
 use std::time::Instant;
@@ -29,38 +29,41 @@ pub(crate) enum Look {
     Matches(String),
     /// Another picture, or none, is live; why, for people.
     Differs(String),
-    /// It could not be told (a failed read, an instance not authorised); why.
-    Unknown(String),
+    /// It could not be told (a failed read, an instance not authorised).
+    Unknown {
+        /// A stable label (the gateway's failure kind, or `instance-not-usable`).
+        kind: &'static str,
+        /// Why, for people.
+        why: String,
+    },
 }
 
-/// Looks at `instance`'s live picture and compares it with `wanted` (the upload's bytes).
+/// Looks at the live picture of the instance `reader` names and compares it with `wanted`.
 /// `recorded` is the URL answered when `wanted` was applied: the same path means the same
-/// picture, without a download.
-pub(super) async fn look<G: Gateway>(
+/// picture, without a download. Shared by adoption, the daemon's looks and `--drift`.
+pub(crate) async fn look<G: Gateway>(
     gateway: &G,
-    instance: &Instance,
-    token: &ApiToken,
+    reader: &Reader,
     wanted: &Wanted,
     recorded: Option<&str>,
     metrics: &Metrics,
 ) -> Look {
-    let reader = Reader {
-        api_url: instance.api_url.clone(),
-        id: instance.id.clone(),
-        token: token.clone(),
-    };
     let started = Instant::now();
-    let settings = gateway.wa_settings(&reader).await;
-    let outcome = settings
-        .as_ref()
-        .map_or_else(|f| f.kind.label(), |_| "read");
+    let settings = gateway.wa_settings(reader).await;
+    let outcome = (settings.as_ref()).map_or_else(|f| f.kind.label(), |_| "read");
     metrics.request(GET_WA_SETTINGS, outcome, started.elapsed());
     let settings = match settings {
         Ok(settings) if settings.state.is_authorized() => settings,
         Ok(settings) => {
-            return Look::Unknown(format!("stateInstance is {}", settings.state.label()));
+            return Look::Unknown {
+                kind: "instance-not-usable",
+                why: format!(
+                    "stateInstance is {}: the live picture cannot be read",
+                    settings.state.label()
+                ),
+            };
         }
-        Err(failure) => return Look::Unknown(format!("{}: {}", failure.kind, failure.detail)),
+        Err(failure) => return Look::failed(failure),
     };
     let Some(url) = settings.avatar else {
         return Look::Differs("no picture is live".to_owned());
@@ -70,7 +73,7 @@ pub(super) async fn look<G: Gateway>(
     }
     let live = match gateway.avatar_file(&url).await {
         Ok(live) => live,
-        Err(failure) => return Look::Unknown(format!("{}: {}", failure.kind, failure.detail)),
+        Err(failure) => return Look::failed(failure),
     };
     let wanted = wanted.clone();
     let compare = move || -> Option<f64> {
@@ -86,7 +89,20 @@ pub(super) async fn look<G: Gateway>(
             "another picture is live (perceptual similarity {similarity:.2}; \
              {MATCH_SIMILARITY} or more is the same picture)"
         )),
-        _ => Look::Unknown("the live picture cannot be decoded".to_owned()),
+        _ => Look::Unknown {
+            kind: FailureKind::UnexpectedAnswer.label(),
+            why: "the live picture cannot be decoded".to_owned(),
+        },
+    }
+}
+
+impl Look {
+    /// A read that failed, as the gateway classified it.
+    fn failed(failure: CallFailure) -> Self {
+        Self::Unknown {
+            kind: failure.kind.label(),
+            why: failure.detail,
+        }
     }
 }
 

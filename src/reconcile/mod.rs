@@ -16,7 +16,7 @@ pub(crate) mod live;
 
 use crate::clock::{Clock, Jitter};
 use crate::gateway::Gateway;
-use crate::manifest::{DriftMode, InstanceId, Manifest};
+use crate::manifest::{ApiToken, DriftMode, InstanceId, Manifest};
 use crate::metrics::Metrics;
 use crate::outcome::{CallOutcome, FailureKind, LocalProblem};
 use crate::picture::caches::Caches;
@@ -30,6 +30,8 @@ use live::Look;
 use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::task::JoinSet;
@@ -463,79 +465,70 @@ impl<G: Gateway> Reconciler<G> {
             let Some(index) = self.checks_due.pop_front() else {
                 return;
             };
-            let instance = &self.manifest.instances[index];
-            if matches!(self.slots[index].decision, Decision::Blocked { .. }) {
-                self.dispatch_poll(index);
+            let Some(token) = self.read_token(index) else {
+                continue;
+            };
+            let manifest = Arc::clone(&self.manifest);
+            // A blocked instance's state is polled; an instance in sync is looked at.
+            let read: Pin<Box<dyn Future<Output = Landed> + Send>> =
+                if matches!(self.slots[index].decision, Decision::Blocked { .. }) {
+                    let poll = apply::Poll {
+                        manifest,
+                        index,
+                        token,
+                    };
+                    let metrics = Arc::clone(&self.metrics);
+                    Box::pin(apply::poll(poll, self.gateway.clone(), self.clock, metrics))
+                } else {
+                    let id = &self.manifest.instances[index].id;
+                    let (Desired::Picture { digest, .. }, Some(record)) = (
+                        &self.slots[index].target.desired,
+                        self.store.state().instances.get(id),
+                    ) else {
+                        continue;
+                    };
+                    let applied = record.applied.as_ref();
+                    let check = apply::Check {
+                        manifest,
+                        index,
+                        path: self.caches.prepared_path(*digest),
+                        digest: *digest,
+                        token,
+                        recorded: applied.and_then(|a| a.url_avatar.clone()),
+                        wanted_hash: applied.and_then(|a| a.perceptual_hash.clone()),
+                    };
+                    let metrics = Arc::clone(&self.metrics);
+                    Box::pin(apply::check(
+                        check,
+                        self.gateway.clone(),
+                        self.clock,
+                        metrics,
+                    ))
+                };
+            let id = self.manifest.instances[index].id.clone();
+            if !self.busy.insert(id.clone()) {
                 continue;
             }
-            let (Desired::Picture { digest, .. }, Some(record)) = (
-                &self.slots[index].target.desired,
-                self.store.state().instances.get(&instance.id),
-            ) else {
-                continue;
-            };
-            let token = match instance.token.resolve() {
-                Ok(token) => token,
-                Err(e) => {
-                    tracing::debug!(instance = %instance.id, "no look at the live picture: {e}");
-                    continue;
-                }
-            };
-            if !self.busy.insert(instance.id.clone()) {
-                continue;
-            }
-            let check = apply::Check {
-                manifest: Arc::clone(&self.manifest),
-                index,
-                path: self.caches.prepared_path(*digest),
-                digest: *digest,
-                token,
-                recorded: record.applied.as_ref().and_then(|a| a.url_avatar.clone()),
-                wanted_hash: (record.applied.as_ref()).and_then(|a| a.perceptual_hash.clone()),
-            };
-            let id = instance.id.clone();
             self.last_read.insert(id.clone(), self.clock.now());
-            let handle = self.in_flight.spawn(apply::check(
-                check,
-                self.gateway.clone(),
-                self.clock,
-                Arc::clone(&self.metrics),
-            ));
+            let handle = self.in_flight.spawn(read);
             self.task_ids.insert(handle.id(), id);
         }
     }
 
-    /// Polls a blocked instance's `getStateInstance`.
-    fn dispatch_poll(&mut self, index: usize) {
+    /// The token for a read of instance `index`: the one its target holds, else read now
+    /// (an instance in sync needs none to be planned).
+    fn read_token(&self, index: usize) -> Option<ApiToken> {
         let instance = &self.manifest.instances[index];
-        let token = match self.slots[index].target.token.clone() {
-            Some(token) => Ok(token),
-            None => instance.token.resolve(),
-        };
-        let token = match token {
-            Ok(token) => token,
-            Err(e) => {
-                tracing::debug!(instance = %instance.id, "no poll of its state: {e}");
-                return;
-            }
-        };
-        if !self.busy.insert(instance.id.clone()) {
-            return;
+        match &self.slots[index].target.token {
+            Some(token) => Some(token.clone()),
+            None => instance
+                .token
+                .resolve()
+                .inspect_err(|e| {
+                    tracing::debug!(instance = %instance.id, "no read of its live state: {e}");
+                })
+                .ok(),
         }
-        let id = instance.id.clone();
-        self.last_read.insert(id.clone(), self.clock.now());
-        let poll = apply::Poll {
-            manifest: Arc::clone(&self.manifest),
-            index,
-            token,
-        };
-        let handle = self.in_flight.spawn(apply::poll(
-            poll,
-            self.gateway.clone(),
-            self.clock,
-            Arc::clone(&self.metrics),
-        ));
-        self.task_ids.insert(handle.id(), id);
     }
 
     /// Whether a call is in flight.
@@ -699,7 +692,7 @@ impl<G: Gateway> Reconciler<G> {
                         }
                         record.drifted = Some(why);
                     }
-                    Look::Unknown(why) => {
+                    Look::Unknown { why, .. } => {
                         tracing::debug!(instance = %id, "cannot look at the live picture: {why}");
                     }
                 }
