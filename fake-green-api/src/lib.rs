@@ -778,16 +778,18 @@ fn handle(shared: &Shared, head: &Head, body: Vec<u8>) -> Outcome {
         next_path,
         ..
     } = &mut *state;
-    let (delay, label, action) = match instances.get_mut(id) {
-        _ if head.method != "POST" => (
+    let (delay, label, action) = if head.method != "POST" {
+        (
             default_latency,
             "404".to_owned(),
             respond(404, String::new()),
-        ),
-        Some(instance) if instance.token.is_some() => {
-            let latency = instance.latency.unwrap_or(default_latency);
-            if instance.token.as_deref() == Some(token) {
+        )
+    } else {
+        match authorised(instances, id, token, default_latency) {
+            Err(refused) => refused,
+            Ok(instance) => {
                 token_valid = true;
+                let latency = instance.latency.unwrap_or(default_latency);
                 let previous = instance.last_arrival.replace(received_at);
                 let answer = instance.script.pop_front().unwrap_or(Answer::Normal);
                 let mut normal = || {
@@ -824,15 +826,8 @@ fn handle(shared: &Shared, head: &Head, body: Vec<u8>) -> Outcome {
                 };
                 let (extra, label, action) = resolve(answer, &mut normal);
                 (latency + extra, label, action)
-            } else {
-                (latency, "401".to_owned(), respond(401, String::new()))
             }
         }
-        _ => (
-            default_latency,
-            "403".to_owned(),
-            respond(403, String::new()),
-        ),
     };
     state.requests.push(Request {
         received_at,
@@ -859,6 +854,30 @@ fn handle(shared: &Shared, head: &Head, body: Vec<u8>) -> Outcome {
     }
 }
 
+/// Instance `id` when `token` is its own; else what GREEN-API answers (delay, label,
+/// action): 401 for another token, after the instance's latency; 403 for an unknown
+/// instance.
+fn authorised<'a>(
+    instances: &'a mut HashMap<String, Instance>,
+    id: &str,
+    token: &str,
+    default_latency: Duration,
+) -> Result<&'a mut Instance, (Duration, String, Action)> {
+    match instances.get_mut(id) {
+        Some(instance) if instance.token.as_deref() == Some(token) => Ok(instance),
+        Some(instance) if instance.token.is_some() => Err((
+            instance.latency.unwrap_or(default_latency),
+            "401".to_owned(),
+            respond(401, String::new()),
+        )),
+        _ => Err((
+            default_latency,
+            "403".to_owned(),
+            respond(403, String::new()),
+        )),
+    }
+}
+
 /// A GREEN-API read (`getWaSettings`, `getStateInstance`, `getAvatar`): token checked,
 /// scripted answers first, then the read limit, then what is live.
 fn read(shared: &Shared, id: &str, method: &str, token: &str) -> Outcome {
@@ -868,16 +887,18 @@ fn read(shared: &Shared, id: &str, method: &str, token: &str) -> Outcome {
         (state.default_latency, state.read_window, state.base.clone());
     let known = ["getWaSettings", "getStateInstance", "getAvatar"].contains(&method);
     let mut token_valid = false;
-    let (delay, label, action) = match state.instances.get_mut(id) {
-        _ if !known => (
+    let (delay, label, action) = if !known {
+        (
             default_latency,
             "404".to_owned(),
             respond(404, String::new()),
-        ),
-        Some(instance) if instance.token.is_some() => {
-            let latency = instance.latency.unwrap_or(default_latency);
-            if instance.token.as_deref() == Some(token) {
+        )
+    } else {
+        match authorised(&mut state.instances, id, token, default_latency) {
+            Err(refused) => refused,
+            Ok(instance) => {
                 token_valid = true;
+                let latency = instance.latency.unwrap_or(default_latency);
                 let answer = instance.read_script.pop_front().unwrap_or(Answer::Normal);
                 let live = &mut instance.live;
                 let mut normal = || {
@@ -912,15 +933,8 @@ fn read(shared: &Shared, id: &str, method: &str, token: &str) -> Outcome {
                 };
                 let (extra, label, action) = resolve(answer, &mut normal);
                 (latency + extra, label, action)
-            } else {
-                (latency, "401".to_owned(), respond(401, String::new()))
             }
         }
-        _ => (
-            default_latency,
-            "403".to_owned(),
-            respond(403, String::new()),
-        ),
     };
     state.reads.push(Read {
         received_at,
