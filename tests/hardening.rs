@@ -129,6 +129,20 @@ fn preview_never_writes_through_a_symlink() {
 }
 
 /// Makes a FIFO at `path` (nothing ever writes to it).
+/// The output of `child` once it exits; killed, and the test failed with `hung`, if it is
+/// still running after 10 s.
+fn exits_within_10s(mut child: std::process::Child, hung: &str) -> std::process::Output {
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            child.kill().unwrap();
+            panic!("{hung}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
 fn fifo(path: &std::path::Path) {
     let made = std::process::Command::new("mkfifo")
         .arg(path)
@@ -147,21 +161,13 @@ fn fifos_and_endless_files_are_refused_not_waited_on() {
     world.write_manifest(
         "apiUrl: {url}\ninstances:\n  - idInstance: \"1101000001\"\n    apiTokenFile: token\n    picture: a.jpg\n  - idInstance: \"1101000002\"\n    apiTokenFile: big.token\n    picture: a.jpg\n",
     );
-    let mut child = world
+    let child = world
         .command(&["--check"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let started = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(10) {
-            child.kill().unwrap();
-            panic!("--check hung on a FIFO");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let run = to_run(child.wait_with_output().unwrap());
+    let run = to_run(exits_within_10s(child, "--check hung on a FIFO"));
     assert_eq!(run.code, 1, "{run:?}");
     let all = format!("{}{}", run.stdout, run.stderr);
     assert!(
@@ -173,20 +179,13 @@ fn fifos_and_endless_files_are_refused_not_waited_on() {
     // A FIFO manifest too.
     std::fs::remove_file(world.manifest()).unwrap();
     fifo(&world.manifest());
-    let mut child = world
+    let child = world
         .command(&["--check"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let started = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(10) {
-            child.kill().unwrap();
-            panic!("--check hung on a FIFO manifest");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(child.wait().unwrap().code(), Some(1));
+    let output = exits_within_10s(child, "--check hung on a FIFO manifest");
+    assert_eq!(output.status.code(), Some(1));
 }
 
 #[test]
