@@ -135,6 +135,8 @@ impl FakeGreenApi {
                 read_window: DEFAULT_READ_WINDOW,
                 base: format!("http://{addr}"),
                 next_path: 1,
+                shown: HashMap::new(),
+                keep_files: true,
             }),
             recorded: Condvar::new(),
             stopped: Mutex::new(false),
@@ -197,6 +199,12 @@ impl FakeGreenApi {
     /// call of the same instance gets `rate-overlimit` (default [`DEFAULT_RATE_WINDOW`]).
     pub fn set_rate_window(&self, window: Duration) {
         self.shared.state().rate_window = window;
+    }
+
+    /// Whether recorded requests keep the uploaded bytes (default: yes). A benchmark
+    /// sending 100,000 pictures turns it off and keeps only their SHA-256 (`file` is empty).
+    pub fn set_keep_files(&self, keep: bool) {
+        self.shared.state().keep_files = keep;
     }
 
     /// Every recorded request, in arrival order.
@@ -264,7 +272,7 @@ impl FakeGreenApi {
     pub fn set_live_picture(&self, id: &str, picture: &[u8]) {
         let mut state = self.shared.state();
         let path = state.new_path();
-        state.instance(id).live.show(Some(picture.to_vec()), path);
+        state.instance(id).live.show(Some(picture.into()), path);
     }
 
     /// The picture removed "from the phone".
@@ -297,7 +305,8 @@ impl FakeGreenApi {
 
     /// The picture instance `id` shows, as it was uploaded or set.
     pub fn live_picture(&self, id: &str) -> Option<Vec<u8>> {
-        self.shared.state().instances.get(id)?.live.picture.clone()
+        let state = self.shared.state();
+        Some(state.instances.get(id)?.live.picture.as_deref()?.to_vec())
     }
 
     /// Lowercase hex SHA-256 of the last picture applied to instance `id`.
@@ -377,6 +386,10 @@ struct State {
     base: String,
     /// The next CDN path number.
     next_path: u64,
+    /// Uploaded pictures by SHA-256, shared by the instances that show them.
+    shown: HashMap<String, Arc<[u8]>>,
+    /// Whether uploads' bytes are kept in [`Request::file`] (their SHA-256 always is).
+    keep_files: bool,
 }
 
 impl State {
@@ -776,6 +789,7 @@ fn handle(shared: &Shared, head: &Head, body: Vec<u8>) -> Outcome {
     let State {
         instances,
         next_path,
+        shown,
         ..
     } = &mut *state;
     let (delay, label, action) = if head.method != "POST" {
@@ -814,7 +828,11 @@ fn handle(shared: &Shared, head: &Head, body: Vec<u8>) -> Outcome {
                     } else {
                         instance.current_picture = Some(file_sha256.clone());
                         *next_path += 1;
-                        instance.live.show(Some(part.data.clone()), *next_path);
+                        // One copy of each distinct upload, however many instances show it.
+                        let shown = shown
+                            .entry(file_sha256.clone())
+                            .or_insert_with(|| part.data.as_slice().into());
+                        instance.live.show(Some(Arc::clone(shown)), *next_path);
                         let url = instance.live.url(&base, id, live::FULL_SIDE);
                         let body = serde_json::json!({
                             "urlAvatar": url,
@@ -829,6 +847,11 @@ fn handle(shared: &Shared, head: &Head, body: Vec<u8>) -> Outcome {
             }
         }
     };
+    let file = if state.keep_files {
+        part.data
+    } else {
+        Vec::new()
+    };
     state.requests.push(Request {
         received_at,
         answered_at: None,
@@ -840,7 +863,7 @@ fn handle(shared: &Shared, head: &Head, body: Vec<u8>) -> Outcome {
         field_name: part.name,
         filename: part.filename,
         part_content_type: part.content_type,
-        file: part.data,
+        file,
         file_sha256,
         answer: label,
     });

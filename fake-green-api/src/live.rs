@@ -9,6 +9,7 @@
 
 use image::imageops::FilterType;
 use std::io::Cursor;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// GREEN-API's limit on reads of one method for one instance, unless configured.
@@ -40,7 +41,7 @@ pub struct Read {
 #[derive(Debug)]
 pub(crate) struct Live {
     /// The picture shown (as uploaded or set "from the phone").
-    pub(crate) picture: Option<Vec<u8>>,
+    pub(crate) picture: Option<Arc<[u8]>>,
     /// The CDN path's number: new whenever the picture changes.
     pub(crate) path: u64,
     /// The signature's generation: `oh`/`oe` rotate with it.
@@ -71,7 +72,7 @@ impl Default for Live {
 
 impl Live {
     /// Shows `picture` under the new CDN path `path`.
-    pub(crate) fn show(&mut self, picture: Option<Vec<u8>>, path: u64) {
+    pub(crate) fn show(&mut self, picture: Option<Arc<[u8]>>, path: u64) {
         self.picture = picture;
         self.path = path;
         self.encoded.clear();
