@@ -26,7 +26,12 @@ fn main() -> ExitCode {
     logging::init(args.log_format, verbosity);
 
     let env = |name: &str| std::env::var(name).ok();
-    match modes::run(&args, &env) {
+    let result = modes::run(&args, &env);
+    tracing::debug!(
+        peak_rss_kib = avatar_sync::usage::peak_rss_kib(),
+        "resources"
+    );
+    match result {
         Ok(output) => {
             let mut stdout = std::io::stdout().lock();
             let _ = stdout.write_all(output.stdout.as_bytes());

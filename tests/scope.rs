@@ -184,3 +184,44 @@ fn a_manifest_of_100_000_instances_loads() {
         &check.stdout[check.stdout.len().saturating_sub(300)..]
     );
 }
+
+#[test]
+fn a_five_line_alias_bomb_is_refused_at_once_naming_the_limit() {
+    let world = World::new(MIN);
+    // 64^5 ≈ 1.07 × 10^9 nodes once expanded, in five lines.
+    let mut yaml = format!(
+        "x-a: &a [{}]\n",
+        std::iter::repeat_n("lol", 64).collect::<Vec<_>>().join(",")
+    );
+    for (name, of) in [("b", "a"), ("c", "b"), ("d", "c")] {
+        let aliases = std::iter::repeat_n(format!("*{of}"), 64).collect::<Vec<_>>();
+        yaml.push_str(&format!("x-{name}: &{name} [{}]\n", aliases.join(",")));
+    }
+    let aliases = std::iter::repeat_n("*d", 64).collect::<Vec<_>>();
+    yaml.push_str(&format!("instances: [{}]\n", aliases.join(",")));
+    assert_eq!(yaml.lines().count(), 5);
+    world.write_manifest(&yaml);
+
+    let started = std::time::Instant::now();
+    let check = world.run(&["--check", "-v"]);
+    let took = started.elapsed();
+    assert_eq!(check.code, 1, "{}", check.stderr);
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    let peak_kib: u64 = check
+        .stderr
+        .split("peak_rss_kib=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no peak_rss_kib in {}", check.stderr));
+    assert!(peak_kib < 50 * 1024, "peak RSS {peak_kib} KiB");
+    // The file, the line of the alias that crossed the limit, the limit and its value.
+    assert!(
+        check.stderr.contains(
+            "manifest.yaml:3: the manifest exceeds a YAML safety limit: its \
+             aliases (*name) would expand it to more than 250000 YAML nodes"
+        ),
+        "{}",
+        check.stderr
+    );
+}

@@ -142,6 +142,14 @@ pub fn parse(
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Manifest, ManifestError> {
+    if let Err(bomb) = limits::check_expansion(text) {
+        return Err(ManifestError::one(
+            ProblemKind::YamlLimit,
+            path,
+            Some(bomb.line),
+            bomb.message,
+        ));
+    }
     let options = limits::options(text.len());
     let raw: RawManifest = serde_saphyr::from_str_with_options(text, options)
         .map_err(|e| yaml_error(path, &e, text.len()))?;
