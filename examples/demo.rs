@@ -88,7 +88,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
 
     println!("--- state/state.json (what avatar-sync remembers; no token in it)");
-    println!("{}", std::fs::read_to_string(state_dir.join("state.json"))?);
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state_dir.join("state.json"))?)?;
+    println!("{state:#}");
+    if let Ok(changes) = std::fs::read_to_string(state_dir.join("changes.jsonl")) {
+        println!("--- state/changes.jsonl (records changed since, replayed over state.json)");
+        print!("{changes}");
+    }
     println!("Done. Next: `cargo run -- --help`, and the README for a real GREEN-API instance.");
     Ok(())
 }

@@ -7,6 +7,14 @@ pub fn peak_rss_kib() -> Option<u64> {
     status_field_kib(&status, "VmHWM:")
 }
 
+/// CPU time this thread has used so far (`/proc/thread-self/schedstat`, nanoseconds), if the
+/// kernel says: what a piece of synchronous work cost, whatever else the machine is doing.
+pub fn thread_cpu() -> Option<std::time::Duration> {
+    let schedstat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos = schedstat.split_whitespace().next()?.parse().ok()?;
+    Some(std::time::Duration::from_nanos(nanos))
+}
+
 /// A `Name:   1234 kB` field of a `/proc/<pid>/status` text, in KiB.
 pub fn status_field_kib(status: &str, name: &str) -> Option<u64> {
     status
@@ -29,5 +37,15 @@ mod tests {
         assert_eq!(status_field_kib(status, "VmRSS:"), Some(999));
         assert_eq!(status_field_kib(status, "VmSwap:"), None);
         assert!(peak_rss_kib().is_some_and(|kib| kib > 0));
+    }
+
+    #[test]
+    fn thread_cpu_grows_with_work() {
+        let before = thread_cpu().expect("schedstat");
+        let mut x = 0u64;
+        for n in 0..5_000_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(n));
+        }
+        assert!(thread_cpu().expect("schedstat") > before, "{x}");
     }
 }

@@ -800,10 +800,7 @@ fn started_with_a_bad_token(world: &World) -> Daemon {
     // The failure is recorded and saved (with the others' outcomes).
     let deadline = Instant::now() + GENEROUS;
     loop {
-        let state = std::fs::read_to_string(world.state_dir().join("state.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
-        if let Some(state) = state
+        if let Some(state) = world.try_state()
             && !state["instances"][id(1)]["failure"].is_null()
             && !state["instances"][id(2)].is_null()
             && !state["instances"][id(3)].is_null()

@@ -35,7 +35,7 @@ fn reads(world: &World, id: &str, method: &str) -> usize {
 #[test]
 fn drift_reads_what_is_live_and_exits_0_2_or_1() {
     let world = applied_world();
-    let state = std::fs::read(world.state_dir().join("state.json")).unwrap();
+    let state = world.state_bytes();
 
     // Everything as applied: the live paths are the ones recorded, no file is downloaded.
     let before = world.fake.reads().len();
@@ -89,10 +89,7 @@ fn drift_reads_what_is_live_and_exits_0_2_or_1() {
 
     // Read-only: no upload, the state file untouched, and no token anywhere.
     assert_eq!(world.fake.request_count(), 3);
-    assert_eq!(
-        std::fs::read(world.state_dir().join("state.json")).unwrap(),
-        state
-    );
+    assert_eq!(world.state_bytes(), state);
     for run in [&run, &table] {
         assert!(
             !shows_token(&run.stdout) && !shows_token(&run.stderr),

@@ -93,7 +93,7 @@ fn converges_once_then_makes_no_call() {
     }
 
     let state = world.state();
-    assert_eq!(state["version"], 1);
+    assert_eq!(state["version"], 2);
     assert_eq!(
         state["instances"]["1101000001"]["applied"]["sha256"],
         sha256(SUPPORT_JPG)
@@ -129,7 +129,7 @@ fn one_changed_picture_is_planned_and_sent_alone() {
     world.write("pictures/sales.jpg", &jpeg(2));
     std::thread::sleep(MIN + Duration::from_millis(200));
 
-    let state_before = std::fs::read(world.state_dir().join("state.json")).unwrap();
+    let state_before = world.state_bytes();
     let dry = world.run(&["--dry-run", "--json"]);
     assert_eq!(dry.code, 2, "{dry:?}");
     assert_eq!(dry.status_of("1101000002"), "pending");
@@ -139,7 +139,7 @@ fn one_changed_picture_is_planned_and_sent_alone() {
     assert_eq!(dry.status_of("1101000003"), "in-sync");
     assert_eq!(dry.json()["summary"]["pending"], 1);
     assert_eq!(world.fake.request_count(), 3, "--dry-run calls nothing");
-    let state_after = std::fs::read(world.state_dir().join("state.json")).unwrap();
+    let state_after = world.state_bytes();
     assert_eq!(state_before, state_after, "--dry-run writes nothing");
 
     let status = world.run(&["--status", "--json"]);
@@ -432,4 +432,34 @@ fn status_reads_the_record_without_the_services_secrets() {
     assert_eq!(status.code, 0, "{status:?}");
     assert_eq!(status.status_of("1101000002"), "pending");
     assert_eq!(world.fake.request_count(), 3);
+}
+
+#[test]
+fn a_version_1_state_directory_is_migrated_without_a_call() {
+    let world = World::new(MIN);
+    three_instances(&world);
+    assert_eq!(world.run(&["--reconcile"]).code, 0);
+    assert_eq!(world.fake.request_count(), 3);
+    // The state directory as the release before changes.jsonl left it: one pretty-printed
+    // version 1 document, no changes file; the caches are dropped too.
+    let mut v1 = world.state();
+    v1["version"] = 1.into();
+    let state_dir = world.state_dir();
+    std::fs::write(
+        state_dir.join("state.json"),
+        serde_json::to_string_pretty(&v1).unwrap() + "\n",
+    )
+    .unwrap();
+    let _ = std::fs::remove_file(state_dir.join("changes.jsonl"));
+    std::fs::remove_file(state_dir.join("hashes.json")).unwrap();
+    std::fs::remove_file(state_dir.join("prepared.json")).unwrap();
+    std::fs::remove_dir_all(state_dir.join("prepared")).unwrap();
+
+    let run = world.run(&["--reconcile", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["summary"]["inSync"], 3, "{run:?}");
+    assert_eq!(world.fake.request_count(), 3, "no call after the migration");
+    let migrated = world.state();
+    assert_eq!(migrated["version"], 2);
+    assert_eq!(migrated["instances"], v1["instances"]);
 }

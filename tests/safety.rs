@@ -248,11 +248,9 @@ fn a_killed_run_loses_at_most_its_last_moment() {
         .unwrap();
     // Kill it once some outcomes are on disk and more calls are under way.
     let applied_on_disk = |world: &World| -> Vec<String> {
-        let Ok(text) = std::fs::read_to_string(world.state_dir().join("state.json")) else {
+        let Some(state) = world.try_state() else {
             return Vec::new();
         };
-        let state: serde_json::Value =
-            serde_json::from_str(&text).expect("state is always valid JSON");
         state["instances"]
             .as_object()
             .unwrap()

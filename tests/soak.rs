@@ -336,8 +336,16 @@ impl Soak {
         if let Ok(bytes) = std::fs::read(state_dir.join("state.json")) {
             let doc: serde_json::Value = serde_json::from_slice(&bytes)
                 .unwrap_or_else(|e| panic!("round {round}: state.json is not JSON: {e}"));
-            assert_eq!(doc["version"], 1, "round {round}");
+            assert_eq!(doc["version"], 2, "round {round}");
             assert!(doc["instances"].is_object(), "round {round}");
+        }
+        // Every complete line of the changes is a record (only a torn last one may not be).
+        let changes = std::fs::read_to_string(state_dir.join("changes.jsonl")).unwrap_or_default();
+        let complete = &changes[..changes.rfind('\n').map_or(0, |at| at + 1)];
+        for line in complete.lines() {
+            let change: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("round {round}: a change is not JSON: {e}: {line}"));
+            assert!(change["record"].is_object(), "round {round}: {line}");
         }
         for entry in std::fs::read_dir(&state_dir)
             .into_iter()

@@ -165,10 +165,34 @@ impl World {
         to_run(self.command(args).output().unwrap())
     }
 
-    /// The state file, parsed.
+    /// The state as avatar-sync reads it: `state.json` with the records of
+    /// `changes.jsonl` replayed over it, line by line.
     pub fn state(&self) -> serde_json::Value {
-        let text = std::fs::read_to_string(self.state_dir().join("state.json")).unwrap();
-        serde_json::from_str(&text).unwrap()
+        self.try_state().expect("a state file")
+    }
+
+    /// [`World::state`], or `None` while there is no state file. A torn last line of the
+    /// changes (a writer killed or busy appending) is left out, as avatar-sync does.
+    pub fn try_state(&self) -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(self.state_dir().join("state.json")).ok()?;
+        let mut state: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let changes =
+            std::fs::read_to_string(self.state_dir().join("changes.jsonl")).unwrap_or_default();
+        let complete = &changes[..changes.rfind('\n').map_or(0, |at| at + 1)];
+        for line in complete.lines() {
+            let change: serde_json::Value = serde_json::from_str(line).unwrap();
+            let id = change["idInstance"].as_str().unwrap().to_owned();
+            state["instances"][id] = change["record"].clone();
+        }
+        Some(state)
+    }
+
+    /// The bytes of the state on disk (`state.json`, then `changes.jsonl`): to tell that
+    /// nothing was written.
+    pub fn state_bytes(&self) -> Vec<u8> {
+        let mut bytes = std::fs::read(self.state_dir().join("state.json")).unwrap();
+        bytes.extend(std::fs::read(self.state_dir().join("changes.jsonl")).unwrap_or_default());
+        bytes
     }
 
     /// Every byte under the world's folder, file by file (for leak checks).

@@ -161,8 +161,8 @@ fn start_with(
     let manifest = crate::manifest::load(&world.manifest_path()).unwrap();
     let dir = StateDir::new(world.state_dir());
     let lock = dir.lock("test").unwrap();
-    let state = dir.load_for_write(&lock).unwrap().take(&dir);
-    let store = StateStore::new(dir, lock, state);
+    let loaded = dir.load_for_write(&lock).unwrap();
+    let store = StateStore::new(dir, lock, loaded).unwrap();
     let options = Options {
         concurrency: 4,
         give_up_when_blocked: false,

@@ -48,8 +48,8 @@ pub(crate) async fn serve(settings: Settings, first: Manifest) -> Result<(), Err
     let manifest_shown = manifest_path.display().to_string();
     let source = ManifestSource::new(manifest_path, scope);
     let lock = dir.lock("avatar-sync daemon")?;
-    let state = dir.load_for_write(&lock)?.take(&dir);
-    let store = StateStore::new(dir.clone(), lock, state);
+    let loaded = dir.load_for_write(&lock)?;
+    let store = StateStore::new(dir.clone(), lock, loaded)?;
     let gateway = HttpGateway::new()?;
 
     let (events, receiver) = tokio::sync::mpsc::unbounded_channel();

@@ -25,8 +25,8 @@ pub(crate) async fn reconcile(
 ) -> Result<Report, Error> {
     let clock = Clock::start();
     let lock = dir.lock("avatar-sync --reconcile")?;
-    let state = dir.load_for_write(&lock)?.take(dir);
-    let store = StateStore::new(dir.clone(), lock, state);
+    let loaded = dir.load_for_write(&lock)?;
+    let store = StateStore::new(dir.clone(), lock, loaded)?;
     let options = Options {
         concurrency,
         give_up_when_blocked: true,
@@ -38,6 +38,12 @@ pub(crate) async fn reconcile(
     let mut reconciler =
         Reconciler::new(manifest, store, gateway, clock, Jitter::random(), options);
     reconciler.run_until(clock.now() + timeout).await?;
+    let saves = reconciler.save_cost();
+    tracing::debug!(
+        saves = saves.count,
+        save_cpu_ms = saves.cpu.as_secs_f64() * 1000.0,
+        "state saves"
+    );
     let mut report = reconciler.report();
     report.calls = Some(reconciler.metrics().calls());
     for row in &mut report.instances {
@@ -91,7 +97,6 @@ pub(crate) fn plan_only(
 
 fn log_summary(report: &Report) {
     let s = &report.summary;
-    tracing::debug!(peak_rss_kib = crate::usage::peak_rss_kib(), "resources");
     tracing::info!(
         in_sync = s.in_sync,
         applied = s.applied,

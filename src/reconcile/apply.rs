@@ -37,6 +37,9 @@ pub(crate) struct Call {
     /// Look at the live picture first, and record it without a call if it is this one
     /// (an instance with no record, the manifest's `adopt`).
     pub adopt: bool,
+    /// The picture's perceptual fingerprint, if already known (from an earlier upload of
+    /// the same bytes): not computed again.
+    pub fingerprint: Option<String>,
 }
 
 /// A look at an in-sync instance's live picture (drift), planned by the daemon.
@@ -173,8 +176,11 @@ pub(crate) async fn send<G: Gateway>(
             at: clock.now(),
         };
     }
-    // Its fingerprint is kept when drift is looked for (not on the way of the upload).
-    let keep_hash = (instance.drift != DriftMode::Off).then(|| bytes.clone());
+    // Its fingerprint is kept when drift is looked for (computed once per picture, not on
+    // the way of the upload).
+    let fingerprint = call.fingerprint;
+    let keep_hash =
+        (instance.drift != DriftMode::Off && fingerprint.is_none()).then(|| bytes.clone());
     let started = Instant::now();
     let outcome = gateway
         .set_profile_picture(Upload {
@@ -215,6 +221,7 @@ pub(crate) async fn send<G: Gateway>(
             let hash = tokio::task::spawn_blocking(move || process::perceptual_hash(&bytes));
             hash.await.ok().and_then(Result::ok).map(|h| h.to_string())
         }
+        (CallOutcome::Applied { .. }, None) if instance.drift != DriftMode::Off => fingerprint,
         _ => None,
     };
     Landed::Called {

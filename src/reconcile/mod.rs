@@ -98,7 +98,14 @@ pub(crate) struct Reconciler<G> {
     recheck_at: Option<SystemTime>,
     /// The `callStartedAt` each call in flight replaced: put back if it sends nothing.
     started_over: HashMap<InstanceId, Option<SystemTime>>,
+    /// Perceptual fingerprints of prepared pictures already uploaded (drift): a fleet
+    /// showing one picture on many instances decodes it once.
+    fingerprints: HashMap<Digest, String>,
 }
+
+/// The most fingerprints remembered (a few hundred bytes each); forgotten all at once when
+/// full, since they are only a saving.
+const MAX_FINGERPRINTS: usize = 10_000;
 
 impl<G: Gateway> Reconciler<G> {
     /// A reconciler over `manifest`, with every instance planned. Its picture caches are
@@ -139,6 +146,7 @@ impl<G: Gateway> Reconciler<G> {
             recheck_at: None,
             last_read: HashMap::new(),
             started_over: HashMap::new(),
+            fingerprints: HashMap::new(),
         };
         reconciler.set_manifest(manifest);
         reconciler
@@ -426,6 +434,7 @@ impl<G: Gateway> Reconciler<G> {
                 credentials: credentials.clone(),
                 token: token.clone(),
                 adopt: self.manifest.adopt && unknown,
+                fingerprint: self.fingerprints.get(&digest).cloned(),
             });
         }
         self.dispatch_checks();
@@ -605,6 +614,10 @@ impl<G: Gateway> Reconciler<G> {
                     self.jitter.draw(),
                 );
                 if let (Some(hash), Some(applied)) = (perceptual_hash, record.applied.as_mut()) {
+                    if self.fingerprints.len() >= MAX_FINGERPRINTS {
+                        self.fingerprints.clear();
+                    }
+                    self.fingerprints.insert(digest, hash.clone());
                     applied.perceptual_hash = Some(hash);
                 }
                 if let CallOutcome::Failed(f) = &outcome
@@ -765,6 +778,11 @@ impl<G: Gateway> Reconciler<G> {
     /// When the next batched save is due.
     pub fn save_due_at(&self) -> Option<tokio::time::Instant> {
         self.store.save_due_at()
+    }
+
+    /// What the state saves so far cost.
+    pub fn save_cost(&self) -> crate::state::SaveCost {
+        self.store.save_cost()
     }
 
     /// Whether the last save of the state failed (and none succeeded since).

@@ -3,7 +3,7 @@
 use super::*;
 use crate::gateway::HttpGateway;
 use crate::manifest;
-use crate::state::{State, StateDir};
+use crate::state::{Loaded, State, StateDir};
 use std::path::Path;
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ fn world(api_url: &str) -> (tempfile::TempDir, Manifest) {
 fn reconciler(dir: &Path, manifest: Manifest, clock: Clock) -> Reconciler<HttpGateway> {
     let state_dir = StateDir::new(dir.join("state"));
     let lock = state_dir.lock("test").unwrap();
-    let store = StateStore::new(state_dir, lock, State::default());
+    let store = StateStore::new(state_dir, lock, Loaded::from(State::default())).unwrap();
     let options = Options {
         concurrency: 4,
         give_up_when_blocked: true,

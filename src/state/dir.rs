@@ -1,6 +1,7 @@
 //! The state directory on disk: its lock (one writer at a time, naming itself), reading the
 //! state file (an unreadable one is moved aside by the writer), and atomic saves.
 
+use super::changes::{self, CHANGES_FILE};
 use super::schema::{self, DocumentRef, ParseError, SCHEMA_VERSION, State};
 use crate::clock::rfc3339;
 use crate::fsio;
@@ -107,6 +108,23 @@ pub struct Loaded {
     pub state: State,
     /// Set when the file existed but could not be read.
     pub unreadable: Option<Unreadable>,
+    /// Whether the writer should write the whole state now: there are changes to fold in
+    /// (perhaps with a torn last line), or the file is of an older format version.
+    pub needs_fold: bool,
+    /// The size of the state file read, in bytes (0 when there was none).
+    pub state_len: u64,
+}
+
+impl From<State> for Loaded {
+    /// A state as if read from a state file just written.
+    fn from(state: State) -> Self {
+        Self {
+            state,
+            unreadable: None,
+            needs_fold: false,
+            state_len: 0,
+        }
+    }
 }
 
 impl Loaded {
@@ -252,53 +270,84 @@ impl StateDir {
 
     fn read(&self, writer: Option<&StateLock>) -> Result<Loaded, StateError> {
         let path = self.state_file();
-        let reason = match std::fs::read(&path) {
+        let mut loaded = Loaded {
+            state: State::default(),
+            unreadable: None,
+            needs_fold: false,
+            state_len: 0,
+        };
+        let unreadable = match std::fs::read(&path) {
             Ok(bytes) => match schema::parse(&bytes) {
-                Ok(mut state) => {
-                    super::journal::merge(&self.path, &mut state);
-                    return Ok(Loaded {
-                        state,
-                        unreadable: None,
-                    });
+                Ok((state, version)) => {
+                    loaded.state = state;
+                    loaded.state_len = bytes.len() as u64;
+                    loaded.needs_fold = version < SCHEMA_VERSION;
+                    None
                 }
                 Err(ParseError::TooNew(found)) => return Err(StateError::TooNew { path, found }),
-                Err(ParseError::Invalid(reason)) => reason,
+                Err(ParseError::Invalid(reason)) => Some((STATE_FILE, reason)),
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut state = State::default();
-                super::journal::merge(&self.path, &mut state);
-                return Ok(Loaded {
-                    state,
-                    unreadable: None,
-                });
+                // The writer's first save writes a state file, not changes without one.
+                loaded.needs_fold = true;
+                None
             }
-            Err(e) => e.to_string(),
+            Err(e) => Some((STATE_FILE, e.to_string())),
         };
-        let moved_to = match writer {
-            Some(_) => {
-                let aside = self.path.join(format!(
-                    "{STATE_FILE}.unreadable-{}",
-                    rfc3339(SystemTime::now()).replace(':', "")
-                ));
-                std::fs::rename(&path, &aside).map_err(|source| StateError::Write {
-                    path: aside.clone(),
-                    source,
-                })?;
-                Some(aside)
+        // The changes are replayed over a readable state file only: over an unreadable
+        // one they would make a state that never was.
+        let unreadable = match unreadable {
+            Some(damage) => Some(damage),
+            None => match changes::replay(&self.path, &mut loaded.state) {
+                Ok(replayed) => {
+                    loaded.needs_fold |= replayed.len > 0;
+                    None
+                }
+                Err(reason) => Some((CHANGES_FILE, reason)),
+            },
+        };
+        if let Some((file, reason)) = unreadable {
+            let moved_to = match writer {
+                Some(_) => Some(self.move_aside(file)?),
+                None => None,
+            };
+            if file == STATE_FILE {
+                loaded.state = State::default();
+                if writer.is_some() {
+                    // Changes to a state moved aside belong with it.
+                    if self.path.join(CHANGES_FILE).exists() {
+                        self.move_aside(CHANGES_FILE)?;
+                    }
+                }
             }
-            None => None,
-        };
-        let mut state = State::default();
-        super::journal::merge(&self.path, &mut state);
-        Ok(Loaded {
-            state,
-            unreadable: Some(Unreadable { reason, moved_to }),
-        })
+            loaded.needs_fold = writer.is_some();
+            loaded.unreadable = Some(Unreadable {
+                reason: format!("{file}: {reason}"),
+                moved_to,
+            });
+        }
+        super::journal::merge(&self.path, &mut loaded.state);
+        Ok(loaded)
+    }
+
+    /// Moves `file` of the state directory aside as `<file>.unreadable-<time>`, never
+    /// deleting it.
+    fn move_aside(&self, file: &str) -> Result<PathBuf, StateError> {
+        let aside = self.path.join(format!(
+            "{file}.unreadable-{}",
+            rfc3339(SystemTime::now()).replace(':', "")
+        ));
+        std::fs::rename(self.path.join(file), &aside).map_err(|source| StateError::Write {
+            path: aside.clone(),
+            source,
+        })?;
+        Ok(aside)
     }
 
     /// Replaces the state file atomically: temporary file (0600) in the same folder,
-    /// fsync, rename over, fsync the folder.
-    pub fn save(&self, _lock: &StateLock, state: &State) -> Result<(), StateError> {
+    /// fsync, rename over, fsync the folder. Returns the file's size. The changes file is
+    /// the caller's to empty afterwards.
+    pub fn save(&self, _lock: &StateLock, state: &State) -> Result<u64, StateError> {
         let doc = DocumentRef {
             version: SCHEMA_VERSION,
             instances: &state.instances,
@@ -306,10 +355,33 @@ impl StateDir {
         // Streamed to the file: a 10,000-instance document is megabytes, and a buffer that
         // size on every save would stay in the allocator's hands.
         let path = self.state_file();
+        let mut len = 0;
         fsio::write_atomically(&path, &mut |out| {
-            serde_json::to_writer_pretty(&mut *out, &doc).map_err(std::io::Error::other)?;
-            out.write_all(b"\n")
+            let mut counted = Counted { out, len: 0 };
+            serde_json::to_writer(&mut counted, &doc).map_err(std::io::Error::other)?;
+            counted.write_all(b"\n")?;
+            len = counted.len;
+            Ok(())
         })
-        .map_err(|source| StateError::Write { path, source })
+        .map_err(|source| StateError::Write { path, source })?;
+        Ok(len)
+    }
+}
+
+/// A writer that counts what goes through it.
+struct Counted<'a> {
+    out: &'a mut dyn Write,
+    len: u64,
+}
+
+impl Write for Counted<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }

@@ -9,14 +9,17 @@
 //! (`journal.rs`), so a killed process's successor still keeps the throttle. [`StateStore`] batches saves to a few a second. The picture
 //! caches that live in the same folder belong to the reconciler, not to this module.
 
+mod changes;
 mod dir;
 mod journal;
 mod schema;
 mod store;
 
+#[cfg(test)]
+pub(crate) use dir::Loaded;
 pub(crate) use dir::{StateDir, StateError};
 pub(crate) use schema::{Applied, Failure, InstanceRecord, State};
-pub(crate) use store::{SAVE_RETRY, StateStore};
+pub(crate) use store::{SAVE_RETRY, SaveCost, StateStore};
 
 #[cfg(test)]
 mod fuzz;

@@ -11,8 +11,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-/// The state document's format version. Bump on incompatible changes.
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+/// The state document's format version. Bump on incompatible changes. Version 2 is version
+/// 1's document with `changes.jsonl` beside it (an older avatar-sync, which would not read
+/// the changes, refuses it instead of acting on stale records).
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 /// How many refused pictures to remember per instance.
 pub(super) const MAX_REFUSED: usize = 8;
 
@@ -135,7 +137,8 @@ pub(super) enum ParseError {
     Invalid(String),
 }
 
-pub(super) fn parse(bytes: &[u8]) -> Result<State, ParseError> {
+/// Reads a state document: the state, and the format version it was written in.
+pub(super) fn parse(bytes: &[u8]) -> Result<(State, u32), ParseError> {
     let check_version = |version: u32| match version {
         v if v > SCHEMA_VERSION => Err(ParseError::TooNew(v)),
         0 => Err(ParseError::Invalid("unknown format version 0".to_owned())),
@@ -146,9 +149,12 @@ pub(super) fn parse(bytes: &[u8]) -> Result<State, ParseError> {
     match serde_json::from_slice::<Document>(bytes) {
         Ok(doc) => {
             check_version(doc.version)?;
-            Ok(State {
-                instances: doc.instances,
-            })
+            Ok((
+                State {
+                    instances: doc.instances,
+                },
+                doc.version,
+            ))
         }
         Err(e) => {
             if let Ok(only) = serde_json::from_slice::<VersionOnly>(bytes) {

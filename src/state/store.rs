@@ -1,9 +1,11 @@
 //! The writer's view of the state: the lock, the records in memory, and batched saves.
 
-use super::dir::{StateDir, StateError, StateLock};
+use super::changes::{Changes, FOLD_AT_LEAST};
+use super::dir::{Loaded, StateDir, StateError, StateLock};
 use super::journal::Journal;
 use super::schema::{InstanceRecord, State};
 use crate::manifest::InstanceId;
+use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
@@ -14,33 +16,72 @@ pub(crate) const SAVE_INTERVAL: Duration = Duration::from_millis(250);
 pub(crate) const SAVE_RETRY: Duration = Duration::from_secs(5);
 
 /// The writer's view of the state: holds the lock and the state, and saves changes in
-/// batches (at most one save per [`SAVE_INTERVAL`] while outcomes keep landing).
+/// batches (at most one save per [`SAVE_INTERVAL`] while outcomes keep landing). A save
+/// appends the changed records to the changes file; once that outgrows the state file, the
+/// save writes the whole state instead (a "fold").
 #[derive(Debug)]
 pub(crate) struct StateStore {
     dir: StateDir,
     lock: StateLock,
     state: State,
-    dirty: bool,
+    /// Instances whose records changed since the last save.
+    dirty: HashSet<InstanceId>,
+    /// The next save writes the whole state (changes were loaded, or an older format).
+    fold_next: bool,
+    /// The state file's size as last read or written.
+    state_len: u64,
+    /// Records changed since the state file was written.
+    changes: Changes,
     /// When the last save was attempted.
     last_save: Option<Instant>,
     /// Whether that attempt failed.
     failing: bool,
     /// Calls started since the last save.
     journal: Journal,
+    /// Saves written so far, and the CPU time they took.
+    saves: SaveCost,
+}
+
+/// What the saves of a run cost: their number and CPU time (wall time where the kernel does
+/// not tell a thread's CPU time; a save is synchronous, so that is an upper bound).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SaveCost {
+    /// Saves attempted.
+    pub count: u32,
+    /// Their CPU time.
+    pub cpu: Duration,
 }
 
 impl StateStore {
-    /// Wraps a locked directory and its loaded state.
-    pub fn new(dir: StateDir, lock: StateLock, state: State) -> Self {
-        Self {
+    /// Wraps a locked directory and its loaded state. Changes found on disk (perhaps with a
+    /// torn last line) and a state file of an older format are folded into a new state
+    /// file at once, before anything else happens.
+    pub fn new(dir: StateDir, lock: StateLock, loaded: Loaded) -> Result<Self, StateError> {
+        let fold_next = loaded.needs_fold;
+        let state_len = loaded.state_len;
+        let state = loaded.take(&dir);
+        let mut store = Self {
             journal: Journal::new(dir.path()),
+            changes: Changes::new(dir.path(), 0),
             dir,
             lock,
             state,
-            dirty: false,
+            dirty: HashSet::new(),
+            fold_next,
+            state_len,
             last_save: None,
             failing: false,
+            saves: SaveCost::default(),
+        };
+        if store.fold_next && store.dir.state_file().exists() {
+            store.fold()?;
         }
+        Ok(store)
+    }
+
+    /// What the saves so far cost.
+    pub fn save_cost(&self) -> SaveCost {
+        self.saves
     }
 
     /// The state as it stands in memory.
@@ -55,8 +96,8 @@ impl StateStore {
 
     /// Replaces an instance's record; it reaches disk with the next save.
     pub fn set(&mut self, id: InstanceId, record: InstanceRecord) {
+        self.dirty.insert(id.clone());
         self.state.instances.insert(id, record);
-        self.dirty = true;
     }
 
     /// Records that calls of `ids` start at `at`, before they start: in the records
@@ -66,8 +107,8 @@ impl StateStore {
         for id in ids {
             let record = self.state.instances.entry(id.clone()).or_default();
             record.call_started_at = Some(at);
+            self.dirty.insert(id.clone());
         }
-        self.dirty = true;
         if let Err(e) = self.journal.started(ids, at) {
             tracing::error!(
                 "cannot append to the calls journal in {}: {e} (a crash before the next \
@@ -93,8 +134,7 @@ impl StateStore {
         } else {
             SAVE_INTERVAL
         };
-        self.dirty
-            .then(|| self.last_save.map_or_else(Instant::now, |at| at + wait))
+        (!self.dirty.is_empty()).then(|| self.last_save.map_or_else(Instant::now, |at| at + wait))
     }
 
     /// Whether the last save failed (and nothing has been saved since).
@@ -111,17 +151,45 @@ impl StateStore {
         }
     }
 
-    /// Saves now if anything changed.
+    /// Saves now if anything changed: appends the changed records, or writes the whole
+    /// state once the changes have outgrown the state file.
     pub fn save(&mut self) -> Result<(), StateError> {
-        if self.dirty {
-            self.last_save = Some(Instant::now());
-            let saved = self.dir.save(&self.lock, &self.state);
-            self.failing = saved.is_err();
-            saved?;
-            self.dirty = false;
-            if let Err(e) = self.journal.clear() {
-                tracing::warn!("cannot empty the calls journal: {e}");
-            }
+        if self.dirty.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let cpu_before = crate::usage::thread_cpu();
+        self.last_save = Some(started);
+        let saved = if self.fold_next || self.changes.len() > self.state_len.max(FOLD_AT_LEAST) {
+            self.fold()
+        } else {
+            let path = self.dir.path().join(super::changes::CHANGES_FILE);
+            self.changes
+                .append(&self.state, &self.dirty)
+                .map_err(|source| StateError::Write { path, source })
+        };
+        let cpu = match (cpu_before, crate::usage::thread_cpu()) {
+            (Some(before), Some(after)) => after.saturating_sub(before),
+            _ => started.elapsed(),
+        };
+        self.saves.count += 1;
+        self.saves.cpu += cpu;
+        self.failing = saved.is_err();
+        saved?;
+        self.dirty.clear();
+        if let Err(e) = self.journal.clear() {
+            tracing::warn!("cannot empty the calls journal: {e}");
+        }
+        Ok(())
+    }
+
+    /// Writes the whole state to the state file, then empties the changes file.
+    fn fold(&mut self) -> Result<(), StateError> {
+        self.state_len = self.dir.save(&self.lock, &self.state)?;
+        self.fold_next = false;
+        if let Err(e) = self.changes.clear() {
+            // Left behind, the changes replay records the state file already holds.
+            tracing::warn!("cannot remove the folded changes file: {e}");
         }
         Ok(())
     }

@@ -100,25 +100,25 @@ fn the_state_file_is_versioned_json_with_labels_and_rfc3339_times() {
     let text = std::fs::read_to_string(dir.state_file()).unwrap();
     assert!(text.starts_with('{'), "{text}");
     assert!(text.ends_with("}\n"), "{text}");
-    assert!(text.contains("\"version\": 1"), "{text}");
-    assert!(text.contains("\"1101000001\": {"), "{text}");
-    assert!(text.contains("\"kind\": \"rate-overlimit\""), "{text}");
+    assert!(text.contains("\"version\":2"), "{text}");
+    assert!(text.contains("\"1101000001\":{"), "{text}");
+    assert!(text.contains("\"kind\":\"rate-overlimit\""), "{text}");
     assert!(
-        text.contains("\"lastCallAt\": \"2027-01-15T08:01:40.456Z\""),
+        text.contains("\"lastCallAt\":\"2027-01-15T08:01:40.456Z\""),
         "{text}"
     );
     assert!(
-        text.contains(&format!("\"sha256\": \"{}\"", Digest::of(b"picture a"))),
+        text.contains(&format!("\"sha256\":\"{}\"", Digest::of(b"picture a"))),
         "{text}"
     );
-    assert!(text.contains("\"urlAvatar\": \"https://pps.whatsapp.net/v/t61/a.jpg\""));
-    assert!(text.contains("\"refusedSha256\": ["), "{text}");
+    assert!(text.contains("\"urlAvatar\":\"https://pps.whatsapp.net/v/t61/a.jpg\""));
+    assert!(text.contains("\"refusedSha256\":["), "{text}");
     assert!(
-        text.contains("\"credentials\": \"0123456789abcdef\""),
+        text.contains("\"credentials\":\"0123456789abcdef\""),
         "{text}"
     );
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["version"], 2);
     // An empty record stays small: nothing but lastCallAt (null).
     assert_eq!(
         doc["instances"]["1101000002"],
@@ -363,8 +363,8 @@ fn unknown_fields_of_the_same_version_are_tolerated() {
 fn store() -> (tempfile::TempDir, StateDir, StateStore) {
     let (tmp, dir) = fresh();
     let lock = dir.lock("test").unwrap();
-    let state = dir.load_for_write(&lock).unwrap().state;
-    let store = StateStore::new(dir.clone(), lock, state);
+    let loaded = dir.load_for_write(&lock).unwrap();
+    let store = StateStore::new(dir.clone(), lock, loaded).unwrap();
     (tmp, dir, store)
 }
 
@@ -535,7 +535,8 @@ fn a_state_directory_others_may_write_is_refused() {
 async fn a_failing_save_is_retried_slowly_and_says_so_until_it_succeeds() {
     let (_tmp, dir) = fresh();
     let lock = dir.lock("test").unwrap();
-    let mut store = StateStore::new(dir.clone(), lock, State::default());
+    let loaded = dir.load_for_write(&lock).unwrap();
+    let mut store = StateStore::new(dir.clone(), lock, loaded).unwrap();
     // A folder where the state file goes: every save fails.
     std::fs::create_dir(dir.path().join(STATE_FILE)).unwrap();
     store.set(id("1101000001"), full_record());
@@ -551,4 +552,141 @@ async fn a_failing_save_is_retried_slowly_and_says_so_until_it_succeeds() {
     assert!(!store.save_failing());
     assert_eq!(store.save_due_at(), None);
     assert_eq!(dir.load().unwrap().state.instances.len(), 1);
+}
+
+#[test]
+fn saves_append_changed_records_and_a_reload_replays_them() {
+    let (_tmp, dir, mut store) = store();
+    store.set(id("1"), with_last_call(1_000));
+    store.save().unwrap(); // the first save writes the state file
+    let state_file = std::fs::read(dir.state_file()).unwrap();
+    store.set(id("2"), with_last_call(2_000));
+    store.save().unwrap();
+    store.set(id("1"), with_last_call(3_000));
+    store.save().unwrap();
+    // The state file is untouched; the changes hold one line per changed record, 0600.
+    assert_eq!(std::fs::read(dir.state_file()).unwrap(), state_file);
+    let changes = dir.path().join("changes.jsonl");
+    let text = std::fs::read_to_string(&changes).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(
+        text.starts_with("{\"idInstance\":\"2\",\"record\":{"),
+        "{text}"
+    );
+    assert_eq!(mode(&changes), 0o600);
+    let loaded = on_disk(&dir);
+    assert_eq!(loaded.instances[&id("1")], with_last_call(3_000));
+    assert_eq!(loaded.instances[&id("2")], with_last_call(2_000));
+}
+
+#[test]
+fn the_writer_folds_changes_into_the_state_file_and_drops_a_torn_last_line() {
+    let (_tmp, dir, mut store) = store();
+    store.set(id("1"), with_last_call(1_000));
+    store.save().unwrap();
+    store.set(id("2"), with_last_call(2_000));
+    store.save().unwrap();
+    drop(store);
+    // A crash in the middle of the next append.
+    let changes = dir.path().join("changes.jsonl");
+    let mut text = std::fs::read_to_string(&changes).unwrap();
+    text.push_str("{\"idInstance\":\"3\",\"rec");
+    std::fs::write(&changes, text).unwrap();
+    // Readers replay the complete lines and change nothing.
+    let read = dir.load().unwrap();
+    assert!(read.unreadable.is_none());
+    assert_eq!(read.state.instances.len(), 2);
+    assert!(changes.exists());
+    // The next writer folds everything into the state file at once.
+    let lock = dir.lock("test").unwrap();
+    let loaded = dir.load_for_write(&lock).unwrap();
+    let store = StateStore::new(dir.clone(), lock, loaded).unwrap();
+    assert!(!changes.exists());
+    assert_eq!(store.state().instances.len(), 2);
+    let text = std::fs::read_to_string(dir.state_file()).unwrap();
+    assert!(text.contains("\"2\":{\"lastCallAt\""), "{text}");
+}
+
+#[test]
+fn changes_are_folded_once_they_outgrow_the_state_file() {
+    let (_tmp, dir, mut store) = store();
+    store.set(id("1"), with_last_call(1_000));
+    store.save().unwrap();
+    let changes = dir.path().join("changes.jsonl");
+    let mut folded = false;
+    for n in 0..80_000u64 {
+        store.set(id("1"), with_last_call(n));
+        store.save().unwrap();
+        let len = std::fs::metadata(&changes).map_or(0, |m| m.len());
+        assert!(len <= super::changes::FOLD_AT_LEAST + 200, "{len}");
+        if len == 0 {
+            folded = true;
+            break;
+        }
+    }
+    assert!(folded, "never folded");
+    assert_eq!(
+        on_disk(&dir).instances[&id("1")],
+        store.state().instances[&id("1")]
+    );
+}
+
+#[test]
+fn a_damaged_changes_file_is_moved_aside_and_the_state_file_kept() {
+    let (_tmp, dir, mut store) = store();
+    store.set(id("1"), with_last_call(1_000));
+    store.save().unwrap();
+    drop(store);
+    let changes = dir.path().join("changes.jsonl");
+    std::fs::write(&changes, "not json\n{\"idInstance\":\"2\",\"record\":{}}\n").unwrap();
+    let read = dir.load().unwrap();
+    let unreadable = read.unreadable.unwrap();
+    assert!(
+        unreadable.reason.contains("changes.jsonl: line 1"),
+        "{}",
+        unreadable.reason
+    );
+    assert!(unreadable.moved_to.is_none());
+    assert_eq!(read.state.instances.len(), 1, "the state file still counts");
+
+    let lock = dir.lock("test").unwrap();
+    let loaded = dir.load_for_write(&lock).unwrap();
+    let moved = loaded
+        .unreadable
+        .as_ref()
+        .unwrap()
+        .moved_to
+        .clone()
+        .unwrap();
+    assert!(
+        moved
+            .to_string_lossy()
+            .contains("changes.jsonl.unreadable-")
+    );
+    assert!(moved.exists() && !changes.exists());
+    let store = StateStore::new(dir.clone(), lock, loaded).unwrap();
+    assert_eq!(store.state().instances[&id("1")], with_last_call(1_000));
+}
+
+#[test]
+fn a_version_1_state_file_is_read_and_rewritten_as_version_2_at_once() {
+    let (_tmp, dir) = fresh();
+    std::fs::create_dir_all(dir.path()).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let v1 = "{\n  \"version\": 1,\n  \"instances\": {\n    \"1101000001\": {\n      \"lastCallAt\": \"2027-01-15T08:01:40.456Z\"\n    }\n  }\n}\n";
+    std::fs::write(dir.state_file(), v1).unwrap();
+    assert_eq!(dir.load().unwrap().state.instances.len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(dir.state_file()).unwrap(),
+        v1,
+        "readers write nothing"
+    );
+
+    let lock = dir.lock("test").unwrap();
+    let loaded = dir.load_for_write(&lock).unwrap();
+    let store = StateStore::new(dir.clone(), lock, loaded).unwrap();
+    let text = std::fs::read_to_string(dir.state_file()).unwrap();
+    assert!(text.starts_with("{\"version\":2,"), "{text}");
+    assert_eq!(on_disk(&dir), *store.state());
+    assert_eq!(mode(&dir.state_file()), 0o600);
 }
