@@ -3,14 +3,16 @@
 //!
 //! ```sh
 //! cargo bench --bench scale                  # everything (about 6 minutes)
-//! cargo bench --bench scale -- noop hashing  # some: noop, hashing, converge, reaction, idle
+//! cargo bench --bench scale -- noop fleet    # some: noop, fleet, hashing, converge, reaction, idle
 //! ```
 //!
-//! It runs the release binary (`target/release/avatar-sync`) as a user would.
+//! It runs the release binary (`target/release/avatar-sync`) as a user would. To profile a
+//! converged fleet, `BENCH_COPY=/some/dir` keeps a copy of the 10,000-instance one.
 
 use avatar_sync::picture::hashes::Hashes;
 use avatar_sync::usage::status_field_kib;
 use fake_green_api::FakeGreenApi;
+use nix::sys::resource::{UsageWho, getrusage};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -32,6 +34,9 @@ fn main() {
     let mut table = String::from("| figure | measured | target |\n|---|---|---|\n");
     if run("noop") {
         noop(&mut table);
+    }
+    if run("fleet") {
+        fleet(&mut table);
     }
     if run("hashing") {
         hashing(&mut table);
@@ -234,58 +239,152 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks as f64 / hz
 }
 
-fn noop(table: &mut String) {
-    println!("== no-op pass: 10,000 instances, 1,000 pictures of ~100 KiB, all applied");
-    let fake = FakeGreenApi::start();
-    fake.set_rate_window(Duration::ZERO);
-    let fleet = Fleet::new(&fake, 10_000, 1_000, "10s");
-    let (took, _) = fleet.reconcile(&["--reconcile", "--concurrency", "64", "-q"]);
-    assert_eq!(fake.request_count(), 10_000);
-    println!("   (set-up: applied 10,000 instances in {took:.2?})");
+/// Runs `avatar-sync` to its end and says what it cost: wall time, stderr, and its own CPU
+/// (user + system, from `getrusage(RUSAGE_CHILDREN)` around the wait: only this child is
+/// waited for meanwhile).
+fn run_measured(fleet: &Fleet, args: &[&str]) -> (Duration, String, f64) {
+    let cpu = || {
+        let usage = getrusage(UsageWho::RUSAGE_CHILDREN).unwrap();
+        let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+        seconds(usage.user_time()) + seconds(usage.system_time())
+    };
+    let before = cpu();
+    let (took, stderr) = fleet.reconcile(args);
+    (took, stderr, cpu() - before)
+}
 
+/// No-op `--reconcile` runs (whole process) and daemon passes after an event, on a fleet
+/// whose instances are all applied. Returns (median wall ms, peak RSS MB, median daemon pass
+/// ms, daemon peak RSS MB).
+fn noop_runs(fleet: &Fleet, fake: &FakeGreenApi, runs: usize) -> (f64, f64, f64, f64) {
+    let n = fleet.ids.len();
+    let requests = fake.request_count();
     let mut walls = Vec::new();
     let mut peaks = Vec::new();
-    for _ in 0..7 {
+    for _ in 0..runs {
         let (took, stderr) = fleet.reconcile(&["--reconcile", "-v"]);
         walls.push(took.as_secs_f64() * 1000.0);
         peaks.extend(field(&stderr, "peak_rss_kib="));
     }
-    assert_eq!(fake.request_count(), 10_000, "a no-op pass makes no call");
+    assert_eq!(fake.request_count(), requests, "a no-op pass makes no call");
     let wall = median(walls.clone());
     let peak = peaks.iter().copied().fold(0.0, f64::max) / 1024.0;
     println!(
-        "   --reconcile: median {wall:.1} ms over 7 runs ({walls:.1?}), peak RSS {peak:.1} MB"
+        "   --reconcile: median {wall:.1} ms over {runs} runs ({walls:.1?}), peak RSS {peak:.1} MB"
     );
 
     let (child, log) = fleet.daemon(&["-v"]);
-    wait_for_log(&log, "daemon started", 1, Duration::from_secs(60));
+    wait_for_log(&log, "daemon started", 1, Duration::from_secs(120));
     // Passes triggered by an event: the manifest is touched (same bytes, so it is not
     // parsed again) and the daemon looks at every picture and plans every instance.
     let manifest = fleet.dir.path().join("manifest.yaml");
-    for n in 2..=8 {
+    let planned = format!("planned {n} instances");
+    for pass in 2..=runs + 1 {
         let file = std::fs::File::options()
             .write(true)
             .open(&manifest)
             .unwrap();
         file.set_modified(SystemTime::now()).unwrap();
-        wait_for_log(&log, "planned 10000 instances", n, Duration::from_secs(60));
+        wait_for_log(&log, &planned, pass, Duration::from_secs(60));
     }
     let text = std::fs::read_to_string(&log).unwrap();
     let passes: Vec<f64> = field(&text, "took_ms=").into_iter().skip(1).collect();
     let daemon_pass = median(passes.clone());
     let daemon_peak = proc_status(child.id(), "VmHWM:") as f64 / 1024.0;
     stop(child);
-    assert_eq!(fake.request_count(), 10_000);
+    assert_eq!(fake.request_count(), requests);
     println!(
         "   daemon pass (after an event): median {daemon_pass:.1} ms ({passes:.1?}), daemon peak RSS {daemon_peak:.1} MB"
     );
+    (wall, peak, daemon_pass, daemon_peak)
+}
+
+fn noop(table: &mut String) {
+    println!("== no-op pass: 10,000 instances, 1,000 pictures of ~100 KiB, all applied");
+    let fake = FakeGreenApi::start();
+    fake.set_rate_window(Duration::ZERO);
+    fake.set_keep_files(false);
+    let fleet = Fleet::new(&fake, 10_000, 1_000, "10s");
+    let (took, _) = fleet.reconcile(&["--reconcile", "--concurrency", "64", "-q"]);
+    assert_eq!(fake.request_count(), 10_000);
+    println!("   (set-up: applied 10,000 instances in {took:.2?})");
+    if let Ok(to) = std::env::var("BENCH_COPY") {
+        Command::new("cp")
+            .arg("-a")
+            .arg(fleet.dir.path())
+            .arg(&to)
+            .status()
+            .unwrap();
+    }
+    let (wall, peak, daemon_pass, daemon_peak) = noop_runs(&fleet, &fake, 7);
     let _ = writeln!(
         table,
-        "| no-op `--reconcile`, 10,000 instances (whole process) | {wall:.0} ms wall, {peak:.1} MB peak RSS | ≤ 100 ms, ≤ 40 MB |"
+        "| no-op `--reconcile`, 10,000 instances (whole process) | {wall:.0} ms wall, {peak:.1} MB peak RSS | ≤ 50 ms |"
     );
     let _ = writeln!(
         table,
-        "| no-op daemon pass, 10,000 instances | {daemon_pass:.0} ms, {daemon_peak:.1} MB peak RSS | (cheap) |"
+        "| no-op daemon pass, 10,000 instances | {daemon_pass:.1} ms, {daemon_peak:.1} MB peak RSS | |"
+    );
+}
+
+/// 100,000 instances over 1,000 pictures: a cold converge against a fake answering in
+/// 20 ms at `--concurrency 64`, then no-op runs and daemon passes on the converged fleet.
+fn fleet(table: &mut String) {
+    const N: usize = 100_000;
+    println!("== 100,000 instances, 1,000 pictures of ~100 KiB");
+    let fake = FakeGreenApi::start();
+    fake.set_rate_window(Duration::ZERO);
+    fake.set_keep_files(false);
+    fake.set_default_latency(Duration::from_millis(20));
+    let fleet = Fleet::new(&fake, N, 1_000, "10s");
+    let (took, stderr, cpu) = run_measured(
+        &fleet,
+        &[
+            "--reconcile",
+            "--concurrency",
+            "64",
+            "--timeout",
+            "30m",
+            "-v",
+        ],
+    );
+    assert_eq!(fake.request_count(), N);
+    let ideal = N as f64 * 0.020 / 64.0;
+    let ratio = took.as_secs_f64() / ideal;
+    let per_call = cpu / N as f64 * 1e6;
+    let saves = field(&stderr, "saves=").first().copied().unwrap_or(0.0);
+    let save_cpu = field(&stderr, "save_cpu_ms=")
+        .first()
+        .copied()
+        .unwrap_or(0.0)
+        / 1000.0;
+    let save_share = save_cpu / cpu * 100.0;
+    println!(
+        "   converge at --concurrency 64, 20 ms: {:.2} s, ideal {ideal:.2} s ({ratio:.2} ×); \
+         CPU {cpu:.2} s = {per_call:.0} µs a call; {saves:.0} saves, {save_cpu:.2} CPU-s ({save_share:.1} %)",
+        took.as_secs_f64()
+    );
+    let (wall, peak, daemon_pass, daemon_peak) = noop_runs(&fleet, &fake, 5);
+    let _ = writeln!(
+        table,
+        "| converge 100,000 at 20 ms, `--concurrency 64` | {:.1} s ({ratio:.2} × the ideal {ideal:.2} s) | ≤ 1.25 × |",
+        took.as_secs_f64()
+    );
+    let _ = writeln!(
+        table,
+        "| … avatar-sync's CPU (user + system) per applied call | {per_call:.0} µs ({cpu:.1} CPU-s) | ≤ 150 µs |"
+    );
+    let _ = writeln!(
+        table,
+        "| … state saves | {save_share:.1} % of that CPU ({saves:.0} saves, {save_cpu:.2} CPU-s) | ≤ 10 % |"
+    );
+    let _ = writeln!(
+        table,
+        "| no-op `--reconcile`, 100,000 instances (whole process) | {wall:.0} ms wall, {peak:.1} MB peak RSS | ≤ 300 ms, ≤ 150 MB |"
+    );
+    let _ = writeln!(
+        table,
+        "| no-op daemon pass, 100,000 instances | {daemon_pass:.0} ms, {daemon_peak:.1} MB peak RSS | ≤ 100 ms |"
     );
 }
 
@@ -344,6 +443,7 @@ fn converge(table: &mut String) {
     for concurrency in [8_usize, 32, 64] {
         let fake = FakeGreenApi::start();
         fake.set_rate_window(Duration::ZERO);
+        fake.set_keep_files(false);
         fake.set_default_latency(Duration::from_millis(20));
         let fleet = Fleet::new(&fake, 10_000, 1_000, "10s");
         let c = concurrency.to_string();
@@ -368,6 +468,7 @@ fn reaction(table: &mut String) {
     println!("== reaction: daemon with 1,000 instances; 50 picture edits, one at a time");
     let fake = FakeGreenApi::start();
     fake.set_rate_window(Duration::ZERO);
+    fake.set_keep_files(false);
     // minInterval 1s, and edits start 2 s after the initial pass: no edit waits on a throttle.
     let fleet = Fleet::new(&fake, 1_000, 1_000, "1s");
     let (child, log) = fleet.daemon(&[]);
@@ -408,6 +509,7 @@ fn idle(table: &mut String) {
         );
         let fake = FakeGreenApi::start();
         fake.set_rate_window(Duration::ZERO);
+        fake.set_keep_files(false);
         let fleet = Fleet::new(&fake, 10_000, 1_000, "10s");
         let (child, log) = fleet.daemon(&["--concurrency", concurrency]);
         fake.wait_for_requests(10_000, Duration::from_secs(300));
