@@ -20,7 +20,7 @@ pub const HASHES_FILE: &str = "hashes.json";
 const VERSION: u32 = 1;
 /// Files modified less than this before they were hashed are hashed again (2 s covers the
 /// coarsest common timestamps, FAT's).
-const RACY_WINDOW_NS: i64 = 2_000_000_000;
+pub(crate) const RACY_WINDOW_NS: i64 = 2_000_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -16,7 +16,9 @@ use crate::outcome::LocalProblem;
 use crate::picture::{self, Digest};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// The index's file name inside the state directory.
 pub const INDEX_FILE: &str = "prepared.json";
@@ -267,6 +269,49 @@ impl Prepared {
     }
 }
 
+/// Prepared files this process found to hold their digest, by identity on disk (device,
+/// inode, size, mtime, ctime): the same file read again for another upload needs no new
+/// SHA-256 (at 100 KiB, that is most of a call's CPU). A file whose last change was less
+/// than 2 s before it was checked is not remembered: a write within the file system's
+/// timestamp granularity could leave its identity as it was.
+#[derive(Debug, Default)]
+pub struct Checked(Mutex<HashMap<Digest, picture::Identity>>);
+
+impl Checked {
+    /// The prepared picture at `path`, when it is exactly the bytes of `digest`.
+    pub fn read(&self, path: &Path, digest: Digest) -> Option<Vec<u8>> {
+        let file = std::fs::File::open(path).ok()?;
+        let identity = picture::Identity::of(&file.metadata().ok()?);
+        let mut bytes = Vec::with_capacity(usize::try_from(identity.size).unwrap_or(0));
+        file.take(picture::MAX_PICTURE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .ok()?;
+        let known = || {
+            let checked = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            checked.get(&digest) == Some(&identity)
+        };
+        if bytes.len() as u64 == identity.size && known() {
+            return Some(bytes);
+        }
+        let checked_at = super::hashes::now_ns();
+        if Digest::of(&bytes) != digest {
+            return None;
+        }
+        let settled = checked_at.saturating_sub(super::hashes::RACY_WINDOW_NS);
+        if identity.mtime_ns < settled && identity.ctime_ns < settled {
+            let mut checked = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            checked.insert(digest, identity);
+        }
+        Some(bytes)
+    }
+}
+
 /// The index key of a source picture under some options.
 fn key(source: Digest, options: &Processing) -> String {
     format!("{source};{}", process::cache_key(options))
@@ -358,4 +403,38 @@ fn holds(path: &Path, bytes: &[u8]) -> bool {
 /// Whether `path` is a folder itself, not a symlink to one.
 fn is_real_dir(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_dir())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checked_file_is_trusted_by_identity_and_a_rewritten_one_checked_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.jpg");
+        let (a, b) = (b"prepared a".as_slice(), b"prepared b".as_slice());
+        std::fs::write(&path, a).unwrap();
+        let checked = Checked::default();
+        let remembered = |checked: &Checked| checked.0.lock().unwrap().len();
+
+        // Just written: right, but not remembered (its timestamps could still hide a write).
+        assert_eq!(checked.read(&path, Digest::of(a)).as_deref(), Some(a));
+        assert_eq!(remembered(&checked), 0);
+        assert_eq!(checked.read(&path, Digest::of(b)), None, "wrong digest");
+
+        // Settled: remembered, and read again without hashing.
+        std::thread::sleep(std::time::Duration::from_millis(2_100));
+        assert_eq!(checked.read(&path, Digest::of(a)).as_deref(), Some(a));
+        assert_eq!(remembered(&checked), 1);
+        assert_eq!(checked.read(&path, Digest::of(a)).as_deref(), Some(a));
+
+        // Rewritten in place with other bytes of the same size: a new ctime, so hashed and
+        // refused.
+        std::fs::write(&path, b).unwrap();
+        assert_eq!(checked.read(&path, Digest::of(a)), None);
+        // Gone: nothing.
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(checked.read(&path, Digest::of(a)), None);
+    }
 }

@@ -12,8 +12,8 @@ use crate::gateway::{Gateway, InstanceState, Reader, Upload};
 use crate::manifest::{ApiToken, DriftMode, Instance, InstanceId, Manifest};
 use crate::metrics::{GET_STATE_INSTANCE, Metrics, SET_PROFILE_PICTURE};
 use crate::outcome::{CallFailure, CallOutcome};
-use crate::picture::{Digest, MAX_PICTURE_BYTES, process};
-use std::io::Read as _;
+use crate::picture::prepared::Checked;
+use crate::picture::{Digest, process};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -37,6 +37,8 @@ pub(crate) struct Call {
     /// Look at the live picture first, and record it without a call if it is this one
     /// (an instance with no record, the manifest's `adopt`).
     pub adopt: bool,
+    /// Prepared files already checked against their digest.
+    pub checked: Arc<Checked>,
     /// The picture's perceptual fingerprint, if already known (from an earlier upload of
     /// the same bytes): not computed again.
     pub fingerprint: Option<String>,
@@ -136,7 +138,7 @@ pub(crate) async fn send<G: Gateway>(
     metrics: Arc<Metrics>,
 ) -> Landed {
     let instance = &call.manifest.instances[call.index];
-    let bytes = match prepared(&call.path, call.digest).await {
+    let bytes = match prepared(&call.path, call.digest, &call.checked).await {
         Some(bytes) => bytes,
         None => {
             tracing::warn!(
@@ -269,7 +271,7 @@ pub(crate) async fn check<G: Gateway>(
     let known = (check.wanted_hash.as_deref()).and_then(|hash| hash.parse().ok());
     let wanted = match known {
         Some(hash) => Some(Wanted::Hash(hash)),
-        None => prepared(&check.path, check.digest).await.map(Wanted::Bytes),
+        None => (prepared(&check.path, check.digest, &Arc::default()).await).map(Wanted::Bytes),
     };
     let look = match wanted {
         Some(wanted) => {
@@ -290,14 +292,13 @@ pub(crate) async fn check<G: Gateway>(
     }
 }
 
-/// The prepared picture at `path`, when it is exactly the bytes of `digest`.
-async fn prepared(path: &Path, digest: Digest) -> Option<Vec<u8>> {
+/// The prepared picture at `path`, when it is exactly the bytes of `digest` (checked, or
+/// known from `checked`).
+async fn prepared(path: &Path, digest: Digest, checked: &Arc<Checked>) -> Option<Vec<u8>> {
     let path = path.to_owned();
-    let bytes = tokio::task::spawn_blocking(move || read_prepared(&path)).await;
-    bytes
-        .ok()
-        .flatten()
-        .filter(|bytes| Digest::of(bytes) == digest)
+    let checked = Arc::clone(checked);
+    let bytes = tokio::task::spawn_blocking(move || checked.read(&path, digest)).await;
+    bytes.ok().flatten()
 }
 
 /// Whom a read of `instance` is for.
@@ -307,15 +308,6 @@ fn reader_of(instance: &Instance, token: &ApiToken) -> Reader {
         id: instance.id.clone(),
         token: token.clone(),
     }
-}
-
-fn read_prepared(path: &Path) -> Option<Vec<u8>> {
-    let file = std::fs::File::open(path).ok()?;
-    let mut bytes = Vec::new();
-    file.take(MAX_PICTURE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .ok()?;
-    Some(bytes)
 }
 
 /// The multipart filename: the picture's file stem with `.jpg`.

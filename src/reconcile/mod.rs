@@ -20,6 +20,7 @@ use crate::manifest::{ApiToken, DriftMode, InstanceId, Manifest};
 use crate::metrics::Metrics;
 use crate::outcome::{CallOutcome, FailureKind, LocalProblem};
 use crate::picture::caches::Caches;
+use crate::picture::prepared::Checked;
 use crate::picture::{self, Digest};
 use crate::plan::{self, Decision, Desired, Policy};
 use crate::report::{self, Report, ReportKind, ThisRun};
@@ -101,6 +102,9 @@ pub(crate) struct Reconciler<G> {
     /// Perceptual fingerprints of prepared pictures already uploaded (drift): a fleet
     /// showing one picture on many instances decodes it once.
     fingerprints: HashMap<Digest, String>,
+    /// Prepared files already checked against their digest (one SHA-256 per file, not per
+    /// call).
+    checked: Arc<Checked>,
 }
 
 /// The most fingerprints remembered (a few hundred bytes each); forgotten all at once when
@@ -147,6 +151,7 @@ impl<G: Gateway> Reconciler<G> {
             last_read: HashMap::new(),
             started_over: HashMap::new(),
             fingerprints: HashMap::new(),
+            checked: Arc::default(),
         };
         reconciler.set_manifest(manifest);
         reconciler
@@ -434,6 +439,7 @@ impl<G: Gateway> Reconciler<G> {
                 credentials: credentials.clone(),
                 token: token.clone(),
                 adopt: self.manifest.adopt && unknown,
+                checked: Arc::clone(&self.checked),
                 fingerprint: self.fingerprints.get(&digest).cloned(),
             });
         }
