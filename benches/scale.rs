@@ -7,7 +7,8 @@
 //! ```
 //!
 //! It runs the release binary (`target/release/avatar-sync`) as a user would. To profile a
-//! converged fleet, `BENCH_COPY=/some/dir` keeps a copy of the 10,000-instance one.
+//! converged fleet, `BENCH_COPY=/some/dir` keeps a copy of the 10,000-instance one
+//! (`BENCH_COPY_100K` of the 100,000-instance one).
 
 use avatar_sync::picture::hashes::Hashes;
 use avatar_sync::usage::status_field_kib;
@@ -261,7 +262,6 @@ fn run_measured(fleet: &Fleet, args: &[&str]) -> (Duration, String, (f64, f64)) 
 /// whose instances are all applied. Returns (median wall ms, peak RSS MB, median daemon pass
 /// ms, daemon peak RSS MB).
 fn noop_runs(fleet: &Fleet, fake: &FakeGreenApi, runs: usize) -> (f64, f64, f64, f64) {
-    let n = fleet.ids.len();
     let requests = fake.request_count();
     let mut walls = Vec::new();
     let mut peaks = Vec::new();
@@ -282,17 +282,17 @@ fn noop_runs(fleet: &Fleet, fake: &FakeGreenApi, runs: usize) -> (f64, f64, f64,
     // Passes triggered by an event: the manifest is touched (same bytes, so it is not
     // parsed again) and the daemon looks at every picture and plans every instance.
     let manifest = fleet.dir.path().join("manifest.yaml");
-    let planned = format!("planned {n} instances");
-    for pass in 2..=runs + 1 {
+    for pass in 1..=runs {
         let file = std::fs::File::options()
             .write(true)
             .open(&manifest)
             .unwrap();
         file.set_modified(SystemTime::now()).unwrap();
-        wait_for_log(&log, &planned, pass, Duration::from_secs(60));
+        wait_for_log(&log, "pass done", pass, Duration::from_secs(60));
     }
     let text = std::fs::read_to_string(&log).unwrap();
-    let passes: Vec<f64> = field(&text, "took_ms=").into_iter().skip(1).collect();
+    // The whole pass: the manifest (unchanged), the watches, the plan.
+    let passes: Vec<f64> = field(&text, "pass_ms=");
     let daemon_pass = median(passes.clone());
     let daemon_peak = proc_status(child.id(), "VmHWM:") as f64 / 1024.0;
     stop(child);
@@ -369,6 +369,14 @@ fn fleet(table: &mut String) {
          CPU {cpu:.2} s (user {user:.2}, system {system:.2}) = {per_call:.0} µs a call; {saves:.0} saves, {save_cpu:.2} CPU-s ({save_share:.1} %)",
         took.as_secs_f64()
     );
+    if let Ok(to) = std::env::var("BENCH_COPY_100K") {
+        Command::new("cp")
+            .arg("-a")
+            .arg(fleet.dir.path())
+            .arg(&to)
+            .status()
+            .unwrap();
+    }
     let (wall, peak, daemon_pass, daemon_peak) = noop_runs(&fleet, &fake, 5);
     let _ = writeln!(
         table,

@@ -97,6 +97,24 @@ pub(crate) fn open_regular(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
+/// Opens `path` for appending, creating it mode 0600: never through a symlink, never a FIFO
+/// or device (opening one could block), only a regular file.
+pub(crate) fn open_private_append(path: &Path) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    Ok(file)
+}
+
 /// Reads the regular file at `path` ([`open_regular`]), at most `cap` bytes: a longer one
 /// is an error, read no further than `cap + 1` bytes.
 pub(crate) fn read_regular(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {

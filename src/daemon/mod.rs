@@ -197,6 +197,7 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
     /// Re-reads the pictures (and the manifest, if it changed or a reload asks) and plans
     /// every instance again.
     fn pass(&mut self, pass: Pass) {
+        let started = std::time::Instant::now();
         let parts = &mut self.parts;
         if pass == Pass::Reload {
             tracing::info!("SIGHUP: reloading the manifest and reconciling everything now");
@@ -217,6 +218,11 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
             self.resync_at = next_resync(parts.reconciler.manifest(), &mut parts.jitter);
         }
         self.report_status();
+        // The whole pass: the manifest, the watches and the plan.
+        tracing::debug!(
+            pass_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "pass done"
+        );
     }
 
     /// Takes no new work, lets calls in flight finish (at most [`DRAIN`], or until a second

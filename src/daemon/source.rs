@@ -96,16 +96,17 @@ fn log_problems(e: &manifest::ManifestError) {
 /// The files the daemon watches: the manifest, every picture and every token file (a
 /// corrected token is retried at once).
 pub(crate) fn watched_files(manifest: &Manifest) -> Vec<PathBuf> {
-    let pictures = manifest
-        .instances
-        .iter()
-        .filter_map(|i| i.picture.path.clone().ok());
+    let pictures = (manifest.instances.iter()).filter_map(|i| i.picture.path.as_ref().ok());
     let tokens = manifest.instances.iter().filter_map(|i| match &i.token {
-        TokenSource::File(Ok(path)) => Some(path.clone()),
+        TokenSource::File(Ok(path)) => Some(path),
         _ => None,
     });
-    std::iter::once(manifest.path.clone())
+    // Each file once: a fleet's instances share a few pictures.
+    let mut seen = std::collections::HashSet::new();
+    std::iter::once(&manifest.path)
         .chain(pictures)
         .chain(tokens)
+        .filter(|path| seen.insert(path.as_os_str()))
+        .cloned()
         .collect()
 }

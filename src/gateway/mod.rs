@@ -96,6 +96,11 @@ pub(crate) struct HttpGateway {
 pub struct GatewayInitError(String);
 
 impl GatewayInitError {
+    /// Building the client panicked (on the thread that built it).
+    pub(crate) fn panicked() -> Self {
+        Self("building the client failed unexpectedly".to_owned())
+    }
+
     /// A stable machine label.
     pub fn label(&self) -> &'static str {
         "http-client"

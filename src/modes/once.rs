@@ -3,7 +3,7 @@
 
 use crate::Error;
 use crate::clock::{Clock, Jitter};
-use crate::gateway::HttpGateway;
+use crate::gateway::{GatewayInitError, HttpGateway};
 use crate::manifest::Manifest;
 use crate::picture::caches::Caches;
 use crate::plan::{self, Policy};
@@ -24,6 +24,8 @@ pub(crate) async fn reconcile(
     timeout: Duration,
 ) -> Result<Report, Error> {
     let clock = Clock::start();
+    // Loading the TLS roots takes tens of milliseconds: done beside the state's loading.
+    let gateway = std::thread::spawn(HttpGateway::new);
     let lock = dir.lock("avatar-sync --reconcile")?;
     let loaded = dir.load_for_write(&lock)?;
     let store = StateStore::new(dir.clone(), lock, loaded)?;
@@ -34,7 +36,9 @@ pub(crate) async fn reconcile(
         live_reads: false,
     };
     let manifest = Arc::new(manifest);
-    let gateway = HttpGateway::new()?;
+    let gateway = gateway
+        .join()
+        .unwrap_or_else(|_| Err(GatewayInitError::panicked()))?;
     let mut reconciler =
         Reconciler::new(manifest, store, gateway, clock, Jitter::random(), options);
     reconciler.run_until(clock.now() + timeout).await?;

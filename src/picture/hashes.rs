@@ -160,8 +160,10 @@ impl Hashes {
         paths: impl IntoIterator<Item = &'a Path>,
     ) -> HashMap<PathBuf, Result<Digest, PictureError>> {
         let mut out = HashMap::new();
+        // Each path once, told apart by its bytes (cheaper than hashing its components).
+        let mut seen = HashSet::new();
         for path in paths {
-            if !out.contains_key(path) {
+            if seen.insert(path.as_os_str()) {
                 let digest = self.digest(path);
                 out.insert(path.to_owned(), digest);
             }

@@ -28,6 +28,11 @@ pub const MAX_PICTURE_BYTES: u64 = 10 * 1024 * 1024;
 pub struct Digest([u8; 32]);
 
 impl Digest {
+    /// The 32 bytes.
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// Hashes `bytes`.
     pub fn of(bytes: &[u8]) -> Self {
         Self(Sha256::digest(bytes).into())

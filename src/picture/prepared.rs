@@ -122,11 +122,13 @@ impl Prepared {
         &mut self,
         jobs: impl IntoIterator<Item = (&'a Path, Digest, Processing)>,
     ) {
+        // Each (source, options) once, before any key is written out.
         let mut seen = HashSet::new();
         let todo: Vec<(&Path, Digest, Processing, String)> = jobs
             .into_iter()
+            .filter(|(_, source, options)| seen.insert((*source, *options)))
             .map(|(path, source, options)| (path, source, options, key(source, &options)))
-            .filter(|(.., key)| self.known(key).is_none() && seen.insert(key.clone()))
+            .filter(|(.., key)| self.known(key).is_none())
             .collect();
         if todo.len() < 2 {
             return;

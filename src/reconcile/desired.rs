@@ -19,6 +19,7 @@ use crate::picture::{Digest, PictureError};
 use crate::plan::Desired;
 use crate::state::State;
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// One instance's desired state, with what is needed to send it.
@@ -99,8 +100,9 @@ pub(crate) struct Pictures<'a> {
     pub sources: &'a Sources,
     /// Where prepared pictures come from.
     pub prepared: &'a mut Prepared,
-    /// Each distinct (picture, options) is prepared once per pass.
-    pub memo: HashMap<(PathBuf, Processing), Result<Digest, LocalProblem>>,
+    /// Each distinct (picture, options) is prepared once per pass (by the path's bytes: a
+    /// lookup neither allocates nor walks the path's components).
+    pub memo: HashMap<Processing, HashMap<OsString, Result<Digest, LocalProblem>>>,
 }
 
 impl<'a> Pictures<'a> {
@@ -119,8 +121,7 @@ impl<'a> Pictures<'a> {
         path: &Path,
         options: &Processing,
     ) -> Result<Digest, LocalProblem> {
-        let key = (path.to_owned(), *options);
-        if let Some(known) = self.memo.get(&key) {
+        if let Some(known) = (self.memo.get(options)).and_then(|m| m.get(path.as_os_str())) {
             return known.clone();
         }
         let result = match self.sources.get(path) {
@@ -134,7 +135,8 @@ impl<'a> Pictures<'a> {
                 message: format!("picture {} was not read", path.display()),
             }),
         };
-        self.memo.insert(key, result.clone());
+        (self.memo.entry(*options).or_default())
+            .insert(path.as_os_str().to_owned(), result.clone());
         result
     }
 }

@@ -882,9 +882,10 @@ const READ_SPACING: std::time::Duration = std::time::Duration::from_millis(1100)
 /// Where in a `driftInterval` an instance's looks fall, in `[0, 1)`: fixed by its id, so
 /// a fleet's looks are spread evenly and stay so across restarts.
 fn spread(id: &InstanceId) -> f64 {
-    // 52 bits of the id's SHA-256: as many as an f64 holds exactly.
-    let hex = Digest::of(id.as_str().as_bytes()).to_string();
-    u64::from_str_radix(&hex[..13], 16).unwrap_or(0) as f64 / (1u64 << 52) as f64
+    // The first 52 bits of the id's SHA-256: as many as an f64 holds exactly.
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&Digest::of(id.as_str().as_bytes()).bytes()[..8]);
+    (u64::from_be_bytes(first) >> 12) as f64 / (1u64 << 52) as f64
 }
 
 /// Sleeps until `at`, or forever when there is nothing to wait for.

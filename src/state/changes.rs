@@ -14,9 +14,8 @@
 use super::schema::{InstanceRecord, State};
 use crate::manifest::InstanceId;
 use serde::{Deserialize, Serialize};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 /// The changes file's name inside the state directory.
@@ -101,19 +100,7 @@ impl Changes {
 
     fn file(&mut self) -> std::io::Result<&mut File> {
         if self.file.is_none() {
-            let file = OpenOptions::new()
-                .append(true)
-                .create(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-                .open(&self.path)?;
-            if !file.metadata()?.is_file() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!("{} is not a regular file", self.path.display()),
-                ));
-            }
-            self.file = Some(file);
+            self.file = Some(crate::fsio::open_private_append(&self.path)?);
         }
         Ok(self.file.as_mut().expect("opened above"))
     }

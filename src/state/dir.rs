@@ -350,7 +350,7 @@ impl StateDir {
     pub fn save(&self, _lock: &StateLock, state: &State) -> Result<u64, StateError> {
         let doc = DocumentRef {
             version: SCHEMA_VERSION,
-            instances: &state.instances,
+            instances: state.instances.iter().collect(),
         };
         // Streamed to the file: a 10,000-instance document is megabytes, and a buffer that
         // size on every save would stay in the allocator's hands.

@@ -60,7 +60,7 @@ fn seed() -> Vec<u8> {
     );
     let doc = DocumentRef {
         version: SCHEMA_VERSION,
-        instances: &instances,
+        instances: instances.iter().collect(),
     };
     serde_json::to_vec_pretty(&doc).unwrap()
 }
@@ -79,7 +79,7 @@ fn damaged_state_documents_are_read_or_refused_never_a_panic() {
         read += 1;
         let doc = DocumentRef {
             version: SCHEMA_VERSION,
-            instances: &state.instances,
+            instances: state.instances.iter().collect(),
         };
         let written = serde_json::to_vec(&doc).unwrap();
         assert!(

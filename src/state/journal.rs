@@ -18,9 +18,8 @@
 use super::schema::State;
 use crate::manifest::InstanceId;
 use crate::picture::Digest;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -80,19 +79,7 @@ impl Journal {
 
     fn file(&mut self) -> std::io::Result<&mut File> {
         if self.file.is_none() {
-            let file = OpenOptions::new()
-                .append(true)
-                .create(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-                .open(&self.path)?;
-            if !file.metadata()?.is_file() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!("{} is not a regular file", self.path.display()),
-                ));
-            }
-            self.file = Some(file);
+            self.file = Some(crate::fsio::open_private_append(&self.path)?);
         }
         Ok(self.file.as_mut().expect("opened above"))
     }

@@ -8,7 +8,7 @@ use crate::outcome::ANSWER_DEADLINE;
 use crate::outcome::FailureKind;
 use crate::picture::Digest;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
 /// The state document's format version. Bump on incompatible changes. Version 2 is version
@@ -21,8 +21,9 @@ pub(super) const MAX_REFUSED: usize = 8;
 /// Everything recorded, per instance.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct State {
-    /// Per-instance records, by `idInstance`.
-    pub instances: BTreeMap<InstanceId, InstanceRecord>,
+    /// Per-instance records, by `idInstance` (hashed: a pass looks each instance up several
+    /// times; the file lists them in order).
+    pub instances: HashMap<InstanceId, InstanceRecord>,
 }
 
 /// What is recorded for one instance.
@@ -118,7 +119,8 @@ impl InstanceRecord {
 #[derive(Serialize)]
 pub(super) struct DocumentRef<'a> {
     pub(super) version: u32,
-    pub(super) instances: &'a BTreeMap<InstanceId, InstanceRecord>,
+    /// In `idInstance` order, so the file reads (and diffs) in a stable order.
+    pub(super) instances: BTreeMap<&'a InstanceId, &'a InstanceRecord>,
 }
 
 #[derive(Deserialize)]
@@ -129,7 +131,7 @@ struct VersionOnly {
 #[derive(Deserialize)]
 struct Document {
     version: u32,
-    instances: BTreeMap<InstanceId, InstanceRecord>,
+    instances: HashMap<InstanceId, InstanceRecord>,
 }
 
 pub(super) enum ParseError {
