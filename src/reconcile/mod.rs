@@ -309,9 +309,16 @@ impl<G: Gateway> Reconciler<G> {
 
     fn plan_one(&mut self, index: usize, now: SystemTime) {
         let id = &self.manifest.instances[index].id;
-        if let Some(record) = self.store.state().instances.get(id)
-            && let Cow::Owned(clamped) = plan::within_policy(record, now, &self.policy)
-        {
+        // One look at the record (at fleet size, each look is a cache miss or two).
+        let record = self.store.state().instances.get(id);
+        let clamped = record.and_then(|r| match plan::within_policy(r, now, &self.policy) {
+            Cow::Owned(clamped) => Some(clamped),
+            Cow::Borrowed(_) => None,
+        });
+        let record = clamped.as_ref().or(record);
+        let decision = plan::decide(&self.slots[index].target.desired, record, now, &self.policy);
+        let live_checked_at = record.and_then(|r| r.live_checked_at);
+        if let Some(clamped) = clamped {
             tracing::warn!(
                 instance = %id,
                 "the recorded call or retry time is later than the policy allows from now \
@@ -319,12 +326,6 @@ impl<G: Gateway> Reconciler<G> {
             );
             self.store.set(id.clone(), clamped);
         }
-        let decision = plan::decide(
-            &self.slots[index].target.desired,
-            self.store.state().instances.get(id),
-            now,
-            &self.policy,
-        );
         match &decision {
             Decision::Due { .. } => self.queue.push_back(index),
             Decision::Blocked { .. } if self.options.give_up_when_blocked => {}
@@ -339,13 +340,14 @@ impl<G: Gateway> Reconciler<G> {
             }
         }
         self.slots[index].decision = decision;
-        self.schedule_check(index, now);
+        self.schedule_check(index, now, live_checked_at);
     }
 
     /// Plans the next look at an in-sync instance's live picture: `driftInterval` after
     /// the last one, or, when there was none (or it is long past), at a point of the
     /// interval fixed by the instance's id, so a fleet's looks are spread evenly.
-    fn schedule_check(&mut self, index: usize, now: SystemTime) {
+    /// `last` is the record's `liveCheckedAt`.
+    fn schedule_check(&mut self, index: usize, now: SystemTime, last: Option<SystemTime>) {
         let instance = &self.manifest.instances[index];
         let slot = &mut self.slots[index];
         slot.check_at = None;
@@ -358,8 +360,6 @@ impl<G: Gateway> Reconciler<G> {
         let at = if blocked {
             now + every.min(HEALTH_POLL)
         } else if in_sync && instance.drift != DriftMode::Off {
-            let last = (self.store.state().instances.get(&instance.id))
-                .and_then(|record| record.live_checked_at);
             match last {
                 Some(last) if last + every > now => last + every,
                 _ => now + every.mul_f64(spread(&instance.id)),
