@@ -288,14 +288,7 @@ impl Checked {
         file.take(picture::MAX_PICTURE_BYTES + 1)
             .read_to_end(&mut bytes)
             .ok()?;
-        let known = || {
-            let checked = self
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            checked.get(&digest) == Some(&identity)
-        };
-        if bytes.len() as u64 == identity.size && known() {
+        if bytes.len() as u64 == identity.size && self.files().get(&digest) == Some(&identity) {
             return Some(bytes);
         }
         let checked_at = super::hashes::now_ns();
@@ -304,13 +297,15 @@ impl Checked {
         }
         let settled = checked_at.saturating_sub(super::hashes::RACY_WINDOW_NS);
         if identity.mtime_ns < settled && identity.ctime_ns < settled {
-            let mut checked = self
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            checked.insert(digest, identity);
+            self.files().insert(digest, identity);
         }
         Some(bytes)
+    }
+
+    fn files(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, picture::Identity>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -418,7 +413,7 @@ mod tests {
         let (a, b) = (b"prepared a".as_slice(), b"prepared b".as_slice());
         std::fs::write(&path, a).unwrap();
         let checked = Checked::default();
-        let remembered = |checked: &Checked| checked.0.lock().unwrap().len();
+        let remembered = |checked: &Checked| checked.files().len();
 
         // Just written: right, but not remembered (its timestamps could still hide a write).
         assert_eq!(checked.read(&path, Digest::of(a)).as_deref(), Some(a));

@@ -60,6 +60,8 @@ pub(crate) struct Check {
     pub recorded: Option<String>,
     /// The applied picture's fingerprint, as the state keeps it.
     pub wanted_hash: Option<String>,
+    /// Prepared files already checked against their digest.
+    pub checked: Arc<Checked>,
 }
 
 /// A poll of a blocked instance's `getStateInstance`.
@@ -271,7 +273,7 @@ pub(crate) async fn check<G: Gateway>(
     let known = (check.wanted_hash.as_deref()).and_then(|hash| hash.parse().ok());
     let wanted = match known {
         Some(hash) => Some(Wanted::Hash(hash)),
-        None => (prepared(&check.path, check.digest, &Arc::default()).await).map(Wanted::Bytes),
+        None => (prepared(&check.path, check.digest, &check.checked).await).map(Wanted::Bytes),
     };
     let look = match wanted {
         Some(wanted) => {

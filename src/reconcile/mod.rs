@@ -511,6 +511,7 @@ impl<G: Gateway> Reconciler<G> {
                         token,
                         recorded: applied.and_then(|a| a.url_avatar.clone()),
                         wanted_hash: applied.and_then(|a| a.perceptual_hash.clone()),
+                        checked: Arc::clone(&self.checked),
                     };
                     let metrics = Arc::clone(&self.metrics);
                     Box::pin(apply::check(
@@ -586,13 +587,19 @@ impl<G: Gateway> Reconciler<G> {
                 // A call task died (it does not panic by design): free its instance so it
                 // is planned again at the next pass.
                 if let Some(id) = self.task_ids.remove(&e.id()) {
-                    self.busy.remove(&id);
-                    self.in_flight_digests.remove(&id);
-                    self.started_over.remove(&id);
+                    self.call_over(&id);
                     tracing::error!(instance = %id, "internal error during a call: {e}");
                 }
             }
         }
+    }
+
+    /// Frees the instance a call was for (it may be planned again); returns the
+    /// `callStartedAt` that the call's start replaced.
+    fn call_over(&mut self, id: &InstanceId) -> Option<Option<SystemTime>> {
+        self.busy.remove(id);
+        self.in_flight_digests.remove(id);
+        self.started_over.remove(id)
     }
 
     fn on_landed(&mut self, landed: Landed) {
@@ -606,9 +613,7 @@ impl<G: Gateway> Reconciler<G> {
                 finished_at,
                 perceptual_hash,
             } => {
-                self.busy.remove(&id);
-                self.in_flight_digests.remove(&id);
-                self.started_over.remove(&id);
+                self.call_over(&id);
                 self.damaged.retain(|(damaged, _)| *damaged != id);
                 let mut record = plan::record_outcome(
                     self.store.state().instances.get(&id),
@@ -645,9 +650,7 @@ impl<G: Gateway> Reconciler<G> {
                 url_avatar,
                 at,
             } => {
-                self.busy.remove(&id);
-                self.in_flight_digests.remove(&id);
-                self.started_over.remove(&id);
+                self.call_over(&id);
                 let record = plan::record_adopted(
                     self.store.state().instances.get(&id),
                     digest,
@@ -726,10 +729,8 @@ impl<G: Gateway> Reconciler<G> {
                 }
             }
             Landed::Stale { id, digest } => {
-                self.busy.remove(&id);
-                self.in_flight_digests.remove(&id);
                 // Nothing was sent: the start recorded for it did not happen.
-                if let Some(before) = self.started_over.remove(&id)
+                if let Some(before) = self.call_over(&id)
                     && let Some(mut record) = self.store.state().instances.get(&id).cloned()
                 {
                     record.call_started_at = before;
