@@ -49,13 +49,19 @@ pub(crate) struct Changes {
 }
 
 impl Changes {
-    /// The changes file of state directory `dir`, `len` bytes long as loaded.
-    pub(crate) fn new(dir: &Path, len: u64) -> Self {
+    /// The changes file of state directory `dir`, empty: a writer folds what it finds on
+    /// disk into the state file before its first save.
+    pub(crate) fn new(dir: &Path) -> Self {
         Self {
             path: dir.join(CHANGES_FILE),
             file: None,
-            len,
+            len: 0,
         }
+    }
+
+    /// Where it is.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Its length in bytes.
@@ -106,21 +112,15 @@ impl Changes {
     }
 }
 
-/// What replaying a changes file found.
-#[derive(Debug, Default)]
-pub(crate) struct Replayed {
-    /// The file's length in bytes (0 when there is none).
-    pub(crate) len: u64,
-}
-
-/// Replays the changes file of state directory `dir` over `state`. A torn last line is
-/// dropped; any other line that is not a record makes the whole file unreadable (the
-/// error says which line), and `state` is then left as it was.
-pub(crate) fn replay(dir: &Path, state: &mut State) -> Result<Replayed, String> {
+/// Replays the changes file of state directory `dir` over `state`, and says how many bytes
+/// it held (0 when there is none). A torn last line is dropped; any other line that is not
+/// a record makes the whole file unreadable (the error says which line), and `state` is
+/// then left as it was.
+pub(crate) fn replay(dir: &Path, state: &mut State) -> Result<u64, String> {
     let path = dir.join(CHANGES_FILE);
     let bytes = match crate::fsio::read_regular(&path, MAX_CHANGES_BYTES) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Replayed::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e.to_string()),
     };
     let mut records = Vec::new();
@@ -140,7 +140,5 @@ pub(crate) fn replay(dir: &Path, state: &mut State) -> Result<Replayed, String> 
     for line in records {
         state.instances.insert(line.id_instance, line.record);
     }
-    Ok(Replayed {
-        len: bytes.len() as u64,
-    })
+    Ok(bytes.len() as u64)
 }

@@ -270,12 +270,7 @@ impl StateDir {
 
     fn read(&self, writer: Option<&StateLock>) -> Result<Loaded, StateError> {
         let path = self.state_file();
-        let mut loaded = Loaded {
-            state: State::default(),
-            unreadable: None,
-            needs_fold: false,
-            state_len: 0,
-        };
+        let mut loaded = Loaded::from(State::default());
         let unreadable = match std::fs::read(&path) {
             Ok(bytes) => match schema::parse(&bytes) {
                 Ok((state, version)) => {
@@ -299,8 +294,8 @@ impl StateDir {
         let unreadable = match unreadable {
             Some(damage) => Some(damage),
             None => match changes::replay(&self.path, &mut loaded.state) {
-                Ok(replayed) => {
-                    loaded.needs_fold |= replayed.len > 0;
+                Ok(len) => {
+                    loaded.needs_fold |= len > 0;
                     None
                 }
                 Err(reason) => Some((CHANGES_FILE, reason)),

@@ -62,7 +62,7 @@ impl StateStore {
         let state = loaded.take(&dir);
         let mut store = Self {
             journal: Journal::new(dir.path()),
-            changes: Changes::new(dir.path(), 0),
+            changes: Changes::new(dir.path()),
             dir,
             lock,
             state,
@@ -163,10 +163,10 @@ impl StateStore {
         let saved = if self.fold_next || self.changes.len() > self.state_len.max(FOLD_AT_LEAST) {
             self.fold()
         } else {
-            let path = self.dir.path().join(super::changes::CHANGES_FILE);
-            self.changes
-                .append(&self.state, &self.dirty)
-                .map_err(|source| StateError::Write { path, source })
+            (self.changes.append(&self.state, &self.dirty)).map_err(|source| StateError::Write {
+                path: self.changes.path().to_owned(),
+                source,
+            })
         };
         let cpu = match (cpu_before, crate::usage::thread_cpu()) {
             (Some(before), Some(after)) => after.saturating_sub(before),
