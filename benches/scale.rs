@@ -112,6 +112,19 @@ impl Fleet {
         Self { dir, ids, pictures }
     }
 
+    /// Copies the fleet's folder to where the environment variable `var` says, if it is
+    /// set (for profiling a converged fleet).
+    fn copy_if_asked(&self, var: &str) {
+        if let Ok(to) = std::env::var(var) {
+            let copied = Command::new("cp")
+                .arg("-a")
+                .arg(self.dir.path())
+                .arg(&to)
+                .status();
+            assert!(copied.unwrap().success(), "cannot copy the fleet to {to}");
+        }
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.env_clear()
@@ -312,14 +325,7 @@ fn noop(table: &mut String) {
     let (took, _) = fleet.reconcile(&["--reconcile", "--concurrency", "64", "-q"]);
     assert_eq!(fake.request_count(), 10_000);
     println!("   (set-up: applied 10,000 instances in {took:.2?})");
-    if let Ok(to) = std::env::var("BENCH_COPY") {
-        Command::new("cp")
-            .arg("-a")
-            .arg(fleet.dir.path())
-            .arg(&to)
-            .status()
-            .unwrap();
-    }
+    fleet.copy_if_asked("BENCH_COPY");
     let (wall, peak, daemon_pass, daemon_peak) = noop_runs(&fleet, &fake, 7);
     let _ = writeln!(
         table,
@@ -369,14 +375,7 @@ fn fleet(table: &mut String) {
          CPU {cpu:.2} s (user {user:.2}, system {system:.2}) = {per_call:.0} µs a call; {saves:.0} saves, {save_cpu:.2} CPU-s ({save_share:.1} %)",
         took.as_secs_f64()
     );
-    if let Ok(to) = std::env::var("BENCH_COPY_100K") {
-        Command::new("cp")
-            .arg("-a")
-            .arg(fleet.dir.path())
-            .arg(&to)
-            .status()
-            .unwrap();
-    }
+    fleet.copy_if_asked("BENCH_COPY_100K");
     let (wall, peak, daemon_pass, daemon_peak) = noop_runs(&fleet, &fake, 5);
     let _ = writeln!(
         table,
