@@ -3,7 +3,7 @@
 //! whatever is read can be written back. (What the planner makes of any record is
 //! `plan/properties.rs`'s job.)
 
-use super::schema::{DocumentRef, SCHEMA_VERSION, parse};
+use super::schema::{DocumentRef, parse};
 use super::*;
 use crate::testing::{Mutator, cases};
 use std::time::{Duration, SystemTime};
@@ -53,15 +53,12 @@ fn seed() -> Vec<u8> {
         }),
         refused_sha256: vec![crate::picture::Digest::of(b"c")],
     };
-    let mut instances = std::collections::BTreeMap::new();
-    instances.insert(
+    let mut state = State::default();
+    state.instances.insert(
         crate::manifest::InstanceId::parse("1101000001").unwrap(),
         record,
     );
-    let doc = DocumentRef {
-        version: SCHEMA_VERSION,
-        instances: instances.iter().collect(),
-    };
+    let doc = DocumentRef::new(&state);
     serde_json::to_vec_pretty(&doc).unwrap()
 }
 
@@ -77,10 +74,7 @@ fn damaged_state_documents_are_read_or_refused_never_a_panic() {
             continue;
         };
         read += 1;
-        let doc = DocumentRef {
-            version: SCHEMA_VERSION,
-            instances: state.instances.iter().collect(),
-        };
+        let doc = DocumentRef::new(&state);
         let written = serde_json::to_vec(&doc).unwrap();
         assert!(
             parse(&written).is_ok(),

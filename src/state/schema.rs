@@ -118,9 +118,22 @@ impl InstanceRecord {
 
 #[derive(Serialize)]
 pub(super) struct DocumentRef<'a> {
-    pub(super) version: u32,
+    version: u32,
+    /// How many records follow: the reader makes room for them at once.
+    records: usize,
     /// In `idInstance` order, so the file reads (and diffs) in a stable order.
-    pub(super) instances: BTreeMap<&'a InstanceId, &'a InstanceRecord>,
+    instances: BTreeMap<&'a InstanceId, &'a InstanceRecord>,
+}
+
+impl<'a> DocumentRef<'a> {
+    /// The document of `state`, in this version's format.
+    pub(super) fn new(state: &'a State) -> Self {
+        Self {
+            version: SCHEMA_VERSION,
+            records: state.instances.len(),
+            instances: state.instances.iter().collect(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -128,11 +141,84 @@ struct VersionOnly {
     version: u32,
 }
 
-#[derive(Deserialize)]
+/// A state document as read: its version and records (`records`, the count written before
+/// them, only sizes the map).
 struct Document {
     version: u32,
     instances: HashMap<InstanceId, InstanceRecord>,
 }
+
+/// Reads a [`Document`] into a map sized for its records: at fleet size, growing the map
+/// step by step (every record hashed again at each step) costs more than reading them.
+struct DocumentSeed {
+    /// At most how many records the document can hold (one per [`MIN_RECORD_BYTES`]).
+    records: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for DocumentSeed {
+    type Value = Document;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Document, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DocumentSeed {
+    type Value = Document;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a state document")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Document, A::Error> {
+        use serde::de::Error;
+        let (mut version, mut instances, mut records) = (None, None, 0);
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match &*key {
+                "version" => version = Some(map.next_value()?),
+                // A hint, written before the records; capped, as a hint from a file is.
+                "records" => records = map.next_value::<usize>()?.min(self.records),
+                "instances" => instances = Some(map.next_value_seed(RecordsSeed(records))?),
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Document {
+            version: version.ok_or_else(|| A::Error::missing_field("version"))?,
+            instances: instances.ok_or_else(|| A::Error::missing_field("instances"))?,
+        })
+    }
+}
+
+/// The records of a [`Document`], into a map with room for about `.0` of them.
+struct RecordsSeed(usize);
+
+impl<'de> serde::de::DeserializeSeed<'de> for RecordsSeed {
+    type Value = HashMap<InstanceId, InstanceRecord>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for RecordsSeed {
+    type Value = HashMap<InstanceId, InstanceRecord>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a map of idInstance to record")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut records = HashMap::with_capacity(self.0);
+        while let Some((id, record)) = map.next_entry()? {
+            records.insert(id, record);
+        }
+        Ok(records)
+    }
+}
+
+/// The fewest bytes of JSON a record takes (`"1":{"lastCallAt":null},`): a bound on a
+/// document's `records` hint, so a damaged hint cannot reserve more than the file could hold.
+const MIN_RECORD_BYTES: usize = 24;
 
 pub(super) enum ParseError {
     TooNew(u32),
@@ -148,7 +234,15 @@ pub(super) fn parse(bytes: &[u8]) -> Result<(State, u32), ParseError> {
     };
     // One pass over the (possibly large) document in the common case; a document this
     // version cannot read is looked at again only to tell a newer format from damage.
-    match serde_json::from_slice::<Document>(bytes) {
+    let seed = DocumentSeed {
+        records: bytes.len() / MIN_RECORD_BYTES,
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let read = serde::de::DeserializeSeed::deserialize(seed, &mut de).and_then(|doc| {
+        de.end()?;
+        Ok(doc)
+    });
+    match read {
         Ok(doc) => {
             check_version(doc.version)?;
             Ok((
