@@ -15,6 +15,16 @@ pub fn thread_cpu() -> Option<std::time::Duration> {
     Some(std::time::Duration::from_nanos(nanos))
 }
 
+/// Frees `value` on a thread of its own, which the process does not wait for when it
+/// exits: at fleet size, freeing a run's records and manifest (hundreds of thousands of
+/// allocations) takes longer than planning them. If no thread can be started, `value` is
+/// freed at once, as usual.
+pub fn free_aside<T: Send + 'static>(value: T) {
+    let _detached = std::thread::Builder::new()
+        .name("free-aside".to_owned())
+        .spawn(move || drop(value));
+}
+
 /// A `Name:   1234 kB` field of a `/proc/<pid>/status` text, in KiB.
 pub fn status_field_kib(status: &str, name: &str) -> Option<u64> {
     status

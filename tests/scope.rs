@@ -225,3 +225,59 @@ fn a_five_line_alias_bomb_is_refused_at_once_naming_the_limit() {
         check.stderr
     );
 }
+
+#[test]
+fn a_manifest_parsed_once_is_not_parsed_again_until_it_changes() {
+    let world = World::new(MIN);
+    ten_instances(&world);
+    let cache = world.state_dir().join("manifest-cache.json");
+    let first = world.run(&["--reconcile", "-vv"]);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert!(!first.stderr.contains("taken from the cache"), "{first:?}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&cache.metadata().unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    // Same bytes: the parse comes from the cache, and the run is the same no-op.
+    let again = world.run(&["--reconcile", "-vv"]);
+    assert!(
+        again.stderr.contains("manifest parse taken from the cache"),
+        "{again:?}"
+    );
+    let summary =
+        "10 instances: 10 in sync, 0 applied, 0 pending, 0 throttled, 0 failed, 0 suspended\n";
+    assert_eq!(
+        (again.code, again.stdout.as_str()),
+        (0, summary),
+        "{again:?}"
+    );
+    assert_eq!(world.fake.request_count(), 10);
+
+    // An edit (an eleventh instance) is parsed afresh and acted on; a manifest that then
+    // writes its token is never cached, and the secret is in no file of the state directory.
+    world.instance(&id(11));
+    world.write("pictures/11.jpg", &jpeg(11));
+    let mut yaml = std::fs::read_to_string(world.manifest()).unwrap();
+    yaml.push_str(&format!(
+        "  - idInstance: \"{}\"\n    apiTokenInstance: {}\n    picture: pictures/11.jpg\n",
+        id(11),
+        TOKEN
+    ));
+    world.write_manifest(&yaml);
+    let edited = world.run(&["--reconcile", "-vv"]);
+    assert_eq!(edited.code, 0, "{edited:?}");
+    assert!(
+        !edited.stderr.contains("taken from the cache"),
+        "{edited:?}"
+    );
+    assert_eq!(listed(&edited.stdout), [id(11)], "{edited:?}");
+    let state_files = world.all_files().into_iter();
+    for (file, bytes) in state_files.filter(|(file, _)| file.starts_with(world.state_dir())) {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(TOKEN), "{} holds the token", file.display());
+    }
+    let cached = std::fs::read_to_string(&cache).unwrap();
+    assert!(
+        !cached.contains(&id(11)),
+        "the cache still holds the last cacheable parse"
+    );
+}

@@ -5,11 +5,13 @@
 //! (and the instance, where one applies), and all problems of a manifest are reported
 //! together, so one run shows the operator everything to fix.
 
+mod cache;
 mod drift;
 mod expand;
 #[cfg(test)]
 mod fuzz;
 mod limits;
+mod parsed;
 mod problem;
 mod processing;
 mod raw;
@@ -20,6 +22,7 @@ mod token;
 mod validate;
 mod values;
 
+pub use cache::{CACHE_FILE, PendingCache};
 pub use drift::DriftMode;
 pub(crate) use expand::ExpandError;
 pub use limits::MAX_MANIFEST_BYTES;
@@ -31,6 +34,7 @@ pub use shard::Shard;
 pub use token::{TokenError, TokenSource};
 pub use values::{ApiToken, ApiUrl, InstanceId, credentials_fingerprint, is_loopback};
 
+use parsed::ParsedManifest;
 use raw::RawManifest;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -116,13 +120,45 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ManifestError> {
     })
 }
 
+/// Reads and validates the manifest at `path` as [`load`] does, taking its parse from the
+/// cache in the state directory `dir` when the bytes are the ones cached. A fresh parse is
+/// returned to be saved there by the directory's writer ([`PendingCache::save`]).
+pub fn load_cached(
+    path: &Path,
+    dir: &Path,
+) -> Result<(Manifest, Option<PendingCache>), ManifestError> {
+    let env = |name: &str| std::env::var(name).ok();
+    from_bytes_cached(&read_bytes(path)?, path, dir, &env)
+}
+
+/// [`from_bytes`], with the parse cached in `dir` ([`load_cached`]).
+fn from_bytes_cached(
+    bytes: &[u8],
+    path: &Path,
+    dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Manifest, Option<PendingCache>), ManifestError> {
+    let key = cache::key(bytes);
+    if let Some(parsed) = cache::read(dir, &key) {
+        tracing::debug!("manifest parse taken from the cache");
+        return Ok((Validator::new(path, env).manifest(parsed)?, None));
+    }
+    let parsed = parse_yaml(utf8(bytes, path)?, path)?;
+    let pending = PendingCache::new(dir, key, &parsed);
+    Ok((Validator::new(path, env).manifest(parsed)?, pending))
+}
+
 /// Validates the manifest `bytes` read from `path`: UTF-8 text, then [`parse`].
 pub fn from_bytes(
     bytes: &[u8],
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Manifest, ManifestError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
+    parse(utf8(bytes, path)?, path, env)
+}
+
+fn utf8<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, ManifestError> {
+    std::str::from_utf8(bytes).map_err(|e| {
         ManifestError::one(
             ProblemKind::Unreadable,
             path,
@@ -132,8 +168,7 @@ pub fn from_bytes(
                 e.valid_up_to()
             ),
         )
-    })?;
-    parse(text, path, env)
+    })
 }
 
 /// Validates manifest `text` that was read from `path`. `env` looks up `${NAME}`.
@@ -142,6 +177,11 @@ pub fn parse(
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Manifest, ManifestError> {
+    Validator::new(path, env).manifest(parse_yaml(text, path)?)
+}
+
+/// The YAML `text` read from `path`, parsed within the safety limits.
+fn parse_yaml(text: &str, path: &Path) -> Result<ParsedManifest, ManifestError> {
     if let Err(bomb) = limits::check_expansion(text) {
         return Err(ManifestError::one(
             ProblemKind::YamlLimit,
@@ -153,7 +193,7 @@ pub fn parse(
     let options = limits::options(text.len());
     let raw: RawManifest = serde_saphyr::from_str_with_options(text, options)
         .map_err(|e| yaml_error(path, &e, text.len()))?;
-    Validator::new(path, env).manifest(raw)
+    Ok(raw.into())
 }
 
 #[cfg(test)]

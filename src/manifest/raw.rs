@@ -1,5 +1,5 @@
 //! The manifest as YAML writes it: serde structs with line spans, private to this folder.
-//! [`super::validate`] turns them into typed values.
+//! They become [`super::parsed`]'s structs, which [`super::validate`] turns into typed values.
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -37,14 +37,6 @@ pub(super) struct RawInstance {
     pub(super) drift: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) suspend: bool,
-}
-
-/// `fit`, `size`, `background`, `quality` as written at one level (top or instance).
-pub(super) struct RawProcessing {
-    pub(super) fit: Option<Spanned<String>>,
-    pub(super) size: Option<Spanned<u32>>,
-    pub(super) background: Option<Spanned<String>>,
-    pub(super) quality: Option<Spanned<u8>>,
 }
 
 /// `idInstance` exactly as written: the scalar's text, quoted or not. YAML would read

@@ -47,6 +47,9 @@ impl Scope {
 
     /// The ids named that `manifest` does not have.
     pub fn missing_from<'a>(&'a self, manifest: &Manifest) -> Vec<&'a InstanceId> {
+        if self.ids.is_empty() {
+            return Vec::new();
+        }
         let present: BTreeSet<&InstanceId> = manifest.instances.iter().map(|i| &i.id).collect();
         self.ids.iter().filter(|id| !present.contains(id)).collect()
     }

@@ -1,12 +1,12 @@
-//! Raw YAML structs → a validated [`Manifest`]: every value checked and typed, every problem
+//! The parsed manifest → a validated [`Manifest`]: every value checked and typed, every problem
 //! collected (with its kind, line and instance) so one run shows everything to fix.
 
 use super::drift::DriftMode;
 use super::expand::{ExpandError, expand_vars, is_env_name};
 use super::limits;
+use super::parsed::{At, ParsedInstance, ParsedManifest, ParsedProcessing};
 use super::problem::{ManifestError, Problem, ProblemKind};
 use super::processing::{Fit, Processing, parse_background};
-use super::raw::{RawInstance, RawManifest, RawProcessing};
 use super::token::TokenSource;
 use super::values::{ApiToken, ApiUrl, InstanceId};
 use super::{
@@ -14,14 +14,9 @@ use super::{
     PictureSource, SIZE_RANGE,
 };
 use crate::clock::{human_duration, parse_duration};
-use serde_saphyr::Spanned;
 
 /// `apiTokenFile`, `apiTokenEnv`, `apiTokenInstance` as written.
-type RawTokenSources = (
-    Option<Spanned<String>>,
-    Option<Spanned<String>>,
-    Option<Spanned<String>>,
-);
+type RawTokenSources = (Option<At<String>>, Option<At<String>>, Option<At<String>>);
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -131,13 +126,13 @@ impl<'a> Validator<'a> {
         });
     }
 
-    fn duration(&mut self, raw: Option<Spanned<String>>, key: &str, default: Duration) -> Duration {
+    fn duration(&mut self, raw: Option<At<String>>, key: &str, default: Duration) -> Duration {
         let Some(raw) = raw else { return default };
-        match parse_duration(&raw.value) {
+        match parse_duration(&raw.0) {
             Ok(d) if d.is_zero() => {
                 self.problem(
                     ProblemKind::InvalidDuration,
-                    raw.referenced.line(),
+                    raw.line(),
                     None,
                     format!("{key} must be more than 0"),
                 );
@@ -147,7 +142,7 @@ impl<'a> Validator<'a> {
             Err(e) => {
                 self.problem(
                     ProblemKind::InvalidDuration,
-                    raw.referenced.line(),
+                    raw.line(),
                     None,
                     format!("{key}: {e}"),
                 );
@@ -159,80 +154,67 @@ impl<'a> Validator<'a> {
     /// `base` with the options written at one level laid over it.
     fn processing(
         &mut self,
-        raw: RawProcessing,
+        raw: ParsedProcessing,
         base: Processing,
         who: Option<&str>,
     ) -> Processing {
         let mut options = base;
         if let Some(fit) = raw.fit {
-            match fit.value.parse::<Fit>() {
+            match fit.0.parse::<Fit>() {
                 Ok(value) => options.fit = value,
                 Err(e) => self.problem(
                     ProblemKind::InvalidOption,
-                    fit.referenced.line(),
+                    fit.line(),
                     who,
                     format!("fit: {e}"),
                 ),
             }
         }
         if let Some(size) = raw.size {
-            if SIZE_RANGE.contains(&size.value) {
-                options.size = size.value;
+            if SIZE_RANGE.contains(&size.0) {
+                options.size = size.0;
             } else {
                 let message = format!(
                     "size {} is out of range: the longest edge in pixels, {} to {}",
-                    size.value,
+                    size.0,
                     SIZE_RANGE.start(),
                     SIZE_RANGE.end()
                 );
-                self.problem(
-                    ProblemKind::InvalidOption,
-                    size.referenced.line(),
-                    who,
-                    message,
-                );
+                self.problem(ProblemKind::InvalidOption, size.line(), who, message);
             }
         }
         if let Some(background) = raw.background {
-            match parse_background(&background.value) {
+            match parse_background(&background.0) {
                 Ok(value) => options.background = value,
                 Err(e) => self.problem(
                     ProblemKind::InvalidOption,
-                    background.referenced.line(),
+                    background.line(),
                     who,
                     format!("background: {e}"),
                 ),
             }
         }
         if let Some(quality) = raw.quality {
-            if (1..=100).contains(&quality.value) {
-                options.quality = quality.value;
+            if (1..=100).contains(&quality.0) {
+                options.quality = quality.0;
             } else {
-                let message = format!("quality {} is out of range: 1 to 100", quality.value);
-                self.problem(
-                    ProblemKind::InvalidOption,
-                    quality.referenced.line(),
-                    who,
-                    message,
-                );
+                let message = format!("quality {} is out of range: 1 to 100", quality.0);
+                self.problem(ProblemKind::InvalidOption, quality.line(), who, message);
             }
         }
         options
     }
 
-    pub(super) fn manifest(mut self, raw: RawManifest) -> Result<Manifest, ManifestError> {
+    pub(super) fn manifest(mut self, raw: ParsedManifest) -> Result<Manifest, ManifestError> {
         let default_url = match raw.api_url {
-            Some(url) => ApiUrl::parse(&url.value).unwrap_or_else(|e| {
-                self.problem(ProblemKind::InvalidUrl, url.referenced.line(), None, e);
+            Some(url) => ApiUrl::parse(&url.0).unwrap_or_else(|e| {
+                self.problem(ProblemKind::InvalidUrl, url.line(), None, e);
                 ApiUrl(DEFAULT_API_URL.to_owned())
             }),
             None => ApiUrl(DEFAULT_API_URL.to_owned()),
         };
         let min_interval = self.duration(raw.min_interval, "minInterval", DEFAULT_MIN_INTERVAL);
-        let resync_line = raw
-            .resync_interval
-            .as_ref()
-            .map_or(0, |r| r.referenced.line());
+        let resync_line = raw.resync_interval.as_ref().map_or(0, |r| r.line());
         let resync_interval = self.duration(
             raw.resync_interval,
             "resyncInterval",
@@ -256,24 +238,14 @@ impl<'a> Validator<'a> {
             super::DEFAULT_DRIFT_INTERVAL,
         );
         let default_drift = self.drift_mode(raw.drift, DriftMode::default(), None);
-        let defaults = RawProcessing {
-            fit: raw.fit,
-            size: raw.size,
-            background: raw.background,
-            quality: raw.quality,
-        };
-        let defaults = self.processing(defaults, Processing::default(), None);
-        let mut first_line: HashMap<String, u64> = HashMap::new();
+        let defaults = self.processing(raw.processing, Processing::default(), None);
+        let mut first_line: HashMap<String, u64> = HashMap::with_capacity(raw.instances.len());
         let mut instances = Vec::with_capacity(raw.instances.len());
         for raw_instance in raw.instances {
-            let line = raw_instance.referenced.line();
-            if let Some(instance) = self.instance(
-                raw_instance.value,
-                line,
-                &default_url,
-                defaults,
-                default_drift,
-            ) {
+            let line = raw_instance.line();
+            if let Some(instance) =
+                self.instance(raw_instance.0, line, &default_url, defaults, default_drift)
+            {
                 if let Some(first) = first_line.get(instance.id.as_str()) {
                     let message = format!("duplicate idInstance (first defined at line {first})");
                     self.problem(
@@ -309,14 +281,14 @@ impl<'a> Validator<'a> {
 
     fn instance(
         &mut self,
-        raw: RawInstance,
+        raw: ParsedInstance,
         line: u64,
         default_url: &ApiUrl,
         defaults: Processing,
         default_drift: DriftMode,
     ) -> Option<Instance> {
-        let id_line = raw.id_instance.referenced.line();
-        let id = match InstanceId::parse(&raw.id_instance.value.0) {
+        let id_line = raw.id_instance.line();
+        let id = match InstanceId::parse(&raw.id_instance.0) {
             Ok(id) => id,
             Err(e) => {
                 self.problem(ProblemKind::InvalidId, id_line, None, e);
@@ -327,8 +299,8 @@ impl<'a> Validator<'a> {
         let before = self.problems.len();
 
         let api_url = match raw.api_url {
-            Some(url) => ApiUrl::parse(&url.value).unwrap_or_else(|e| {
-                self.problem(ProblemKind::InvalidUrl, url.referenced.line(), who, e);
+            Some(url) => ApiUrl::parse(&url.0).unwrap_or_else(|e| {
+                self.problem(ProblemKind::InvalidUrl, url.line(), who, e);
                 default_url.clone()
             }),
             None => default_url.clone(),
@@ -341,26 +313,20 @@ impl<'a> Validator<'a> {
         );
         let token = self.token_source(tokens, line, &id)?;
 
-        let processing = RawProcessing {
-            fit: raw.fit,
-            size: raw.size,
-            background: raw.background,
-            quality: raw.quality,
-        };
-        let processing = self.processing(processing, defaults, who);
+        let processing = self.processing(raw.processing, defaults, who);
         let drift = self.drift_mode(raw.drift, default_drift, who);
-        let picture = if raw.picture.value.trim().is_empty() {
+        let picture = if raw.picture.0.trim().is_empty() {
             self.problem(
                 ProblemKind::EmptyPicture,
-                raw.picture.referenced.line(),
+                raw.picture.line(),
                 who,
                 "picture is empty",
             );
             return None;
         } else {
             PictureSource {
-                written: raw.picture.value.clone(),
-                path: self.expand(&raw.picture.value).map(|p| self.base.join(p)),
+                written: raw.picture.0.clone(),
+                path: self.expand(&raw.picture.0).map(|p| self.base.join(p)),
             }
         };
 
@@ -379,13 +345,13 @@ impl<'a> Validator<'a> {
     /// `drift` as written at one level, else `default`.
     fn drift_mode(
         &mut self,
-        raw: Option<Spanned<String>>,
+        raw: Option<At<String>>,
         default: DriftMode,
         instance: Option<&str>,
     ) -> DriftMode {
         let Some(raw) = raw else { return default };
-        raw.value.parse().unwrap_or_else(|e| {
-            let line = raw.referenced.line();
+        raw.0.parse().unwrap_or_else(|e| {
+            let line = raw.line();
             self.problem(
                 ProblemKind::InvalidOption,
                 line,
@@ -406,28 +372,23 @@ impl<'a> Validator<'a> {
     ) -> Option<TokenSource> {
         let (file, env, inline) = sources;
         let who = Some(id.as_str());
-        let lines = [&file, &env, &inline].map(|s| s.as_ref().map(|s| s.referenced.line()));
+        let lines = [&file, &env, &inline].map(|s| s.as_ref().map(|s| s.line()));
         let token = match (file, env, inline) {
             (Some(file), None, None) => {
-                TokenSource::File(self.expand(&file.value).map(|p| self.base.join(p)))
+                TokenSource::File(self.expand(&file.0).map(|p| self.base.join(p)))
             }
             (None, Some(env), None) => {
-                let name = env.value.trim().to_owned();
+                let name = env.0.trim().to_owned();
                 if !is_env_name(&name) {
                     let message =
                         format!("apiTokenEnv `{name}` is not an environment variable name");
-                    self.problem(
-                        ProblemKind::InvalidToken,
-                        env.referenced.line(),
-                        who,
-                        message,
-                    );
+                    self.problem(ProblemKind::InvalidToken, env.line(), who, message);
                 }
                 TokenSource::Env(name)
             }
             (None, None, Some(inline)) => {
-                let line = inline.referenced.line();
-                match ApiToken::parse(&inline.value) {
+                let line = inline.line();
+                match ApiToken::parse(&inline.0) {
                     Ok(token) => {
                         self.warnings.push(Problem {
                             kind: ProblemKind::SecretInManifest,

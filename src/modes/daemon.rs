@@ -10,7 +10,7 @@ use crate::daemon::http;
 use crate::daemon::watch::Watcher;
 use crate::daemon::{self, ManifestSource, Parts, Systemd, watched_files};
 use crate::gateway::HttpGateway;
-use crate::manifest::{Manifest, Scope};
+use crate::manifest::{Manifest, PendingCache, Scope};
 use crate::reconcile::{Options, Reconciler};
 use crate::state::{StateDir, StateStore};
 use std::net::SocketAddr;
@@ -33,6 +33,8 @@ pub(crate) struct Settings {
     pub scope: Scope,
     /// `--listen`.
     pub listen: Option<SocketAddr>,
+    /// The manifest's parse, to keep in the state directory once it is locked.
+    pub parse_to_keep: Option<PendingCache>,
 }
 
 /// Runs the daemon on `first` (the manifest as loaded at start) until SIGTERM or SIGINT.
@@ -43,11 +45,15 @@ pub(crate) async fn serve(settings: Settings, first: Manifest) -> Result<(), Err
         concurrency,
         scope,
         listen,
+        parse_to_keep,
     } = settings;
     let clock = Clock::start();
     let manifest_shown = manifest_path.display().to_string();
     let source = ManifestSource::new(manifest_path, scope);
     let lock = dir.lock("avatar-sync daemon")?;
+    if let Some(parse) = parse_to_keep {
+        parse.save();
+    }
     let loaded = dir.load_for_write(&lock)?;
     let store = StateStore::new(dir.clone(), lock, loaded)?;
     let gateway = HttpGateway::new()?;

@@ -9,10 +9,12 @@ mod preview;
 
 use crate::Error;
 use crate::cli::{Args, Mode};
-use crate::manifest::{self, Scope};
+use crate::manifest::{self, Manifest, PendingCache, Scope};
+use crate::reconcile::Rows;
 use crate::report::{Render, ShardLine};
 use crate::state::StateDir;
 use once::Tokens;
+use std::path::Path;
 use std::time::SystemTime;
 
 /// What a finished mode prints on stdout, and the exit code it implies.
@@ -41,40 +43,40 @@ impl Output {
 /// Runs the mode `args` selects. `env` looks up environment variables for the defaults.
 pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, Error> {
     let manifest_path = args.manifest_path(env);
-    let mut manifest = manifest::load(&manifest_path)?;
     let mode = args.mode();
-    let scope = scope(args, env, &manifest, mode)?;
-    let shard_line = scope.shard().map(|shard| ShardLine {
-        shard,
-        of: manifest.instances.len(),
-    });
-    manifest.restrict(&scope);
     let state_dir = || args.state_dir(env).map(StateDir::new).map_err(Error::Usage);
-    if !matches!(mode, Mode::Check) {
-        // --check lists them in its report.
-        for warning in &manifest.warnings {
-            tracing::warn!(kind = warning.kind.label(), "{warning}");
-        }
-    }
+    let prepare = |dir: Option<&StateDir>| prepare(args, env, mode, &manifest_path, dir);
     let concurrency = usize::from(args.concurrency);
     match mode {
-        Mode::Check => Ok(Output::of(&check::check(&manifest), args.json)),
+        Mode::Check => {
+            let prepared = prepare(None)?;
+            Ok(Output::of(&check::check(&prepared.manifest), args.json))
+        }
         Mode::Preview => {
+            let prepared = prepare(None)?;
             let out = args
                 .preview
                 .as_deref()
                 .unwrap_or(std::path::Path::new("preview"));
-            Ok(Output::of(&preview::preview(&manifest, out)?, args.json))
+            let report = preview::preview(&prepared.manifest, out)?;
+            Ok(Output::of(&report, args.json))
         }
         Mode::Daemon => {
-            // A bad manifest at start was fatal above; later edits that break it are ignored.
+            // A bad manifest at start is fatal here; later edits that break it are ignored.
             let dir = state_dir()?;
+            let Prepared {
+                manifest,
+                parse_to_keep,
+                scope,
+                ..
+            } = prepare(Some(&dir))?;
             let settings = daemon::Settings {
-                manifest_path,
+                manifest_path: manifest_path.clone(),
                 dir,
                 concurrency,
                 scope,
                 listen: args.listen,
+                parse_to_keep,
             };
             let daemon = daemon::serve(settings, manifest);
             runtime()?.block_on(daemon)?;
@@ -85,30 +87,102 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
         }
         Mode::Reconcile => {
             let dir = state_dir()?;
-            let once = once::reconcile(manifest, &dir, concurrency, args.timeout());
+            // At fleet size, reading the state takes about as long as loading the manifest:
+            // the state directory is locked and read beside it.
+            let (prepared, opened) = once::open_beside(&dir, || prepare(Some(&dir)))?;
+            let once = once::reconcile(
+                prepared.manifest,
+                prepared.parse_to_keep,
+                opened,
+                concurrency,
+                args.timeout(),
+                // At fleet size, rows for every instance cost more than the run.
+                if args.json || args.all {
+                    Rows::All
+                } else {
+                    Rows::Listed
+                },
+            );
             let mut report = runtime()?.block_on(once)?;
-            report.shard = shard_line;
+            report.shard = prepared.shard_line;
             Ok(Output::of(&report.listing(args.all), args.json))
         }
         Mode::DryRun => {
-            let mut report = once::plan_only(&manifest, &state_dir()?, Tokens::Required)?;
-            report.shard = shard_line;
+            let dir = state_dir()?;
+            let prepared = prepare(Some(&dir))?;
+            let mut report = once::plan_only(&prepared.manifest, &dir, Tokens::Required)?;
+            report.shard = prepared.shard_line;
             Ok(Output::of(&report.listing(args.all), args.json))
         }
         Mode::Drift => {
             let dir = state_dir()?;
-            let drift = drift::drift(&manifest, &dir, concurrency);
+            let prepared = prepare(Some(&dir))?;
+            let drift = drift::drift(&prepared.manifest, &dir, concurrency);
             let mut report = runtime()?.block_on(drift)?;
-            report.shard = shard_line;
+            report.shard = prepared.shard_line;
             Ok(Output::of(&report.listing(args.all), args.json))
         }
         Mode::Status => {
-            let mut report = once::plan_only(&manifest, &state_dir()?, Tokens::Optional)?;
+            let dir = state_dir()?;
+            let prepared = prepare(Some(&dir))?;
+            let mut report = once::plan_only(&prepared.manifest, &dir, Tokens::Optional)?;
             report.manifest_revision = manifest::git_revision(&manifest_path);
-            report.shard = shard_line;
+            report.shard = prepared.shard_line;
             Ok(Output::of(&report, args.json))
         }
     }
+}
+
+/// The manifest a mode runs on, narrowed to its scope.
+struct Prepared {
+    /// Only the instances in `scope`.
+    manifest: Manifest,
+    /// A fresh parse, for the state directory's writer to keep.
+    parse_to_keep: Option<PendingCache>,
+    /// `--instance` and `--shard`.
+    scope: Scope,
+    /// The shard line of the report, when the run is a shard.
+    shard_line: Option<ShardLine>,
+}
+
+/// Loads the manifest (its parse cached in the state directory `dir`, when the mode has
+/// one: `--check` always parses the YAML), logs its warnings and keeps the instances in
+/// the run's scope.
+fn prepare(
+    args: &Args,
+    env: &dyn Fn(&str) -> Option<String>,
+    mode: Mode,
+    path: &Path,
+    dir: Option<&StateDir>,
+) -> Result<Prepared, Error> {
+    let started = std::time::Instant::now();
+    let (mut manifest, parse_to_keep) = match dir {
+        Some(dir) => manifest::load_cached(path, dir.path())?,
+        None => (manifest::load(path)?, None),
+    };
+    tracing::debug!(
+        instances = manifest.instances.len(),
+        took_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "manifest loaded"
+    );
+    let scope = scope(args, env, &manifest, mode)?;
+    let shard_line = scope.shard().map(|shard| ShardLine {
+        shard,
+        of: manifest.instances.len(),
+    });
+    manifest.restrict(&scope);
+    if mode != Mode::Check {
+        // --check lists them in its report.
+        for warning in &manifest.warnings {
+            tracing::warn!(kind = warning.kind.label(), "{warning}");
+        }
+    }
+    Ok(Prepared {
+        manifest,
+        parse_to_keep,
+        scope,
+        shard_line,
+    })
 }
 
 /// The instances this run acts on: `--instance` (each must be in the manifest) and the

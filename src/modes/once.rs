@@ -4,31 +4,66 @@
 use crate::Error;
 use crate::clock::{Clock, Jitter};
 use crate::gateway::{GatewayInitError, HttpGateway};
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, PendingCache};
 use crate::picture::caches::Caches;
 use crate::plan::{self, Policy};
 use crate::reconcile::desired;
-use crate::reconcile::{Options, Reconciler};
+use crate::reconcile::{Options, Reconciler, Rows};
 use crate::report::{self, Report, ReportKind, Status, ThisRun};
-use crate::state::{StateDir, StateStore};
+use crate::state::{Loaded, StateDir, StateLock, StateStore};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 pub(crate) use desired::Tokens;
 
+/// The state directory, locked and read for `--reconcile`.
+pub(crate) struct Opened {
+    dir: StateDir,
+    lock: StateLock,
+    loaded: Loaded,
+}
+
+/// Locks and reads the state directory `dir` on a thread of its own while `prepare` runs
+/// on this one. `prepare`'s error comes first, as it would on its own.
+pub(crate) fn open_beside<T>(
+    dir: &StateDir,
+    prepare: impl FnOnce() -> Result<T, Error>,
+) -> Result<(T, Opened), Error> {
+    std::thread::scope(|scope| {
+        let opening = scope.spawn(|| -> Result<Opened, Error> {
+            let lock = dir.lock("avatar-sync --reconcile")?;
+            let loaded = dir.load_for_write(&lock)?;
+            Ok(Opened {
+                dir: dir.clone(),
+                lock,
+                loaded,
+            })
+        });
+        let prepared = prepare()?;
+        let opened = opening
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        Ok((prepared, opened))
+    })
+}
+
 /// `--reconcile`: converge once, waiting out throttles and retryable failures until `timeout`.
 pub(crate) async fn reconcile(
     manifest: Manifest,
-    dir: &StateDir,
+    parse_to_keep: Option<PendingCache>,
+    opened: Opened,
     concurrency: usize,
     timeout: Duration,
+    rows: Rows,
 ) -> Result<Report, Error> {
     let clock = Clock::start();
-    // Loading the TLS roots takes tens of milliseconds: done beside the state's loading.
+    // Loading the TLS roots takes tens of milliseconds: done beside the state's folding.
     let gateway = std::thread::spawn(HttpGateway::new);
-    let lock = dir.lock("avatar-sync --reconcile")?;
-    let loaded = dir.load_for_write(&lock)?;
-    let store = StateStore::new(dir.clone(), lock, loaded)?;
+    let Opened { dir, lock, loaded } = opened;
+    if let Some(parse) = parse_to_keep {
+        parse.save();
+    }
+    let store = StateStore::new(dir, lock, loaded)?;
     let options = Options {
         concurrency,
         give_up_when_blocked: true,
@@ -48,8 +83,9 @@ pub(crate) async fn reconcile(
         save_cpu_ms = saves.cpu.as_secs_f64() * 1000.0,
         "state saves"
     );
-    let mut report = reconciler.report();
+    let mut report = reconciler.report_rows(rows);
     report.calls = Some(reconciler.metrics().calls());
+    crate::usage::free_aside(reconciler.close());
     for row in &mut report.instances {
         if row.status == Status::Pending {
             row.error_kind = Some("deadline".to_owned());

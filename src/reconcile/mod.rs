@@ -787,6 +787,12 @@ impl<G: Gateway> Reconciler<G> {
         self.store.save_due_at()
     }
 
+    /// Ends the run: the state directory is released, and the records and the manifest are
+    /// handed back to be freed aside ([`crate::usage::free_aside`]).
+    pub fn close(self) -> (crate::state::State, Arc<Manifest>) {
+        (self.store.close(), self.manifest)
+    }
+
     /// What the state saves so far cost.
     pub fn save_cost(&self) -> crate::state::SaveCost {
         self.store.save_cost()
@@ -854,11 +860,17 @@ impl<G: Gateway> Reconciler<G> {
 
     /// Where every instance stands now. `Due` instances are reported `pending`.
     pub fn report(&self) -> Report {
-        let rows = self
-            .manifest
-            .instances
-            .iter()
-            .zip(&self.slots)
+        self.report_rows(Rows::All)
+    }
+
+    /// [`Self::report`], with a row for each instance (`Rows::All`) or only for those the
+    /// table lists (`Rows::Listed`); the summary counts them all.
+    pub fn report_rows(&self, rows: Rows) -> Report {
+        let instances = self.manifest.instances.iter().zip(&self.slots);
+        let rows = instances
+            .filter(|(_, slot)| {
+                rows == Rows::All || report::status(&slot.decision, slot.this_run).listed()
+            })
             .map(|(instance, slot)| {
                 report::row(
                     instance,
@@ -869,8 +881,17 @@ impl<G: Gateway> Reconciler<G> {
                 )
             })
             .collect();
-        Report::new(rows, ReportKind::Reconcile)
+        Report::with_summary(rows, self.summary(), ReportKind::Reconcile)
     }
+}
+
+/// Which instances a report has rows for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rows {
+    /// Every instance (`--json`, `--all`, the status page).
+    All,
+    /// Those a table lists without `--all` ([`report::Status::listed`]).
+    Listed,
 }
 
 /// How often an unusable instance's state is polled, at most (`driftInterval` if shorter).

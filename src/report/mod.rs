@@ -53,6 +53,12 @@ pub(crate) enum Status {
 }
 
 impl Status {
+    /// Whether the table lists an instance in this status without `--all`: the ones that
+    /// changed, wait, failed or drifted (at fleet size, a few among thousands in sync).
+    pub fn listed(self) -> bool {
+        !matches!(self, Self::InSync | Self::Suspended)
+    }
+
     /// The label, as in `--json`.
     pub fn label(self) -> &'static str {
         match self {
@@ -121,6 +127,21 @@ pub(crate) struct Summary {
 
 impl Summary {
     /// Counts statuses.
+    /// How many instances it counts.
+    pub fn total(&self) -> usize {
+        let Self {
+            in_sync,
+            applied,
+            adopted,
+            drifted,
+            pending,
+            throttled,
+            failed,
+            suspended,
+        } = *self;
+        in_sync + applied + adopted + drifted + pending + throttled + failed + suspended
+    }
+
     pub fn count(statuses: impl IntoIterator<Item = Status>) -> Self {
         let mut summary = Self::default();
         for status in statuses {
@@ -215,6 +236,12 @@ impl Report {
     /// Builds the report and its summary from rows.
     pub(crate) fn new(instances: Vec<Row>, kind: ReportKind) -> Self {
         let summary = Summary::count(instances.iter().map(|row| row.status));
+        Self::with_summary(instances, summary, kind)
+    }
+
+    /// A report whose `instances` are only some of those `summary` counts (the ones its
+    /// table lists): what a fleet-sized run builds when it prints no JSON and no `--all`.
+    pub(crate) fn with_summary(instances: Vec<Row>, summary: Summary, kind: ReportKind) -> Self {
         Self {
             instances,
             summary,
@@ -251,8 +278,7 @@ impl Render for Report {
 
     fn table(&self, now: SystemTime) -> Table {
         let mut table = Table::new(&["INSTANCE", "STATUS", "PICTURE", "DETAIL"]);
-        let listed =
-            |r: &&Row| self.list_all || !matches!(r.status, Status::InSync | Status::Suspended);
+        let listed = |r: &&Row| self.list_all || r.status.listed();
         table.rows = (self.instances.iter().filter(listed))
             .map(|r| {
                 vec![
@@ -273,10 +299,10 @@ impl Render for Report {
             Some(line) => format!(
                 "shard {}: {} of {}",
                 line.shard,
-                thousands(self.instances.len()),
+                thousands(self.summary.total()),
                 plural(line.of, "instance")
             ),
-            None => plural(self.instances.len(), "instance"),
+            None => plural(self.summary.total(), "instance"),
         };
         table.summary = format!(
             "{counted}: {} in sync, {} applied, {} pending, {} throttled, {} failed, {} suspended",

@@ -269,6 +269,7 @@ impl StateDir {
     }
 
     fn read(&self, writer: Option<&StateLock>) -> Result<Loaded, StateError> {
+        let started = std::time::Instant::now();
         let path = self.state_file();
         let mut loaded = Loaded::from(State::default());
         let unreadable = match std::fs::read(&path) {
@@ -322,6 +323,11 @@ impl StateDir {
             });
         }
         super::journal::merge(&self.path, &mut loaded.state);
+        tracing::debug!(
+            records = loaded.state.instances.len(),
+            took_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "state loaded"
+        );
         Ok(loaded)
     }
 
@@ -343,10 +349,7 @@ impl StateDir {
     /// fsync, rename over, fsync the folder. Returns the file's size. The changes file is
     /// the caller's to empty afterwards.
     pub fn save(&self, _lock: &StateLock, state: &State) -> Result<u64, StateError> {
-        let doc = DocumentRef {
-            version: SCHEMA_VERSION,
-            instances: state.instances.iter().collect(),
-        };
+        let doc = DocumentRef::new(state);
         // Streamed to the file: a 10,000-instance document is megabytes, and a buffer that
         // size on every save would stay in the allocator's hands.
         let path = self.state_file();

@@ -15,9 +15,7 @@ mod journal;
 mod schema;
 mod store;
 
-#[cfg(test)]
-pub(crate) use dir::Loaded;
-pub(crate) use dir::{StateDir, StateError};
+pub(crate) use dir::{Loaded, StateDir, StateError, StateLock};
 pub(crate) use schema::{Applied, Failure, InstanceRecord, State};
 pub(crate) use store::{SAVE_RETRY, SaveCost, StateStore};
 

@@ -79,6 +79,13 @@ impl StateStore {
         Ok(store)
     }
 
+    /// Releases the lock and hands back the records (for [`crate::usage::free_aside`]: at
+    /// fleet size, freeing them takes longer than a no-op run's planning).
+    pub fn close(self) -> State {
+        drop(self.lock);
+        self.state
+    }
+
     /// What the saves so far cost.
     pub fn save_cost(&self) -> SaveCost {
         self.saves

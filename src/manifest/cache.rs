@@ -1,0 +1,212 @@
+//! The last parsed manifest, kept in the state directory so that a run whose manifest did
+//! not change skips parsing YAML (most of a no-op run's time at fleet size).
+//!
+//! The file's first line is the key: this format, this program's version and the SHA-256
+//! of the manifest's bytes. The rest is the [`ParsedManifest`] as JSON: the parse, not the
+//! validation, so `${NAME}`, token sources and warnings are checked afresh on every run
+//! exactly as for a parse from YAML. A manifest that writes a token (`apiTokenInstance`) is
+//! never cached, and a cache that cannot be read or does not match is ignored.
+
+use super::parsed::ParsedManifest;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// The cache's file in the state directory.
+pub const CACHE_FILE: &str = "manifest-cache.json";
+/// Bump when [`ParsedManifest`]'s JSON changes.
+const FORMAT: u32 = 1;
+
+/// The first line of the cache of the manifest `bytes`.
+pub(super) fn key(bytes: &[u8]) -> String {
+    format!(
+        "avatar-sync parsed manifest {FORMAT} {} {:x}\n",
+        env!("CARGO_PKG_VERSION"),
+        Sha256::digest(bytes)
+    )
+}
+
+/// The parse cached in `dir` under `key`, if there is one.
+pub(super) fn read(dir: &Path, key: &str) -> Option<ParsedManifest> {
+    let file = dir.join(CACHE_FILE);
+    let bytes = crate::fsio::read_regular(&file, super::MAX_MANIFEST_BYTES * 4).ok()?;
+    let json = bytes.strip_prefix(key.as_bytes())?;
+    match serde_json::from_slice(json) {
+        Ok(parsed) => Some(parsed),
+        Err(e) => {
+            tracing::debug!(file = %file.display(), error = %e, "manifest cache ignored");
+            None
+        }
+    }
+}
+
+/// A parse to keep, for the state directory's writer to save.
+#[derive(Debug)]
+pub struct PendingCache {
+    file: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl PendingCache {
+    /// The cache of `parsed` for `dir`, or `None` when the manifest writes a token.
+    pub(super) fn new(dir: &Path, key: String, parsed: &ParsedManifest) -> Option<Self> {
+        if parsed.has_inline_token() {
+            return None;
+        }
+        let mut bytes = key.into_bytes();
+        serde_json::to_writer(&mut bytes, parsed).ok()?;
+        Some(Self {
+            file: dir.join(CACHE_FILE),
+            bytes,
+        })
+    }
+
+    /// Writes the cache (atomically, 0600). Only the state directory's writer saves, while
+    /// it holds the lock; a failure costs the next run a parse, nothing else.
+    pub fn save(self) {
+        if let Err(e) = crate::fsio::write_bytes_atomically(&self.file, &self.bytes) {
+            let file = self.file.display();
+            tracing::warn!(file = %file, error = %e, "cannot save the manifest cache");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Manifest, ManifestError, from_bytes, from_bytes_cached};
+    use super::*;
+
+    const TEXT: &str = "\
+apiUrl: https://gw.example
+minInterval: 12s
+drift: heal
+size: 320
+instances:
+  - idInstance: \"1101000001\"
+    apiTokenFile: ${SECRETS}/one
+    picture: ${PICTURES}/one.png
+    fit: contain
+    background: \"#102030\"
+  - idInstance: 1101000002
+    apiTokenEnv: TOKEN_TWO
+    picture: two.jpg
+    apiUrl: https://other.example
+    quality: 70
+    drift: warn
+    suspend: true
+";
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "SECRETS" => Some("/run/secrets".to_owned()),
+            "PICTURES" => Some("art".to_owned()),
+            _ => None,
+        }
+    }
+
+    fn path() -> &'static Path {
+        Path::new("/srv/avatar/manifest.yaml")
+    }
+
+    /// Loads `text` through the cache in `dir`, saving a fresh parse as the writer does;
+    /// says whether the parse came from the cache.
+    fn load(
+        text: &str,
+        dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> (Result<Manifest, ManifestError>, bool) {
+        let hit = read(dir, &key(text.as_bytes())).is_some();
+        let loaded = from_bytes_cached(text.as_bytes(), path(), dir, env);
+        let loaded = loaded.map(|(manifest, pending)| {
+            assert_eq!(
+                pending.is_some(),
+                !hit && !text.contains("apiTokenInstance")
+            );
+            if let Some(pending) = pending {
+                pending.save();
+            }
+            manifest
+        });
+        (loaded, hit)
+    }
+
+    #[test]
+    fn a_cached_parse_validates_exactly_as_the_yaml_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = format!("{:?}", from_bytes(TEXT.as_bytes(), path(), &env).unwrap());
+        let (first, hit) = load(TEXT, dir.path(), &env);
+        assert!(!hit, "nothing was cached yet");
+        assert_eq!(format!("{:?}", first.unwrap()), fresh);
+        let (second, hit) = load(TEXT, dir.path(), &env);
+        assert!(hit, "the second load reads the cache");
+        assert_eq!(format!("{:?}", second.unwrap()), fresh);
+        let file = dir.path().join(CACHE_FILE);
+        let mode = std::os::unix::fs::PermissionsExt::mode(&file.metadata().unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_cached_parse_expands_names_and_finds_problems_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, hit) = load(TEXT, dir.path(), &env);
+        assert!(!hit);
+        // The same bytes in another environment: `${PICTURES}` is unset now.
+        let (cached, hit) = load(TEXT, dir.path(), &|_| None);
+        assert!(hit);
+        let fresh = from_bytes(TEXT.as_bytes(), path(), &|_| None);
+        assert_eq!(format!("{cached:?}"), format!("{fresh:?}"));
+        let picture = &cached.unwrap().instances[0].picture;
+        assert!(picture.path.is_err(), "{picture:?}");
+
+        // A problem found in a cached parse names the same line as the YAML's. (A run stops
+        // at a manifest with problems, so it keeps no parse of it: one is put there here.)
+        let bad = TEXT.replace("quality: 70", "quality: 0");
+        let (_, hit) = load(&bad, dir.path(), &env);
+        assert!(!hit, "other bytes, another key");
+        let parsed = super::super::parse_yaml(&bad, path()).unwrap();
+        PendingCache::new(dir.path(), key(bad.as_bytes()), &parsed)
+            .unwrap()
+            .save();
+        let (cached, hit) = load(&bad, dir.path(), &env);
+        assert!(hit);
+        let fresh = from_bytes(bad.as_bytes(), path(), &env);
+        let (cached, fresh) = (cached.unwrap_err(), fresh.unwrap_err());
+        assert_eq!(cached.to_string(), fresh.to_string());
+        assert!(cached.to_string().contains("manifest.yaml:15:"), "{cached}");
+    }
+
+    #[test]
+    fn a_manifest_that_writes_a_token_is_never_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = "SeCrEtToKeN1234567890abcdef";
+        let text = TEXT.replace(
+            "apiTokenEnv: TOKEN_TWO",
+            &format!("apiTokenInstance: {secret}"),
+        );
+        for _ in 0..2 {
+            let (manifest, hit) = load(&text, dir.path(), &env);
+            assert!(manifest.is_ok() && !hit);
+        }
+        assert!(!dir.path().join(CACHE_FILE).exists());
+    }
+
+    #[test]
+    fn a_damaged_or_foreign_cache_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, hit) = load(TEXT, dir.path(), &env);
+        assert!(!hit);
+        let file = dir.path().join(CACHE_FILE);
+        let whole = std::fs::read(&file).unwrap();
+        // Cut short: the key matches, the JSON does not parse.
+        std::fs::write(&file, &whole[..whole.len() - 10]).unwrap();
+        let (manifest, hit) = load(TEXT, dir.path(), &env);
+        assert!(manifest.is_ok() && !hit);
+        // Another program's version (or format) under the same manifest bytes.
+        let text = String::from_utf8(std::fs::read(&file).unwrap()).unwrap();
+        let foreign = text.replacen(env!("CARGO_PKG_VERSION"), "0.0.0-other", 1);
+        std::fs::write(&file, foreign).unwrap();
+        let (manifest, hit) = load(TEXT, dir.path(), &env);
+        assert!(manifest.is_ok() && !hit);
+        let (_, hit) = load(TEXT, dir.path(), &env);
+        assert!(hit, "the fresh parse was cached again");
+    }
+}

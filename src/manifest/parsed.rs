@@ -1,0 +1,150 @@
+//! The manifest as parsed, before validation: [`super::raw`]'s YAML structs with each
+//! value's line kept as a plain number. This is the form [`super::validate`] reads and the
+//! form [`super::cache`] keeps, so a cached parse validates exactly as a fresh one.
+
+use super::raw::{RawId, RawInstance, RawManifest};
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+/// A value and the manifest line it was written on (written `[value, line]` in the cache).
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct At<T>(pub(super) T, pub(super) u64);
+
+impl<T> At<T> {
+    pub(super) fn line(&self) -> u64 {
+        self.1
+    }
+}
+
+impl<T> From<Spanned<T>> for At<T> {
+    fn from(spanned: Spanned<T>) -> Self {
+        At(spanned.value, spanned.referenced.line())
+    }
+}
+
+/// The whole manifest as written.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ParsedManifest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) api_url: Option<At<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) min_interval: Option<At<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) resync_interval: Option<At<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) adopt: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) drift: Option<At<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) drift_interval: Option<At<String>>,
+    #[serde(default, skip_serializing_if = "ParsedProcessing::is_empty")]
+    pub(super) processing: ParsedProcessing,
+    pub(super) instances: Vec<At<ParsedInstance>>,
+}
+
+/// One instance as written.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ParsedInstance {
+    /// `idInstance` exactly as written (quoted or not).
+    pub(super) id_instance: At<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) api_token_file: Option<At<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) api_token_env: Option<At<String>>,
+    /// A secret: a manifest that has one is never cached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) api_token_instance: Option<At<String>>,
+    pub(super) picture: At<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) api_url: Option<At<String>>,
+    #[serde(default, skip_serializing_if = "ParsedProcessing::is_empty")]
+    pub(super) processing: ParsedProcessing,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) drift: Option<At<String>>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) suspend: bool,
+}
+
+/// `fit`, `size`, `background`, `quality` as written at one level (top or instance).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(super) struct ParsedProcessing {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) fit: Option<At<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) size: Option<At<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) background: Option<At<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) quality: Option<At<u8>>,
+}
+
+impl ParsedProcessing {
+    fn is_empty(&self) -> bool {
+        self.fit.is_none()
+            && self.size.is_none()
+            && self.background.is_none()
+            && self.quality.is_none()
+    }
+}
+
+impl ParsedManifest {
+    /// Whether a token is written in the manifest (`apiTokenInstance`).
+    pub(super) fn has_inline_token(&self) -> bool {
+        self.instances
+            .iter()
+            .any(|instance| instance.0.api_token_instance.is_some())
+    }
+}
+
+fn at<T>(spanned: Option<Spanned<T>>) -> Option<At<T>> {
+    spanned.map(At::from)
+}
+
+impl From<RawManifest> for ParsedManifest {
+    fn from(raw: RawManifest) -> Self {
+        Self {
+            api_url: at(raw.api_url),
+            min_interval: at(raw.min_interval),
+            resync_interval: at(raw.resync_interval),
+            adopt: raw.adopt,
+            drift: at(raw.drift),
+            drift_interval: at(raw.drift_interval),
+            processing: ParsedProcessing {
+                fit: at(raw.fit),
+                size: at(raw.size),
+                background: at(raw.background),
+                quality: at(raw.quality),
+            },
+            instances: raw
+                .instances
+                .into_iter()
+                .map(|instance| At(instance.value.into(), instance.referenced.line()))
+                .collect(),
+        }
+    }
+}
+
+impl From<RawInstance> for ParsedInstance {
+    fn from(raw: RawInstance) -> Self {
+        let id = raw.id_instance;
+        let RawId(text) = id.value;
+        Self {
+            id_instance: At(text, id.referenced.line()),
+            api_token_file: at(raw.api_token_file),
+            api_token_env: at(raw.api_token_env),
+            api_token_instance: at(raw.api_token_instance),
+            picture: raw.picture.into(),
+            api_url: at(raw.api_url),
+            processing: ParsedProcessing {
+                fit: at(raw.fit),
+                size: at(raw.size),
+                background: at(raw.background),
+                quality: at(raw.quality),
+            },
+            drift: at(raw.drift),
+            suspend: raw.suspend,
+        }
+    }
+}
