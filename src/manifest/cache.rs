@@ -29,8 +29,8 @@ pub(super) fn key(bytes: &[u8]) -> String {
 pub(super) fn read(dir: &Path, key: &str) -> Option<ParsedManifest> {
     let file = dir.join(CACHE_FILE);
     let bytes = crate::fsio::read_regular(&file, super::MAX_MANIFEST_BYTES * 4).ok()?;
-    let json = bytes.strip_prefix(key.as_bytes())?;
-    match serde_json::from_slice(json) {
+    let json = std::str::from_utf8(bytes.strip_prefix(key.as_bytes())?).ok()?;
+    match serde_json::from_str(json) {
         Ok(parsed) => Some(parsed),
         Err(e) => {
             tracing::debug!(file = %file.display(), error = %e, "manifest cache ignored");

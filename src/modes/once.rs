@@ -105,7 +105,8 @@ pub(crate) fn plan_only(
 ) -> Result<Report, Error> {
     let state = dir.load()?.take(dir);
     let mut caches = Caches::reader(dir.path());
-    let targets = desired::compute(manifest, tokens, &mut caches, &state);
+    let uses = desired::Uses::of(manifest);
+    let targets = desired::compute(manifest, &uses, tokens, &mut caches, &state);
     let now = SystemTime::now();
     let policy = Policy {
         min_interval: manifest.min_interval,

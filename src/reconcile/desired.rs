@@ -50,35 +50,100 @@ pub(crate) fn picture_paths(manifest: &Manifest) -> impl Iterator<Item = &Path> 
         .filter_map(|i| i.picture.path.as_deref().ok())
 }
 
-/// The desired state of every instance, in manifest order.
+/// Which distinct picture (file and options) each instance of one manifest shows. Found
+/// once per manifest, so that a pass looks at each distinct picture once and reaches an
+/// instance's only through an index: at fleet size, thousands of instances share one.
+#[derive(Debug, Default)]
+pub(crate) struct Uses {
+    /// For each distinct picture file, an instance that names it.
+    files: Vec<usize>,
+    /// Each distinct (file, options): the file's place in `files`, and the options.
+    pictures: Vec<(usize, Processing)>,
+    /// Per instance, its place in `pictures` (none when it is suspended or its path is an
+    /// error).
+    of_instance: Vec<Option<usize>>,
+}
+
+impl Uses {
+    /// The pictures `manifest`'s instances show.
+    pub(crate) fn of(manifest: &Manifest) -> Self {
+        let mut uses = Self::default();
+        let mut file_at: HashMap<&std::ffi::OsStr, usize> = HashMap::new();
+        let mut picture_at: HashMap<(usize, Processing), usize> = HashMap::new();
+        for (index, instance) in manifest.instances.iter().enumerate() {
+            let path = match &instance.picture.path {
+                Ok(path) if !instance.suspend => path,
+                _ => {
+                    uses.of_instance.push(None);
+                    continue;
+                }
+            };
+            let file = *file_at.entry(path.as_os_str()).or_insert_with(|| {
+                uses.files.push(index);
+                uses.files.len() - 1
+            });
+            let picture = *(picture_at.entry((file, instance.processing))).or_insert_with(|| {
+                uses.pictures.push((file, instance.processing));
+                uses.pictures.len() - 1
+            });
+            uses.of_instance.push(Some(picture));
+        }
+        uses
+    }
+
+    /// The distinct picture files of `manifest` (the one these uses were found in).
+    pub(crate) fn files<'m>(&self, manifest: &'m Manifest) -> impl Iterator<Item = &'m Path> {
+        self.files
+            .iter()
+            .filter_map(|&index| file_of(manifest, index))
+    }
+}
+
+/// The picture file of instance `index` of `manifest`, if its path could be had.
+fn file_of(manifest: &Manifest, index: usize) -> Option<&Path> {
+    manifest.instances.get(index)?.picture.path.as_deref().ok()
+}
+
+/// The desired state of every instance of `manifest` (whose pictures are `uses`), in
+/// manifest order.
 pub(crate) fn compute(
     manifest: &Manifest,
+    uses: &Uses,
     tokens: Tokens,
     caches: &mut Caches,
     state: &State,
 ) -> Vec<Target> {
-    let sources = caches.hashes.digest_all(picture_paths(manifest));
-    prepare_ahead(manifest, &sources, &mut caches.prepared);
+    debug_assert_eq!(uses.of_instance.len(), manifest.instances.len());
+    let sources = caches.hashes.digest_all(uses.files(manifest));
+    let file = |place: usize| file_of(manifest, uses.files[place]);
+    let jobs = (uses.pictures.iter()).filter_map(|&(place, options)| Some((file(place)?, options)));
+    prepare_ahead(jobs, &sources, &mut caches.prepared);
     let mut pictures = Pictures::new(&sources, &mut caches.prepared);
-    manifest
-        .instances
-        .iter()
-        .map(|instance| target(instance, &mut pictures, tokens, state))
+    let digests: Vec<Result<Digest, LocalProblem>> = (uses.pictures.iter())
+        .map(|&(place, options)| match file(place) {
+            Some(path) => pictures.upload_digest(path, &options),
+            None => Err(not_read(Path::new(""))),
+        })
+        .collect();
+    (manifest.instances.iter().zip(&uses.of_instance))
+        .map(|(instance, place)| {
+            let picture = place.and_then(|place| digests.get(place));
+            target_of(instance, picture, tokens, state)
+        })
         .collect()
 }
 
-/// Prepares every (picture, options) of `manifest` that is not prepared yet, on every core,
+/// Prepares every (picture, options) of `jobs` that is not prepared yet, on every core,
 /// before the instances are looked at one by one.
-pub(crate) fn prepare_ahead(manifest: &Manifest, sources: &Sources, prepared: &mut Prepared) {
-    let jobs = manifest
-        .instances
-        .iter()
-        .filter(|i| !i.suspend)
-        .filter_map(|i| {
-            let path = i.picture.path.as_deref().ok()?;
-            let source = sources.get(path)?.as_ref().ok()?;
-            Some((path, *source, i.processing))
-        });
+pub(crate) fn prepare_ahead<'a>(
+    jobs: impl Iterator<Item = (&'a Path, Processing)>,
+    sources: &Sources,
+    prepared: &mut Prepared,
+) {
+    let jobs = jobs.filter_map(|(path, options)| {
+        let source = sources.get(path)?.as_ref().ok()?;
+        Some((path, *source, options))
+    });
     prepared.prepare_all(jobs);
 }
 
@@ -87,7 +152,9 @@ pub(crate) fn prepare_ahead(manifest: &Manifest, sources: &Sources, prepared: &m
 pub(crate) fn prepare_in_memory(manifest: &Manifest, keep: bool) -> (Sources, Prepared) {
     let sources = Hashes::default().digest_all(picture_paths(manifest));
     let mut prepared = Prepared::in_memory(keep);
-    prepare_ahead(manifest, &sources, &mut prepared);
+    let jobs = (manifest.instances.iter().filter(|i| !i.suspend))
+        .filter_map(|i| Some((i.picture.path.as_deref().ok()?, i.processing)));
+    prepare_ahead(jobs, &sources, &mut prepared);
     (sources, prepared)
 }
 
@@ -130,10 +197,7 @@ impl<'a> Pictures<'a> {
                 label: e.label(),
                 message: e.to_string(),
             }),
-            None => Err(LocalProblem {
-                label: "picture-unreadable",
-                message: format!("picture {} was not read", path.display()),
-            }),
+            None => Err(not_read(path)),
         };
         (self.memo.entry(*options).or_default())
             .insert(path.as_os_str().to_owned(), result.clone());
@@ -141,10 +205,32 @@ impl<'a> Pictures<'a> {
     }
 }
 
+fn not_read(path: &Path) -> LocalProblem {
+    LocalProblem {
+        label: "picture-unreadable",
+        message: format!("picture {} was not read", path.display()),
+    }
+}
+
 /// The desired state of one instance, given the pictures of this pass.
 pub(crate) fn target(
     instance: &Instance,
     pictures: &mut Pictures<'_>,
+    tokens: Tokens,
+    state: &State,
+) -> Target {
+    let picture = match &instance.picture.path {
+        Ok(path) if !instance.suspend => Some(pictures.upload_digest(path, &instance.processing)),
+        _ => None,
+    };
+    target_of(instance, picture.as_ref(), tokens, state)
+}
+
+/// The desired state of one instance whose picture's digest is `picture` (none when it is
+/// suspended or its path is an error).
+fn target_of(
+    instance: &Instance,
+    picture: Option<&Result<Digest, LocalProblem>>,
     tokens: Tokens,
     state: &State,
 ) -> Target {
@@ -167,9 +253,10 @@ pub(crate) fn target(
             });
         }
     };
-    let digest = match pictures.upload_digest(path, &instance.processing) {
-        Ok(digest) => digest,
-        Err(problem) => return unusable(problem),
+    let digest = match picture {
+        Some(Ok(digest)) => *digest,
+        Some(Err(problem)) => return unusable(problem.clone()),
+        None => return unusable(not_read(path)),
     };
     let record = state.instances.get(&instance.id);
     let applied = record.and_then(|r| r.applied.as_ref()).map(|a| a.sha256);
@@ -206,5 +293,33 @@ pub(crate) fn target(
             label: e.label(),
             message: e.to_string(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uses_name_each_distinct_picture_once_and_every_instance_by_index() {
+        let text = "\
+instances:
+  - {idInstance: \"1\", apiTokenEnv: T, picture: a.jpg}
+  - {idInstance: \"2\", apiTokenEnv: T, picture: ./b.jpg}
+  - {idInstance: \"3\", apiTokenEnv: T, picture: a.jpg}
+  - {idInstance: \"4\", apiTokenEnv: T, picture: a.jpg, size: 320}
+  - {idInstance: \"5\", apiTokenEnv: T, picture: a.jpg, suspend: true}
+  - {idInstance: \"6\", apiTokenEnv: T, picture: \"${UNSET}.jpg\"}
+  - {idInstance: \"7\", apiTokenEnv: T, picture: ./b.jpg}
+";
+        let manifest = crate::manifest::parse(text, Path::new("m/manifest.yaml"), &|_| None);
+        let manifest = manifest.unwrap();
+        let uses = Uses::of(&manifest);
+        let files: Vec<&Path> = uses.files(&manifest).collect();
+        assert_eq!(files, [Path::new("m/a.jpg"), Path::new("m/./b.jpg")]);
+        // a.jpg at two sizes, b.jpg at one.
+        assert_eq!(uses.pictures.len(), 3);
+        let (a, b, a320) = (Some(0), Some(1), Some(2));
+        assert_eq!(uses.of_instance, [a, b, a, a320, None, None, b]);
     }
 }

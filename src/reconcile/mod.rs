@@ -76,7 +76,8 @@ pub(crate) struct Reconciler<G> {
     manifest: Arc<Manifest>,
     policy: Policy,
     slots: Vec<Slot>,
-    by_id: HashMap<InstanceId, usize>,
+    /// What is found once per manifest.
+    index: Index,
     /// Instances with a call in flight (they may have left the manifest meanwhile).
     busy: HashSet<InstanceId>,
     queue: VecDeque<usize>,
@@ -105,6 +106,29 @@ pub(crate) struct Reconciler<G> {
     /// Prepared files already checked against their digest (one SHA-256 per file, not per
     /// call).
     checked: Arc<Checked>,
+}
+
+/// What is found once per manifest, and kept across the passes over it (a daemon's pass
+/// after a picture's event plans the same manifest again).
+struct Index {
+    /// The manifest it was found in.
+    manifest: Arc<Manifest>,
+    /// Where each instance is in it.
+    by_id: HashMap<InstanceId, usize>,
+    /// The pictures its instances show.
+    uses: desired::Uses,
+}
+
+impl Index {
+    fn of(manifest: &Arc<Manifest>) -> Self {
+        Self {
+            manifest: Arc::clone(manifest),
+            by_id: (manifest.instances.iter().enumerate())
+                .map(|(index, instance)| (instance.id.clone(), index))
+                .collect(),
+            uses: desired::Uses::of(manifest),
+        }
+    }
 }
 
 /// The most fingerprints remembered (a few hundred bytes each); forgotten all at once when
@@ -137,7 +161,7 @@ impl<G: Gateway> Reconciler<G> {
             },
             manifest: Arc::clone(&manifest),
             slots: Vec::new(),
-            by_id: HashMap::new(),
+            index: Index::of(&manifest),
             busy: HashSet::new(),
             queue: VecDeque::new(),
             timers: BinaryHeap::new(),
@@ -180,13 +204,13 @@ impl<G: Gateway> Reconciler<G> {
         } else {
             HashMap::new()
         };
+        if !Arc::ptr_eq(&self.index.manifest, &manifest) {
+            self.index = Index::of(&manifest);
+        }
         let (targets, read, made) = self.desired(&manifest);
         self.policy = Policy {
             min_interval: manifest.min_interval,
         };
-        self.by_id = (manifest.instances.iter().enumerate())
-            .map(|(index, instance)| (instance.id.clone(), index))
-            .collect();
         self.slots = (manifest.instances.iter().zip(targets))
             .map(|(instance, target)| Slot {
                 target,
@@ -230,11 +254,12 @@ impl<G: Gateway> Reconciler<G> {
     /// use, and are saved.
     fn desired(&mut self, manifest: &Manifest) -> (Vec<Target>, usize, usize) {
         let state = self.store.state();
-        let targets = desired::compute(manifest, Tokens::Required, &mut self.caches, state);
+        let uses = &self.index.uses;
+        let targets = desired::compute(manifest, uses, Tokens::Required, &mut self.caches, state);
         let Caches {
             hashes, prepared, ..
         } = &mut self.caches;
-        hashes.retain(&desired::picture_paths(manifest).collect());
+        hashes.retain(&uses.files(manifest).collect());
         let live: HashSet<Digest> = targets
             .iter()
             .filter_map(|t| match &t.desired {
@@ -738,7 +763,7 @@ impl<G: Gateway> Reconciler<G> {
                 }
                 // Prepare it again from its source, whatever the index says.
                 self.caches.prepared.forget(digest);
-                let Some(index) = self.by_id.get(&id).copied() else {
+                let Some(index) = self.index_of(&id) else {
                     return;
                 };
                 if !self.damaged.insert((id.clone(), digest)) {
@@ -779,7 +804,7 @@ impl<G: Gateway> Reconciler<G> {
     }
 
     fn index_of(&self, id: &InstanceId) -> Option<usize> {
-        self.by_id.get(id).copied()
+        self.index.by_id.get(id).copied()
     }
 
     /// When the next batched save is due.
@@ -787,10 +812,11 @@ impl<G: Gateway> Reconciler<G> {
         self.store.save_due_at()
     }
 
-    /// Ends the run: the state directory is released, and the records and the manifest are
-    /// handed back to be freed aside ([`crate::usage::free_aside`]).
-    pub fn close(self) -> (crate::state::State, Arc<Manifest>) {
-        (self.store.close(), self.manifest)
+    /// Ends the run: the state directory is released, and what is sized by the fleet (the
+    /// records, the manifest, the plan) is handed back to be freed aside
+    /// ([`crate::usage::free_aside`]).
+    pub fn close(self) -> impl Send + 'static {
+        (self.store.close(), self.manifest, self.index, self.slots)
     }
 
     /// What the state saves so far cost.

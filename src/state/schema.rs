@@ -237,7 +237,10 @@ pub(super) fn parse(bytes: &[u8]) -> Result<(State, u32), ParseError> {
     let seed = DocumentSeed {
         records: bytes.len() / MIN_RECORD_BYTES,
     };
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    // Checked as UTF-8 once, not string by string.
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| ParseError::Invalid(format!("not a valid state document: not UTF-8 ({e})")))?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let read = serde::de::DeserializeSeed::deserialize(seed, &mut de).and_then(|doc| {
         de.end()?;
         Ok(doc)
