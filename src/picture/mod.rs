@@ -67,18 +67,35 @@ impl FromStr for Digest {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        let bad = || format!("`{text}` is not a SHA-256 (64 lowercase hex digits)");
-        let nibble = |b: u8| match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            _ => None,
+        // A state file holds one or two digests per instance: a table, not a match per digit.
+        const NOT_HEX: u8 = 0xff;
+        const NIBBLE: [u8; 256] = {
+            let mut table = [NOT_HEX; 256];
+            let mut i = 0;
+            while i < 10 {
+                table[b'0' as usize + i] = i as u8;
+                i += 1;
+            }
+            let mut i = 0;
+            while i < 6 {
+                table[b'a' as usize + i] = 10 + i as u8;
+                i += 1;
+            }
+            table
         };
+        let bad = || format!("`{text}` is not a SHA-256 (64 lowercase hex digits)");
         if text.len() != 64 {
             return Err(bad());
         }
         let mut out = [0u8; 32];
+        let mut any_bad = 0;
         for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
-            *byte = (nibble(pair[0]).ok_or_else(bad)? << 4) | nibble(pair[1]).ok_or_else(bad)?;
+            let (high, low) = (NIBBLE[usize::from(pair[0])], NIBBLE[usize::from(pair[1])]);
+            any_bad |= (high | low) & 0xf0;
+            *byte = (high << 4) | (low & 0x0f);
+        }
+        if any_bad != 0 {
+            return Err(bad());
         }
         Ok(Self(out))
     }
@@ -305,5 +322,19 @@ mod tests {
         );
         assert_eq!(text.parse::<Digest>(), Ok(digest));
         assert!("BA78".parse::<Digest>().is_err());
+        // 64 characters, one of them not a lowercase hex digit, wherever it is.
+        for at in [0, 1, 31, 62, 63] {
+            for wrong in ['A', 'g', ' ', '/', ':', '`', 'G'] {
+                let mut bad = text.clone().into_bytes();
+                bad[at] = wrong as u8;
+                let bad = String::from_utf8(bad).unwrap();
+                assert!(bad.parse::<Digest>().is_err(), "{bad}");
+            }
+        }
+        let upper = text.to_uppercase();
+        assert!(upper.parse::<Digest>().is_err());
+        // Bytes across the range round-trip.
+        let all: String = (0..32u8).map(|b| format!("{:02x}", b * 8 + 7)).collect();
+        assert_eq!(all.parse::<Digest>().unwrap().to_string(), all);
     }
 }
