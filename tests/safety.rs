@@ -181,6 +181,30 @@ fn a_corrupt_state_file_is_moved_aside_and_work_goes_on() {
 }
 
 #[test]
+fn a_bad_manifest_stops_the_run_before_a_corrupt_state_is_touched() {
+    // --reconcile reads the state while the manifest loads: the manifest's error still
+    // comes first, and the state directory is left exactly as it was.
+    let world = World::new(MIN);
+    world.instance("1101000001");
+    world.write_manifest(
+        "apiUrl: {url}\ninstances:\n  - idInstance: \"1101000001\"\n    nonsense: 1\n",
+    );
+    let garbage = b"{\"version\": 2, \"instances\": {\"1101000001\": tru";
+    world.write("state/state.json", garbage);
+    let before = world.all_files();
+
+    let run = world.run(&["--reconcile"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("manifest.yaml:4"), "{run:?}");
+    assert!(!run.stderr.contains("could not be read"), "{run:?}");
+    // Only the lock, which names the run that held it, is left (as by any run).
+    let after = world.all_files().into_iter();
+    let after: Vec<_> = after.filter(|(f, _)| !f.ends_with("state/lock")).collect();
+    assert_eq!(after, before, "nothing moved aside, nothing written");
+    assert_eq!(world.fake.request_count(), 0);
+}
+
+#[test]
 fn the_state_file_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let world = World::new(MIN);

@@ -5,14 +5,16 @@
 //! of the manifest's bytes. The rest is the [`ParsedManifest`] as JSON: the parse, not the
 //! validation, so `${NAME}`, token sources and warnings are checked afresh on every run
 //! exactly as for a parse from YAML. A manifest that writes a token (`apiTokenInstance`) is
-//! never cached, and a cache that cannot be read or does not match is ignored.
+//! never cached, and a cache that cannot be read or does not match is ignored. The cache
+//! decides where tokens are sent (`apiUrl`), so it is trusted only as this process's own:
+//! a regular file in a folder that only this user (or root) owns and can write.
 
 use super::parsed::ParsedManifest;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// The cache's file in the state directory.
-pub const CACHE_FILE: &str = "manifest-cache.json";
+const CACHE_FILE: &str = "manifest-cache.json";
 /// Bump when [`ParsedManifest`]'s JSON changes.
 const FORMAT: u32 = 1;
 
@@ -25,9 +27,12 @@ pub(super) fn key(bytes: &[u8]) -> String {
     )
 }
 
-/// The parse cached in `dir` under `key`, if there is one.
+/// The parse cached in `dir` under `key`, if there is one this process can trust.
 pub(super) fn read(dir: &Path, key: &str) -> Option<ParsedManifest> {
     let file = dir.join(CACHE_FILE);
+    if !ours(dir) || !ours(&file) {
+        return None;
+    }
     let bytes = crate::fsio::read_regular(&file, super::MAX_MANIFEST_BYTES * 4).ok()?;
     let json = std::str::from_utf8(bytes.strip_prefix(key.as_bytes())?).ok()?;
     match serde_json::from_str(json) {
@@ -37,6 +42,20 @@ pub(super) fn read(dir: &Path, key: &str) -> Option<ParsedManifest> {
             None
         }
     }
+}
+
+/// Whether `path` (not followed if a symlink) is owned by this process's user or root, and
+/// writable by no one else.
+fn ours(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    // The process's own user: `/proc/self` belongs to it (no call needs `unsafe`).
+    let (Ok(meta), Ok(me)) = (path.symlink_metadata(), Path::new("/proc/self").metadata()) else {
+        return false;
+    };
+    let kind = meta.file_type();
+    (kind.is_dir() || kind.is_file())
+        && (meta.uid() == me.uid() || meta.uid() == 0)
+        && meta.mode() & 0o022 == 0
 }
 
 /// A parse to keep, for the state directory's writer to save.
@@ -72,7 +91,7 @@ impl PendingCache {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Manifest, ManifestError, from_bytes, from_bytes_cached};
+    use super::super::{Keep, Manifest, ManifestError, from_bytes, from_bytes_cached};
     use super::*;
 
     const TEXT: &str = "\
@@ -115,7 +134,7 @@ instances:
         env: &dyn Fn(&str) -> Option<String>,
     ) -> (Result<Manifest, ManifestError>, bool) {
         let hit = read(dir, &key(text.as_bytes())).is_some();
-        let loaded = from_bytes_cached(text.as_bytes(), path(), dir, env);
+        let loaded = from_bytes_cached(text.as_bytes(), path(), dir, Keep::Parse, env);
         let loaded = loaded.map(|(manifest, pending)| {
             assert_eq!(
                 pending.is_some(),
@@ -208,5 +227,65 @@ instances:
         assert!(manifest.is_ok() && !hit);
         let (_, hit) = load(TEXT, dir.path(), &env);
         assert!(hit, "the fresh parse was cached again");
+    }
+
+    #[test]
+    fn the_cached_form_is_pinned_so_a_change_bumps_its_format() {
+        // If this fails, the cached form changed: bump FORMAT (older caches must not be
+        // read as the new form), then update the expected text.
+        let parsed = super::super::parse_yaml(TEXT, path()).unwrap();
+        let json = serde_json::to_string(&parsed).unwrap();
+        let expected = concat!(
+            r#"{"apiUrl":["https://gw.example",1],"minInterval":["12s",2],"#,
+            r#""drift":["heal",3],"processing":{"size":[320,4]},"instances":[[{"#,
+            r#""idInstance":["1101000001",6],"apiTokenFile":["${SECRETS}/one",7],"#,
+            r#""picture":["${PICTURES}/one.png",8],"processing":{"fit":["contain",9],"#,
+            r##""background":["#102030",10]}},6],[{"idInstance":["1101000002",11],"##,
+            r#""apiTokenEnv":["TOKEN_TWO",12],"picture":["two.jpg",13],"#,
+            r#""apiUrl":["https://other.example",14],"processing":{"quality":[70,15]},"#,
+            r#""drift":["warn",16],"suspend":true},11]]}"#
+        );
+        assert_eq!(json, expected);
+        assert_eq!(FORMAT, 1);
+    }
+
+    #[test]
+    fn a_written_token_never_reaches_the_cached_form() {
+        let secret = "SeCrEtToKeN1234567890abcdef";
+        let text = TEXT.replace(
+            "apiTokenEnv: TOKEN_TWO",
+            &format!("apiTokenInstance: {secret}"),
+        );
+        let parsed = super::super::parse_yaml(&text, path()).unwrap();
+        assert!(parsed.has_inline_token());
+        let json = serde_json::to_string(&parsed).unwrap();
+        assert!(!json.contains(secret), "{json}");
+        assert!(PendingCache::new(Path::new("/nowhere"), key(b"x"), &parsed).is_none());
+    }
+
+    #[test]
+    fn a_reader_keeps_nothing_and_a_cache_others_could_write_is_not_trusted() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let (manifest, pending) =
+            from_bytes_cached(TEXT.as_bytes(), path(), dir.path(), Keep::Nothing, &env).unwrap();
+        assert!(!manifest.instances.is_empty() && pending.is_none());
+        let (_, hit) = load(TEXT, dir.path(), &env);
+        assert!(!hit);
+        assert!(read(dir.path(), &key(TEXT.as_bytes())).is_some());
+        // Writable by the group: whoever is in it could send the tokens elsewhere.
+        let file = dir.path().join(CACHE_FILE);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o620)).unwrap();
+        assert!(read(dir.path(), &key(TEXT.as_bytes())).is_none());
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(read(dir.path(), &key(TEXT.as_bytes())).is_none());
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        // A symlink to a cache is not followed.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let moved = elsewhere.path().join("cache");
+        std::fs::rename(&file, &moved).unwrap();
+        std::os::unix::fs::symlink(&moved, &file).unwrap();
+        assert!(read(dir.path(), &key(TEXT.as_bytes())).is_none());
     }
 }

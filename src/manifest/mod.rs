@@ -22,7 +22,7 @@ mod token;
 mod validate;
 mod values;
 
-pub use cache::{CACHE_FILE, PendingCache};
+pub use cache::PendingCache;
 pub use drift::DriftMode;
 pub(crate) use expand::ExpandError;
 pub use limits::MAX_MANIFEST_BYTES;
@@ -120,15 +120,25 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ManifestError> {
     })
 }
 
+/// Whether a run that parses the manifest afresh keeps the parse ([`load_cached`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// The state directory's writer keeps it ([`PendingCache::save`]).
+    Parse,
+    /// A reader only uses what is there.
+    Nothing,
+}
+
 /// Reads and validates the manifest at `path` as [`load`] does, taking its parse from the
-/// cache in the state directory `dir` when the bytes are the ones cached. A fresh parse is
-/// returned to be saved there by the directory's writer ([`PendingCache::save`]).
+/// cache in the state directory `dir` when the bytes are the ones cached. A writer (`keep`)
+/// gets a fresh parse back, to save there once it holds the lock.
 pub fn load_cached(
     path: &Path,
     dir: &Path,
+    keep: Keep,
 ) -> Result<(Manifest, Option<PendingCache>), ManifestError> {
     let env = |name: &str| std::env::var(name).ok();
-    from_bytes_cached(&read_bytes(path)?, path, dir, &env)
+    from_bytes_cached(&read_bytes(path)?, path, dir, keep, &env)
 }
 
 /// [`from_bytes`], with the parse cached in `dir` ([`load_cached`]).
@@ -136,6 +146,7 @@ fn from_bytes_cached(
     bytes: &[u8],
     path: &Path,
     dir: &Path,
+    keep: Keep,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Manifest, Option<PendingCache>), ManifestError> {
     let key = cache::key(bytes);
@@ -144,7 +155,10 @@ fn from_bytes_cached(
         return Ok((Validator::new(path, env).manifest(parsed)?, None));
     }
     let parsed = parse_yaml(utf8(bytes, path)?, path)?;
-    let pending = PendingCache::new(dir, key, &parsed);
+    let pending = match keep {
+        Keep::Parse => PendingCache::new(dir, key, &parsed),
+        Keep::Nothing => None,
+    };
     Ok((Validator::new(path, env).manifest(parsed)?, pending))
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 /// A value and the manifest line it was written on (written `[value, line]` in the cache).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub(super) struct At<T>(pub(super) T, pub(super) u64);
 
 impl<T> At<T> {
@@ -23,8 +23,8 @@ impl<T> From<Spanned<T>> for At<T> {
 }
 
 /// The whole manifest as written.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct ParsedManifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) api_url: Option<At<String>>,
@@ -44,8 +44,8 @@ pub(super) struct ParsedManifest {
 }
 
 /// One instance as written.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct ParsedInstance {
     /// `idInstance` exactly as written (quoted or not).
     pub(super) id_instance: At<String>,
@@ -53,8 +53,8 @@ pub(super) struct ParsedInstance {
     pub(super) api_token_file: Option<At<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) api_token_env: Option<At<String>>,
-    /// A secret: a manifest that has one is never cached.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A secret: a manifest that has one is never cached, and it is never written out.
+    #[serde(default, skip_serializing)]
     pub(super) api_token_instance: Option<At<String>>,
     pub(super) picture: At<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,7 +68,8 @@ pub(super) struct ParsedInstance {
 }
 
 /// `fit`, `size`, `background`, `quality` as written at one level (top or instance).
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct ParsedProcessing {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) fit: Option<At<String>>,

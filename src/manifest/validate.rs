@@ -16,7 +16,7 @@ use super::{
 use crate::clock::{human_duration, parse_duration};
 
 /// `apiTokenFile`, `apiTokenEnv`, `apiTokenInstance` as written.
-type RawTokenSources = (Option<At<String>>, Option<At<String>>, Option<At<String>>);
+type TokenSources = (Option<At<String>>, Option<At<String>>, Option<At<String>>);
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -366,7 +366,7 @@ impl<'a> Validator<'a> {
     /// `apiTokenInstance`); `None` (and a problem) when there is none, several, or a bad one.
     fn token_source(
         &mut self,
-        sources: RawTokenSources,
+        sources: TokenSources,
         line: u64,
         id: &InstanceId,
     ) -> Option<TokenSource> {

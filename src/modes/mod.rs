@@ -9,7 +9,7 @@ mod preview;
 
 use crate::Error;
 use crate::cli::{Args, Mode};
-use crate::manifest::{self, Manifest, PendingCache, Scope};
+use crate::manifest::{self, Keep, Manifest, PendingCache, Scope};
 use crate::reconcile::Rows;
 use crate::report::{Render, ShardLine};
 use crate::state::StateDir;
@@ -63,13 +63,14 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
         }
         Mode::Daemon => {
             // A bad manifest at start is fatal here; later edits that break it are ignored.
-            let dir = state_dir()?;
+            let dir = state_dir();
             let Prepared {
                 manifest,
                 parse_to_keep,
                 scope,
                 ..
-            } = prepare(Some(&dir))?;
+            } = prepare(dir.as_ref().ok())?;
+            let dir = dir?;
             let settings = daemon::Settings {
                 manifest_path: manifest_path.clone(),
                 dir,
@@ -86,7 +87,11 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
             })
         }
         Mode::Reconcile => {
-            let dir = state_dir()?;
+            let dir = match state_dir() {
+                Ok(dir) => dir,
+                // The manifest's problems come first, as in every mode.
+                Err(e) => return prepare(None).and(Err(e)),
+            };
             // At fleet size, reading the state takes about as long as loading the manifest:
             // the state directory is locked and read beside it.
             let (prepared, opened) = once::open_beside(&dir, || prepare(Some(&dir)))?;
@@ -108,23 +113,26 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
             Ok(Output::of(&report.listing(args.all), args.json))
         }
         Mode::DryRun => {
-            let dir = state_dir()?;
-            let prepared = prepare(Some(&dir))?;
+            let dir = state_dir();
+            let prepared = prepare(dir.as_ref().ok())?;
+            let dir = dir?;
             let mut report = once::plan_only(&prepared.manifest, &dir, Tokens::Required)?;
             report.shard = prepared.shard_line;
             Ok(Output::of(&report.listing(args.all), args.json))
         }
         Mode::Drift => {
-            let dir = state_dir()?;
-            let prepared = prepare(Some(&dir))?;
+            let dir = state_dir();
+            let prepared = prepare(dir.as_ref().ok())?;
+            let dir = dir?;
             let drift = drift::drift(&prepared.manifest, &dir, concurrency);
             let mut report = runtime()?.block_on(drift)?;
             report.shard = prepared.shard_line;
             Ok(Output::of(&report.listing(args.all), args.json))
         }
         Mode::Status => {
-            let dir = state_dir()?;
-            let prepared = prepare(Some(&dir))?;
+            let dir = state_dir();
+            let prepared = prepare(dir.as_ref().ok())?;
+            let dir = dir?;
             let mut report = once::plan_only(&prepared.manifest, &dir, Tokens::Optional)?;
             report.manifest_revision = manifest::git_revision(&manifest_path);
             report.shard = prepared.shard_line;
@@ -156,8 +164,13 @@ fn prepare(
     dir: Option<&StateDir>,
 ) -> Result<Prepared, Error> {
     let started = std::time::Instant::now();
+    // The state directory's writers keep a fresh parse there; readers only use it.
+    let keep = match mode {
+        Mode::Reconcile | Mode::Daemon => Keep::Parse,
+        _ => Keep::Nothing,
+    };
     let (mut manifest, parse_to_keep) = match dir {
-        Some(dir) => manifest::load_cached(path, dir.path())?,
+        Some(dir) => manifest::load_cached(path, dir.path(), keep)?,
         None => (manifest::load(path)?, None),
     };
     tracing::debug!(

@@ -24,27 +24,35 @@ pub(crate) struct Opened {
 }
 
 /// Locks and reads the state directory `dir` on a thread of its own while `prepare` runs
-/// on this one. `prepare`'s error comes first, as it would on its own.
+/// on this one. `prepare`'s error comes first, as it would on its own, and leaves the
+/// directory as it was: the thread only reads, and a state that cannot be read is moved
+/// aside (with its loud error) only once `prepare` succeeded.
 pub(crate) fn open_beside<T>(
     dir: &StateDir,
     prepare: impl FnOnce() -> Result<T, Error>,
 ) -> Result<(T, Opened), Error> {
-    std::thread::scope(|scope| {
-        let opening = scope.spawn(|| -> Result<Opened, Error> {
+    let (prepared, opened) = std::thread::scope(|scope| {
+        let opening = scope.spawn(|| -> Result<(StateLock, Loaded), Error> {
             let lock = dir.lock("avatar-sync --reconcile")?;
-            let loaded = dir.load_for_write(&lock)?;
-            Ok(Opened {
-                dir: dir.clone(),
-                lock,
-                loaded,
-            })
+            let loaded = dir.load()?;
+            Ok((lock, loaded))
         });
-        let prepared = prepare()?;
+        let prepared = prepare();
         let opened = opening
             .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-        Ok((prepared, opened))
-    })
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (prepared, opened)
+    });
+    let prepared = prepared?;
+    let (lock, loaded) = opened?;
+    // Read as a reader reads; what could not be read is moved aside now, as a writer does.
+    let loaded = if loaded.unreadable.is_some() {
+        dir.load_for_write(&lock)?
+    } else {
+        loaded
+    };
+    let dir = dir.clone();
+    Ok((prepared, Opened { dir, lock, loaded }))
 }
 
 /// `--reconcile`: converge once, waiting out throttles and retryable failures until `timeout`.

@@ -117,16 +117,24 @@ struct Index {
     by_id: HashMap<InstanceId, usize>,
     /// The pictures its instances show.
     uses: desired::Uses,
+    /// Where in a `driftInterval` each instance's looks fall ([`spread`]), when the live
+    /// pictures are looked at (empty otherwise).
+    spread: Vec<f64>,
 }
 
 impl Index {
-    fn of(manifest: &Arc<Manifest>) -> Self {
+    fn of(manifest: &Arc<Manifest>, live_reads: bool) -> Self {
+        let spreads = match live_reads {
+            true => (manifest.instances.iter()).map(|i| spread(&i.id)).collect(),
+            false => Vec::new(),
+        };
         Self {
             manifest: Arc::clone(manifest),
             by_id: (manifest.instances.iter().enumerate())
                 .map(|(index, instance)| (instance.id.clone(), index))
                 .collect(),
             uses: desired::Uses::of(manifest),
+            spread: spreads,
         }
     }
 }
@@ -161,7 +169,7 @@ impl<G: Gateway> Reconciler<G> {
             },
             manifest: Arc::clone(&manifest),
             slots: Vec::new(),
-            index: Index::of(&manifest),
+            index: Index::of(&manifest, options.live_reads),
             busy: HashSet::new(),
             queue: VecDeque::new(),
             timers: BinaryHeap::new(),
@@ -205,7 +213,7 @@ impl<G: Gateway> Reconciler<G> {
             HashMap::new()
         };
         if !Arc::ptr_eq(&self.index.manifest, &manifest) {
-            self.index = Index::of(&manifest);
+            self.index = Index::of(&manifest, self.options.live_reads);
         }
         let (targets, read, made) = self.desired(&manifest);
         self.policy = Policy {
@@ -387,7 +395,10 @@ impl<G: Gateway> Reconciler<G> {
         } else if in_sync && instance.drift != DriftMode::Off {
             match last {
                 Some(last) if last + every > now => last + every,
-                _ => now + every.mul_f64(spread(&instance.id)),
+                _ => {
+                    let fixed = self.index.spread.get(index).copied();
+                    now + every.mul_f64(fixed.unwrap_or_else(|| spread(&instance.id)))
+                }
             }
         } else {
             return;

@@ -126,7 +126,6 @@ pub(crate) struct Summary {
 }
 
 impl Summary {
-    /// Counts statuses.
     /// How many instances it counts.
     pub fn total(&self) -> usize {
         let Self {
@@ -142,6 +141,7 @@ impl Summary {
         in_sync + applied + adopted + drifted + pending + throttled + failed + suspended
     }
 
+    /// Counts statuses.
     pub fn count(statuses: impl IntoIterator<Item = Status>) -> Self {
         let mut summary = Self::default();
         for status in statuses {

@@ -151,7 +151,7 @@ struct Document {
 /// Reads a [`Document`] into a map sized for its records: at fleet size, growing the map
 /// step by step (every record hashed again at each step) costs more than reading them.
 struct DocumentSeed {
-    /// At most how many records the document can hold (one per [`MIN_RECORD_BYTES`]).
+    /// At most how many records to make room for (one per [`RECORD_BYTES`] of the file).
     records: usize,
 }
 
@@ -174,9 +174,18 @@ impl<'de> serde::de::Visitor<'de> for DocumentSeed {
         let (mut version, mut instances, mut records) = (None, None, 0);
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match &*key {
+                "version" if version.is_some() => return Err(A::Error::duplicate_field("version")),
+                "instances" if instances.is_some() => {
+                    return Err(A::Error::duplicate_field("instances"));
+                }
                 "version" => version = Some(map.next_value()?),
-                // A hint, written before the records; capped, as a hint from a file is.
-                "records" => records = map.next_value::<usize>()?.min(self.records),
+                // Only a hint, written before the records: one that is not a count, or
+                // larger than the file could hold, is not followed.
+                "records" => {
+                    let hint = map.next_value::<serde_json::Value>()?.as_u64();
+                    let hint = hint.and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
+                    records = hint.min(self.records);
+                }
                 "instances" => instances = Some(map.next_value_seed(RecordsSeed(records))?),
                 _ => {
                     map.next_value::<serde::de::IgnoredAny>()?;
@@ -216,9 +225,11 @@ impl<'de> serde::de::Visitor<'de> for RecordsSeed {
     }
 }
 
-/// The fewest bytes of JSON a record takes (`"1":{"lastCallAt":null},`): a bound on a
-/// document's `records` hint, so a damaged hint cannot reserve more than the file could hold.
-const MIN_RECORD_BYTES: usize = 24;
+/// Bytes of JSON a record takes, at least, for the room a `records` hint may reserve: an
+/// instance that was ever called has a `lastCallAt` (about 50 bytes with its id), one
+/// with an applied picture 300 to 500. A damaged hint reserves at most about the memory
+/// the file's records take; a file of smaller records makes the map grow a step or two.
+const RECORD_BYTES: usize = 200;
 
 pub(super) enum ParseError {
     TooNew(u32),
@@ -235,7 +246,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<(State, u32), ParseError> {
     // One pass over the (possibly large) document in the common case; a document this
     // version cannot read is looked at again only to tell a newer format from damage.
     let seed = DocumentSeed {
-        records: bytes.len() / MIN_RECORD_BYTES,
+        records: bytes.len() / RECORD_BYTES,
     };
     // Checked as UTF-8 once, not string by string.
     let text = std::str::from_utf8(bytes)

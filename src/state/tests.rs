@@ -690,3 +690,41 @@ fn a_version_1_state_file_is_read_and_rewritten_as_version_2_at_once() {
     assert_eq!(on_disk(&dir), *store.state());
     assert_eq!(mode(&dir.state_file()), 0o600);
 }
+
+#[test]
+fn the_records_count_is_only_a_hint() {
+    use super::schema::{ParseError, parse};
+    let record = r#"{"lastCallAt":"2026-11-24T16:00:01.234Z"}"#;
+    let hints = [
+        "",
+        r#""records":2,"#,
+        r#""records":0,"#,
+        r#""records":-1,"#,
+        r#""records":2.5,"#,
+        r#""records":"many","#,
+        r#""records":{"a":[1]},"#,
+        r#""records":18446744073709551615,"#,
+    ];
+    for hint in hints {
+        let text = format!(r#"{{"version":2,{hint}"instances":{{"1":{record},"2":{record}}}}}"#);
+        let Ok((state, 2)) = parse(text.as_bytes()) else {
+            panic!("not read: {text}");
+        };
+        assert_eq!(state.instances.len(), 2, "{text}");
+        // No more room than the file could hold records for.
+        assert!(state.instances.capacity() < 64, "{text}");
+    }
+    // After the records, it sizes nothing and harms nothing.
+    let text = format!(r#"{{"version":2,"instances":{{"1":{record}}},"records":9}}"#);
+    assert!(matches!(parse(text.as_bytes()), Ok((state, 2)) if state.instances.len() == 1));
+    // A second `instances` (or `version`) is damage, not a merge.
+    for text in [
+        r#"{"version":2,"instances":{},"instances":{}}"#,
+        r#"{"version":2,"version":2,"instances":{}}"#,
+    ] {
+        assert!(
+            matches!(parse(text.as_bytes()), Err(ParseError::Invalid(_))),
+            "{text}"
+        );
+    }
+}
