@@ -70,12 +70,15 @@ pub(crate) struct Parts<G, N> {
     pub notifier: N,
     /// Spreads the resync timer.
     pub jitter: Jitter,
-    /// Called with every manifest that comes into force (the watcher follows its files).
-    pub follow: Box<dyn FnMut(&Manifest) + Send>,
+    /// Called with the manifest in force after every pass (the watcher follows its files).
+    pub follow: Follow,
     /// Where the loop says it is alive and ready and shows its report (`/healthz`,
     /// `/readyz`, `/`), when listening.
     pub observed: Option<Arc<Observed>>,
 }
+
+/// What the loop calls with the manifest in force after every pass.
+pub(crate) type Follow = Box<dyn FnMut(&Arc<Manifest>) + Send>;
 
 /// Why a pass starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

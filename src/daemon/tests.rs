@@ -190,7 +190,7 @@ fn start_with(
         source: ManifestSource::new(world.manifest_path(), crate::manifest::Scope::all()),
         notifier: notices.clone(),
         jitter: Jitter::Fixed(0.0),
-        follow: Box::new(|_: &Manifest| {}),
+        follow: Box::new(|_: &Arc<Manifest>| {}),
         observed,
     };
     let (events, receiver) = tokio::sync::mpsc::unbounded_channel();

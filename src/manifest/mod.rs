@@ -32,7 +32,9 @@ pub use revision::git_revision;
 pub use scope::Scope;
 pub use shard::Shard;
 pub use token::{TokenError, TokenSource};
-pub use values::{ApiToken, ApiUrl, InstanceId, credentials_fingerprint, is_loopback};
+pub use values::{
+    ApiToken, ApiUrl, IdHasher, IdMap, InstanceId, credentials_fingerprint, is_loopback,
+};
 
 use parsed::ParsedManifest;
 use raw::RawManifest;

@@ -890,3 +890,30 @@ fn adopt_is_on_unless_the_manifest_turns_it_off() {
     let problem = one_problem_at(&format!("adopt: maybe\n{base}"), 1, ProblemKind::Yaml);
     assert!(problem.message.contains("boolean"), "{problem}");
 }
+
+#[test]
+fn fleet_ids_spread_evenly_over_a_map_s_buckets() {
+    use std::hash::BuildHasher as _;
+    let hasher = std::hash::BuildHasherDefault::<IdHasher>::default();
+    // 100,000 ids that differ only in their last digits, as generated fleets do, over the
+    // 2^17 buckets a map of them has: no bucket holds more than a handful.
+    let buckets = 1usize << 17;
+    let mut load = vec![0u8; buckets];
+    let mut seen = std::collections::HashSet::new();
+    for n in 0..100_000u64 {
+        let id = InstanceId::parse(&format!("{}", 1_100_000_000 + n)).unwrap();
+        let hash = hasher.hash_one(&id);
+        assert!(seen.insert(hash), "two ids hash alike");
+        let bucket = &mut load[(hash as usize) & (buckets - 1)];
+        *bucket = bucket.saturating_add(1);
+    }
+    let worst = load.iter().max().copied().unwrap_or(0);
+    assert!(worst <= 8, "a bucket holds {worst} ids");
+    // The top 7 bits (the map's tag) vary too.
+    let tags: std::collections::HashSet<u64> = (0..1000u64)
+        .map(|n| {
+            hasher.hash_one(InstanceId::parse(&format!("{}", 1_100_000_000 + n)).unwrap()) >> 57
+        })
+        .collect();
+    assert!(tags.len() > 64, "{} tags", tags.len());
+}

@@ -15,7 +15,7 @@ use crate::reconcile::{Options, Reconciler};
 use crate::state::{StateDir, StateStore};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 /// The file in the state directory that names the address `--listen` bound (with port 0,
 /// the port the system picked).
@@ -97,8 +97,16 @@ pub(crate) async fn serve(settings: Settings, first: Manifest) -> Result<(), Err
         source,
         notifier: Systemd,
         jitter: Jitter::random(),
-        follow: Box::new(move |manifest: &Manifest| {
-            watcher.follow(watched_files(manifest).iter().map(PathBuf::as_path));
+        follow: Box::new({
+            // The files of a manifest are found once (a fleet's are 100,000 paths); the
+            // watches follow them after every pass, since symlinks on the way may move.
+            let mut files: (Weak<Manifest>, Vec<PathBuf>) = (Weak::new(), Vec::new());
+            move |manifest: &Arc<Manifest>| {
+                if !std::ptr::eq(files.0.as_ptr(), Arc::as_ptr(manifest)) {
+                    files = (Arc::downgrade(manifest), watched_files(manifest));
+                }
+                watcher.follow(files.1.iter().map(PathBuf::as_path));
+            }
         }),
         observed,
     };

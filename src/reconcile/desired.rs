@@ -17,7 +17,7 @@ use crate::picture::hashes::Hashes;
 use crate::picture::prepared::Prepared;
 use crate::picture::{Digest, PictureError};
 use crate::plan::Desired;
-use crate::state::State;
+use crate::state::{InstanceRecord, State};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -91,6 +91,12 @@ impl Uses {
         uses
     }
 
+    /// Which distinct picture instance `index` shows (its place in what [`digests`]
+    /// returns), if any.
+    pub(crate) fn picture_of(&self, index: usize) -> Option<usize> {
+        self.of_instance.get(index).copied().flatten()
+    }
+
     /// The distinct picture files of `manifest` (the one these uses were found in).
     pub(crate) fn files<'m>(&self, manifest: &'m Manifest) -> impl Iterator<Item = &'m Path> {
         self.files
@@ -113,22 +119,34 @@ pub(crate) fn compute(
     caches: &mut Caches,
     state: &State,
 ) -> Vec<Target> {
+    let digests = digests(manifest, uses, caches);
+    (manifest.instances.iter().enumerate())
+        .map(|(index, instance)| {
+            let picture = uses.picture_of(index).and_then(|place| digests.get(place));
+            let record = state.instances.get(&instance.id);
+            target_for(instance, picture, tokens, record)
+        })
+        .collect()
+}
+
+/// The digest of the JPEG to upload for each distinct picture of `uses` (found in
+/// `manifest`), in their order: each file looked at once, each (file, options) prepared
+/// once.
+pub(crate) fn digests(
+    manifest: &Manifest,
+    uses: &Uses,
+    caches: &mut Caches,
+) -> Vec<Result<Digest, LocalProblem>> {
     debug_assert_eq!(uses.of_instance.len(), manifest.instances.len());
     let sources = caches.hashes.digest_all(uses.files(manifest));
     let file = |place: usize| file_of(manifest, uses.files[place]);
     let jobs = (uses.pictures.iter()).filter_map(|&(place, options)| Some((file(place)?, options)));
     prepare_ahead(jobs, &sources, &mut caches.prepared);
     let mut pictures = Pictures::new(&sources, &mut caches.prepared);
-    let digests: Vec<Result<Digest, LocalProblem>> = (uses.pictures.iter())
+    (uses.pictures.iter())
         .map(|&(place, options)| match file(place) {
             Some(path) => pictures.upload_digest(path, &options),
             None => Err(not_read(Path::new(""))),
-        })
-        .collect();
-    (manifest.instances.iter().zip(&uses.of_instance))
-        .map(|(instance, place)| {
-            let picture = place.and_then(|place| digests.get(place));
-            target_of(instance, picture, tokens, state)
         })
         .collect()
 }
@@ -223,16 +241,21 @@ pub(crate) fn target(
         Ok(path) if !instance.suspend => Some(pictures.upload_digest(path, &instance.processing)),
         _ => None,
     };
-    target_of(instance, picture.as_ref(), tokens, state)
+    target_for(
+        instance,
+        picture.as_ref(),
+        tokens,
+        state.instances.get(&instance.id),
+    )
 }
 
 /// The desired state of one instance whose picture's digest is `picture` (none when it is
-/// suspended or its path is an error).
-fn target_of(
+/// suspended or its path is an error) and whose record is `record`.
+pub(crate) fn target_for(
     instance: &Instance,
     picture: Option<&Result<Digest, LocalProblem>>,
     tokens: Tokens,
-    state: &State,
+    record: Option<&InstanceRecord>,
 ) -> Target {
     let unusable = |problem: LocalProblem| Target {
         desired: Desired::Unusable(problem),
@@ -258,7 +281,6 @@ fn target_of(
         Some(Err(problem)) => return unusable(problem.clone()),
         None => return unusable(not_read(path)),
     };
-    let record = state.instances.get(&instance.id);
     let applied = record.and_then(|r| r.applied.as_ref()).map(|a| a.sha256);
     let healing = instance.drift == DriftMode::Heal && record.is_some_and(|r| r.drifted.is_some());
     if applied == Some(digest) && !healing {

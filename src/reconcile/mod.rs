@@ -16,7 +16,7 @@ pub(crate) mod live;
 
 use crate::clock::{Clock, Jitter};
 use crate::gateway::Gateway;
-use crate::manifest::{ApiToken, DriftMode, InstanceId, Manifest};
+use crate::manifest::{ApiToken, DriftMode, IdMap, InstanceId, Manifest};
 use crate::metrics::Metrics;
 use crate::outcome::{CallOutcome, FailureKind, LocalProblem};
 use crate::picture::caches::Caches;
@@ -64,6 +64,13 @@ struct Slot {
     check_at: Option<SystemTime>,
 }
 
+impl Slot {
+    /// The status a report shows for it.
+    fn status(&self) -> report::Status {
+        report::status(&self.decision, self.this_run)
+    }
+}
+
 /// Drives instances towards their desired pictures, calling GREEN-API through `G`.
 pub(crate) struct Reconciler<G> {
     options: Options,
@@ -78,6 +85,9 @@ pub(crate) struct Reconciler<G> {
     slots: Vec<Slot>,
     /// What is found once per manifest.
     index: Index,
+    /// How many slots are in each status, kept as they change ([`Self::summary`]: the
+    /// daemon asks after every pass, and a walk over a fleet's slots is a cache miss each).
+    counts: report::Summary,
     /// Instances with a call in flight (they may have left the manifest meanwhile).
     busy: HashSet<InstanceId>,
     queue: VecDeque<usize>,
@@ -114,7 +124,7 @@ struct Index {
     /// The manifest it was found in.
     manifest: Arc<Manifest>,
     /// Where each instance is in it.
-    by_id: HashMap<InstanceId, usize>,
+    by_id: IdMap<usize>,
     /// The pictures its instances show.
     uses: desired::Uses,
     /// Where in a `driftInterval` each instance's looks fall ([`spread`]), when the live
@@ -170,6 +180,7 @@ impl<G: Gateway> Reconciler<G> {
             manifest: Arc::clone(&manifest),
             slots: Vec::new(),
             index: Index::of(&manifest, options.live_reads),
+            counts: report::Summary::default(),
             busy: HashSet::new(),
             queue: VecDeque::new(),
             timers: BinaryHeap::new(),
@@ -215,34 +226,40 @@ impl<G: Gateway> Reconciler<G> {
         if !Arc::ptr_eq(&self.index.manifest, &manifest) {
             self.index = Index::of(&manifest, self.options.live_reads);
         }
-        let (targets, read, made) = self.desired(&manifest);
+        let (digests, read, made) = self.pictures(&manifest);
         self.policy = Policy {
             min_interval: manifest.min_interval,
         };
-        self.slots = (manifest.instances.iter().zip(targets))
-            .map(|(instance, target)| Slot {
-                target,
-                decision: Decision::Suspended,
-                this_run: done.get(&instance.id).copied().unwrap_or_default(),
-                check_at: None,
-            })
-            .collect();
-        self.manifest = manifest;
+        self.manifest = Arc::clone(&manifest);
         self.queue.clear();
         self.timers.clear();
         self.checks.clear();
         self.checks_due.clear();
         let now = self.clock.now();
+        // Each instance's desired state and plan in one step: its record is looked at
+        // (at fleet size, a cache miss or two) while it is at hand.
+        self.slots = Vec::with_capacity(manifest.instances.len());
+        self.counts = report::Summary::default();
+        for (index, instance) in manifest.instances.iter().enumerate() {
+            let picture = (self.index.uses.picture_of(index)).and_then(|p| digests.get(p));
+            let record = self.store.state().instances.get(&instance.id);
+            let slot = Slot {
+                target: desired::target_for(instance, picture, Tokens::Required, record),
+                decision: Decision::Suspended,
+                this_run: done.get(&instance.id).copied().unwrap_or_default(),
+                check_at: None,
+            };
+            self.counts = self.counts.plus(slot.status());
+            self.slots.push(slot);
+            if self.busy.is_empty() || !self.busy.contains(&instance.id) {
+                self.plan_one(index, now);
+            }
+        }
         let settling = self.slots.iter().any(|slot| {
             matches!(&slot.target.desired, Desired::Unusable(p) if p.label == picture::CHANGING)
         });
         self.recheck_at =
             (settling && !self.options.settle.is_zero()).then(|| now + self.options.settle);
-        for index in 0..self.slots.len() {
-            if !self.busy.contains(&self.manifest.instances[index].id) {
-                self.plan_one(index, now);
-            }
-        }
         self.metrics.pass(now, started.elapsed());
         let (n, due, waiting) = (self.slots.len(), self.queue.len(), self.timers.len());
         tracing::info!(
@@ -257,23 +274,20 @@ impl<G: Gateway> Reconciler<G> {
         );
     }
 
-    /// The desired state of every instance of `manifest`, with how many pictures were read
-    /// and prepared to know it. The caches keep what this manifest and the calls in flight
-    /// use, and are saved.
-    fn desired(&mut self, manifest: &Manifest) -> (Vec<Target>, usize, usize) {
-        let state = self.store.state();
+    /// The digest of each distinct picture of `manifest` (as its [`desired::Uses`] number
+    /// them), with how many pictures were read and prepared to know them. The caches keep
+    /// what this manifest and the calls in flight use, and are saved.
+    fn pictures(
+        &mut self,
+        manifest: &Manifest,
+    ) -> (Vec<Result<Digest, LocalProblem>>, usize, usize) {
         let uses = &self.index.uses;
-        let targets = desired::compute(manifest, uses, Tokens::Required, &mut self.caches, state);
+        let digests = desired::digests(manifest, uses, &mut self.caches);
         let Caches {
             hashes, prepared, ..
         } = &mut self.caches;
         hashes.retain(&uses.files(manifest).collect());
-        let live: HashSet<Digest> = targets
-            .iter()
-            .filter_map(|t| match &t.desired {
-                Desired::Picture { digest, .. } => Some(*digest),
-                _ => None,
-            })
+        let live: HashSet<Digest> = (digests.iter().filter_map(|d| d.as_ref().ok().copied()))
             .chain(self.in_flight_digests.values().copied())
             .collect();
         prepared.retain(&live);
@@ -284,7 +298,7 @@ impl<G: Gateway> Reconciler<G> {
                 "cannot save the picture caches (costs time, not correctness): {e}"
             );
         }
-        (targets, read, made)
+        (digests, read, made)
     }
 
     /// What the reconciler counts (requests, passes), for `/metrics`.
@@ -372,7 +386,7 @@ impl<G: Gateway> Reconciler<G> {
                 }
             }
         }
-        self.slots[index].decision = decision;
+        self.set_slot(index, |slot| slot.decision = decision);
         self.schedule_check(index, now, live_checked_at);
     }
 
@@ -675,7 +689,7 @@ impl<G: Gateway> Reconciler<G> {
                 self.store.set(id.clone(), record);
                 if let Some(index) = self.index_of(&id) {
                     if matches!(outcome, CallOutcome::Applied { .. }) {
-                        self.slots[index].this_run = ThisRun::Applied;
+                        self.set_slot(index, |slot| slot.this_run = ThisRun::Applied);
                     }
                     self.plan_one(index, now);
                 }
@@ -695,7 +709,7 @@ impl<G: Gateway> Reconciler<G> {
                 );
                 self.store.set(id.clone(), record);
                 if let Some(index) = self.index_of(&id) {
-                    self.slots[index].this_run = ThisRun::Adopted;
+                    self.set_slot(index, |slot| slot.this_run = ThisRun::Adopted);
                     self.plan_one(index, now);
                 }
             }
@@ -888,11 +902,20 @@ impl<G: Gateway> Reconciler<G> {
 
     /// How many instances are in each status, without building the report.
     pub fn summary(&self) -> report::Summary {
-        report::Summary::count(
-            self.slots
-                .iter()
-                .map(|slot| report::status(&slot.decision, slot.this_run)),
-        )
+        debug_assert_eq!(
+            self.counts,
+            report::Summary::count(self.slots.iter().map(Slot::status)),
+            "the counts kept as slots change are the slots' statuses"
+        );
+        self.counts
+    }
+
+    /// Changes slot `index` by `change`, keeping [`Self::counts`].
+    fn set_slot(&mut self, index: usize, change: impl FnOnce(&mut Slot)) {
+        let slot = &mut self.slots[index];
+        let before = slot.status();
+        change(slot);
+        self.counts.moved(before, slot.status());
     }
 
     /// Where every instance stands now. `Due` instances are reported `pending`.
@@ -905,9 +928,7 @@ impl<G: Gateway> Reconciler<G> {
     pub fn report_rows(&self, rows: Rows) -> Report {
         let instances = self.manifest.instances.iter().zip(&self.slots);
         let rows = instances
-            .filter(|(_, slot)| {
-                rows == Rows::All || report::status(&slot.decision, slot.this_run).listed()
-            })
+            .filter(|(_, slot)| rows == Rows::All || slot.status().listed())
             .map(|(instance, slot)| {
                 report::row(
                     instance,

@@ -145,18 +145,36 @@ impl Summary {
     pub fn count(statuses: impl IntoIterator<Item = Status>) -> Self {
         let mut summary = Self::default();
         for status in statuses {
-            *match status {
-                Status::InSync => &mut summary.in_sync,
-                Status::Applied => &mut summary.applied,
-                Status::Adopted => &mut summary.adopted,
-                Status::Drifted => &mut summary.drifted,
-                Status::Pending => &mut summary.pending,
-                Status::Throttled => &mut summary.throttled,
-                Status::Failed => &mut summary.failed,
-                Status::Suspended => &mut summary.suspended,
-            } += 1;
+            *summary.of(status) += 1;
         }
         summary
+    }
+
+    /// The same counts with one more instance in `status`.
+    #[must_use]
+    pub fn plus(mut self, status: Status) -> Self {
+        *self.of(status) += 1;
+        self
+    }
+
+    /// One instance went from status `from` to `to`.
+    pub fn moved(&mut self, from: Status, to: Status) {
+        *self.of(from) -= 1;
+        *self.of(to) += 1;
+    }
+
+    /// The count of `status`.
+    fn of(&mut self, status: Status) -> &mut usize {
+        match status {
+            Status::InSync => &mut self.in_sync,
+            Status::Applied => &mut self.applied,
+            Status::Adopted => &mut self.adopted,
+            Status::Drifted => &mut self.drifted,
+            Status::Pending => &mut self.pending,
+            Status::Throttled => &mut self.throttled,
+            Status::Failed => &mut self.failed,
+            Status::Suspended => &mut self.suspended,
+        }
     }
 }
 

@@ -2,13 +2,13 @@
 //! (`docs/state.md`), and reading it back. No I/O here: bytes in, [`State`] out, and back.
 
 use crate::clock::{serde_rfc3339, serde_rfc3339_opt};
-use crate::manifest::InstanceId;
+use crate::manifest::{IdMap, InstanceId};
 #[cfg(doc)]
 use crate::outcome::ANSWER_DEADLINE;
 use crate::outcome::FailureKind;
 use crate::picture::Digest;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 /// The state document's format version. Bump on incompatible changes. Version 2 is version
@@ -23,7 +23,7 @@ pub(super) const MAX_REFUSED: usize = 8;
 pub struct State {
     /// Per-instance records, by `idInstance` (hashed: a pass looks each instance up several
     /// times; the file lists them in order).
-    pub instances: HashMap<InstanceId, InstanceRecord>,
+    pub instances: IdMap<InstanceRecord>,
 }
 
 /// What is recorded for one instance.
@@ -145,7 +145,7 @@ struct VersionOnly {
 /// them, only sizes the map).
 struct Document {
     version: u32,
-    instances: HashMap<InstanceId, InstanceRecord>,
+    instances: IdMap<InstanceRecord>,
 }
 
 /// Reads a [`Document`] into a map sized for its records: at fleet size, growing the map
@@ -203,21 +203,21 @@ impl<'de> serde::de::Visitor<'de> for DocumentSeed {
 struct RecordsSeed(usize);
 
 impl<'de> serde::de::DeserializeSeed<'de> for RecordsSeed {
-    type Value = HashMap<InstanceId, InstanceRecord>;
+    type Value = IdMap<InstanceRecord>;
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
 impl<'de> serde::de::Visitor<'de> for RecordsSeed {
-    type Value = HashMap<InstanceId, InstanceRecord>;
+    type Value = IdMap<InstanceRecord>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a map of idInstance to record")
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut records = HashMap::with_capacity(self.0);
+        let mut records = IdMap::with_capacity_and_hasher(self.0, Default::default());
         while let Some((id, record)) = map.next_entry()? {
             records.insert(id, record);
         }
