@@ -214,12 +214,12 @@ pub fn decide(
         (Some(until), Some(f)) if Retry::of(f.kind) == Retry::Slowly => Decision::Blocked {
             digest,
             until,
-            failure: f.clone(),
+            failure: Failure::clone(f),
         },
         (Some(until), Some(f)) if backoff_until >= throttle_until => Decision::Wait {
             digest,
             until,
-            cause: WaitCause::Backoff(f.clone()),
+            cause: WaitCause::Backoff(Failure::clone(f)),
         },
         (Some(until), _) => Decision::Wait {
             digest,
@@ -348,7 +348,7 @@ pub fn record_outcome(
             if failure.kind == FailureKind::RefusedBytes {
                 record.remember_refused(digest);
             }
-            record.failure = Some(Failure {
+            record.failure = Some(Box::new(Failure {
                 kind: failure.kind,
                 reason: failure.detail.clone(),
                 consecutive,
@@ -356,7 +356,7 @@ pub fn record_outcome(
                     + backoff(failure.kind, consecutive, policy.min_interval, jitter),
                 sha256: digest,
                 credentials: credentials.to_owned(),
-            });
+            }));
         }
     }
     record

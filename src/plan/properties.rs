@@ -40,17 +40,19 @@ fn record(rng: &mut fastrand::Rng) -> InstanceRecord {
         state_instance: None,
         drifted: rng.bool().then(|| "another picture is live".to_owned()),
         call_started_at: rng.bool().then(|| time(rng)),
-        failure: rng.bool().then(|| Failure {
-            kind: FailureKind::ALL[rng.usize(..FailureKind::ALL.len())],
-            reason: "generated".to_owned(),
-            consecutive: if rng.bool() {
-                rng.u32(1..8)
-            } else {
-                rng.u32(..)
-            },
-            next_attempt_at: time(rng),
-            sha256: digest(rng),
-            credentials: credentials(rng),
+        failure: rng.bool().then(|| {
+            Box::new(Failure {
+                kind: FailureKind::ALL[rng.usize(..FailureKind::ALL.len())],
+                reason: "generated".to_owned(),
+                consecutive: if rng.bool() {
+                    rng.u32(1..8)
+                } else {
+                    rng.u32(..)
+                },
+                next_attempt_at: time(rng),
+                sha256: digest(rng),
+                credentials: credentials(rng),
+            })
         }),
         refused_sha256: (0..rng.usize(..3)).map(|_| digest(rng)).collect(),
     }

@@ -49,7 +49,7 @@ fn applied(digest: Digest, secs: f64) -> InstanceRecord {
 fn failed(kind: FailureKind, digest: Digest, last_call: f64, next: f64) -> InstanceRecord {
     InstanceRecord {
         last_call_at: Some(at(last_call)),
-        failure: Some(Failure {
+        failure: Some(Box::new(Failure {
             kind,
             reason: format!("{kind} happened"),
             // The third failure in a row: the waits below are within its rung.
@@ -57,7 +57,7 @@ fn failed(kind: FailureKind, digest: Digest, last_call: f64, next: f64) -> Insta
             next_attempt_at: at(next),
             sha256: digest,
             credentials: CREDS.to_owned(),
-        }),
+        })),
         ..InstanceRecord::default()
     }
 }

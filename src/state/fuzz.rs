@@ -43,14 +43,14 @@ fn seed() -> Vec<u8> {
         live_checked_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_300)),
         state_instance: Some("notAuthorized".to_owned()),
         drifted: Some("another picture is live".to_owned()),
-        failure: Some(Failure {
+        failure: Some(Box::new(Failure {
             kind: crate::outcome::FailureKind::ServerError,
             reason: "x".to_owned(),
             consecutive: 2,
             next_attempt_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_140),
             sha256: crate::picture::Digest::of(b"b"),
             credentials: "0123456789abcdef".to_owned(),
-        }),
+        })),
         refused_sha256: vec![crate::picture::Digest::of(b"c")],
     };
     let mut state = State::default();

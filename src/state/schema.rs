@@ -45,9 +45,10 @@ pub struct InstanceRecord {
         with = "serde_rfc3339_opt"
     )]
     pub call_started_at: Option<SystemTime>,
-    /// The failure in force, with its backoff; cleared by a success.
+    /// The failure in force, with its backoff; cleared by a success. (Boxed: most records
+    /// have none, and a fleet's records are held in one table.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure: Option<Failure>,
+    pub failure: Option<Box<Failure>>,
     /// The instance's `stateInstance` as last read (`authorized`, `notAuthorized`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_instance: Option<String>,

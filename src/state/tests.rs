@@ -35,14 +35,14 @@ fn full_record() -> InstanceRecord {
         live_checked_at: Some(at_ms(1_800_000_160_000)),
         state_instance: Some("authorized".to_owned()),
         drifted: Some("another picture is live".to_owned()),
-        failure: Some(Failure {
+        failure: Some(Box::new(Failure {
             kind: FailureKind::RateOverlimit,
             reason: "WhatsApp's rate limit (rate-overlimit)".to_owned(),
             consecutive: 3,
             next_attempt_at: at_ms(1_800_000_140_789),
             sha256: Digest::of(b"picture b"),
             credentials: "0123456789abcdef".to_owned(),
-        }),
+        })),
         refused_sha256: vec![Digest::of(b"refused 1"), Digest::of(b"refused 2")],
     }
 }
