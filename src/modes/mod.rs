@@ -46,6 +46,12 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
     let mode = args.mode();
     let state_dir = || args.state_dir(env).map(StateDir::new).map_err(Error::Usage);
     let prepare = |dir: Option<&StateDir>| prepare(args, env, mode, &manifest_path, dir);
+    // The manifest's problems come first, then the state directory's, as in every mode.
+    let prepare_in_dir = || -> Result<(Prepared, StateDir), Error> {
+        let dir = state_dir();
+        let prepared = prepare(dir.as_ref().ok())?;
+        Ok((prepared, dir?))
+    };
     let concurrency = usize::from(args.concurrency);
     match mode {
         Mode::Check => {
@@ -63,14 +69,13 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
         }
         Mode::Daemon => {
             // A bad manifest at start is fatal here; later edits that break it are ignored.
-            let dir = state_dir();
+            let (prepared, dir) = prepare_in_dir()?;
             let Prepared {
                 manifest,
                 parse_to_keep,
                 scope,
                 ..
-            } = prepare(dir.as_ref().ok())?;
-            let dir = dir?;
+            } = prepared;
             let settings = daemon::Settings {
                 manifest_path: manifest_path.clone(),
                 dir,
@@ -89,7 +94,6 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
         Mode::Reconcile => {
             let dir = match state_dir() {
                 Ok(dir) => dir,
-                // The manifest's problems come first, as in every mode.
                 Err(e) => return prepare(None).and(Err(e)),
             };
             // At fleet size, reading the state takes about as long as loading the manifest:
@@ -113,26 +117,20 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
             Ok(Output::of(&report.listing(args.all), args.json))
         }
         Mode::DryRun => {
-            let dir = state_dir();
-            let prepared = prepare(dir.as_ref().ok())?;
-            let dir = dir?;
+            let (prepared, dir) = prepare_in_dir()?;
             let mut report = once::plan_only(&prepared.manifest, &dir, Tokens::Required)?;
             report.shard = prepared.shard_line;
             Ok(Output::of(&report.listing(args.all), args.json))
         }
         Mode::Drift => {
-            let dir = state_dir();
-            let prepared = prepare(dir.as_ref().ok())?;
-            let dir = dir?;
+            let (prepared, dir) = prepare_in_dir()?;
             let drift = drift::drift(&prepared.manifest, &dir, concurrency);
             let mut report = runtime()?.block_on(drift)?;
             report.shard = prepared.shard_line;
             Ok(Output::of(&report.listing(args.all), args.json))
         }
         Mode::Status => {
-            let dir = state_dir();
-            let prepared = prepare(dir.as_ref().ok())?;
-            let dir = dir?;
+            let (prepared, dir) = prepare_in_dir()?;
             let mut report = once::plan_only(&prepared.manifest, &dir, Tokens::Optional)?;
             report.manifest_revision = manifest::git_revision(&manifest_path);
             report.shard = prepared.shard_line;
