@@ -963,6 +963,19 @@ fn a_hung_call_delays_the_stop_only_boundedly_and_a_second_signal_stops_at_once(
     // A second signal while the drain waits on the hung call: out at once, state whole.
     let mut daemon = Daemon::start(&world);
     daemon.wait_for_requests(&world, 3);
+    // Instances 1 and 3 are answered at once: once their outcomes are saved, only the hung
+    // call is in flight when the signals come (else the second signal may win the race
+    // with an answer still being recorded, and drop it, as a second signal does).
+    let deadline = Instant::now() + GENEROUS;
+    let answered = |state: &serde_json::Value| {
+        [id(1), id(3)]
+            .iter()
+            .all(|id| state["instances"][id]["applied"].is_object())
+    };
+    while !world.try_state().as_ref().is_some_and(answered) {
+        assert!(Instant::now() < deadline, "{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     daemon.signal("TERM");
     // Draining: the hung call holds it.
     daemon.wait_for_log("letting calls in flight finish");
