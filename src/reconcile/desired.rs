@@ -41,15 +41,6 @@ pub(crate) enum Tokens {
     Optional,
 }
 
-/// The picture files a pass looks at: those of the instances that are not suspended.
-pub(crate) fn picture_paths(manifest: &Manifest) -> impl Iterator<Item = &Path> {
-    manifest
-        .instances
-        .iter()
-        .filter(|i| !i.suspend)
-        .filter_map(|i| i.picture.path.as_deref().ok())
-}
-
 /// Which distinct picture (file and options) each instance of one manifest shows. Found
 /// once per manifest, so that a pass looks at each distinct picture once and reaches an
 /// instance's only through an index: at fleet size, thousands of instances share one.
@@ -103,6 +94,15 @@ impl Uses {
             .iter()
             .filter_map(|&index| file_of(manifest, index))
     }
+
+    /// Each distinct (file, options) of `manifest`, in order.
+    fn pictures<'m>(
+        &self,
+        manifest: &'m Manifest,
+    ) -> impl Iterator<Item = (Option<&'m Path>, Processing)> {
+        (self.pictures.iter())
+            .map(|&(place, options)| (file_of(manifest, self.files[place]), options))
+    }
 }
 
 /// The picture file of instance `index` of `manifest`, if its path could be had.
@@ -139,26 +139,21 @@ pub(crate) fn digests(
 ) -> Vec<Result<Digest, LocalProblem>> {
     debug_assert_eq!(uses.of_instance.len(), manifest.instances.len());
     let sources = caches.hashes.digest_all(uses.files(manifest));
-    let file = |place: usize| file_of(manifest, uses.files[place]);
-    let jobs = (uses.pictures.iter()).filter_map(|&(place, options)| Some((file(place)?, options)));
-    prepare_ahead(jobs, &sources, &mut caches.prepared);
+    prepare_ahead(manifest, uses, &sources, &mut caches.prepared);
     let mut pictures = Pictures::new(&sources, &mut caches.prepared);
-    (uses.pictures.iter())
-        .map(|&(place, options)| match file(place) {
+    (uses.pictures(manifest))
+        .map(|(file, options)| match file {
             Some(path) => pictures.upload_digest(path, &options),
             None => Err(not_read(Path::new(""))),
         })
         .collect()
 }
 
-/// Prepares every (picture, options) of `jobs` that is not prepared yet, on every core,
-/// before the instances are looked at one by one.
-pub(crate) fn prepare_ahead<'a>(
-    jobs: impl Iterator<Item = (&'a Path, Processing)>,
-    sources: &Sources,
-    prepared: &mut Prepared,
-) {
-    let jobs = jobs.filter_map(|(path, options)| {
+/// Prepares every distinct (picture, options) of `manifest` that is not prepared yet, on
+/// every core, before the instances are looked at one by one.
+fn prepare_ahead(manifest: &Manifest, uses: &Uses, sources: &Sources, prepared: &mut Prepared) {
+    let jobs = uses.pictures(manifest).filter_map(|(file, options)| {
+        let path = file?;
         let source = sources.get(path)?.as_ref().ok()?;
         Some((path, *source, options))
     });
@@ -168,11 +163,10 @@ pub(crate) fn prepare_ahead<'a>(
 /// The source digests of every picture of `manifest`, hashed and prepared in memory with
 /// no state directory (`--check`, `--preview`); `keep` keeps the prepared bytes.
 pub(crate) fn prepare_in_memory(manifest: &Manifest, keep: bool) -> (Sources, Prepared) {
-    let sources = Hashes::default().digest_all(picture_paths(manifest));
+    let uses = Uses::of(manifest);
+    let sources = Hashes::default().digest_all(uses.files(manifest));
     let mut prepared = Prepared::in_memory(keep);
-    let jobs = (manifest.instances.iter().filter(|i| !i.suspend))
-        .filter_map(|i| Some((i.picture.path.as_deref().ok()?, i.processing)));
-    prepare_ahead(jobs, &sources, &mut prepared);
+    prepare_ahead(manifest, &uses, &sources, &mut prepared);
     (sources, prepared)
 }
 
