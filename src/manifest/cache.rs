@@ -2,21 +2,30 @@
 //! not change skips parsing YAML (most of a no-op run's time at fleet size).
 //!
 //! The file's first line is the key: this format, this program's version and the SHA-256
-//! of the manifest's bytes. The rest is the [`ParsedManifest`] as JSON: the parse, not the
-//! validation, so `${NAME}`, token sources and warnings are checked afresh on every run
-//! exactly as for a parse from YAML. A manifest that writes a token (`apiTokenInstance`) is
+//! of the manifest's bytes. The rest is the [`ParsedManifest`] as JSON (its top-level keys,
+//! how many instances, the instances): the parse, not the validation, so `${NAME}`, token
+//! sources and warnings are checked afresh on every run exactly as for a parse from YAML.
+//! Each instance is validated as it is read, so a fleet's parse is never held whole. A manifest that writes a token (`apiTokenInstance`) is
 //! never cached, and a cache that cannot be read or does not match is ignored. The cache
 //! decides where tokens are sent (`apiUrl`), so it is trusted only as this process's own:
 //! a regular file in a folder that only this user (or root) owns and can write.
 
-use super::parsed::ParsedManifest;
+use super::parsed::{At, ParsedInstance, ParsedManifest, ParsedTop};
+use super::problem::ManifestError;
+use super::validate::{Building, Validator};
+use super::{MAX_MANIFEST_BYTES, Manifest};
+use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// The cache's file in the state directory.
 const CACHE_FILE: &str = "manifest-cache.json";
-/// Bump when [`ParsedManifest`]'s JSON changes.
-const FORMAT: u32 = 1;
+/// Bump when [`Cached`]'s JSON changes.
+const FORMAT: u32 = 2;
+/// The fewest bytes of YAML an instance takes (`- idInstance: 1`, a token, a picture): caps
+/// the room a damaged cache's `instanceCount` can ask for.
+const MIN_INSTANCE_BYTES: u64 = 32;
 
 /// The first line of the cache of the manifest `bytes`.
 pub(super) fn key(bytes: &[u8]) -> String {
@@ -27,20 +36,126 @@ pub(super) fn key(bytes: &[u8]) -> String {
     )
 }
 
-/// The parse cached in `dir` under `key`, if there is one this process can trust.
-pub(super) fn read(dir: &Path, key: &str) -> Option<ParsedManifest> {
+/// The manifest validated by `validator` from the parse cached in `dir` under `key`, if
+/// there is one this process can trust and it reads whole.
+pub(super) fn read(
+    dir: &Path,
+    key: &str,
+    validator: Validator<'_>,
+) -> Option<Result<Manifest, ManifestError>> {
     let file = dir.join(CACHE_FILE);
     if !ours(dir) || !ours(&file) {
         return None;
     }
-    let bytes = crate::fsio::read_regular(&file, super::MAX_MANIFEST_BYTES * 4).ok()?;
+    let bytes = crate::fsio::read_regular(&file, MAX_MANIFEST_BYTES * 4).ok()?;
     let json = std::str::from_utf8(bytes.strip_prefix(key.as_bytes())?).ok()?;
-    match serde_json::from_str(json) {
-        Ok(parsed) => Some(parsed),
+    let mut json = serde_json::Deserializer::from_str(json);
+    let validated = Validated(validator)
+        .deserialize(&mut json)
+        .and_then(|validated| json.end().map(|()| validated));
+    match validated {
+        Ok(validated) => Some(validated),
         Err(e) => {
             tracing::debug!(file = %file.display(), error = %e, "manifest cache ignored");
             None
         }
+    }
+}
+
+/// The cache's JSON, as written.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Cached<'a> {
+    top: &'a ParsedTop,
+    /// How many instances follow: the reader makes room for them at once.
+    instance_count: usize,
+    instances: &'a [At<ParsedInstance>],
+}
+
+impl<'a> Cached<'a> {
+    fn of(parsed: &'a ParsedManifest) -> Self {
+        Self {
+            top: &parsed.top,
+            instance_count: parsed.instances.len(),
+            instances: &parsed.instances,
+        }
+    }
+}
+
+/// The cache's keys, in the order they are written (and must be read).
+#[derive(Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+enum Key {
+    Top,
+    InstanceCount,
+    Instances,
+}
+
+/// Reads [`Cached`] into the validator, one instance at a time.
+struct Validated<'a>(Validator<'a>);
+
+impl<'de, 'a> DeserializeSeed<'de> for Validated<'a> {
+    type Value = Result<Manifest, ManifestError>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, 'a> Visitor<'de> for Validated<'a> {
+    type Value = Result<Manifest, ManifestError>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a cached manifest parse")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        expect_key(&mut map, Key::Top)?;
+        let top = map.next_value::<ParsedTop>()?;
+        expect_key(&mut map, Key::InstanceCount)?;
+        let count = map.next_value::<usize>()?;
+        expect_key(&mut map, Key::Instances)?;
+        let most = usize::try_from(MAX_MANIFEST_BYTES / MIN_INSTANCE_BYTES).unwrap_or(usize::MAX);
+        let mut building = self.0.start(top, count.min(most));
+        map.next_value_seed(Instances(&mut building))?;
+        if map.next_key::<Key>()?.is_some() {
+            return Err(A::Error::custom("nothing may follow `instances`"));
+        }
+        Ok(building.finish())
+    }
+}
+
+/// Reads the next key, which must be `expected` (the cache is read in the order written).
+fn expect_key<'de, A: MapAccess<'de>>(map: &mut A, expected: Key) -> Result<(), A::Error> {
+    match map.next_key::<Key>()? {
+        Some(key) if key == expected => Ok(()),
+        _ => Err(A::Error::custom(format_args!("expected {expected:?} next"))),
+    }
+}
+
+/// The cached `instances`, each validated as it is read.
+struct Instances<'b, 'a>(&'b mut Building<'a>);
+
+impl<'de> DeserializeSeed<'de> for Instances<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Instances<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the manifest's instances")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(instance) = seq.next_element::<At<ParsedInstance>>()? {
+            self.0.add(instance);
+        }
+        Ok(())
     }
 }
 
@@ -72,7 +187,7 @@ impl PendingCache {
             return None;
         }
         let mut bytes = key.into_bytes();
-        serde_json::to_writer(&mut bytes, parsed).ok()?;
+        serde_json::to_writer(&mut bytes, &Cached::of(parsed)).ok()?;
         Some(Self {
             file: dir.join(CACHE_FILE),
             bytes,
@@ -126,6 +241,11 @@ instances:
         Path::new("/srv/avatar/manifest.yaml")
     }
 
+    /// The JSON the cache keeps of `parsed`, after its key line.
+    fn cached_form(parsed: &ParsedManifest) -> String {
+        serde_json::to_string(&Cached::of(parsed)).unwrap()
+    }
+
     /// Loads `text` through the cache in `dir`, saving a fresh parse as the writer does;
     /// says whether the parse came from the cache.
     fn load(
@@ -133,7 +253,7 @@ instances:
         dir: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> (Result<Manifest, ManifestError>, bool) {
-        let hit = read(dir, &key(text.as_bytes())).is_some();
+        let hit = read(dir, &key(text.as_bytes()), Validator::new(path(), env)).is_some();
         let loaded = from_bytes_cached(text.as_bytes(), path(), dir, Keep::Parse, env);
         let loaded = loaded.map(|(manifest, pending)| {
             assert_eq!(
@@ -227,6 +347,28 @@ instances:
         assert!(manifest.is_ok() && !hit);
         let (_, hit) = load(TEXT, dir.path(), &env);
         assert!(hit, "the fresh parse was cached again");
+        // Keys in another order than written: not read at all (each instance is validated
+        // as it is read, so the top-level keys must come first).
+        let text = String::from_utf8(std::fs::read(&file).unwrap()).unwrap();
+        let moved = text.replacen(r#""instanceCount":2,"#, "", 1).replacen(
+            r#"{"top""#,
+            r#"{"instanceCount":2,"top""#,
+            1,
+        );
+        assert_ne!(moved, text);
+        std::fs::write(&file, moved).unwrap();
+        let (manifest, hit) = load(TEXT, dir.path(), &env);
+        assert!(manifest.is_ok() && !hit);
+        // A count beyond any manifest is only a hint: the room made for it is capped.
+        let huge = text.replacen(
+            r#""instanceCount":2"#,
+            &format!(r#""instanceCount":{}"#, usize::MAX),
+            1,
+        );
+        std::fs::write(&file, huge).unwrap();
+        let (manifest, hit) = load(TEXT, dir.path(), &env);
+        assert!(hit);
+        assert_eq!(manifest.unwrap().instances.len(), 2);
     }
 
     #[test]
@@ -234,10 +376,11 @@ instances:
         // If this fails, the cached form changed: bump FORMAT (older caches must not be
         // read as the new form), then update the expected text.
         let parsed = super::super::parse_yaml(TEXT, path()).unwrap();
-        let json = serde_json::to_string(&parsed).unwrap();
+        let json = cached_form(&parsed);
         let expected = concat!(
-            r#"{"apiUrl":["https://gw.example",1],"minInterval":["12s",2],"#,
-            r#""drift":["heal",3],"processing":{"size":[320,4]},"instances":[[{"#,
+            r#"{"top":{"apiUrl":["https://gw.example",1],"minInterval":["12s",2],"#,
+            r#""drift":["heal",3],"processing":{"size":[320,4]}},"instanceCount":2,"#,
+            r#""instances":[[{"#,
             r#""idInstance":["1101000001",6],"apiTokenFile":["${SECRETS}/one",7],"#,
             r#""picture":["${PICTURES}/one.png",8],"processing":{"fit":["contain",9],"#,
             r##""background":["#102030",10]}},6],[{"idInstance":["1101000002",11],"##,
@@ -246,7 +389,7 @@ instances:
             r#""drift":["warn",16],"suspend":true},11]]}"#
         );
         assert_eq!(json, expected);
-        assert_eq!(FORMAT, 1);
+        assert_eq!(FORMAT, 2);
     }
 
     #[test]
@@ -258,7 +401,7 @@ instances:
         );
         let parsed = super::super::parse_yaml(&text, path()).unwrap();
         assert!(parsed.has_inline_token());
-        let json = serde_json::to_string(&parsed).unwrap();
+        let json = cached_form(&parsed);
         assert!(!json.contains(secret), "{json}");
         assert!(PendingCache::new(Path::new("/nowhere"), key(b"x"), &parsed).is_none());
     }
@@ -272,20 +415,48 @@ instances:
         assert!(!manifest.instances.is_empty() && pending.is_none());
         let (_, hit) = load(TEXT, dir.path(), &env);
         assert!(!hit);
-        assert!(read(dir.path(), &key(TEXT.as_bytes())).is_some());
+        assert!(
+            read(
+                dir.path(),
+                &key(TEXT.as_bytes()),
+                Validator::new(path(), &env)
+            )
+            .is_some()
+        );
         // Writable by the group: whoever is in it could send the tokens elsewhere.
         let file = dir.path().join(CACHE_FILE);
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o620)).unwrap();
-        assert!(read(dir.path(), &key(TEXT.as_bytes())).is_none());
+        assert!(
+            read(
+                dir.path(),
+                &key(TEXT.as_bytes()),
+                Validator::new(path(), &env)
+            )
+            .is_none()
+        );
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(read(dir.path(), &key(TEXT.as_bytes())).is_none());
+        assert!(
+            read(
+                dir.path(),
+                &key(TEXT.as_bytes()),
+                Validator::new(path(), &env)
+            )
+            .is_none()
+        );
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         // A symlink to a cache is not followed.
         let elsewhere = tempfile::tempdir().unwrap();
         let moved = elsewhere.path().join("cache");
         std::fs::rename(&file, &moved).unwrap();
         std::os::unix::fs::symlink(&moved, &file).unwrap();
-        assert!(read(dir.path(), &key(TEXT.as_bytes())).is_none());
+        assert!(
+            read(
+                dir.path(),
+                &key(TEXT.as_bytes()),
+                Validator::new(path(), &env)
+            )
+            .is_none()
+        );
     }
 }

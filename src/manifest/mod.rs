@@ -152,9 +152,9 @@ fn from_bytes_cached(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Manifest, Option<PendingCache>), ManifestError> {
     let key = cache::key(bytes);
-    if let Some(parsed) = cache::read(dir, &key) {
+    if let Some(validated) = cache::read(dir, &key, Validator::new(path, env)) {
         tracing::debug!("manifest parse taken from the cache");
-        return Ok((Validator::new(path, env).manifest(parsed)?, None));
+        return Ok((validated?, None));
     }
     let parsed = parse_yaml(utf8(bytes, path)?, path)?;
     let pending = match keep {

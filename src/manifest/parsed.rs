@@ -23,9 +23,17 @@ impl<T> From<Spanned<T>> for At<T> {
 }
 
 /// The whole manifest as written.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct ParsedManifest {
+    /// Its top-level keys.
+    pub(super) top: ParsedTop,
+    /// Its instances, in order.
+    pub(super) instances: Vec<At<ParsedInstance>>,
+}
+
+/// The manifest's top-level keys as written, all but `instances`.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct ParsedTop {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) api_url: Option<At<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -40,7 +48,6 @@ pub(super) struct ParsedManifest {
     pub(super) drift_interval: Option<At<String>>,
     #[serde(default, skip_serializing_if = "ParsedProcessing::is_empty")]
     pub(super) processing: ParsedProcessing,
-    pub(super) instances: Vec<At<ParsedInstance>>,
 }
 
 /// One instance as written.
@@ -105,7 +112,7 @@ fn at<T>(spanned: Option<Spanned<T>>) -> Option<At<T>> {
 
 impl From<RawManifest> for ParsedManifest {
     fn from(raw: RawManifest) -> Self {
-        Self {
+        let top = ParsedTop {
             api_url: at(raw.api_url),
             min_interval: at(raw.min_interval),
             resync_interval: at(raw.resync_interval),
@@ -118,6 +125,9 @@ impl From<RawManifest> for ParsedManifest {
                 background: at(raw.background),
                 quality: at(raw.quality),
             },
+        };
+        Self {
+            top,
             instances: raw
                 .instances
                 .into_iter()

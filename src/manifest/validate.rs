@@ -4,7 +4,7 @@
 use super::drift::DriftMode;
 use super::expand::{ExpandError, expand_vars, is_env_name};
 use super::limits;
-use super::parsed::{At, ParsedInstance, ParsedManifest, ParsedProcessing};
+use super::parsed::{At, ParsedInstance, ParsedManifest, ParsedProcessing, ParsedTop};
 use super::problem::{ManifestError, Problem, ProblemKind};
 use super::processing::{Fit, Processing, parse_background};
 use super::token::TokenSource;
@@ -93,6 +93,67 @@ pub(super) struct Validator<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
     problems: Vec<Problem>,
     warnings: Vec<Problem>,
+}
+
+/// A manifest being validated: its top-level keys done, its instances added one by one.
+pub(super) struct Building<'a> {
+    validator: Validator<'a>,
+    default_url: ApiUrl,
+    defaults: Processing,
+    default_drift: DriftMode,
+    min_interval: Duration,
+    resync_interval: Duration,
+    drift_interval: Duration,
+    adopt: bool,
+    /// The line each `idInstance` was first defined at, to name it in a duplicate's problem.
+    first_line: HashMap<String, u64>,
+    instances: Vec<Instance>,
+}
+
+impl Building<'_> {
+    /// Validates the next instance, keeping it if it has no problem.
+    pub(super) fn add(&mut self, raw: At<ParsedInstance>) {
+        let line = raw.line();
+        let Some(instance) = self.validator.instance(
+            raw.0,
+            line,
+            &self.default_url,
+            self.defaults,
+            self.default_drift,
+        ) else {
+            return;
+        };
+        if let Some(first) = self.first_line.get(instance.id.as_str()) {
+            let message = format!("duplicate idInstance (first defined at line {first})");
+            let who = Some(instance.id.as_str());
+            self.validator
+                .problem(ProblemKind::DuplicateId, line, who, message);
+            return;
+        }
+        self.first_line.insert(instance.id.0.clone(), line);
+        self.instances.push(instance);
+    }
+
+    /// The manifest, or every problem found in it (by line).
+    pub(super) fn finish(self) -> Result<Manifest, ManifestError> {
+        let mut validator = self.validator;
+        if validator.problems.is_empty() {
+            Ok(Manifest {
+                path: validator.path.to_owned(),
+                min_interval: self.min_interval,
+                resync_interval: self.resync_interval,
+                adopt: self.adopt,
+                drift_interval: self.drift_interval,
+                instances: self.instances,
+                warnings: validator.warnings,
+            })
+        } else {
+            validator.problems.sort_by_key(|p| p.line.unwrap_or(0));
+            Err(ManifestError {
+                problems: validator.problems,
+            })
+        }
+    }
 }
 
 impl<'a> Validator<'a> {
@@ -205,18 +266,29 @@ impl<'a> Validator<'a> {
         options
     }
 
-    pub(super) fn manifest(mut self, raw: ParsedManifest) -> Result<Manifest, ManifestError> {
-        let default_url = match raw.api_url {
+    /// Validates a whole parsed manifest.
+    pub(super) fn manifest(self, parsed: ParsedManifest) -> Result<Manifest, ManifestError> {
+        let mut building = self.start(parsed.top, parsed.instances.len());
+        for instance in parsed.instances {
+            building.add(instance);
+        }
+        building.finish()
+    }
+
+    /// Validates the manifest's top-level keys, ready for its `instances` (about `expected`
+    /// of them) one at a time: a cached parse is validated as it is read, never held whole.
+    pub(super) fn start(mut self, top: ParsedTop, expected: usize) -> Building<'a> {
+        let default_url = match top.api_url {
             Some(url) => ApiUrl::parse(&url.0).unwrap_or_else(|e| {
                 self.problem(ProblemKind::InvalidUrl, url.line(), None, e);
                 ApiUrl(DEFAULT_API_URL.to_owned())
             }),
             None => ApiUrl(DEFAULT_API_URL.to_owned()),
         };
-        let min_interval = self.duration(raw.min_interval, "minInterval", DEFAULT_MIN_INTERVAL);
-        let resync_line = raw.resync_interval.as_ref().map_or(0, |r| r.line());
+        let min_interval = self.duration(top.min_interval, "minInterval", DEFAULT_MIN_INTERVAL);
+        let resync_line = top.resync_interval.as_ref().map_or(0, |r| r.line());
         let resync_interval = self.duration(
-            raw.resync_interval,
+            top.resync_interval,
             "resyncInterval",
             DEFAULT_RESYNC_INTERVAL,
         );
@@ -233,49 +305,23 @@ impl<'a> Validator<'a> {
         }
 
         let drift_interval = self.duration(
-            raw.drift_interval,
+            top.drift_interval,
             "driftInterval",
             super::DEFAULT_DRIFT_INTERVAL,
         );
-        let default_drift = self.drift_mode(raw.drift, DriftMode::default(), None);
-        let defaults = self.processing(raw.processing, Processing::default(), None);
-        let mut first_line: HashMap<String, u64> = HashMap::with_capacity(raw.instances.len());
-        let mut instances = Vec::with_capacity(raw.instances.len());
-        for raw_instance in raw.instances {
-            let line = raw_instance.line();
-            if let Some(instance) =
-                self.instance(raw_instance.0, line, &default_url, defaults, default_drift)
-            {
-                if let Some(first) = first_line.get(instance.id.as_str()) {
-                    let message = format!("duplicate idInstance (first defined at line {first})");
-                    self.problem(
-                        ProblemKind::DuplicateId,
-                        line,
-                        Some(instance.id.as_str()),
-                        message,
-                    );
-                    continue;
-                }
-                first_line.insert(instance.id.0.clone(), line);
-                instances.push(instance);
-            }
-        }
-
-        if self.problems.is_empty() {
-            Ok(Manifest {
-                path: self.path.to_owned(),
-                min_interval,
-                resync_interval,
-                adopt: raw.adopt.unwrap_or(true),
-                drift_interval,
-                instances,
-                warnings: self.warnings,
-            })
-        } else {
-            self.problems.sort_by_key(|p| p.line.unwrap_or(0));
-            Err(ManifestError {
-                problems: self.problems,
-            })
+        let default_drift = self.drift_mode(top.drift, DriftMode::default(), None);
+        let defaults = self.processing(top.processing, Processing::default(), None);
+        Building {
+            validator: self,
+            default_url,
+            defaults,
+            default_drift,
+            min_interval,
+            resync_interval,
+            drift_interval,
+            adopt: top.adopt.unwrap_or(true),
+            first_line: HashMap::with_capacity(expected),
+            instances: Vec::with_capacity(expected),
         }
     }
 

@@ -282,7 +282,7 @@ pub struct Checked(Mutex<HashMap<Digest, picture::Identity>>);
 impl Checked {
     /// The prepared picture at `path`, when it is exactly the bytes of `digest`.
     pub fn read(&self, path: &Path, digest: Digest) -> Option<Vec<u8>> {
-        let file = std::fs::File::open(path).ok()?;
+        let file = crate::fsio::open_regular(path).ok()?;
         let identity = picture::Identity::of(&file.metadata().ok()?);
         let mut bytes = Vec::with_capacity(usize::try_from(identity.size).unwrap_or(0));
         file.take(picture::MAX_PICTURE_BYTES + 1)
