@@ -119,8 +119,11 @@ pub(crate) fn open_private_append(path: &Path) -> std::io::Result<File> {
 /// is an error, read no further than `cap + 1` bytes.
 pub(crate) fn read_regular(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read as _;
-    let mut bytes = Vec::new();
-    open_regular(path)?.take(cap + 1).read_to_end(&mut bytes)?;
+    let file = open_regular(path)?;
+    // Room for the whole file at once: growing by doubling would hold up to twice its size.
+    let size = file.metadata()?.len().min(cap + 1);
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(cap + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > cap {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,

@@ -41,7 +41,7 @@ pub(crate) struct Call {
     pub checked: Arc<Checked>,
     /// The picture's perceptual fingerprint, if already known (from an earlier upload of
     /// the same bytes): not computed again.
-    pub fingerprint: Option<String>,
+    pub fingerprint: Option<Arc<str>>,
 }
 
 /// A look at an in-sync instance's live picture (drift), planned by the daemon.
@@ -59,7 +59,7 @@ pub(crate) struct Check {
     /// The URL GREEN-API answered when it was applied.
     pub recorded: Option<String>,
     /// The applied picture's fingerprint, as the state keeps it.
-    pub wanted_hash: Option<String>,
+    pub wanted_hash: Option<Arc<str>>,
     /// Prepared files already checked against their digest.
     pub checked: Arc<Checked>,
 }
@@ -90,7 +90,7 @@ pub(crate) enum Landed {
         /// When the answer arrived (or the call failed): the throttle counts from here.
         finished_at: SystemTime,
         /// The upload's perceptual fingerprint, when applied and drift is looked for.
-        perceptual_hash: Option<String>,
+        perceptual_hash: Option<Arc<str>>,
     },
     /// The live picture already was the planned one: nothing was sent.
     Adopted {
@@ -223,7 +223,10 @@ pub(crate) async fn send<G: Gateway>(
     let perceptual_hash = match (&outcome, keep_hash) {
         (CallOutcome::Applied { .. }, Some(bytes)) => {
             let hash = tokio::task::spawn_blocking(move || process::perceptual_hash(&bytes));
-            hash.await.ok().and_then(Result::ok).map(|h| h.to_string())
+            hash.await
+                .ok()
+                .and_then(Result::ok)
+                .map(|h| h.to_string().into())
         }
         (CallOutcome::Applied { .. }, None) if instance.drift != DriftMode::Off => fingerprint,
         _ => None,

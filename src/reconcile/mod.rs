@@ -112,7 +112,7 @@ pub(crate) struct Reconciler<G> {
     started_over: HashMap<InstanceId, Option<SystemTime>>,
     /// Perceptual fingerprints of prepared pictures already uploaded (drift): a fleet
     /// showing one picture on many instances decodes it once.
-    fingerprints: HashMap<Digest, String>,
+    fingerprints: HashMap<Digest, Arc<str>>,
     /// Prepared files already checked against their digest (one SHA-256 per file, not per
     /// call).
     checked: Arc<Checked>,

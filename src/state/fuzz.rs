@@ -36,7 +36,7 @@ fn seed() -> Vec<u8> {
             sha256: crate::picture::Digest::of(b"a"),
             at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
             url_avatar: Some("https://pps.whatsapp.net/v/a.jpg?oh=1&oe=2".to_owned()),
-            perceptual_hash: Some("0a".repeat(65)),
+            perceptual_hash: Some("0a".repeat(65).into()),
         }),
         last_call_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_100)),
         call_started_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_200)),

@@ -2,13 +2,15 @@
 //! (`docs/state.md`), and reading it back. No I/O here: bytes in, [`State`] out, and back.
 
 use crate::clock::{serde_rfc3339, serde_rfc3339_opt};
-use crate::manifest::{IdMap, InstanceId};
+use crate::manifest::{IdHasher, IdMap, InstanceId};
 #[cfg(doc)]
 use crate::outcome::ANSWER_DEADLINE;
 use crate::outcome::FailureKind;
 use crate::picture::Digest;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::hash::BuildHasherDefault;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// The state document's format version. Bump on incompatible changes. Version 2 is version
@@ -81,9 +83,10 @@ pub struct Applied {
     /// The `urlAvatar` GREEN-API answered.
     pub url_avatar: Option<String>,
     /// The perceptual fingerprint of the bytes uploaded (hex), kept for comparing live
-    /// pictures with (`drift`); absent where drift is off.
+    /// pictures with (`drift`); absent where drift is off. (Shared: the instances that
+    /// show one picture hold one copy of its fingerprint once read.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub perceptual_hash: Option<String>,
+    pub perceptual_hash: Option<Arc<str>>,
 }
 
 /// The failure in force for an instance, and its backoff.
@@ -219,7 +222,19 @@ impl<'de> serde::de::Visitor<'de> for RecordsSeed {
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut records = IdMap::with_capacity_and_hasher(self.0, Default::default());
-        while let Some((id, record)) = map.next_entry()? {
+        // A fleet shows a few pictures: their fingerprints are held once each. (Hex written
+        // by this program: the ids' fast hash serves.)
+        let mut fingerprints: HashSet<Arc<str>, BuildHasherDefault<IdHasher>> = HashSet::default();
+        while let Some((id, mut record)) = map.next_entry::<InstanceId, InstanceRecord>()? {
+            let applied = record.applied.as_mut();
+            if let Some(hash) = applied.and_then(|a| a.perceptual_hash.as_mut()) {
+                match fingerprints.get(&**hash) {
+                    Some(shared) => *hash = Arc::clone(shared),
+                    None => {
+                        fingerprints.insert(Arc::clone(hash));
+                    }
+                }
+            }
             records.insert(id, record);
         }
         Ok(records)

@@ -28,7 +28,7 @@ fn full_record() -> InstanceRecord {
             sha256: Digest::of(b"picture a"),
             at: at_ms(1_800_000_000_123),
             url_avatar: Some("https://pps.whatsapp.net/v/t61/a.jpg".to_owned()),
-            perceptual_hash: Some("0a".repeat(65)),
+            perceptual_hash: Some("0a".repeat(65).into()),
         }),
         last_call_at: Some(at_ms(1_800_000_100_456)),
         call_started_at: Some(at_ms(1_800_000_150_000)),
@@ -727,4 +727,45 @@ fn the_records_count_is_only_a_hint() {
             "{text}"
         );
     }
+}
+
+#[test]
+fn instances_showing_one_picture_share_its_fingerprint_once_read() {
+    use super::schema::parse;
+    use std::sync::Arc;
+    let applied = |hash: &str| {
+        format!(
+            r#"{{"applied":{{"sha256":"{}","at":"2026-11-24T16:00:01.234Z","urlAvatar":null,"perceptualHash":"{hash}"}}}}"#,
+            Digest::of(b"picture a")
+        )
+    };
+    let (one, other) = ("0a".repeat(65), "0b".repeat(65));
+    let text = format!(
+        r#"{{"version":2,"instances":{{"1":{},"2":{},"3":{}}}}}"#,
+        applied(&one),
+        applied(&one),
+        applied(&other)
+    );
+    let Ok((state, 2)) = parse(text.as_bytes()) else {
+        panic!("not read: {text}");
+    };
+    let hash = |n: &str| {
+        let record = &state.instances[&id(n)];
+        Arc::clone(
+            record
+                .applied
+                .as_ref()
+                .unwrap()
+                .perceptual_hash
+                .as_ref()
+                .unwrap(),
+        )
+    };
+    assert_eq!(&*hash("1"), one);
+    assert_eq!(&*hash("3"), other);
+    assert!(
+        Arc::ptr_eq(&hash("1"), &hash("2")),
+        "one copy for one picture"
+    );
+    assert!(!Arc::ptr_eq(&hash("1"), &hash("3")));
 }
