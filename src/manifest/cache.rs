@@ -29,10 +29,39 @@ const MIN_INSTANCE_BYTES: u64 = 32;
 
 /// The first line of the cache of the manifest `bytes`.
 pub(super) fn key(bytes: &[u8]) -> String {
+    key_of(&Sha256::digest(bytes))
+}
+
+/// The first line of the cache of the manifest file at `path`, read in pieces (a run that
+/// finds its parse cached never holds the manifest's bytes); `None` where the file cannot
+/// be read as [`super::read_bytes`] reads it.
+pub(super) fn key_of_file(path: &Path) -> Option<String> {
+    use std::io::Read as _;
+    let mut file = crate::fsio::open_regular(path).ok()?;
+    let mut hasher = Sha256::new();
+    let mut piece = vec![0; 64 * 1024];
+    let mut size = 0;
+    loop {
+        match file.read(&mut piece) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&piece[..n]);
+                size += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+        if size > MAX_MANIFEST_BYTES {
+            return None;
+        }
+    }
+    Some(key_of(&hasher.finalize()))
+}
+
+fn key_of(digest: &sha2::digest::Output<Sha256>) -> String {
     format!(
-        "avatar-sync parsed manifest {FORMAT} {} {:x}\n",
+        "avatar-sync parsed manifest {FORMAT} {} {digest:x}\n",
         env!("CARGO_PKG_VERSION"),
-        Sha256::digest(bytes)
     )
 }
 
@@ -47,9 +76,8 @@ pub(super) fn read(
     if !ours(dir) || !ours(&file) {
         return None;
     }
-    let bytes = crate::fsio::read_regular(&file, MAX_MANIFEST_BYTES * 4).ok()?;
-    let json = std::str::from_utf8(bytes.strip_prefix(key.as_bytes())?).ok()?;
-    let mut json = serde_json::Deserializer::from_str(json);
+    let json = read_after(&file, key)?;
+    let mut json = serde_json::Deserializer::from_str(&json);
     let validated = Validated(validator)
         .deserialize(&mut json)
         .and_then(|validated| json.end().map(|()| validated));
@@ -60,6 +88,24 @@ pub(super) fn read(
             None
         }
     }
+}
+
+/// The text of the cache `file` after its first line, if that line is `key` (else the rest
+/// is not read).
+fn read_after(file: &Path, key: &str) -> Option<String> {
+    use std::io::Read as _;
+    let mut file = crate::fsio::open_regular(file).ok()?;
+    let mut first = vec![0; key.len()];
+    file.read_exact(&mut first).ok()?;
+    if first != key.as_bytes() {
+        return None;
+    }
+    let size = file.metadata().ok()?.len();
+    let mut json = String::with_capacity(usize::try_from(size).ok()?.saturating_sub(key.len()));
+    file.take(MAX_MANIFEST_BYTES * 4)
+        .read_to_string(&mut json)
+        .ok()?;
+    Some(json)
 }
 
 /// The cache's JSON, as written.
@@ -326,6 +372,19 @@ instances:
             assert!(manifest.is_ok() && !hit);
         }
         assert!(!dir.path().join(CACHE_FILE).exists());
+    }
+
+    #[test]
+    fn a_manifest_file_read_in_pieces_has_the_key_of_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("manifest.yaml");
+        // Larger than one piece, so the pieces are put together.
+        let text = TEXT.repeat(2000);
+        std::fs::write(&file, &text).unwrap();
+        assert_eq!(key_of_file(&file), Some(key(text.as_bytes())));
+        assert_ne!(key(text.as_bytes()), key(TEXT.as_bytes()));
+        assert_eq!(key_of_file(&dir.path().join("missing.yaml")), None);
+        assert_eq!(key_of_file(dir.path()), None, "a folder is not a manifest");
     }
 
     #[test]

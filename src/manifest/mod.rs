@@ -140,6 +140,14 @@ pub fn load_cached(
     keep: Keep,
 ) -> Result<(Manifest, Option<PendingCache>), ManifestError> {
     let env = |name: &str| std::env::var(name).ok();
+    // Looked up by the file's hash first: a hit never holds the manifest's bytes (at fleet
+    // size, megabytes beside the state's records).
+    if let Some(key) = cache::key_of_file(path)
+        && let Some(validated) = cache::read(dir, &key, Validator::new(path, &env))
+    {
+        tracing::debug!("manifest parse taken from the cache");
+        return Ok((validated?, None));
+    }
     from_bytes_cached(&read_bytes(path)?, path, dir, keep, &env)
 }
 
