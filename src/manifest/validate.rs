@@ -8,7 +8,7 @@ use super::parsed::{At, ParsedInstance, ParsedManifest, ParsedProcessing, Parsed
 use super::problem::{ManifestError, Problem, ProblemKind};
 use super::processing::{Fit, Processing, parse_background};
 use super::token::TokenSource;
-use super::values::{ApiToken, ApiUrl, InstanceId};
+use super::values::{ApiToken, ApiUrl, IdMap, InstanceId};
 use super::{
     DEFAULT_API_URL, DEFAULT_MIN_INTERVAL, DEFAULT_RESYNC_INTERVAL, Instance, Manifest,
     PictureSource, SIZE_RANGE,
@@ -17,7 +17,6 @@ use crate::clock::{human_duration, parse_duration};
 
 /// `apiTokenFile`, `apiTokenEnv`, `apiTokenInstance` as written.
 type TokenSources = (Option<At<String>>, Option<At<String>>, Option<At<String>>);
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -106,7 +105,7 @@ pub(super) struct Building<'a> {
     drift_interval: Duration,
     adopt: bool,
     /// The line each `idInstance` was first defined at, to name it in a duplicate's problem.
-    first_line: HashMap<String, u64>,
+    first_line: IdMap<u64>,
     instances: Vec<Instance>,
 }
 
@@ -123,14 +122,14 @@ impl Building<'_> {
         ) else {
             return;
         };
-        if let Some(first) = self.first_line.get(instance.id.as_str()) {
+        if let Some(first) = self.first_line.get(&instance.id) {
             let message = format!("duplicate idInstance (first defined at line {first})");
             let who = Some(instance.id.as_str());
             self.validator
                 .problem(ProblemKind::DuplicateId, line, who, message);
             return;
         }
-        self.first_line.insert(instance.id.0.clone(), line);
+        self.first_line.insert(instance.id.clone(), line);
         self.instances.push(instance);
     }
 
@@ -320,7 +319,7 @@ impl<'a> Validator<'a> {
             resync_interval,
             drift_interval,
             adopt: top.adopt.unwrap_or(true),
-            first_line: HashMap::with_capacity(expected),
+            first_line: IdMap::with_capacity_and_hasher(expected, Default::default()),
             instances: Vec::with_capacity(expected),
         }
     }

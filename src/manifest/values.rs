@@ -5,9 +5,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::fmt;
 
-/// A GREEN-API `idInstance`: ASCII digits.
+/// A GREEN-API `idInstance`: ASCII digits. (Held inline up to 24 digits, as text: it
+/// orders and hashes as its text does.)
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct InstanceId(pub(super) String);
+pub struct InstanceId(pub(super) compact_str::CompactString);
 
 /// A map keyed by [`InstanceId`], for the maps that hold a whole fleet ([`IdHasher`]).
 pub type IdMap<V> =
@@ -56,7 +57,7 @@ impl InstanceId {
     /// Validates `text` as an instance id.
     pub fn parse(text: &str) -> Result<Self, String> {
         if !text.is_empty() && text.len() <= 32 && text.bytes().all(|b| b.is_ascii_digit()) {
-            Ok(Self(text.to_owned()))
+            Ok(Self(text.into()))
         } else {
             Err(format!(
                 "idInstance `{text}` must be digits, like \"1101000001\""
@@ -78,8 +79,22 @@ impl serde::Serialize for InstanceId {
 
 impl<'de> Deserialize<'de> for InstanceId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Self::parse(&text).map_err(serde::de::Error::custom)
+        d.deserialize_str(IdVisitor)
+    }
+}
+
+/// Reads an id from the text as given (no `String` on the way).
+struct IdVisitor;
+
+impl serde::de::Visitor<'_> for IdVisitor {
+    type Value = InstanceId;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an idInstance (digits)")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<InstanceId, E> {
+        InstanceId::parse(text).map_err(E::custom)
     }
 }
 
