@@ -459,13 +459,14 @@ fn converge(table: &mut String) {
         fake.set_default_latency(Duration::from_millis(20));
         let fleet = Fleet::new(&fake, 10_000, 1_000, "10s");
         let c = concurrency.to_string();
-        let (took, _) =
-            fleet.reconcile(&["--reconcile", "--concurrency", &c, "--timeout", "30m", "-q"]);
+        let args = ["--reconcile", "--concurrency", &c, "--timeout", "30m", "-q"];
+        let (took, _, (user, system)) = run_measured(&fleet, &args);
         assert_eq!(fake.request_count(), 10_000);
         let ideal = 10_000.0 * 0.020 / concurrency as f64;
         let ratio = took.as_secs_f64() / ideal;
+        let per_call = (user + system) / 10_000.0 * 1e6;
         println!(
-            "   --concurrency {concurrency}: {:.2} s, ideal {ideal:.2} s ({ratio:.2} ×)",
+            "   --concurrency {concurrency}: {:.2} s, ideal {ideal:.2} s ({ratio:.2} ×); CPU {per_call:.0} µs a call (user {user:.2} s, system {system:.2} s)",
             took.as_secs_f64()
         );
         let _ = writeln!(
