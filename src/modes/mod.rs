@@ -85,7 +85,7 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
                 parse_to_keep,
             };
             let daemon = daemon::serve(settings, manifest);
-            runtime()?.block_on(daemon)?;
+            on_a_worker(daemon)?;
             Ok(Output {
                 stdout: String::new(),
                 exit_code: 0,
@@ -112,7 +112,7 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
                     Rows::Listed
                 },
             );
-            let mut report = runtime()?.block_on(once)?;
+            let mut report = on_a_worker(once)?;
             report.shard = prepared.shard_line;
             Ok(Output::of(&report.listing(args.all), args.json))
         }
@@ -219,6 +219,17 @@ fn scope(
     };
     let shard = args.shard(&hostname).map_err(Error::Usage)?;
     Ok(scope.in_shard(shard.filter(|_| mode != Mode::Check)))
+}
+
+/// Runs `work` to its end as a task of the runtime, not on this thread: the calls it starts
+/// and their answers are then handled on the same workers, without waking this thread (and
+/// switching to it) for every answer.
+fn on_a_worker<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
+) -> Result<T, Error> {
+    let runtime = runtime()?;
+    let joined = runtime.block_on(runtime.spawn(work));
+    joined.unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
