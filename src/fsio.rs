@@ -84,17 +84,25 @@ pub(crate) fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// ever blocking: a FIFO or a device would hang the reader (and with it the lock and the
 /// daemon's loop), so it is an error, as is a folder.
 pub(crate) fn open_regular(path: &Path) -> std::io::Result<File> {
+    open_regular_with_metadata(path).map(|(file, _)| file)
+}
+
+/// [`open_regular`], with the file's metadata as it was when opened.
+pub(crate) fn open_regular_with_metadata(
+    path: &Path,
+) -> std::io::Result<(File, std::fs::Metadata)> {
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)?;
-    if !file.metadata()?.is_file() {
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "not a regular file",
         ));
     }
-    Ok(file)
+    Ok((file, metadata))
 }
 
 /// Opens `path` for appending, creating it mode 0600: never through a symlink, never a FIFO
@@ -119,9 +127,9 @@ pub(crate) fn open_private_append(path: &Path) -> std::io::Result<File> {
 /// is an error, read no further than `cap + 1` bytes.
 pub(crate) fn read_regular(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read as _;
-    let file = open_regular(path)?;
+    let (file, metadata) = open_regular_with_metadata(path)?;
     // Room for the whole file at once: growing by doubling would hold up to twice its size.
-    let size = file.metadata()?.len().min(cap + 1);
+    let size = metadata.len().min(cap + 1);
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     file.take(cap + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > cap {

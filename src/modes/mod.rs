@@ -85,7 +85,7 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
                 parse_to_keep,
             };
             let daemon = daemon::serve(settings, manifest);
-            on_a_worker(daemon)?;
+            runtime()?.block_on(daemon)?;
             Ok(Output {
                 stdout: String::new(),
                 exit_code: 0,
@@ -112,7 +112,7 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
                     Rows::Listed
                 },
             );
-            let mut report = on_a_worker(once)?;
+            let mut report = runtime()?.block_on(once)?;
             report.shard = prepared.shard_line;
             Ok(Output::of(&report.listing(args.all), args.json))
         }
@@ -221,21 +221,14 @@ fn scope(
     Ok(scope.in_shard(shard.filter(|_| mode != Mode::Check)))
 }
 
-/// Runs `work` to its end as a task of the runtime, not on this thread: the calls it starts
-/// and their answers are then handled on the same workers, without waking this thread (and
-/// switching to it) for every answer.
-fn on_a_worker<T: Send + 'static>(
-    work: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
-) -> Result<T, Error> {
-    let runtime = runtime()?;
-    let joined = runtime.block_on(runtime.spawn(work));
-    joined.unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()))
-}
-
+/// The async runtime: one thread runs the loop, its calls and their answers (the work is
+/// waiting on GREEN-API; handing each answer between threads cost more CPU than it took
+/// to handle), and a small pool runs what is heavy (decoding and preparing pictures,
+/// fingerprints, thumbnails).
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
-    tokio::runtime::Builder::new_multi_thread()
-        // Blocking work is reading pictures: a few threads keep up with any
-        // --concurrency, and every extra thread costs a malloc arena that keeps its memory.
+    tokio::runtime::Builder::new_current_thread()
+        // A few threads keep up with any --concurrency, and every extra thread costs a
+        // malloc arena that keeps its memory.
         .max_blocking_threads(4)
         .enable_all()
         .build()

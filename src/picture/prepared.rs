@@ -280,14 +280,20 @@ impl Prepared {
 pub struct Checked(Mutex<HashMap<Digest, picture::Identity>>);
 
 impl Checked {
-    /// The prepared picture at `path`, when it is exactly the bytes of `digest`.
+    /// The prepared picture at `path`, when it is exactly the bytes of `digest`. Called on
+    /// the async loop's thread: a prepared file is a recent upload in the state directory,
+    /// read from the page cache in less time than handing the read to another thread and
+    /// back costs.
     pub fn read(&self, path: &Path, digest: Digest) -> Option<Vec<u8>> {
-        let file = crate::fsio::open_regular(path).ok()?;
-        let identity = picture::Identity::of(&file.metadata().ok()?);
-        let mut bytes = Vec::with_capacity(usize::try_from(identity.size).unwrap_or(0));
-        file.take(picture::MAX_PICTURE_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .ok()?;
+        let (file, metadata) = crate::fsio::open_regular_with_metadata(path).ok()?;
+        let identity = picture::Identity::of(&metadata);
+        if identity.size > picture::MAX_PICTURE_BYTES {
+            return None;
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(identity.size).ok()?);
+        // The size it had when opened, and no further read to find its end: what is read
+        // is uploaded only if it hashes to `digest` (or the file is known unchanged).
+        file.take(identity.size).read_to_end(&mut bytes).ok()?;
         if bytes.len() as u64 == identity.size && self.files().get(&digest) == Some(&identity) {
             return Some(bytes);
         }

@@ -140,7 +140,7 @@ pub(crate) async fn send<G: Gateway>(
     metrics: Arc<Metrics>,
 ) -> Landed {
     let instance = &call.manifest.instances[call.index];
-    let bytes = match prepared(&call.path, call.digest, &call.checked).await {
+    let bytes = match call.checked.read(&call.path, call.digest) {
         Some(bytes) => bytes,
         None => {
             tracing::warn!(
@@ -276,7 +276,7 @@ pub(crate) async fn check<G: Gateway>(
     let known = (check.wanted_hash.as_deref()).and_then(|hash| hash.parse().ok());
     let wanted = match known {
         Some(hash) => Some(Wanted::Hash(hash)),
-        None => (prepared(&check.path, check.digest, &check.checked).await).map(Wanted::Bytes),
+        None => (check.checked.read(&check.path, check.digest)).map(Wanted::Bytes),
     };
     let look = match wanted {
         Some(wanted) => {
@@ -295,15 +295,6 @@ pub(crate) async fn check<G: Gateway>(
         look,
         at: clock.now(),
     }
-}
-
-/// The prepared picture at `path`, when it is exactly the bytes of `digest` (checked, or
-/// known from `checked`).
-async fn prepared(path: &Path, digest: Digest, checked: &Arc<Checked>) -> Option<Vec<u8>> {
-    let path = path.to_owned();
-    let checked = Arc::clone(checked);
-    let bytes = tokio::task::spawn_blocking(move || checked.read(&path, digest)).await;
-    bytes.ok().flatten()
 }
 
 /// Whom a read of `instance` is for.
