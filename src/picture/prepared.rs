@@ -55,6 +55,9 @@ pub struct Prepared {
     unswept: bool,
     /// How many pictures were prepared (decoded or stripped) since the last take.
     made: usize,
+    /// The files this process wrote (or found holding exactly their bytes) in the writer's
+    /// folder since the last take, with their identity then ([`Checked::trust`]).
+    written: Vec<(Digest, picture::Identity)>,
 }
 
 impl Prepared {
@@ -66,6 +69,7 @@ impl Prepared {
             dirty: false,
             unswept: true,
             made: 0,
+            written: Vec::new(),
         }
     }
 
@@ -77,6 +81,7 @@ impl Prepared {
             dirty: false,
             unswept: false,
             made: 0,
+            written: Vec::new(),
         }
     }
 
@@ -92,6 +97,7 @@ impl Prepared {
             dirty: false,
             unswept: false,
             made: 0,
+            written: Vec::new(),
         }
     }
 
@@ -108,10 +114,13 @@ impl Prepared {
             return Ok(digest);
         }
         let (digest, bytes) = make(path, source, options)?;
-        if let Outputs::Folder(folder) = &self.outputs {
-            write_prepared(folder, digest, &bytes).map_err(|e| cannot_keep(path, &e))?;
-        }
-        self.record(key, digest, bytes);
+        let written = match &self.outputs {
+            Outputs::Folder(folder) => {
+                Some(write_prepared(folder, digest, &bytes).map_err(|e| cannot_keep(path, &e))?)
+            }
+            _ => None,
+        };
+        self.record(key, digest, bytes, written);
         Ok(digest)
     }
 
@@ -140,7 +149,8 @@ impl Prepared {
             _ => None,
         };
         let keep_bytes = matches!(self.outputs, Outputs::Keep(_));
-        let made: Vec<(String, Digest, Vec<u8>)> = std::thread::scope(|scope| {
+        type Made = (String, Digest, Vec<u8>, Option<picture::Identity>);
+        let made: Vec<Made> = std::thread::scope(|scope| {
             let workers: Vec<_> = todo
                 .chunks(per_thread)
                 .map(|chunk| {
@@ -149,12 +159,15 @@ impl Prepared {
                             .iter()
                             .filter_map(|(path, source, options, key)| {
                                 let (digest, bytes) = make(path, *source, options).ok()?;
-                                if let Some(folder) = folder {
-                                    write_prepared(folder, digest, &bytes).ok()?;
-                                }
+                                let written = match folder {
+                                    Some(folder) => {
+                                        Some(write_prepared(folder, digest, &bytes).ok()?)
+                                    }
+                                    None => None,
+                                };
                                 // Only --preview keeps the bytes: a fleet's would not fit.
                                 let bytes = if keep_bytes { bytes } else { Vec::new() };
-                                Some((key.clone(), digest, bytes))
+                                Some((key.clone(), digest, bytes, written))
                             })
                             .collect::<Vec<_>>()
                     })
@@ -165,8 +178,8 @@ impl Prepared {
                 .flat_map(|worker| worker.join().unwrap_or_default())
                 .collect()
         });
-        for (key, digest, bytes) in made {
-            self.record(key, digest, bytes);
+        for (key, digest, bytes, written) in made {
+            self.record(key, digest, bytes, written);
         }
     }
 
@@ -180,9 +193,17 @@ impl Prepared {
         }
     }
 
-    /// Records a picture just prepared (and, in the writer's folder, written).
-    fn record(&mut self, key: String, digest: Digest, bytes: Vec<u8>) {
+    /// Records a picture just prepared (and, in the writer's folder, `written`).
+    fn record(
+        &mut self,
+        key: String,
+        digest: Digest,
+        bytes: Vec<u8>,
+        written: Option<picture::Identity>,
+    ) {
         self.made += 1;
+        self.written
+            .extend(written.map(|identity| (digest, identity)));
         self.index.insert(key, digest);
         match &mut self.outputs {
             Outputs::Folder(_) => {
@@ -215,6 +236,11 @@ impl Prepared {
     /// How many pictures were prepared since the last call.
     pub fn take_made(&mut self) -> usize {
         std::mem::take(&mut self.made)
+    }
+
+    /// The files written in the writer's folder since the last call, with their identity.
+    pub fn take_written(&mut self) -> Vec<(Digest, picture::Identity)> {
+        std::mem::take(&mut self.written)
     }
 
     /// Keeps only what `live` pictures need; removes the other prepared files (looking at
@@ -275,7 +301,9 @@ impl Prepared {
 /// inode, size, mtime, ctime): the same file read again for another upload needs no new
 /// SHA-256 (at 100 KiB, that is most of a call's CPU). A file whose last change was less
 /// than 2 s before it was checked is not remembered: a write within the file system's
-/// timestamp granularity could leave its identity as it was.
+/// timestamp granularity could leave its identity as it was. Files this process wrote
+/// itself ([`Checked::trust`]) are known at once: only the lock's holder writes in that
+/// folder, which no one else may write to.
 #[derive(Debug, Default)]
 pub struct Checked(Mutex<HashMap<Digest, picture::Identity>>);
 
@@ -306,6 +334,12 @@ impl Checked {
             self.files().insert(digest, identity);
         }
         Some(bytes)
+    }
+
+    /// Remembers files this process just wrote with exactly their digest's bytes
+    /// ([`Prepared::take_written`]).
+    pub fn trust(&self, written: impl IntoIterator<Item = (Digest, picture::Identity)>) {
+        self.files().extend(written);
     }
 
     fn files(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, picture::Identity>> {
@@ -366,16 +400,21 @@ fn load_index(dir: &Path) -> HashMap<String, Digest> {
         .unwrap_or_default()
 }
 
-/// Writes a prepared picture under its digest: temporary file, rename. A regular file of
-/// that name is kept only if it still holds these exact bytes (the name is their hash). No
-/// fsync: this is a cache, and every upload checks the file against its digest, so a file
-/// damaged by a crash (left empty by a power loss, say) is replaced here when prepared again.
-fn write_prepared(folder: &Path, digest: Digest, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes a prepared picture under its digest: temporary file, rename; says the file's
+/// identity then. A regular file of that name is kept only if it still holds these exact
+/// bytes (the name is their hash). No fsync: this is a cache, and every upload checks the
+/// file against its digest, so a file damaged by a crash (left empty by a power loss, say)
+/// is replaced here when prepared again.
+fn write_prepared(
+    folder: &Path,
+    digest: Digest,
+    bytes: &[u8],
+) -> std::io::Result<picture::Identity> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let path = folder.join(format!("{digest}.jpg"));
-    if holds(&path, bytes) {
-        return Ok(());
+    if let Some(identity) = holding(&path, bytes) {
+        return Ok(identity);
     }
     fsio::create_private_dir(folder)?;
     if !is_real_dir(folder) {
@@ -393,14 +432,18 @@ fn write_prepared(folder: &Path, digest: Digest, bytes: &[u8]) -> std::io::Resul
         .open(&tmp)?;
     file.write_all(bytes)?;
     drop(file);
-    std::fs::rename(&tmp, &path)
+    std::fs::rename(&tmp, &path)?;
+    // After the rename, which changes the file's ctime.
+    Ok(picture::Identity::of(&std::fs::symlink_metadata(&path)?))
 }
 
-/// Whether `path` is a regular file (not a symlink) whose content is exactly `bytes`.
-fn holds(path: &Path, bytes: &[u8]) -> bool {
-    let regular_of_len = std::fs::symlink_metadata(path)
-        .is_ok_and(|m| m.file_type().is_file() && m.len() == bytes.len() as u64);
-    regular_of_len && std::fs::read(path).is_ok_and(|on_disk| on_disk == bytes)
+/// The identity of `path` if it is a regular file (not a symlink) whose content is exactly
+/// `bytes`.
+fn holding(path: &Path, bytes: &[u8]) -> Option<picture::Identity> {
+    let metadata = std::fs::symlink_metadata(path).ok()?;
+    let regular_of_len = metadata.file_type().is_file() && metadata.len() == bytes.len() as u64;
+    let holds = regular_of_len && std::fs::read(path).is_ok_and(|on_disk| on_disk == bytes);
+    holds.then(|| picture::Identity::of(&metadata))
 }
 
 /// Whether `path` is a folder itself, not a symlink to one.
@@ -439,5 +482,38 @@ mod tests {
         // Gone: nothing.
         std::fs::remove_file(&path).unwrap();
         assert_eq!(checked.read(&path, Digest::of(a)), None);
+    }
+
+    #[test]
+    fn a_file_this_process_prepared_is_known_at_once_until_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("source.png");
+        let mut png = Vec::new();
+        image::RgbImage::from_pixel(32, 32, image::Rgb([200, 30, 30]))
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        std::fs::write(&source, &png).unwrap();
+        let mut prepared = Prepared::writer(dir.path());
+        let options = Processing::default();
+        let digest = prepared
+            .digest(&source, Digest::of(&png), &options)
+            .unwrap();
+        let written = prepared.take_written();
+        let file = path_in(dir.path(), digest);
+        let identity = picture::Identity::of(&std::fs::symlink_metadata(&file).unwrap());
+        assert_eq!(written, vec![(digest, identity)]);
+        assert!(prepared.take_written().is_empty(), "taken once");
+
+        // Known at once, though written just now; the bytes read are the file's.
+        let checked = Checked::default();
+        checked.trust(written);
+        let bytes = checked.read(&file, digest).unwrap();
+        assert_eq!(Digest::of(&bytes), digest);
+        // Rewritten: a new identity (its size, here: timestamps may not have moved yet), so
+        // hashed and refused.
+        let mut other = bytes.clone();
+        other.push(0);
+        std::fs::write(&file, &other).unwrap();
+        assert_eq!(checked.read(&file, digest), None);
     }
 }

@@ -292,6 +292,8 @@ impl<G: Gateway> Reconciler<G> {
             .collect();
         prepared.retain(&live);
         let (read, made) = (hashes.take_stats().misses, prepared.take_made());
+        // Uploads of what was just prepared need not hash it again.
+        self.checked.trust(prepared.take_written());
         if let Err(e) = self.caches.save() {
             tracing::warn!(
                 kind = e.label(),
