@@ -80,7 +80,8 @@ impl Scrubber {
     /// Whether `text` shows any piece of the token, in any of the forms [`Self::clean`]
     /// removes.
     pub(crate) fn shows_token(&self, text: &str) -> bool {
-        self.clean(text) != decode_escapes(text)
+        let chars: Vec<char> = decode_escapes(text).chars().collect();
+        (0..chars.len()).any(|at| self.piece_at(&chars, at).is_some())
     }
 
     /// The end of the longest run starting at `start` that spells at least
