@@ -474,48 +474,24 @@ instances:
         assert!(!manifest.instances.is_empty() && pending.is_none());
         let (_, hit) = load(TEXT, dir.path(), &env);
         assert!(!hit);
-        assert!(
-            read(
-                dir.path(),
-                &key(TEXT.as_bytes()),
-                Validator::new(path(), &env)
-            )
-            .is_some()
-        );
+        let cached = || {
+            let validator = Validator::new(path(), &env);
+            read(dir.path(), &key(TEXT.as_bytes()), validator).is_some()
+        };
+        assert!(cached());
         // Writable by the group: whoever is in it could send the tokens elsewhere.
         let file = dir.path().join(CACHE_FILE);
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o620)).unwrap();
-        assert!(
-            read(
-                dir.path(),
-                &key(TEXT.as_bytes()),
-                Validator::new(path(), &env)
-            )
-            .is_none()
-        );
+        assert!(!cached());
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(
-            read(
-                dir.path(),
-                &key(TEXT.as_bytes()),
-                Validator::new(path(), &env)
-            )
-            .is_none()
-        );
+        assert!(!cached());
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         // A symlink to a cache is not followed.
         let elsewhere = tempfile::tempdir().unwrap();
         let moved = elsewhere.path().join("cache");
         std::fs::rename(&file, &moved).unwrap();
         std::os::unix::fs::symlink(&moved, &file).unwrap();
-        assert!(
-            read(
-                dir.path(),
-                &key(TEXT.as_bytes()),
-                Validator::new(path(), &env)
-            )
-            .is_none()
-        );
+        assert!(!cached());
     }
 }
