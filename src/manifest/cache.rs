@@ -5,10 +5,11 @@
 //! of the manifest's bytes. The rest is the [`ParsedManifest`] as JSON (its top-level keys,
 //! how many instances, the instances): the parse, not the validation, so `${NAME}`, token
 //! sources and warnings are checked afresh on every run exactly as for a parse from YAML.
-//! Each instance is validated as it is read, so a fleet's parse is never held whole. A manifest that writes a token (`apiTokenInstance`) is
-//! never cached, and a cache that cannot be read or does not match is ignored. The cache
-//! decides where tokens are sent (`apiUrl`), so it is trusted only as this process's own:
-//! a regular file in a folder that only this user (or root) owns and can write.
+//! Each instance is validated as it is read, so a fleet's parse is never held whole. A
+//! manifest that writes a token (`apiTokenInstance`) is never cached, and a cache that
+//! cannot be read or does not match is ignored. The cache decides where tokens are sent
+//! (`apiUrl`), so it is trusted only as this process's own: a regular file in a folder that
+//! only this user (or root) owns and can write.
 
 use super::parsed::{At, ParsedInstance, ParsedManifest, ParsedTop};
 use super::problem::ManifestError;
@@ -37,25 +38,10 @@ pub(super) fn key(bytes: &[u8]) -> String {
 /// be read as [`super::read_bytes`] reads it.
 pub(super) fn key_of_file(path: &Path) -> Option<String> {
     use std::io::Read as _;
-    let mut file = crate::fsio::open_regular(path).ok()?;
+    let file = crate::fsio::open_regular(path).ok()?;
     let mut hasher = Sha256::new();
-    let mut piece = vec![0; 64 * 1024];
-    let mut size = 0;
-    loop {
-        match file.read(&mut piece) {
-            Ok(0) => break,
-            Ok(n) => {
-                hasher.update(&piece[..n]);
-                size += n as u64;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
-        }
-        if size > MAX_MANIFEST_BYTES {
-            return None;
-        }
-    }
-    Some(key_of(&hasher.finalize()))
+    let size = std::io::copy(&mut file.take(MAX_MANIFEST_BYTES + 1), &mut hasher).ok()?;
+    (size <= MAX_MANIFEST_BYTES).then(|| key_of(&hasher.finalize()))
 }
 
 fn key_of(digest: &sha2::digest::Output<Sha256>) -> String {
@@ -94,13 +80,13 @@ pub(super) fn read(
 /// is not read).
 fn read_after(file: &Path, key: &str) -> Option<String> {
     use std::io::Read as _;
-    let mut file = crate::fsio::open_regular(file).ok()?;
+    let (mut file, metadata) = crate::fsio::open_regular_with_metadata(file).ok()?;
     let mut first = vec![0; key.len()];
     file.read_exact(&mut first).ok()?;
     if first != key.as_bytes() {
         return None;
     }
-    let size = file.metadata().ok()?.len();
+    let size = metadata.len();
     let mut json = String::with_capacity(usize::try_from(size).ok()?.saturating_sub(key.len()));
     file.take(MAX_MANIFEST_BYTES * 4)
         .read_to_string(&mut json)
