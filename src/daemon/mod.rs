@@ -34,7 +34,7 @@ use crate::clock::{Jitter, human_duration};
 use crate::gateway::Gateway;
 use crate::manifest::Manifest;
 use crate::manifest::git_revision;
-use crate::reconcile::{Reconciler, sleep_until_opt};
+use crate::reconcile::{Reconciler, Woke, sleep_until_opt};
 use crate::state::{SAVE_RETRY, StateError};
 use board::Observed;
 use health::BEAT;
@@ -150,23 +150,17 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
             observed.health.beat();
         }
         let reconciler = &mut self.parts.reconciler;
-        let clock = reconciler.clock();
-        reconciler.fire_timers(clock.now());
-        reconciler.dispatch();
-        let next_timer = reconciler.next_timer().map(|at| clock.instant_at(at));
-        let save_at = reconciler.save_due_at();
-        let recheck_at = reconciler.recheck_at().map(|at| clock.instant_at(at));
+        reconciler.step(true);
         let mut pass = None;
         tokio::select! {
-            () = reconciler.land_next() => {
-                if !reconciler.has_in_flight() && !reconciler.has_queued() {
+            woke = reconciler.wait(None) => match woke {
+                Woke::Landed if !reconciler.has_in_flight() && !reconciler.has_queued() => {
                     self.report_status();
                 }
-            }
-            () = sleep_until_opt(next_timer) => {}
-            () = sleep_until_opt(save_at) => {}
-            // A picture was still being written: look again once it has been still.
-            () = sleep_until_opt(recheck_at) => pass = Some(Pass::Changed),
+                // A picture was still being written: look again once it has been still.
+                Woke::Recheck => pass = Some(Pass::Changed),
+                Woke::Landed | Woke::Due => {}
+            },
             event = events.recv() => match event {
                 Some(Event::Changed) => self.quiet.note(Instant::now()),
                 Some(Event::Reload) => pass = Some(Pass::Reload),

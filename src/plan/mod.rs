@@ -1,5 +1,5 @@
 //! PURE: (desired, recorded, now, policy) → what to do with each instance, and when the
-//! next thing needs doing. Also the pure state transition after a call lands.
+//! next thing needs doing. Every change to a record is in [`transition`].
 //!
 //! No async, no clock, no I/O: time comes in as `now`, randomness as `jitter`. The
 //! contract's rules live here: call only when the desired picture differs from the last
@@ -9,11 +9,13 @@
 //! jitter); never resend bytes the gateway refused.
 
 use crate::manifest::DriftMode;
-use crate::outcome::{ANSWER_DEADLINE, CallOutcome, FailureKind, LocalProblem};
+use crate::outcome::{ANSWER_DEADLINE, FailureKind, LocalProblem};
 use crate::picture::Digest;
-use crate::state::{Applied, Failure, InstanceRecord};
+use crate::state::{Failure, InstanceRecord};
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
+
+pub mod transition;
 
 /// The ladder's cap for retryable failures.
 pub const BACKOFF_CAP: Duration = Duration::from_secs(5 * 60);
@@ -293,73 +295,6 @@ pub fn backoff(
         Retry::NotTheseBytes => min_interval,
     };
     base + base.mul_f64(MAX_JITTER * jitter.clamp(0.0, 1.0))
-}
-
-/// The record after the live picture was found to be `digest` (adoption): applied, with no
-/// call made, so the throttle and any backoff are as they were.
-pub fn record_adopted(
-    previous: Option<&InstanceRecord>,
-    digest: Digest,
-    url_avatar: String,
-    at: SystemTime,
-) -> InstanceRecord {
-    let mut record = previous.cloned().unwrap_or_default();
-    record.applied = Some(Applied {
-        sha256: digest,
-        at,
-        url_avatar: Some(url_avatar),
-        perceptual_hash: None,
-    });
-    // The start recorded for it was only a read.
-    record.call_started_at = None;
-    record.failure = None;
-    record.drifted = None;
-    record.live_checked_at = Some(at);
-    record
-}
-
-/// The record after a call of `digest` (sent with `credentials`) finished at `finished_at`
-/// with `outcome`. Pure: `jitter` in `[0, 1)` comes from the caller.
-pub fn record_outcome(
-    previous: Option<&InstanceRecord>,
-    digest: Digest,
-    credentials: &str,
-    outcome: &CallOutcome,
-    finished_at: SystemTime,
-    policy: &Policy,
-    jitter: f64,
-) -> InstanceRecord {
-    let mut record = previous.cloned().unwrap_or_default();
-    record.last_call_at = Some(finished_at);
-    record.call_started_at = None;
-    match outcome {
-        CallOutcome::Applied { url_avatar } => {
-            record.applied = Some(Applied {
-                sha256: digest,
-                at: finished_at,
-                url_avatar: url_avatar.clone(),
-                perceptual_hash: None,
-            });
-            record.failure = None;
-            record.drifted = None;
-        }
-        CallOutcome::Failed(failure) => {
-            let consecutive = record.failure.as_ref().map_or(1, |f| f.consecutive + 1);
-            if failure.kind == FailureKind::RefusedBytes {
-                record.remember_refused(digest);
-            }
-            record.failure = Some(Box::new(Failure {
-                kind: failure.kind,
-                reason: failure.detail.clone(),
-                consecutive,
-                next_attempt_at: finished_at
-                    + backoff(failure.kind, consecutive, policy.min_interval, jitter),
-                sha256: digest,
-                credentials: credentials.to_owned(),
-            }));
-        }
-    }
-    record
 }
 
 #[cfg(test)]

@@ -5,6 +5,9 @@
 
 use super::*;
 use crate::outcome::CallFailure;
+use crate::outcome::CallOutcome;
+use crate::plan::transition::record_outcome;
+use crate::state::Applied;
 use crate::testing::cases;
 
 const NOW_SECS: u64 = 1_800_000_000;

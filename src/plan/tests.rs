@@ -2,6 +2,9 @@
 
 use super::*;
 use crate::outcome::CallFailure;
+use crate::outcome::CallOutcome;
+use crate::plan::transition::record_outcome;
+use crate::state::Applied;
 
 const T0: u64 = 1_800_000_000;
 

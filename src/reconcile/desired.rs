@@ -31,6 +31,13 @@ pub(crate) struct Target {
     pub token: Option<ApiToken>,
 }
 
+impl Target {
+    /// Whether its picture is still being written (looked at again once still).
+    pub(crate) fn is_settling(&self) -> bool {
+        matches!(&self.desired, Desired::Unusable(p) if p.label == crate::picture::CHANGING)
+    }
+}
+
 /// Whether an instance whose token cannot be had is unusable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Tokens {

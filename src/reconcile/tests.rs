@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::gateway::HttpGateway;
-use crate::manifest;
+use crate::manifest::{self, InstanceId};
 use crate::state::{Loaded, State, StateDir};
 use std::path::Path;
 use std::time::Duration;
