@@ -39,8 +39,9 @@ pub struct Args {
     #[arg(long)]
     pub status: bool,
 
-    /// Read what WhatsApp shows now and compare it with the manifest; no upload, no state
-    /// write. Exit 0 all match, 2 some drifted, 1 errors.
+    /// Read what WhatsApp shows now and compare it with the manifest; no upload; what it
+    /// saw is recorded in the state directory (unless a daemon holds it). Exit 0 all
+    /// match, 2 some drifted, 1 errors.
     #[arg(long)]
     pub drift: bool,
 

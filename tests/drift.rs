@@ -1,6 +1,7 @@
 //! `--drift` (issue 9): what WhatsApp shows, read from the fake's live side and compared
 //! with the manifest perceptually; exit 0 when all match, 2 when any drifted, 1 on errors;
-//! never an upload, never a state write.
+//! never an upload. What it saw is recorded (the engine's observing policy), so `--status`
+//! and the next daemon know it.
 
 use crate::util::*;
 use std::time::Duration;
@@ -35,7 +36,7 @@ fn reads(world: &World, id: &str, method: &str) -> usize {
 #[test]
 fn drift_reads_what_is_live_and_exits_0_2_or_1() {
     let world = applied_world();
-    let state = world.state_bytes();
+    let recorded = world.state();
 
     // Everything as applied: the live paths are the ones recorded, no file is downloaded.
     let before = world.fake.reads().len();
@@ -87,9 +88,30 @@ fn drift_reads_what_is_live_and_exits_0_2_or_1() {
     assert_eq!(run.code, 1, "{run:?}");
     assert_eq!(run.row(IDS[1])["errorKind"], "instance-not-usable");
 
-    // Read-only: no upload, the state file untouched, and no token anywhere.
+    // No upload. What was seen is recorded, and nothing else changed: the applied
+    // pictures and the throttle's times are as the upload left them.
     assert_eq!(world.fake.request_count(), 3);
-    assert_eq!(world.state_bytes(), state);
+    let after = world.state();
+    for id in IDS {
+        let (was, is) = (&recorded["instances"][id], &after["instances"][id]);
+        assert_eq!(is["applied"], was["applied"], "{id}");
+        assert_eq!(is["lastCallAt"], was["lastCallAt"], "{id}");
+        assert!(is["liveCheckedAt"].is_string(), "{id}: {is}");
+    }
+    assert_eq!(after["instances"][IDS[0]]["drifted"], "no picture is live");
+    let seen = after["instances"][IDS[2]]["drifted"].as_str().unwrap();
+    assert!(seen.starts_with("another picture is live"), "{seen}");
+    // A failed read keeps what was known of the instance that could not be read.
+    assert_eq!(
+        after["instances"][IDS[1]]["drifted"],
+        serde_json::Value::Null
+    );
+    // `--status` knows what `--drift` saw.
+    let status = world.run(&["--status", "--json"]);
+    assert_eq!(status.status_of(IDS[0]), "drifted", "{status:?}");
+    assert_eq!(status.status_of(IDS[2]), "drifted", "{status:?}");
+    assert_eq!(status.status_of(IDS[1]), "in-sync", "{status:?}");
+    assert!(!shows_token(&String::from_utf8_lossy(&world.state_bytes())));
     for run in [&run, &table] {
         assert!(
             !shows_token(&run.stdout) && !shows_token(&run.stderr),
@@ -310,4 +332,33 @@ fn an_unauthorised_instance_is_polled_and_uploaded_to_once_authorised() {
     );
     stop(daemon);
     assert_reads_paced(&world);
+}
+
+#[test]
+fn beside_a_writer_that_holds_the_lock_drift_reads_and_records_nothing() {
+    let world = applied_world();
+    world.fake.remove_live_picture(IDS[0]);
+    let state = world.state_bytes();
+    // A daemon holds the state directory (the same lock avatar-sync takes).
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(world.state_dir().join("lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    let run = world.run(&["--drift", "--json"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.status_of(IDS[0]), "drifted");
+    assert!(run.stderr.contains("not recorded"), "{run:?}");
+    assert_eq!(
+        world.state_bytes(),
+        state,
+        "nothing written beside the writer"
+    );
+    drop(lock);
+    // Once free, the same look is recorded.
+    assert_eq!(world.run(&["--drift"]).code, 2);
+    assert_eq!(
+        world.state()["instances"][IDS[0]]["drifted"],
+        "no picture is live"
+    );
 }

@@ -170,6 +170,7 @@ fn start_with(
         settle: Duration::ZERO,
         // The scripted gateway cannot read live pictures.
         live_reads: false,
+        observe_only: false,
     };
     let reconciler = Reconciler::new(
         Arc::new(manifest),

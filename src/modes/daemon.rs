@@ -73,6 +73,7 @@ pub(crate) async fn serve(settings: Settings, first: Manifest) -> Result<(), Err
         give_up_when_blocked: false,
         settle: crate::picture::SETTLE,
         live_reads: true,
+        observe_only: false,
     };
     let manifest = Arc::new(first);
     let reconciler = Reconciler::new(manifest, store, gateway, clock, Jitter::random(), options);

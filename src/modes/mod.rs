@@ -124,9 +124,10 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
         }
         Mode::Drift => {
             let (prepared, dir) = prepare_in_dir()?;
-            let drift = drift::drift(&prepared.manifest, &dir, concurrency);
+            let shard_line = prepared.shard_line;
+            let drift = drift::drift(prepared.manifest, &dir, concurrency);
             let mut report = runtime()?.block_on(drift)?;
-            report.shard = prepared.shard_line;
+            report.shard = shard_line;
             Ok(Output::of(&report.listing(args.all), args.json))
         }
         Mode::Status => {

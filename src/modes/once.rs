@@ -77,6 +77,7 @@ pub(crate) async fn reconcile(
         give_up_when_blocked: true,
         settle: crate::picture::SETTLE,
         live_reads: false,
+        observe_only: false,
     };
     let manifest = Arc::new(manifest);
     let gateway = gateway

@@ -37,6 +37,8 @@ impl CacheError {
 #[derive(Debug)]
 pub(crate) struct Caches {
     dir: PathBuf,
+    /// Whether [`Caches::save`] writes (a writer's caches).
+    writes: bool,
     /// Source file identity → SHA-256.
     pub hashes: Hashes,
     /// (source, options) → prepared JPEG.
@@ -48,6 +50,7 @@ impl Caches {
     pub(crate) fn writer(dir: &Path) -> Self {
         Self {
             dir: dir.to_owned(),
+            writes: true,
             hashes: Hashes::load(dir),
             prepared: Prepared::writer(dir),
         }
@@ -57,8 +60,20 @@ impl Caches {
     pub(crate) fn reader(dir: &Path) -> Self {
         Self {
             dir: dir.to_owned(),
+            writes: false,
             hashes: Hashes::load(dir),
             prepared: Prepared::reader(dir),
+        }
+    }
+
+    /// Caches that start empty and keep prepared pictures in memory ([`Prepared::bytes`]);
+    /// nothing is read from or written to `dir`.
+    pub(crate) fn in_memory(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            writes: false,
+            hashes: Hashes::default(),
+            prepared: Prepared::in_memory(true),
         }
     }
 
@@ -69,6 +84,9 @@ impl Caches {
 
     /// Saves what changed (a writer's caches only; once per pass).
     pub(crate) fn save(&mut self) -> Result<(), CacheError> {
+        if !self.writes {
+            return Ok(());
+        }
         self.hashes.save(&self.dir)?;
         self.prepared.save(&self.dir)
     }

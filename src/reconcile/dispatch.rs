@@ -4,8 +4,10 @@
 
 use super::Reconciler;
 use super::apply::{self, Call, Landed};
+use super::live::Look;
 use crate::gateway::Gateway;
-use crate::manifest::{ApiToken, InstanceId};
+use crate::manifest::{ApiToken, InstanceId, TokenError};
+use crate::picture::process;
 use crate::plan::{Decision, Desired};
 use std::future::Future;
 use std::pin::Pin;
@@ -91,8 +93,14 @@ impl<G: Gateway> Reconciler<G> {
             let Some(index) = self.schedule.next_read() else {
                 return;
             };
-            let Some(read) = self.read_for(index) else {
-                continue;
+            let read = match self.read_for(index) {
+                Ok(read) => read,
+                // `--drift` reports why it could not look.
+                Err(Some(unknown)) => {
+                    self.table.slots[index].seen = Some(unknown);
+                    continue;
+                }
+                Err(None) => continue,
             };
             let id = self.table.id(index).clone();
             if !self.flight.claim(&id) {
@@ -104,9 +112,17 @@ impl<G: Gateway> Reconciler<G> {
     }
 
     /// The read instance `index` is due for: a poll of a blocked instance's state, or a
-    /// look at an in-sync one's live picture.
-    fn read_for(&self, index: usize) -> Option<Pin<Box<dyn Future<Output = Landed> + Send>>> {
-        let token = self.read_token(index)?;
+    /// look at an in-sync one's live picture. `Err` when it cannot be read, with why when
+    /// only observing (`--drift` reports it).
+    fn read_for(&mut self, index: usize) -> Result<Read, Option<Look>> {
+        let token = match self.read_token(index) {
+            Ok(token) => token,
+            Err(e) if self.options.observe_only => return Err(Some(unknown(e.label(), e))),
+            Err(_) => return Err(None),
+        };
+        if self.options.observe_only {
+            return self.observe(index, token).map_err(Some);
+        }
         let manifest = Arc::clone(self.table.manifest());
         let (gateway, clock, metrics) = (self.gateway.clone(), self.clock, self.metrics.clone());
         let slot = &self.table.slots[index];
@@ -116,12 +132,13 @@ impl<G: Gateway> Reconciler<G> {
                 index,
                 token,
             };
-            return Some(Box::pin(apply::poll(poll, gateway, clock, metrics)));
+            return Ok(Box::pin(apply::poll(poll, gateway, clock, metrics)));
         }
         let Desired::Picture { digest, .. } = &slot.target.desired else {
-            return None;
+            return Err(None);
         };
-        let record = self.store.state().instances.get(self.table.id(index))?;
+        let record = self.store.state().instances.get(self.table.id(index));
+        let record = record.ok_or(None)?;
         let applied = record.applied.as_ref();
         let check = apply::Check {
             manifest,
@@ -133,22 +150,77 @@ impl<G: Gateway> Reconciler<G> {
             wanted_hash: applied.and_then(|a| a.perceptual_hash.clone()),
             checked: Arc::clone(&self.uploads.checked),
         };
-        Some(Box::pin(apply::check(check, gateway, clock, metrics)))
+        Ok(Box::pin(apply::check(check, gateway, clock, metrics)))
+    }
+
+    /// `--drift`'s look at instance `index`: its live picture compared with the desired
+    /// one (not only with the one applied, as the daemon's looks are).
+    fn observe(&mut self, index: usize, token: ApiToken) -> Result<Read, Look> {
+        let Desired::Picture { digest, .. } = self.table.slots[index].target.desired else {
+            return Err(unknown(
+                "picture-unreadable",
+                "the desired picture was not read",
+            ));
+        };
+        let id = self.table.id(index);
+        let applied = (self.store.state().instances.get(id))
+            .and_then(|r| r.applied.as_ref())
+            .filter(|a| a.sha256 == digest);
+        // The URL GREEN-API answered when this very picture was applied.
+        let recorded = applied.and_then(|a| a.url_avatar.clone());
+        let known = (applied.and_then(|a| a.perceptual_hash.clone()))
+            .or_else(|| self.uploads.fingerprint(digest));
+        let wanted = match known {
+            Some(hash) => hash,
+            None => {
+                let Some(bytes) = self.uploads.caches.prepared.bytes(digest) else {
+                    return Err(unknown(
+                        "picture-unreadable",
+                        "the desired picture could not be prepared",
+                    ));
+                };
+                let hash: Arc<str> = match process::perceptual_hash(bytes) {
+                    Ok(hash) => hash.to_string().into(),
+                    Err(e) => return Err(unknown(e.label(), format!("the desired picture: {e}"))),
+                };
+                self.uploads.remember(digest, Arc::clone(&hash));
+                hash
+            }
+        };
+        let check = apply::Check {
+            manifest: Arc::clone(self.table.manifest()),
+            index,
+            path: self.uploads.path(digest),
+            digest,
+            token,
+            recorded,
+            wanted_hash: Some(wanted),
+            checked: Arc::clone(&self.uploads.checked),
+        };
+        let (gateway, clock, metrics) = (self.gateway.clone(), self.clock, self.metrics.clone());
+        Ok(Box::pin(apply::check(check, gateway, clock, metrics)))
     }
 
     /// The token for a read of instance `index`: the one its target holds, else read now
     /// (an instance in sync needs none to be planned).
-    fn read_token(&self, index: usize) -> Option<ApiToken> {
+    fn read_token(&self, index: usize) -> Result<ApiToken, TokenError> {
         let instance = &self.table.manifest().instances[index];
         match &self.table.slots[index].target.token {
-            Some(token) => Some(token.clone()),
-            None => instance
-                .token
-                .resolve()
-                .inspect_err(|e| {
-                    tracing::debug!(instance = %instance.id, "no read of its live state: {e}");
-                })
-                .ok(),
+            Some(token) => Ok(token.clone()),
+            None => instance.token.resolve().inspect_err(|e| {
+                tracing::debug!(instance = %instance.id, "no read of its live state: {e}");
+            }),
         }
+    }
+}
+
+/// A read of live state, ready to start.
+type Read = Pin<Box<dyn Future<Output = Landed> + Send>>;
+
+/// A look that found nothing, with a stable `kind` and why.
+fn unknown(kind: &'static str, why: impl ToString) -> Look {
+    Look::Unknown {
+        kind,
+        why: why.to_string(),
     }
 }

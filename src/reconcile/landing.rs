@@ -90,6 +90,9 @@ impl<G: Gateway> Reconciler<G> {
             } => {
                 self.flight.over(&id);
                 let Some(previous) = self.store.state().instances.get(&id) else {
+                    if let Some(index) = self.table.index_of(&id) {
+                        self.table.slots[index].seen = Some(look);
+                    }
                     return;
                 };
                 let sight = match &look {
@@ -97,8 +100,14 @@ impl<G: Gateway> Reconciler<G> {
                     Look::Differs(why) => Sight::Differs(why),
                     Look::Unknown { .. } => Sight::Unknown,
                 };
-                // Something was applied meanwhile: this look is stale.
+                // Something else was applied (meanwhile, or `--drift` compares with a
+                // picture not applied yet): the record is not this look's to change.
                 let Some(record) = transition::record_looked(previous, digest, sight, at) else {
+                    if self.options.observe_only
+                        && let Some(index) = self.table.index_of(&id)
+                    {
+                        self.table.slots[index].seen = Some(look);
+                    }
                     return;
                 };
                 match (&previous.drifted, &look) {
@@ -116,6 +125,12 @@ impl<G: Gateway> Reconciler<G> {
                 let healing = record.drifted.is_some();
                 self.store.set(id.clone(), record);
                 let index = self.table.index_of(&id);
+                if self.options.observe_only {
+                    if let Some(index) = index {
+                        self.table.slots[index].seen = Some(look);
+                    }
+                    return;
+                }
                 if let Some(index) = index
                     && healing
                     && self.table.manifest().instances[index].drift == DriftMode::Heal

@@ -58,6 +58,9 @@ pub(crate) struct Options {
     /// in-sync instance's live picture about once per `driftInterval`, and poll an
     /// unusable instance's `getStateInstance` instead of retrying it on a blind timer.
     pub live_reads: bool,
+    /// `--drift`: read every instance's live picture once, compare it with the desired
+    /// one, record what was seen, and send nothing.
+    pub observe_only: bool,
 }
 
 /// What ended a [`Reconciler::wait`].
@@ -98,7 +101,12 @@ impl<G: Gateway> Reconciler<G> {
         jitter: Jitter,
         options: Options,
     ) -> Self {
-        let mut caches = Caches::writer(store.dir().path());
+        // Observing prepares pictures in memory, as `--check` does: it may run beside the
+        // state directory's writer.
+        let mut caches = match options.observe_only {
+            true => Caches::in_memory(store.dir().path()),
+            false => Caches::writer(store.dir().path()),
+        };
         caches.hashes.require_settled(options.settle);
         let mut reconciler = Self {
             options,
@@ -205,7 +213,7 @@ impl<G: Gateway> Reconciler<G> {
     fn settled_by(&self, deadline: SystemTime) -> bool {
         let now = self.clock.now();
         self.flight.is_empty()
-            && (!self.schedule.calls_queued() || now >= deadline)
+            && (!self.schedule.queued() || now >= deadline)
             && self.schedule.next_at().is_none_or(|at| at > deadline)
             && self.recheck_before(Some(deadline)).is_none()
     }
@@ -256,6 +264,11 @@ impl<G: Gateway> Reconciler<G> {
     /// How many instances are in each status, without building the report.
     pub fn summary(&self) -> report::Summary {
         self.table.summary()
+    }
+
+    /// What `--drift` saw of each instance.
+    pub fn observed(&self) -> Report {
+        self.table.observed(self.store.state())
     }
 
     /// Where every instance stands now. `Due` instances are reported `pending`.

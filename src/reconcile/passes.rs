@@ -11,7 +11,7 @@ use crate::manifest::{DriftMode, Manifest};
 use crate::outcome::LocalProblem;
 use crate::picture::Digest;
 use crate::picture::caches::Caches;
-use crate::plan::{self, Decision, transition};
+use crate::plan::{self, Decision, Desired, transition};
 use crate::report::ThisRun;
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -57,6 +57,7 @@ impl<G: Gateway> Reconciler<G> {
                 decision: Decision::Suspended,
                 this_run: done.get(&instance.id).copied().unwrap_or_default(),
                 look_at: None,
+                seen: None,
             });
             if !self.flight.is_busy(&instance.id) {
                 self.plan_one(index, now);
@@ -146,6 +147,15 @@ impl<G: Gateway> Reconciler<G> {
             );
             self.store.set(id.clone(), clamped);
         }
+        if self.options.observe_only {
+            // One look, now, at every instance with a desired picture; nothing is sent.
+            let slot = &self.table.slots[index];
+            if slot.seen.is_none() && matches!(slot.target.desired, Desired::Picture { .. }) {
+                self.schedule.read_now(index);
+            }
+            self.table.set(index, |slot| slot.decision = decision);
+            return;
+        }
         match &decision {
             Decision::Due { .. } => self.schedule.call_now(index),
             Decision::Blocked { .. } if self.options.give_up_when_blocked => {}
@@ -224,7 +234,7 @@ impl<G: Gateway> Reconciler<G> {
     /// Marks instance `index` failed until the next pass, with `problem`.
     pub(super) fn fail(&mut self, index: usize, problem: LocalProblem) {
         self.table.slots[index].target = Target {
-            desired: plan::Desired::Unusable(problem),
+            desired: Desired::Unusable(problem),
             token: None,
         };
     }

@@ -136,6 +136,11 @@ impl Schedule {
         !self.calls.is_empty()
     }
 
+    /// Whether calls or reads are due but wait for a permit.
+    pub fn queued(&self) -> bool {
+        !self.calls.is_empty() || !self.reads_due.is_empty()
+    }
+
     /// How many calls are due, and how many instances wait.
     pub fn counts(&self) -> (usize, usize) {
         (self.calls.len(), self.waits.len())

@@ -3,11 +3,13 @@
 //! how many slots are in each status, kept as slots change.
 
 use super::desired::{self, Target};
+use super::live::Look;
+use crate::manifest::Instance;
 use crate::manifest::{IdMap, InstanceId, Manifest};
 use crate::picture::Digest;
-use crate::plan::{Decision, Policy};
-use crate::report::{self, Report, ReportKind, ThisRun};
-use crate::state::State;
+use crate::plan::{Decision, Desired, Policy};
+use crate::report::{self, Report, ReportKind, Row, Status, ThisRun};
+use crate::state::{InstanceRecord, State};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -19,6 +21,8 @@ pub(super) struct Slot {
     pub this_run: ThisRun,
     /// When its live state is next read (a drift look, or a poll of a blocked instance).
     pub look_at: Option<SystemTime>,
+    /// What this run's look at its live picture found (`--drift`).
+    pub seen: Option<Look>,
 }
 
 impl Slot {
@@ -168,10 +172,57 @@ impl Table {
         Report::with_summary(rows, self.summary(), kind)
     }
 
+    /// What `--drift` saw: a row for each instance.
+    pub fn observed(&self, state: &State) -> Report {
+        let instances = self.index.manifest.instances.iter().zip(&self.slots);
+        let rows = instances
+            .map(|(instance, slot)| observed_row(instance, slot, state.instances.get(&instance.id)))
+            .collect();
+        Report::new(rows, ReportKind::Drift)
+    }
+
     /// What is sized by the fleet, to be freed aside.
     pub fn into_parts(self) -> (Index, Vec<Slot>) {
         (self.index, self.slots)
     }
+}
+
+/// A `--drift` row: what the look at `instance`'s live picture found.
+fn observed_row(instance: &Instance, slot: &Slot, record: Option<&InstanceRecord>) -> Row {
+    let applied = record.and_then(|r| r.applied.as_ref());
+    let mut row = Row {
+        id_instance: instance.id.to_string(),
+        picture: instance.picture.written.clone(),
+        status: Status::InSync,
+        desired_sha256: None,
+        applied_sha256: applied.map(|a| a.sha256.to_string()),
+        next_attempt_at: None,
+        error: None,
+        error_kind: None,
+        state_instance: None,
+        applied_at: applied.map(|a| a.at),
+    };
+    let mut failed = |kind: &str, why: &str| {
+        row.status = Status::Failed;
+        row.error_kind = Some(kind.to_owned());
+        row.error = Some(why.to_owned());
+    };
+    match (&slot.target.desired, &slot.seen) {
+        (Desired::Suspended, _) => row.status = Status::Suspended,
+        (Desired::Unusable(problem), _) => failed(problem.label, &problem.message),
+        (Desired::Picture { .. }, None) => failed("deadline", "its live picture was not read"),
+        (Desired::Picture { .. }, Some(Look::Unknown { kind, why })) => failed(kind, why),
+        (Desired::Picture { .. }, Some(Look::Matches(_))) => {}
+        (Desired::Picture { .. }, Some(Look::Differs(why))) => {
+            row.status = Status::Drifted;
+            row.error_kind = Some("drifted".to_owned());
+            row.error = Some(why.clone());
+        }
+    }
+    if let Desired::Picture { digest, .. } = &slot.target.desired {
+        row.desired_sha256 = Some(digest.to_string());
+    }
+    row
 }
 
 /// Which instances a report has rows for.

@@ -28,6 +28,7 @@ fn reconciler(dir: &Path, manifest: Manifest, clock: Clock) -> Reconciler<HttpGa
         give_up_when_blocked: true,
         settle: std::time::Duration::ZERO,
         live_reads: false,
+        observe_only: false,
     };
     Reconciler::new(
         Arc::new(manifest),

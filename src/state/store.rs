@@ -22,7 +22,9 @@ pub(crate) const SAVE_RETRY: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub(crate) struct StateStore {
     dir: StateDir,
-    lock: StateLock,
+    /// The writer's lock; `None` for a store that records nothing (another process holds
+    /// the lock): its saves write nothing.
+    lock: Option<StateLock>,
     state: State,
     /// Instances whose records changed since the last save.
     dirty: HashSet<InstanceId>,
@@ -64,7 +66,7 @@ impl StateStore {
             journal: Journal::new(dir.path()),
             changes: Changes::new(dir.path()),
             dir,
-            lock,
+            lock: Some(lock),
             state,
             dirty: HashSet::new(),
             fold_next,
@@ -77,6 +79,26 @@ impl StateStore {
             store.fold()?;
         }
         Ok(store)
+    }
+
+    /// A store over `loaded` that records nothing: changes are kept in memory for this run
+    /// and never written (`--drift` beside a daemon that holds the lock).
+    pub fn unlocked(dir: StateDir, loaded: Loaded) -> Self {
+        let state_len = loaded.state_len;
+        let state = loaded.take(&dir);
+        Self {
+            journal: Journal::new(dir.path()),
+            changes: Changes::new(dir.path()),
+            dir,
+            lock: None,
+            state,
+            dirty: HashSet::new(),
+            fold_next: false,
+            state_len,
+            last_save: None,
+            failing: false,
+            saves: SaveCost::default(),
+        }
     }
 
     /// Releases the lock and hands back the records (for [`crate::usage::free_aside`]: at
@@ -116,6 +138,9 @@ impl StateStore {
             record.call_started_at = Some(at);
             self.dirty.insert(id.clone());
         }
+        if self.lock.is_none() {
+            return;
+        }
         if let Err(e) = self.journal.started(ids, at) {
             tracing::error!(
                 "cannot append to the calls journal in {}: {e} (a crash before the next \
@@ -129,7 +154,9 @@ impl StateStore {
     /// so that it is never sent again, even if the process is killed before the next save.
     /// The record itself comes with [`Self::set`].
     pub fn bytes_refused(&mut self, id: &InstanceId, digest: crate::picture::Digest) {
-        if let Err(e) = self.journal.refused(id, digest) {
+        if self.lock.is_some()
+            && let Err(e) = self.journal.refused(id, digest)
+        {
             tracing::error!("cannot append to the calls journal: {e}");
         }
     }
@@ -161,6 +188,9 @@ impl StateStore {
     /// Saves now if anything changed: appends the changed records, or writes the whole
     /// state once the changes have outgrown the state file.
     pub fn save(&mut self) -> Result<(), StateError> {
+        if self.lock.is_none() {
+            self.dirty.clear();
+        }
         if self.dirty.is_empty() {
             return Ok(());
         }
@@ -192,7 +222,10 @@ impl StateStore {
 
     /// Writes the whole state to the state file, then empties the changes file.
     fn fold(&mut self) -> Result<(), StateError> {
-        self.state_len = self.dir.save(&self.lock, &self.state)?;
+        let Some(lock) = &self.lock else {
+            return Ok(());
+        };
+        self.state_len = self.dir.save(lock, &self.state)?;
         self.fold_next = false;
         if let Err(e) = self.changes.clear() {
             // Left behind, the changes replay records the state file already holds.
