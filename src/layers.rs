@@ -6,7 +6,7 @@ use std::path::Path;
 
 /// The layers, first to last; a module may use its own layer and the ones before it.
 const LAYERS: &[&[&str]] = &[
-    &["clock", "fsio", "outcome", "usage", "testing"],
+    &["clock", "fsio", "layout", "outcome", "usage", "testing"],
     &["manifest"],
     &["picture"],
     &["state"],

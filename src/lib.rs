@@ -28,6 +28,7 @@ pub mod daemon;
 pub mod error;
 pub(crate) mod fsio;
 pub(crate) mod gateway;
+pub(crate) mod layout;
 pub mod logging;
 pub mod manifest;
 pub(crate) mod metrics;

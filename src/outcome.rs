@@ -113,8 +113,70 @@ pub enum CallOutcome {
 /// unusable): never sent, reported with a stable label.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalProblem {
-    /// Stable machine label, like `picture-not-jpeg`.
-    pub label: &'static str,
+    /// What kind of problem: its stable label is [`LocalKind::label`].
+    pub kind: LocalKind,
     /// One line for people.
     pub message: String,
+}
+
+/// The kinds of [`LocalProblem`], each with the stable label `--json`, logs and metrics use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LocalKind {
+    /// The picture file does not exist.
+    PictureMissing,
+    /// The picture file cannot be read (or was not read in this pass).
+    PictureUnreadable,
+    /// The picture file, or its decoded image, is larger than allowed.
+    PictureTooLarge,
+    /// The picture file is still being written: looked at again once still.
+    PictureChanging,
+    /// The picture file is empty.
+    PictureEmpty,
+    /// Not a JPEG, PNG or WebP.
+    PictureUnsupportedFormat,
+    /// The picture's data ends early.
+    PictureTruncated,
+    /// The picture cannot be decoded.
+    PictureUndecodable,
+    /// The prepared picture cannot be encoded.
+    PictureUnencodable,
+    /// The `picture:` path cannot be had (`${NAME}` unset, say).
+    PicturePath,
+    /// The token cannot be read here.
+    TokenUnavailable,
+    /// The token is not letters and digits.
+    TokenInvalid,
+    /// The state directory cannot keep what the run needs (a prepared picture).
+    StateWrite,
+}
+
+impl LocalKind {
+    /// The stable machine label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::PictureMissing => "picture-missing",
+            Self::PictureUnreadable => "picture-unreadable",
+            Self::PictureTooLarge => "picture-too-large",
+            Self::PictureChanging => "picture-changing",
+            Self::PictureEmpty => "picture-empty",
+            Self::PictureUnsupportedFormat => "picture-unsupported-format",
+            Self::PictureTruncated => "picture-truncated",
+            Self::PictureUndecodable => "picture-undecodable",
+            Self::PictureUnencodable => "picture-unencodable",
+            Self::PicturePath => "picture-path",
+            Self::TokenUnavailable => "token-unavailable",
+            Self::TokenInvalid => "token-invalid",
+            Self::StateWrite => "state-write",
+        }
+    }
+}
+
+impl LocalProblem {
+    /// A problem of `kind`, said as `message`.
+    pub fn new(kind: LocalKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
 }

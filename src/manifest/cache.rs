@@ -20,8 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-/// The cache's file in the state directory.
-const CACHE_FILE: &str = "manifest-cache.json";
+use crate::layout::MANIFEST_CACHE_FILE as CACHE_FILE;
 /// Bump when [`Cached`]'s JSON changes.
 const FORMAT: u32 = 2;
 /// The fewest bytes of YAML an instance takes (`- idInstance: 1`, a token, a picture): caps

@@ -1,6 +1,7 @@
-//! YAML manifest text → a validated [`Manifest`] of typed values.
+//! YAML manifest text → a validated [`Manifest`] of typed values: the front door (load,
+//! cache, parse); the model is in `model.rs`.
 //!
-//! The raw serde structs stay private to this file; everything else sees typed ids,
+//! The raw serde structs stay private to this module; everything else sees typed ids,
 //! resolved paths, durations and secret tokens. Every problem names the file and the line
 //! (and the instance, where one applies), and all problems of a manifest are reported
 //! together, so one run shows the operator everything to fix.
@@ -11,6 +12,7 @@ mod expand;
 #[cfg(test)]
 mod fuzz;
 mod limits;
+mod model;
 mod parsed;
 mod problem;
 mod processing;
@@ -26,6 +28,10 @@ pub use cache::PendingCache;
 pub use drift::DriftMode;
 pub(crate) use expand::ExpandError;
 pub use limits::MAX_MANIFEST_BYTES;
+pub use model::{
+    DEFAULT_API_URL, DEFAULT_DRIFT_INTERVAL, DEFAULT_MIN_INTERVAL, DEFAULT_RESYNC_INTERVAL,
+    Instance, Manifest, PictureSource, SIZE_RANGE,
+};
 pub use problem::{ManifestError, Problem, ProblemKind};
 pub use processing::{Fit, Processing, parse_background};
 pub use revision::git_revision;
@@ -38,74 +44,8 @@ pub use values::{
 
 use parsed::ParsedManifest;
 use raw::RawManifest;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 use validate::{Validator, yaml_error};
-
-/// Where GREEN-API lives unless the manifest says otherwise.
-pub const DEFAULT_API_URL: &str = "https://api.green-api.com";
-/// Least time between two `setProfilePicture` calls of one instance (what GREEN-API documents).
-pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(10);
-/// How often the daemon reads each in-sync instance's live picture, unless configured.
-pub const DEFAULT_DRIFT_INTERVAL: Duration = Duration::from_secs(3600);
-/// How often the daemon re-checks everything, events or not.
-pub const DEFAULT_RESYNC_INTERVAL: Duration = Duration::from_secs(600);
-
-/// A validated manifest.
-#[derive(Debug)]
-pub struct Manifest {
-    /// The manifest file, as given on the command line.
-    pub path: PathBuf,
-    /// Least time between two calls of one instance.
-    pub min_interval: Duration,
-    /// How often the daemon re-checks everything.
-    pub resync_interval: Duration,
-    /// `adopt` (default true): an instance with no record is first read live, and recorded
-    /// as applied without a call when it already shows its picture.
-    pub adopt: bool,
-    /// How often the daemon reads each in-sync instance's live picture (`driftInterval`).
-    pub drift_interval: Duration,
-    /// The instances, in manifest order.
-    pub instances: Vec<Instance>,
-    /// Things that are allowed but worth saying (a token written in the manifest).
-    pub warnings: Vec<Problem>,
-}
-
-/// One instance of the manifest.
-#[derive(Debug)]
-pub struct Instance {
-    /// The `idInstance`.
-    pub id: InstanceId,
-    /// Where this instance's GREEN-API host is.
-    pub api_url: ApiUrl,
-    /// Where the `apiTokenInstance` comes from.
-    pub token: TokenSource,
-    /// The picture it should show.
-    pub picture: PictureSource,
-    /// How its picture is turned into the JPEG to upload (`fit`, `size`, `background`,
-    /// `quality`: the instance's own, else the manifest's, else the defaults).
-    pub processing: Processing,
-    /// `suspend: true`: leave this instance alone.
-    pub suspend: bool,
-    /// What the daemon does when its live picture drifts (`drift`: the instance's own, else
-    /// the manifest's, else `warn`).
-    pub drift: DriftMode,
-    /// The line of the manifest where this instance starts.
-    pub line: u64,
-}
-
-/// The picture an instance should show.
-#[derive(Clone, Debug)]
-pub struct PictureSource {
-    /// As written in the manifest, for output.
-    pub written: String,
-    /// The path after `${NAME}` expansion, relative to the manifest's folder; or why it
-    /// could not be expanded (an error of this instance only).
-    pub path: Result<PathBuf, ExpandError>,
-}
-
-/// The smallest and largest `size`, in pixels.
-pub const SIZE_RANGE: std::ops::RangeInclusive<u32> = 16..=4096;
 
 /// Reads and validates the manifest at `path`, expanding `${NAME}` from the process
 /// environment. The daemon's reloads go through the same two steps ([`read_bytes`], then

@@ -3,6 +3,8 @@
 
 use super::expand::expand_vars;
 use super::*;
+use std::path::PathBuf;
+use std::time::Duration;
 
 const PATH: &str = "/srv/avatar/manifest.yaml";
 const TOKEN: &str = "SeCrEtToKeN1234567890abcdef";

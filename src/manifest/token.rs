@@ -38,12 +38,17 @@ fn looks_like_a_token(name: &str) -> bool {
 }
 
 impl TokenError {
+    /// What kind of problem it is for its instance.
+    pub fn kind(&self) -> crate::outcome::LocalKind {
+        match self {
+            Self::Unavailable(_) => crate::outcome::LocalKind::TokenUnavailable,
+            Self::Invalid(_) => crate::outcome::LocalKind::TokenInvalid,
+        }
+    }
+
     /// A stable machine label.
     pub fn label(&self) -> &'static str {
-        match self {
-            Self::Unavailable(_) => "token-unavailable",
-            Self::Invalid(_) => "token-invalid",
-        }
+        self.kind().label()
     }
 }
 

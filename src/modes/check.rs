@@ -5,7 +5,7 @@
 //! No network, no state.
 
 use crate::manifest::{Manifest, Problem, ProblemKind, TokenError};
-use crate::reconcile::desired::{Pictures, prepare_in_memory};
+use crate::picture::pass::{Pictures, prepare_in_memory};
 use crate::report::{Render, Table, plural, short_sha, thousands};
 use serde::Serialize;
 use std::time::SystemTime;
@@ -88,7 +88,7 @@ pub(crate) fn check(manifest: &Manifest) -> CheckReport {
             match &instance.picture.path {
                 Ok(path) => match pictures.upload_digest(path, &instance.processing) {
                     Ok(digest) => row.desired_sha256 = Some(digest.to_string()),
-                    Err(problem) => fail(&mut row, problem.label, problem.message),
+                    Err(problem) => fail(&mut row, problem.kind.label(), problem.message),
                 },
                 Err(why) => fail(&mut row, "picture-path", format!("picture: {why}")),
             }

@@ -6,15 +6,16 @@ use crate::clock::{Clock, Jitter};
 use crate::gateway::{GatewayInitError, HttpGateway};
 use crate::manifest::{Manifest, PendingCache};
 use crate::picture::caches::Caches;
+use crate::picture::pass::Uses;
 use crate::plan::{self, Policy};
-use crate::reconcile::desired;
+use crate::reconcile::target;
 use crate::reconcile::{Options, Reconciler, Rows};
 use crate::report::{self, Report, ReportKind, Status, ThisRun};
 use crate::state::{Loaded, StateDir, StateLock, StateStore};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-pub(crate) use desired::Tokens;
+pub(crate) use target::Tokens;
 
 /// The state directory, locked and read for `--reconcile`.
 pub(crate) struct Opened {
@@ -114,8 +115,8 @@ pub(crate) fn plan_only(
 ) -> Result<Report, Error> {
     let state = dir.load()?.take(dir);
     let mut caches = Caches::reader(dir.path());
-    let uses = desired::Uses::of(manifest);
-    let targets = desired::compute(manifest, &uses, tokens, &mut caches, &state);
+    let uses = Uses::of(manifest);
+    let targets = target::compute(manifest, &uses, tokens, &mut caches, &state);
     let now = SystemTime::now();
     let policy = Policy {
         min_interval: manifest.min_interval,

@@ -3,8 +3,8 @@
 
 use crate::Error;
 use crate::manifest::Manifest;
-use crate::outcome::LocalProblem;
-use crate::reconcile::desired::{Pictures, prepare_in_memory};
+use crate::outcome::{LocalKind, LocalProblem};
+use crate::picture::pass::{Pictures, prepare_in_memory};
 use crate::report::{Render, Table, short_sha};
 use serde::Serialize;
 use std::path::Path;
@@ -52,10 +52,10 @@ pub(crate) fn preview(manifest: &Manifest, out: &Path) -> Result<PreviewReport, 
         let digest = match (&instance.picture.path, instance.suspend) {
             (_, true) => None,
             (Ok(path), false) => Some(pictures.upload_digest(path, &instance.processing)),
-            (Err(why), false) => Some(Err(LocalProblem {
-                label: "picture-path",
-                message: format!("picture: {why}"),
-            })),
+            (Err(why), false) => Some(Err(LocalProblem::new(
+                LocalKind::PicturePath,
+                format!("picture: {why}"),
+            ))),
         };
         digests.push(digest);
     }
@@ -75,7 +75,7 @@ pub(crate) fn preview(manifest: &Manifest, out: &Path) -> Result<PreviewReport, 
             None => {}
             Some(Err(problem)) => {
                 row.status = "failed";
-                row.error_kind = Some(problem.label.to_owned());
+                row.error_kind = Some(problem.kind.label().to_owned());
                 row.error = Some(problem.message);
             }
             Some(Ok(digest)) => {

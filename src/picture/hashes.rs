@@ -14,8 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// The cache's file name inside the state directory.
-pub const HASHES_FILE: &str = "hashes.json";
+pub(crate) use crate::layout::HASHES_FILE;
 /// The cache's format version; another version is ignored (and rebuilt).
 const VERSION: u32 = 1;
 /// Files modified less than this before they were hashed are hashed again (2 s covers the

@@ -9,10 +9,12 @@
 pub mod caches;
 pub mod hashes;
 // `--drift` compares live pictures with it (adoption and the daemon's checks will too).
+pub(crate) mod pass;
 pub(crate) mod phash;
 pub(crate) mod prepared;
 pub mod process;
 
+use crate::outcome::LocalKind;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 use std::fmt;
@@ -204,14 +206,19 @@ pub enum PictureError {
 }
 
 impl PictureError {
+    /// What kind of problem it is for the instance that shows the picture.
+    pub fn kind(&self) -> LocalKind {
+        match self {
+            Self::Missing { .. } => LocalKind::PictureMissing,
+            Self::Unreadable { .. } => LocalKind::PictureUnreadable,
+            Self::TooLarge { .. } => LocalKind::PictureTooLarge,
+            Self::Changing { .. } => LocalKind::PictureChanging,
+        }
+    }
+
     /// A stable machine label for `--json` and logs.
     pub fn label(&self) -> &'static str {
-        match self {
-            Self::Missing { .. } => "picture-missing",
-            Self::Unreadable { .. } => "picture-unreadable",
-            Self::TooLarge { .. } => "picture-too-large",
-            Self::Changing { .. } => CHANGING,
-        }
+        self.kind().label()
     }
 }
 
@@ -221,9 +228,6 @@ impl PictureError {
 /// pause shorter than this is waited out, in every mode (a resync or a one-shot run reads
 /// pictures without any file event). `cp`, editors and `git checkout` finish in far less.
 pub const SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
-
-/// The label of [`PictureError::Changing`]: the picture is looked at again once still.
-pub const CHANGING: &str = "picture-changing";
 
 /// Reads the picture at `path`: at most 10 MiB, and not while it is being written.
 pub fn read(path: &Path) -> Result<Picture, PictureError> {

@@ -12,7 +12,7 @@ use super::caches::{CacheError, save_json};
 use super::process;
 use crate::fsio;
 use crate::manifest::Processing;
-use crate::outcome::LocalProblem;
+use crate::outcome::{LocalKind, LocalProblem};
 use crate::picture::{self, Digest};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -20,10 +20,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// The index's file name inside the state directory.
-pub const INDEX_FILE: &str = "prepared.json";
-/// The folder of prepared pictures inside the state directory.
-pub const FOLDER: &str = "prepared";
+pub(crate) use crate::layout::{PREPARED_FOLDER as FOLDER, PREPARED_INDEX_FILE as INDEX_FILE};
 /// The index's format version; another version is ignored (and rebuilt).
 const VERSION: u32 = 1;
 
@@ -361,29 +358,28 @@ fn make(
     source: Digest,
     options: &Processing,
 ) -> Result<(Digest, Vec<u8>), LocalProblem> {
-    let problem = |label: &'static str, message: String| LocalProblem { label, message };
-    let picture = picture::read(path).map_err(|e| problem(e.label(), e.to_string()))?;
+    let picture = picture::read(path).map_err(|e| LocalProblem::new(e.kind(), e.to_string()))?;
     if picture.digest != source {
         let e = picture::PictureError::Changing {
             path: path.to_owned(),
         };
-        return Err(problem(e.label(), e.to_string()));
+        return Err(LocalProblem::new(e.kind(), e.to_string()));
     }
     let (bytes, route) = process::process(&picture.bytes, options)
-        .map_err(|e| problem(e.label(), format!("picture {}: {e}", path.display())))?;
+        .map_err(|e| LocalProblem::new(e.kind(), format!("picture {}: {e}", path.display())))?;
     let digest = Digest::of(&bytes);
     tracing::debug!(picture = %path.display(), ?route, sha256 = %digest.short(), "prepared");
     Ok((digest, bytes))
 }
 
 fn cannot_keep(path: &Path, e: &std::io::Error) -> LocalProblem {
-    LocalProblem {
-        label: "state-write",
-        message: format!(
+    LocalProblem::new(
+        LocalKind::StateWrite,
+        format!(
             "cannot keep the prepared picture for {}: {e}",
             path.display()
         ),
-    }
+    )
 }
 
 /// Where the writer keeps the prepared picture `digest`.

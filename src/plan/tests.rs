@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::outcome::CallFailure;
-use crate::outcome::CallOutcome;
+use crate::outcome::{CallOutcome, LocalKind};
 use crate::plan::transition::record_outcome;
 use crate::state::Applied;
 
@@ -74,7 +74,7 @@ fn shape(decision: &Decision) -> String {
     };
     match decision {
         Decision::Suspended => "suspended".into(),
-        Decision::Unusable(p) => format!("unusable {}", p.label),
+        Decision::Unusable(p) => format!("unusable {}", p.kind.label()),
         Decision::InSync => "in-sync".into(),
         Decision::Drifted { .. } => "drifted".into(),
         Decision::Refused { .. } => "refused".into(),
@@ -98,10 +98,7 @@ fn shape(decision: &Decision) -> String {
 
 #[test]
 fn decisions_table() {
-    let unusable = Desired::Unusable(LocalProblem {
-        label: "picture-missing",
-        message: "gone".into(),
-    });
+    let unusable = Desired::Unusable(LocalProblem::new(LocalKind::PictureMissing, "gone"));
     let mut refused = failed(FailureKind::RefusedBytes, a(), 0.0, 10.0);
     refused.remember_refused(a());
     let other_creds = {

@@ -7,6 +7,7 @@ use super::apply::{self, Call, Landed};
 use super::live::Look;
 use crate::gateway::Gateway;
 use crate::manifest::{ApiToken, InstanceId, TokenError};
+use crate::outcome::LocalKind;
 use crate::picture::process;
 use crate::plan::{Decision, Desired};
 use std::future::Future;
@@ -158,7 +159,7 @@ impl<G: Gateway> Reconciler<G> {
     fn observe(&mut self, index: usize, token: ApiToken) -> Result<Read, Look> {
         let Desired::Picture { digest, .. } = self.table.slots[index].target.desired else {
             return Err(unknown(
-                "picture-unreadable",
+                LocalKind::PictureUnreadable.label(),
                 "the desired picture was not read",
             ));
         };
@@ -175,7 +176,7 @@ impl<G: Gateway> Reconciler<G> {
             None => {
                 let Some(bytes) = self.uploads.caches.prepared.bytes(digest) else {
                     return Err(unknown(
-                        "picture-unreadable",
+                        LocalKind::PictureUnreadable.label(),
                         "the desired picture could not be prepared",
                     ));
                 };

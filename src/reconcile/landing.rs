@@ -6,7 +6,7 @@ use super::apply::Landed;
 use super::live::Look;
 use crate::gateway::Gateway;
 use crate::manifest::{DriftMode, InstanceId};
-use crate::outcome::{CallOutcome, FailureKind, LocalProblem};
+use crate::outcome::{CallOutcome, FailureKind, LocalKind, LocalProblem};
 use crate::plan::transition::{self, Polled, Sight};
 use crate::report::ThisRun;
 
@@ -156,13 +156,13 @@ impl<G: Gateway> Reconciler<G> {
                     // damaging the folder. Fail until the next pass rather than spin.
                     Some(index) if again => self.fail(
                         index,
-                        LocalProblem {
-                            label: "state-write",
-                            message: format!(
+                        LocalProblem::new(
+                            LocalKind::StateWrite,
+                            format!(
                                 "the prepared picture {} is damaged again after being prepared again",
                                 self.uploads.path(digest).display()
                             ),
-                        },
+                        ),
                     ),
                     Some(index) => self.retarget(index),
                     None => {}

@@ -17,7 +17,6 @@
 //! the daemon adds its event sources and hands it new manifests as they come.
 
 pub(crate) mod apply;
-pub(crate) mod desired;
 mod dispatch;
 pub(crate) mod flight;
 mod landing;
@@ -25,6 +24,7 @@ pub(crate) mod live;
 mod passes;
 pub(crate) mod schedule;
 mod table;
+pub(crate) mod target;
 mod uploads;
 
 pub use table::Rows;

@@ -3,14 +3,15 @@
 //! next read of live state).
 
 use super::Reconciler;
-use super::desired::{self, Pictures, Target, Tokens};
 use super::schedule::{Read, read_time};
 use super::table::{Index, Slot};
+use super::target::{self, Target, Tokens};
 use crate::gateway::Gateway;
 use crate::manifest::{DriftMode, Manifest};
 use crate::outcome::LocalProblem;
 use crate::picture::Digest;
 use crate::picture::caches::Caches;
+use crate::picture::pass::{self, Pictures};
 use crate::plan::{self, Decision, Desired, transition};
 use crate::report::ThisRun;
 use std::borrow::Cow;
@@ -53,7 +54,7 @@ impl<G: Gateway> Reconciler<G> {
             let picture = uses.picture_of(index).and_then(|p| digests.get(p));
             let record = self.store.state().instances.get(&instance.id);
             self.table.push(Slot {
-                target: desired::target_for(instance, picture, Tokens::Required, record),
+                target: target::target_for(instance, picture, Tokens::Required, record),
                 decision: Decision::Suspended,
                 this_run: done.get(&instance.id).copied().unwrap_or_default(),
                 look_at: None,
@@ -81,14 +82,14 @@ impl<G: Gateway> Reconciler<G> {
     }
 
     /// The digest of each distinct picture of the manifest in force (as its
-    /// [`desired::Uses`] number them), with how many pictures were read and prepared to
+    /// [`pass::Uses`] number them), with how many pictures were read and prepared to
     /// know them. The caches keep what this manifest and the calls in flight use, and are
     /// saved.
     fn pictures(&mut self) -> (Vec<Result<Digest, LocalProblem>>, usize, usize) {
         let index = &self.table.index;
         let (manifest, uses) = (&index.manifest, &index.uses);
         let caches = &mut self.uploads.caches;
-        let digests = desired::digests(manifest, uses, caches);
+        let digests = pass::digests(manifest, uses, caches);
         let Caches {
             hashes, prepared, ..
         } = caches;
@@ -228,7 +229,7 @@ impl<G: Gateway> Reconciler<G> {
         let mut pictures = Pictures::new(&sources, prepared);
         let state = self.store.state();
         self.table.slots[index].target =
-            desired::target(instance, &mut pictures, Tokens::Required, state);
+            target::target(instance, &mut pictures, Tokens::Required, state);
     }
 
     /// Marks instance `index` failed until the next pass, with `problem`.

@@ -2,11 +2,12 @@
 //! show, what was decided, what this run did to it), what is found once per manifest, and
 //! how many slots are in each status, kept as slots change.
 
-use super::desired::{self, Target};
 use super::live::Look;
+use super::target::Target;
 use crate::manifest::Instance;
 use crate::manifest::{IdMap, InstanceId, Manifest};
 use crate::picture::Digest;
+use crate::picture::pass::Uses;
 use crate::plan::{Decision, Desired, Policy};
 use crate::report::{self, Report, ReportKind, Row, Status, ThisRun};
 use crate::state::{InstanceRecord, State};
@@ -40,7 +41,7 @@ pub(super) struct Index {
     /// Where each instance is in it.
     by_id: IdMap<usize>,
     /// The pictures its instances show.
-    pub uses: desired::Uses,
+    pub uses: Uses,
     /// Where in a `driftInterval` each instance's looks fall ([`spread`]), when the live
     /// pictures are looked at (empty otherwise).
     spread: Vec<f64>,
@@ -57,7 +58,7 @@ impl Index {
             by_id: (manifest.instances.iter().enumerate())
                 .map(|(index, instance)| (instance.id.clone(), index))
                 .collect(),
-            uses: desired::Uses::of(manifest),
+            uses: Uses::of(manifest),
             spread: spreads,
         }
     }
@@ -209,7 +210,7 @@ fn observed_row(instance: &Instance, slot: &Slot, record: Option<&InstanceRecord
     };
     match (&slot.target.desired, &slot.seen) {
         (Desired::Suspended, _) => row.status = Status::Suspended,
-        (Desired::Unusable(problem), _) => failed(problem.label, &problem.message),
+        (Desired::Unusable(problem), _) => failed(problem.kind.label(), &problem.message),
         (Desired::Picture { .. }, None) => failed("deadline", "its live picture was not read"),
         (Desired::Picture { .. }, Some(Look::Unknown { kind, why })) => failed(kind, why),
         (Desired::Picture { .. }, Some(Look::Matches(_))) => {}

@@ -438,7 +438,7 @@ pub(crate) fn row(
     let (kind, error) = match decision {
         Decision::Suspended | Decision::InSync | Decision::Due { .. } => return row,
         Decision::Drifted { reason, .. } => ("drifted", reason.clone()),
-        Decision::Unusable(problem) => (problem.label, problem.message.clone()),
+        Decision::Unusable(problem) => (problem.kind.label(), problem.message.clone()),
         Decision::Refused { reason, .. } => (
             "refused-bytes",
             format!(

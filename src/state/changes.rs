@@ -18,8 +18,7 @@ use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-/// The changes file's name inside the state directory.
-pub(crate) const CHANGES_FILE: &str = "changes.jsonl";
+pub(crate) use crate::layout::CHANGES_FILE;
 /// Changes are folded into `state.json` once they outgrow it, and never below this size.
 pub(crate) const FOLD_AT_LEAST: u64 = 4 * 1024 * 1024;
 /// The most of a changes file that is read (it is folded long before).

@@ -11,10 +11,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// The state document's file name inside the state directory.
-pub(crate) const STATE_FILE: &str = "state.json";
-/// The lock file's name inside the state directory.
-pub(crate) const LOCK_FILE: &str = "lock";
+pub(crate) use crate::layout::{LOCK_FILE, STATE_FILE};
 
 /// Trouble with the state directory.
 #[derive(Debug, thiserror::Error)]

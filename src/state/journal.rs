@@ -26,8 +26,7 @@ use std::time::{Duration, SystemTime};
 #[cfg(doc)]
 use crate::outcome::ANSWER_DEADLINE;
 
-/// The journal's file name inside the state directory.
-pub(crate) const JOURNAL_FILE: &str = "calls.journal";
+pub(crate) use crate::layout::JOURNAL_FILE;
 /// The most of a journal that is read: far more than any run's calls between two saves.
 const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
 

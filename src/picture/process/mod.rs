@@ -8,6 +8,7 @@
 //! and the EXIF orientation lookup are written here by hand, with every read bounds-checked,
 //! because they must never panic on hostile bytes.
 
+use crate::outcome::LocalKind;
 use image::codecs::jpeg::{JpegDecoder, JpegEncoder};
 use image::codecs::png::PngDecoder;
 use image::codecs::webp::WebPDecoder;
@@ -103,16 +104,21 @@ pub enum ProcessError {
 }
 
 impl ProcessError {
+    /// What kind of problem it is for the instance that shows the picture.
+    pub fn kind(&self) -> LocalKind {
+        match self {
+            Self::Empty => LocalKind::PictureEmpty,
+            Self::UnsupportedFormat { .. } => LocalKind::PictureUnsupportedFormat,
+            Self::Truncated { .. } => LocalKind::PictureTruncated,
+            Self::TooLarge { .. } => LocalKind::PictureTooLarge,
+            Self::Decode(_) => LocalKind::PictureUndecodable,
+            Self::Encode(_) => LocalKind::PictureUnencodable,
+        }
+    }
+
     /// A stable machine label for `--json` and logs.
     pub fn label(&self) -> &'static str {
-        match self {
-            Self::Empty => "picture-empty",
-            Self::UnsupportedFormat { .. } => "picture-unsupported-format",
-            Self::Truncated { .. } => "picture-truncated",
-            Self::TooLarge { .. } => "picture-too-large",
-            Self::Decode(_) => "picture-undecodable",
-            Self::Encode(_) => "picture-unencodable",
-        }
+        self.kind().label()
     }
 }
 

@@ -1,52 +1,20 @@
-//! Manifest → the desired state of each instance: the digest of the exact JPEG to upload
-//! (its picture looked at once per pass through the hash cache, then prepared through the
-//! prepared-picture cache, both in [`Caches`]) and, where a call may follow, its token.
+//! The picture pass: which distinct pictures (file and options) a manifest's instances
+//! show, and the digest of the exact JPEG to upload for each, each file looked at once
+//! through the hash cache and each (file, options) prepared once through the
+//! prepared-picture cache (both in [`Caches`]), on every core.
 //!
-//! Problems found here (a missing or undecodable picture, a token file that cannot be read)
-//! are errors of that instance only; they become [`Desired::Unusable`] and are never sent.
-//! An instance already showing its picture needs no token, so a pass with nothing to do
-//! reads no token.
+//! A picture that cannot be had (missing, undecodable, still being written) is a
+//! [`LocalProblem`] of the instances that show it, never of the pass.
 
-use crate::manifest::Processing;
-use crate::manifest::{
-    ApiToken, DriftMode, Instance, Manifest, TokenError, credentials_fingerprint,
-};
-use crate::outcome::LocalProblem;
-use crate::picture::caches::Caches;
-use crate::picture::hashes::Hashes;
-use crate::picture::prepared::Prepared;
-use crate::picture::{Digest, PictureError};
-use crate::plan::Desired;
-use crate::state::{InstanceRecord, State};
+use super::caches::Caches;
+use super::hashes::Hashes;
+use super::prepared::Prepared;
+use super::{Digest, PictureError};
+use crate::manifest::{Manifest, Processing};
+use crate::outcome::{LocalKind, LocalProblem};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-
-/// One instance's desired state, with what is needed to send it.
-#[derive(Clone, Debug)]
-pub(crate) struct Target {
-    /// What the planner compares.
-    pub desired: Desired,
-    /// The resolved token, when a call may follow.
-    pub token: Option<ApiToken>,
-}
-
-impl Target {
-    /// Whether its picture is still being written (looked at again once still).
-    pub(crate) fn is_settling(&self) -> bool {
-        matches!(&self.desired, Desired::Unusable(p) if p.label == crate::picture::CHANGING)
-    }
-}
-
-/// Whether an instance whose token cannot be had is unusable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Tokens {
-    /// The token is needed (sending, or planning what would be sent).
-    Required,
-    /// Only reading what is recorded: a token source absent here (the service's
-    /// credentials, say) does not make the instance failed.
-    Optional,
-}
 
 /// Which distinct picture (file and options) each instance of one manifest shows. Found
 /// once per manifest, so that a pass looks at each distinct picture once and reaches an
@@ -115,25 +83,6 @@ impl Uses {
 /// The picture file of instance `index` of `manifest`, if its path could be had.
 fn file_of(manifest: &Manifest, index: usize) -> Option<&Path> {
     manifest.instances.get(index)?.picture.path.as_deref().ok()
-}
-
-/// The desired state of every instance of `manifest` (whose pictures are `uses`), in
-/// manifest order.
-pub(crate) fn compute(
-    manifest: &Manifest,
-    uses: &Uses,
-    tokens: Tokens,
-    caches: &mut Caches,
-    state: &State,
-) -> Vec<Target> {
-    let digests = digests(manifest, uses, caches);
-    (manifest.instances.iter().enumerate())
-        .map(|(index, instance)| {
-            let picture = uses.picture_of(index).and_then(|place| digests.get(place));
-            let record = state.instances.get(&instance.id);
-            target_for(instance, picture, tokens, record)
-        })
-        .collect()
 }
 
 /// The digest of the JPEG to upload for each distinct picture of `uses` (found in
@@ -212,10 +161,7 @@ impl<'a> Pictures<'a> {
         }
         let result = match self.sources.get(path) {
             Some(Ok(source)) => self.prepared.digest(path, *source, options),
-            Some(Err(e)) => Err(LocalProblem {
-                label: e.label(),
-                message: e.to_string(),
-            }),
+            Some(Err(e)) => Err(LocalProblem::new(e.kind(), e.to_string())),
             None => Err(not_read(path)),
         };
         (self.memo.entry(*options).or_default())
@@ -224,99 +170,12 @@ impl<'a> Pictures<'a> {
     }
 }
 
-fn not_read(path: &Path) -> LocalProblem {
-    LocalProblem {
-        label: "picture-unreadable",
-        message: format!("picture {} was not read", path.display()),
-    }
-}
-
-/// The desired state of one instance, given the pictures of this pass.
-pub(crate) fn target(
-    instance: &Instance,
-    pictures: &mut Pictures<'_>,
-    tokens: Tokens,
-    state: &State,
-) -> Target {
-    let picture = match &instance.picture.path {
-        Ok(path) if !instance.suspend => Some(pictures.upload_digest(path, &instance.processing)),
-        _ => None,
-    };
-    target_for(
-        instance,
-        picture.as_ref(),
-        tokens,
-        state.instances.get(&instance.id),
+/// The problem of a picture that was not read in this pass.
+pub(crate) fn not_read(path: &Path) -> LocalProblem {
+    LocalProblem::new(
+        LocalKind::PictureUnreadable,
+        format!("picture {} was not read", path.display()),
     )
-}
-
-/// The desired state of one instance whose picture's digest is `picture` (none when it is
-/// suspended or its path is an error) and whose record is `record`.
-pub(crate) fn target_for(
-    instance: &Instance,
-    picture: Option<&Result<Digest, LocalProblem>>,
-    tokens: Tokens,
-    record: Option<&InstanceRecord>,
-) -> Target {
-    let unusable = |problem: LocalProblem| Target {
-        desired: Desired::Unusable(problem),
-        token: None,
-    };
-    if instance.suspend {
-        return Target {
-            desired: Desired::Suspended,
-            token: None,
-        };
-    }
-    let path = match &instance.picture.path {
-        Ok(path) => path,
-        Err(why) => {
-            return unusable(LocalProblem {
-                label: "picture-path",
-                message: format!("picture: {why}"),
-            });
-        }
-    };
-    let digest = match picture {
-        Some(Ok(digest)) => *digest,
-        Some(Err(problem)) => return unusable(problem.clone()),
-        None => return unusable(not_read(path)),
-    };
-    let applied = record.and_then(|r| r.applied.as_ref()).map(|a| a.sha256);
-    let healing = instance.drift == DriftMode::Heal && record.is_some_and(|r| r.drifted.is_some());
-    if applied == Some(digest) && !healing {
-        // In sync: nothing will be sent, so the token is not read.
-        return Target {
-            desired: Desired::Picture {
-                digest,
-                drift: instance.drift,
-                credentials: None,
-            },
-            token: None,
-        };
-    }
-    match instance.token.resolve() {
-        Ok(token) => Target {
-            desired: Desired::Picture {
-                digest,
-                drift: instance.drift,
-                credentials: Some(credentials_fingerprint(&instance.api_url, &token)),
-            },
-            token: Some(token),
-        },
-        Err(TokenError::Unavailable(_)) if tokens == Tokens::Optional => Target {
-            desired: Desired::Picture {
-                digest,
-                drift: instance.drift,
-                credentials: None,
-            },
-            token: None,
-        },
-        Err(e) => unusable(LocalProblem {
-            label: e.label(),
-            message: e.to_string(),
-        }),
-    }
 }
 
 #[cfg(test)]
