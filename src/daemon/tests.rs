@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::clock::Clock;
-use crate::gateway::Upload;
+use crate::gateway::{InstanceState, Reader, Upload, WaSettings};
 use crate::outcome::{CallFailure, CallOutcome, FailureKind};
 use crate::reconcile::Options;
 use crate::state::{State, StateDir, StateStore};
@@ -17,14 +17,22 @@ use tokio::sync::mpsc::UnboundedSender;
 const ID: &str = "1101000001";
 const SECOND: Duration = Duration::from_secs(1);
 
-/// A scripted GREEN-API: answers in order (then `Applied`), each after its latency, and
-/// records when each call started (time since the test's start) and what it sent.
+/// A scripted GREEN-API: answers uploads in order (then `Applied`), each after its
+/// latency, and records when each call started (time since the test's start) and what it
+/// sent. Reads of live state answer at once with [`Scripted::set_state`]'s state and the
+/// URL an upload answers (so a look finds the applied picture without a download), and are
+/// recorded too.
 #[derive(Clone)]
 struct Scripted {
     start: Instant,
     answers: Arc<Mutex<VecDeque<(Duration, CallOutcome)>>>,
     calls: Arc<Mutex<Vec<Call>>>,
+    reads: Arc<Mutex<Vec<(Duration, &'static str)>>>,
+    state: Arc<Mutex<&'static str>>,
 }
+
+/// The URL every scripted upload answers, and every scripted look finds live.
+const AVATAR_URL: &str = "https://pps.whatsapp.net/v/t61/a.jpg";
 
 impl Scripted {
     fn new(answers: impl IntoIterator<Item = (Duration, CallOutcome)>) -> Self {
@@ -32,7 +40,28 @@ impl Scripted {
             start: Instant::now(),
             answers: Arc::new(Mutex::new(answers.into_iter().collect())),
             calls: Arc::default(),
+            reads: Arc::default(),
+            state: Arc::new(Mutex::new("authorized")),
         }
+    }
+
+    /// What reads of live state answer from now on (`stateInstance`).
+    fn set_state(&self, state: &'static str) {
+        *self.state.lock().unwrap() = state;
+    }
+
+    /// When each read of `method` started, since the test's start.
+    fn read_times(&self, method: &str) -> Vec<Duration> {
+        let reads = self.reads.lock().unwrap();
+        (reads.iter().filter(|(_, m)| *m == method))
+            .map(|(at, _)| *at)
+            .collect()
+    }
+
+    fn read(&self, method: &'static str) -> InstanceState {
+        let at = Instant::now() - self.start;
+        self.reads.lock().unwrap().push((at, method));
+        InstanceState(Some((*self.state.lock().unwrap()).to_owned()))
     }
 
     /// When each call started, since the test's start.
@@ -52,12 +81,22 @@ impl Gateway for Scripted {
         let (latency, answer) = self.answers.lock().unwrap().pop_front().unwrap_or((
             Duration::ZERO,
             CallOutcome::Applied {
-                url_avatar: Some("https://pps.whatsapp.net/v/t61/a.jpg".to_owned()),
+                url_avatar: Some(AVATAR_URL.to_owned()),
             },
         ));
         (self.calls.lock().unwrap()).push((at, upload.id.to_string(), upload.bytes));
         tokio::time::sleep(latency).await;
         answer
+    }
+
+    async fn wa_settings(&self, _: &Reader) -> Result<WaSettings, CallFailure> {
+        let state = self.read("getWaSettings");
+        let avatar = state.is_authorized().then(|| AVATAR_URL.to_owned());
+        Ok(WaSettings { avatar, state })
+    }
+
+    async fn state_instance(&self, _: &Reader) -> Result<InstanceState, CallFailure> {
+        Ok(self.read("getStateInstance"))
     }
 }
 
@@ -168,8 +207,8 @@ fn start_with(
         give_up_when_blocked: false,
         // The loop's timing is tested here; settling pictures, in tests/hardening.rs.
         settle: Duration::ZERO,
-        // The scripted gateway cannot read live pictures.
-        live_reads: false,
+        // Looks and polls on, as the daemon runs.
+        live_reads: true,
         observe_only: false,
     };
     let reconciler = Reconciler::new(
@@ -483,4 +522,63 @@ fn a_reload_refuses_what_a_fresh_start_refuses() {
     assert!(fresh.to_string().contains("UTF-8"), "{fresh}");
     assert!(source.reload(false).is_none());
     assert_eq!(source.last_load(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_in_sync_instance_is_looked_at_once_per_drift_interval_never_twice_a_second() {
+    let world = World::new("driftInterval: 1m\n");
+    let daemon = start(&world, Scripted::new([]), None);
+    until(&daemon.gateway, 10 * 60 * SECOND + SECOND).await;
+    let (_, gateway, _) = daemon.stop().await;
+    assert_eq!(gateway.call_times(), [Duration::ZERO]);
+    let looks = gateway.read_times("getWaSettings");
+    // The adoption read before the upload, at 0; then the first look at this instance's
+    // fixed point of the interval (never within the read spacing of the first), then
+    // exactly one a minute.
+    assert_eq!(looks[0], Duration::ZERO, "{looks:?}");
+    let first = looks[1];
+    assert!(
+        first >= Duration::from_millis(1100) && first < 60 * SECOND,
+        "{looks:?}"
+    );
+    let expected: Vec<Duration> = (0..)
+        .map(|n| first + n * 60 * SECOND)
+        .take_while(|at| *at <= 601 * SECOND)
+        .collect();
+    assert_eq!(looks[1..], expected[..], "{looks:?}");
+    assert!(gateway.read_times("getStateInstance").is_empty());
+    // Each look is recorded.
+    let record = &recorded(&world).instances[&crate::manifest::InstanceId::parse(ID).unwrap()];
+    let applied_at = record.applied.as_ref().unwrap().at;
+    assert_eq!(
+        record.live_checked_at,
+        Some(applied_at + *expected.last().unwrap())
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_blocked_instance_is_polled_every_five_minutes_and_sent_to_once_authorised() {
+    // (A resync plans the next poll afresh, 5 minutes from the pass: none here.)
+    let world = World::new("resyncInterval: 1h\n");
+    let gateway = Scripted::new([(Duration::ZERO, failed(FailureKind::InstanceNotUsable))]);
+    gateway.set_state("notAuthorized");
+    let daemon = start(&world, gateway, None);
+    until(&daemon.gateway, 7 * 60 * SECOND).await;
+    // Not authorised at the polls of 5 minutes; authorised before the one of 10.
+    assert_eq!(
+        daemon.gateway.read_times("getStateInstance"),
+        [300 * SECOND]
+    );
+    daemon.gateway.set_state("authorized");
+    until(&daemon.gateway, 12 * 60 * SECOND).await;
+    let (_, gateway, _) = daemon.stop().await;
+    assert_eq!(
+        gateway.read_times("getStateInstance"),
+        [300 * SECOND, 600 * SECOND]
+    );
+    // Uploaded at once when the poll finds it authorised, not at the slow retry's 15 minutes.
+    assert_eq!(gateway.call_times(), [Duration::ZERO, 600 * SECOND]);
+    let record = &recorded(&world).instances[&crate::manifest::InstanceId::parse(ID).unwrap()];
+    assert_eq!(record.state_instance.as_deref(), Some("authorized"));
+    assert!(record.failure.is_none() && record.applied.is_some());
 }
