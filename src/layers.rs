@@ -16,7 +16,9 @@ const LAYERS: &[&[&str]] = &[
     &["report", "metrics"],
     &["reconcile"],
     &["daemon"],
-    &["modes", "error", "cli", "logging", "layers", "lib", "main"],
+    &[
+        "modes", "error", "cli", "logging", "layers", "design", "lib", "main",
+    ],
 ];
 
 /// Items of the crate root that are not modules (usable from anywhere).

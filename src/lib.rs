@@ -44,6 +44,8 @@ pub mod usage;
 pub use error::Error;
 
 #[cfg(test)]
+mod design;
+#[cfg(test)]
 mod layers;
 #[cfg(test)]
 mod testing;

@@ -1,0 +1,93 @@
+//! The README's design tree, checked: it lists every source file under `src/` but the
+//! tests (`tests.rs`, `fuzz.rs`, `properties.rs`), and nothing that is not there, so the
+//! map a newcomer reads is the territory.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// Files that only hold tests: not in the tree.
+const TEST_FILES: &[&str] = &["tests.rs", "fuzz.rs", "properties.rs"];
+
+/// The source files the README's tree names (a folder `x/` names `x/mod.rs`).
+fn listed(readme: &str) -> BTreeSet<String> {
+    let tree = readme
+        .split("## Design notes")
+        .nth(1)
+        .and_then(|notes| notes.split("```\n").nth(1))
+        .expect("the README has a design tree in its design notes");
+    let mut files = BTreeSet::new();
+    // The folder each indentation level is in.
+    let mut folders: Vec<String> = Vec::new();
+    for line in tree.lines() {
+        let depth = (line.len() - line.trim_start().len()) / 2;
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        folders.truncate(depth);
+        let path = match (depth, folders.last()) {
+            (0, _) if name.starts_with("src/") => name.to_owned(),
+            (0, _) => {
+                // Outside src/: not this check's.
+                folders.clear();
+                continue;
+            }
+            (_, Some(folder)) => format!("{folder}{name}"),
+            (_, None) => continue,
+        };
+        match path.strip_suffix('/') {
+            Some(folder) => {
+                files.insert(format!("{folder}/mod.rs"));
+                folders.push(path);
+            }
+            None => {
+                files.insert(path);
+            }
+        }
+    }
+    files
+}
+
+/// The source files under `dir` (as `src/...`), tests left out.
+fn sources(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path.is_dir() {
+            sources(root, &path, out);
+        } else if name.ends_with(".rs") && !TEST_FILES.contains(&name.as_str()) {
+            let rel = path.strip_prefix(root).unwrap();
+            out.insert(rel.to_string_lossy().into_owned());
+        }
+    }
+}
+
+#[test]
+fn the_readme_tree_is_the_source_tree() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let listed = listed(&readme);
+    let mut found = BTreeSet::new();
+    sources(root, &root.join("src"), &mut found);
+    assert!(found.len() > 50, "the walk found the sources");
+    let missing: Vec<_> = found.difference(&listed).collect();
+    let gone: Vec<_> = listed.difference(&found).collect();
+    assert!(
+        missing.is_empty() && gone.is_empty(),
+        "README.md's design tree and src/ differ:\n  not in the README: {missing:?}\n  \
+         not in src/: {gone:?}"
+    );
+}
+
+#[test]
+fn the_tree_reader_follows_folders_and_skips_what_is_outside_src() {
+    let readme = "## Design notes\n\n```\nsrc/main.rs   x\nsrc/a/        y\n  b.rs        z\n  c/          w\n    d.rs      v\nsrc/e.rs      u\ndocs/         t\n  f.md        s\n```\n";
+    let expected = [
+        "src/a/b.rs",
+        "src/a/c/d.rs",
+        "src/a/c/mod.rs",
+        "src/a/mod.rs",
+        "src/e.rs",
+        "src/main.rs",
+    ];
+    assert_eq!(listed(readme).into_iter().collect::<Vec<_>>(), expected);
+}
