@@ -23,6 +23,32 @@ Durations are written like 10s, 5m, 1h30m.";
 #[command(name = "avatar-sync", version, about, after_help = AFTER_HELP)]
 #[command(group(ArgGroup::new("mode").args(["reconcile", "dry_run", "check", "status", "preview", "drift"])))]
 pub struct Args {
+    /// The mode flags.
+    #[command(flatten)]
+    pub modes: ModeFlags,
+
+    /// Paths, output format, timeout and concurrency.
+    #[command(flatten)]
+    pub run: RunOptions,
+
+    /// `--instance` and the shard.
+    #[command(flatten)]
+    pub scope: ScopeOptions,
+
+    /// Daemon: serve /metrics, /healthz and /readyz on this address (like 127.0.0.1:9184;
+    /// port 0 picks a free one). Off when absent; a non-loopback address is bound only
+    /// when given here. Ignored by the one-shot modes.
+    #[arg(long, value_name = "ADDR", env = "AVATAR_SYNC_LISTEN")]
+    pub listen: Option<std::net::SocketAddr>,
+
+    /// The table's rows and the logs.
+    #[command(flatten)]
+    pub output: OutputOptions,
+}
+
+/// The mode: at most one of these; none is the daemon.
+#[derive(Debug, clap::Args)]
+pub struct ModeFlags {
     /// Converge once, then exit.
     #[arg(long)]
     pub reconcile: bool,
@@ -49,7 +75,11 @@ pub struct Args {
     /// no network, no state.
     #[arg(long, value_name = "DIR")]
     pub preview: Option<PathBuf>,
+}
 
+/// Where the manifest and the state are, and how a run goes.
+#[derive(Debug, clap::Args)]
+pub struct RunOptions {
     /// The manifest [default: $AVATAR_SYNC_MANIFEST, else /etc/avatar-sync/manifest.yaml]
     #[arg(short, long, value_name = "PATH")]
     pub manifest: Option<PathBuf>,
@@ -70,7 +100,11 @@ pub struct Args {
     /// At most N instances talked to at once.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
+}
 
+/// Which instances a run acts on.
+#[derive(Debug, clap::Args)]
+pub struct ScopeOptions {
     /// Act on and report only this instance (repeatable), as `terraform -target`; the
     /// others are neither called nor reported, and their records are left as they are.
     #[arg(long = "instance", value_name = "ID", value_parser = parse_instance_id)]
@@ -85,13 +119,11 @@ pub struct Args {
     /// like avatar-sync-3).
     #[arg(long, value_name = "N", conflicts_with = "shard")]
     pub shard_from_hostname: Option<u32>,
+}
 
-    /// Daemon: serve /metrics, /healthz and /readyz on this address (like 127.0.0.1:9184;
-    /// port 0 picks a free one). Off when absent; a non-loopback address is bound only
-    /// when given here. Ignored by the one-shot modes.
-    #[arg(long, value_name = "ADDR", env = "AVATAR_SYNC_LISTEN")]
-    pub listen: Option<std::net::SocketAddr>,
-
+/// What is printed: the table's rows and the logs.
+#[derive(Debug, clap::Args)]
+pub struct OutputOptions {
     /// List every instance in the table, in sync or not (default: only those that changed,
     /// wait or failed, then the summary; `--status` lists all).
     #[arg(long)]
@@ -153,7 +185,7 @@ impl Args {
     {
         use clap::{CommandFactory as _, Parser as _};
         let parsed = Self::try_parse_from(args)?;
-        if parsed.timeout.is_some() && !parsed.reconcile {
+        if parsed.run.timeout.is_some() && !parsed.modes.reconcile {
             return Err(Self::command().error(
                 clap::error::ErrorKind::ArgumentConflict,
                 "--timeout only applies to --reconcile",
@@ -164,20 +196,26 @@ impl Args {
 
     /// The mode the flags select.
     pub fn mode(&self) -> Mode {
-        match (self.reconcile, self.dry_run, self.check, self.status) {
+        match (
+            self.modes.reconcile,
+            self.modes.dry_run,
+            self.modes.check,
+            self.modes.status,
+        ) {
             (true, ..) => Mode::Reconcile,
             (_, true, ..) => Mode::DryRun,
             (_, _, true, _) => Mode::Check,
             (.., true) => Mode::Status,
-            _ if self.preview.is_some() => Mode::Preview,
-            _ if self.drift => Mode::Drift,
+            _ if self.modes.preview.is_some() => Mode::Preview,
+            _ if self.modes.drift => Mode::Drift,
             _ => Mode::Daemon,
         }
     }
 
     /// `--manifest`, else `$AVATAR_SYNC_MANIFEST`, else the default path.
     pub fn manifest_path(&self, env: &dyn Fn(&str) -> Option<String>) -> PathBuf {
-        self.manifest
+        self.run
+            .manifest
             .clone()
             .or_else(|| non_empty(env("AVATAR_SYNC_MANIFEST")).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_MANIFEST))
@@ -185,7 +223,7 @@ impl Args {
 
     /// The state directory, by the contract's order of precedence.
     pub fn state_dir(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf, String> {
-        if let Some(dir) = &self.state_dir {
+        if let Some(dir) = &self.run.state_dir {
             return Ok(dir.clone());
         }
         if let Some(dir) = non_empty(env("AVATAR_SYNC_STATE_DIR")) {
@@ -208,7 +246,7 @@ impl Args {
     /// The shard this run is, from `--shard`, or `--shard-from-hostname` with the host name
     /// from `hostname` (`$HOSTNAME`, else the kernel's).
     pub fn shard(&self, hostname: &dyn Fn() -> Option<String>) -> Result<Option<Shard>, String> {
-        match (self.shard, self.shard_from_hostname) {
+        match (self.scope.shard, self.scope.shard_from_hostname) {
             (Some(shard), _) => Ok(Some(shard)),
             (None, Some(count)) => {
                 let name = hostname().ok_or("--shard-from-hostname: the host name is unknown")?;
@@ -222,7 +260,7 @@ impl Args {
 
     /// `--timeout`, or its default.
     pub fn timeout(&self) -> Duration {
-        self.timeout.unwrap_or(DEFAULT_TIMEOUT)
+        self.run.timeout.unwrap_or(DEFAULT_TIMEOUT)
     }
 }
 
@@ -267,7 +305,7 @@ mod tests {
     #[test]
     fn concurrency_is_at_least_one() {
         assert!(parse(&["--concurrency", "0"]).is_err());
-        assert_eq!(parse(&["--concurrency", "64"]).unwrap().concurrency, 64);
+        assert_eq!(parse(&["--concurrency", "64"]).unwrap().run.concurrency, 64);
     }
 
     #[test]

@@ -22,8 +22,9 @@ fn main() -> ExitCode {
             };
         }
     };
-    let verbosity = i8::try_from(i16::from(args.verbose) - i16::from(args.quiet)).unwrap_or(0);
-    logging::init(args.log_format, verbosity);
+    let verbosity =
+        i8::try_from(i16::from(args.output.verbose) - i16::from(args.output.quiet)).unwrap_or(0);
+    logging::init(args.output.log_format, verbosity);
 
     let env = |name: &str| std::env::var(name).ok();
     let result = modes::run(&args, &env);
@@ -44,7 +45,7 @@ fn main() -> ExitCode {
             for line in e.to_string().lines() {
                 tracing::error!(kind = e.label(), "{line}");
             }
-            if args.json {
+            if args.run.json {
                 let doc =
                     serde_json::json!({"error": {"kind": e.label(), "message": e.to_string()}});
                 println!("{doc:#}");

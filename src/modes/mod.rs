@@ -52,20 +52,21 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
         let prepared = prepare(dir.as_ref().ok())?;
         Ok((prepared, dir?))
     };
-    let concurrency = usize::from(args.concurrency);
+    let concurrency = usize::from(args.run.concurrency);
     match mode {
         Mode::Check => {
             let prepared = prepare(None)?;
-            Ok(Output::of(&check::check(&prepared.manifest), args.json))
+            Ok(Output::of(&check::check(&prepared.manifest), args.run.json))
         }
         Mode::Preview => {
             let prepared = prepare(None)?;
             let out = args
+                .modes
                 .preview
                 .as_deref()
                 .unwrap_or(std::path::Path::new("preview"));
             let report = preview::preview(&prepared.manifest, out)?;
-            Ok(Output::of(&report, args.json))
+            Ok(Output::of(&report, args.run.json))
         }
         Mode::Daemon => {
             // A bad manifest at start is fatal here; later edits that break it are ignored.
@@ -106,7 +107,7 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
                 concurrency,
                 args.timeout(),
                 // At fleet size, rows for every instance cost more than the run.
-                if args.json || args.all {
+                if args.run.json || args.output.all {
                     Rows::All
                 } else {
                     Rows::Listed
@@ -114,13 +115,13 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
             );
             let mut report = runtime()?.block_on(once)?;
             report.shard = prepared.shard_line;
-            Ok(Output::of(&report.listing(args.all), args.json))
+            Ok(Output::of(&report.listing(args.output.all), args.run.json))
         }
         Mode::DryRun => {
             let (prepared, dir) = prepare_in_dir()?;
             let mut report = once::plan_only(&prepared.manifest, &dir, Tokens::Required)?;
             report.shard = prepared.shard_line;
-            Ok(Output::of(&report.listing(args.all), args.json))
+            Ok(Output::of(&report.listing(args.output.all), args.run.json))
         }
         Mode::Drift => {
             let (prepared, dir) = prepare_in_dir()?;
@@ -128,14 +129,14 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
             let drift = drift::drift(prepared.manifest, &dir, concurrency);
             let mut report = runtime()?.block_on(drift)?;
             report.shard = shard_line;
-            Ok(Output::of(&report.listing(args.all), args.json))
+            Ok(Output::of(&report.listing(args.output.all), args.run.json))
         }
         Mode::Status => {
             let (prepared, dir) = prepare_in_dir()?;
             let mut report = once::plan_only(&prepared.manifest, &dir, Tokens::Optional)?;
             report.manifest_revision = manifest::git_revision(&manifest_path);
             report.shard = prepared.shard_line;
-            Ok(Output::of(&report, args.json))
+            Ok(Output::of(&report, args.run.json))
         }
     }
 }
@@ -205,7 +206,7 @@ fn scope(
     manifest: &manifest::Manifest,
     mode: Mode,
 ) -> Result<Scope, Error> {
-    let scope = Scope::only(args.instances.iter().cloned());
+    let scope = Scope::only(args.scope.instances.iter().cloned());
     if let Some(id) = scope.missing_from(manifest).first() {
         return Err(Error::Usage(format!(
             "--instance {id}: {} has no instance with this idInstance",
