@@ -85,7 +85,7 @@ impl Board {
         let shown = {
             let latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
             (latest.report.instances.iter())
-                .any(|row| row.desired_sha256.as_deref() == Some(wanted.as_str()))
+                .any(|row| row.detail.desired_sha256.as_deref() == Some(wanted.as_str()))
         };
         if !shown {
             return None;

@@ -6,26 +6,19 @@
 
 use crate::manifest::{Manifest, Problem, ProblemKind, TokenError};
 use crate::picture::pass::{Pictures, prepare_in_memory};
-use crate::report::{Render, Table, plural, short_sha, thousands};
+use crate::report::{Render, Row, Table, plural, short_sha, thousands};
 use serde::Serialize;
 use std::time::SystemTime;
 
-/// One instance's verdict.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// One instance's verdict: `valid`, `failed` or `suspended`.
+pub(crate) type CheckRow = Row<&'static str, Checked>;
+
+/// What `--check` says of an instance beside its verdict.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct CheckRow {
-    /// The `idInstance`.
-    pub id_instance: String,
-    /// The picture as written in the manifest.
-    pub picture: String,
-    /// `valid`, `failed` or `suspended`.
-    pub status: &'static str,
+pub(crate) struct Checked {
     /// SHA-256 of the picture, when it could be read.
     pub desired_sha256: Option<String>,
-    /// Why it is not valid.
-    pub error: Option<String>,
-    /// The stable label of `error`.
-    pub error_kind: Option<String>,
     /// Things worth knowing that do not make it invalid.
     pub warnings: Vec<String>,
 }
@@ -64,15 +57,7 @@ pub(crate) fn check(manifest: &Manifest) -> CheckReport {
         .instances
         .iter()
         .map(|instance| {
-            let mut row = CheckRow {
-                id_instance: instance.id.to_string(),
-                picture: instance.picture.written.clone(),
-                status: "valid",
-                desired_sha256: None,
-                error: None,
-                error_kind: None,
-                warnings: Vec::new(),
-            };
+            let mut row = CheckRow::of(instance, "valid");
             if instance.suspend {
                 row.status = "suspended";
                 summary.suspended += 1;
@@ -81,13 +66,12 @@ pub(crate) fn check(manifest: &Manifest) -> CheckReport {
             let fail = |row: &mut CheckRow, kind: &str, error: String| {
                 if row.error.is_none() {
                     row.status = "failed";
-                    row.error_kind = Some(kind.to_owned());
-                    row.error = Some(error);
+                    row.trouble(kind, error);
                 }
             };
             match &instance.picture.path {
                 Ok(path) => match pictures.upload_digest(path, &instance.processing) {
-                    Ok(digest) => row.desired_sha256 = Some(digest.to_string()),
+                    Ok(digest) => row.detail.desired_sha256 = Some(digest.to_string()),
                     Err(problem) => fail(&mut row, problem.kind.label(), problem.message),
                 },
                 Err(why) => fail(&mut row, "picture-path", format!("picture: {why}")),
@@ -102,7 +86,7 @@ pub(crate) fn check(manifest: &Manifest) -> CheckReport {
                         instance: Some(instance.id.to_string()),
                         message: format!("{e} (fine where secrets are absent, like CI)"),
                     };
-                    row.warnings.push(warning.to_string());
+                    row.detail.warnings.push(warning.to_string());
                 }
                 Err(e @ TokenError::Invalid(_)) => fail(&mut row, e.label(), e.to_string()),
             }
@@ -111,7 +95,7 @@ pub(crate) fn check(manifest: &Manifest) -> CheckReport {
             } else {
                 summary.valid += 1;
             }
-            summary.warnings += row.warnings.len();
+            summary.warnings += row.detail.warnings.len();
             row
         })
         .collect();
@@ -135,7 +119,7 @@ impl Render for CheckReport {
         let mut table = Table::new(&["INSTANCE", "STATUS", "PICTURE", "DETAIL"]).min_width(1, 9);
         table.rows = (self.instances.iter())
             .map(|row| {
-                let detail = match (&row.error_kind, &row.error, &row.desired_sha256) {
+                let detail = match (&row.error_kind, &row.error, &row.detail.desired_sha256) {
                     (Some(kind), Some(error), _) => format!("{kind}: {error}"),
                     (_, _, Some(sha)) => format!("sha256 {}", short_sha(sha)),
                     _ => String::new(),
@@ -148,7 +132,7 @@ impl Render for CheckReport {
                 ]
             })
             .collect();
-        let instance_warnings = self.instances.iter().flat_map(|r| &r.warnings);
+        let instance_warnings = self.instances.iter().flat_map(|r| &r.detail.warnings);
         table.notes = (self.warnings.iter().chain(instance_warnings))
             .map(|warning| format!("warning: {warning}"))
             .collect();

@@ -5,31 +5,24 @@ use crate::Error;
 use crate::manifest::Manifest;
 use crate::outcome::{LocalKind, LocalProblem};
 use crate::picture::pass::{Pictures, prepare_in_memory};
-use crate::report::{Render, Table, short_sha};
+use crate::report::{Render, Row, Table, short_sha};
 use serde::Serialize;
 use std::path::Path;
 use std::time::SystemTime;
 
-/// One instance's preview.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// One instance's preview: `written`, `failed` or `suspended`.
+pub(crate) type PreviewRow = Row<&'static str, Previewed>;
+
+/// What `--preview` wrote for an instance.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct PreviewRow {
-    /// The `idInstance`.
-    pub id_instance: String,
-    /// The picture as written in the manifest.
-    pub picture: String,
-    /// `written`, `failed` or `suspended`.
-    pub status: &'static str,
+pub(crate) struct Previewed {
     /// The file written.
     pub file: Option<String>,
     /// SHA-256 of the JPEG that would be uploaded.
     pub sha256: Option<String>,
     /// Its size in bytes.
     pub bytes: Option<usize>,
-    /// Why there is no preview.
-    pub error: Option<String>,
-    /// The stable label of `error`.
-    pub error_kind: Option<String>,
 }
 
 /// The result of `--preview`.
@@ -61,22 +54,12 @@ pub(crate) fn preview(manifest: &Manifest, out: &Path) -> Result<PreviewReport, 
     }
     let mut rows = Vec::with_capacity(manifest.instances.len());
     for (instance, digest) in manifest.instances.iter().zip(digests) {
-        let mut row = PreviewRow {
-            id_instance: instance.id.to_string(),
-            picture: instance.picture.written.clone(),
-            status: "suspended",
-            file: None,
-            sha256: None,
-            bytes: None,
-            error: None,
-            error_kind: None,
-        };
+        let mut row = PreviewRow::of(instance, "suspended");
         match digest {
             None => {}
             Some(Err(problem)) => {
                 row.status = "failed";
-                row.error_kind = Some(problem.kind.label().to_owned());
-                row.error = Some(problem.message);
+                row.trouble(problem.kind.label(), problem.message);
             }
             Some(Ok(digest)) => {
                 let bytes = prepared.bytes(digest).unwrap_or_default();
@@ -84,14 +67,16 @@ pub(crate) fn preview(manifest: &Manifest, out: &Path) -> Result<PreviewReport, 
                 match crate::fsio::write_new_file(&file, bytes) {
                     Ok(()) => {
                         row.status = "written";
-                        row.file = Some(file.display().to_string());
-                        row.sha256 = Some(digest.to_string());
-                        row.bytes = Some(bytes.len());
+                        row.detail.file = Some(file.display().to_string());
+                        row.detail.sha256 = Some(digest.to_string());
+                        row.detail.bytes = Some(bytes.len());
                     }
                     Err(e) => {
                         row.status = "failed";
-                        row.error_kind = Some("preview-write".to_owned());
-                        row.error = Some(format!("cannot write {}: {e}", file.display()));
+                        row.trouble(
+                            "preview-write",
+                            format!("cannot write {}: {e}", file.display()),
+                        );
                     }
                 }
             }
@@ -111,11 +96,11 @@ impl Render for PreviewReport {
         let mut table = Table::new(&["INSTANCE", "STATUS", "DETAIL"]);
         table.rows = (self.instances.iter())
             .map(|row| {
-                let detail = match (&row.file, &row.error_kind, &row.error) {
+                let detail = match (&row.detail.file, &row.error_kind, &row.error) {
                     (Some(file), _, _) => format!(
                         "{file} ({} bytes, sha256 {})",
-                        row.bytes.unwrap_or(0),
-                        row.sha256.as_deref().map(short_sha).unwrap_or("")
+                        row.detail.bytes.unwrap_or(0),
+                        row.detail.sha256.as_deref().map(short_sha).unwrap_or("")
                     ),
                     (None, Some(kind), Some(error)) => format!("{kind}: {error}"),
                     _ => String::new(),

@@ -9,7 +9,7 @@ use crate::manifest::{IdMap, InstanceId, Manifest};
 use crate::picture::Digest;
 use crate::picture::pass::Uses;
 use crate::plan::{Decision, Desired, Policy};
-use crate::report::{self, Report, ReportKind, Row, Status, ThisRun};
+use crate::report::{self, Report, ReportKind, Row, Standing, Status, ThisRun};
 use crate::state::{InstanceRecord, State};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -190,38 +190,29 @@ impl Table {
 
 /// A `--drift` row: what the look at `instance`'s live picture found.
 fn observed_row(instance: &Instance, slot: &Slot, record: Option<&InstanceRecord>) -> Row {
-    let applied = record.and_then(|r| r.applied.as_ref());
-    let mut row = Row {
-        id_instance: instance.id.to_string(),
-        picture: instance.picture.written.clone(),
-        status: Status::InSync,
-        desired_sha256: None,
-        applied_sha256: applied.map(|a| a.sha256.to_string()),
-        next_attempt_at: None,
-        error: None,
-        error_kind: None,
-        state_instance: None,
-        applied_at: applied.map(|a| a.at),
-    };
-    let mut failed = |kind: &str, why: &str| {
-        row.status = Status::Failed;
-        row.error_kind = Some(kind.to_owned());
-        row.error = Some(why.to_owned());
-    };
+    let mut row = Row::of(instance, Status::InSync);
+    row.detail = Standing::of(&slot.target.desired, record);
+    // What the daemon polled is not what `--drift` saw.
+    row.detail.state_instance = None;
     match (&slot.target.desired, &slot.seen) {
         (Desired::Suspended, _) => row.status = Status::Suspended,
-        (Desired::Unusable(problem), _) => failed(problem.kind.label(), &problem.message),
-        (Desired::Picture { .. }, None) => failed("deadline", "its live picture was not read"),
-        (Desired::Picture { .. }, Some(Look::Unknown { kind, why })) => failed(kind, why),
+        (Desired::Unusable(problem), _) => {
+            row.status = Status::Failed;
+            row.trouble(problem.kind.label(), problem.message.clone());
+        }
+        (Desired::Picture { .. }, None) => {
+            row.status = Status::Failed;
+            row.trouble("deadline", "its live picture was not read");
+        }
+        (Desired::Picture { .. }, Some(Look::Unknown { kind, why })) => {
+            row.status = Status::Failed;
+            row.trouble(kind, why.clone());
+        }
         (Desired::Picture { .. }, Some(Look::Matches(_))) => {}
         (Desired::Picture { .. }, Some(Look::Differs(why))) => {
             row.status = Status::Drifted;
-            row.error_kind = Some("drifted".to_owned());
-            row.error = Some(why.clone());
+            row.trouble("drifted", why.clone());
         }
-    }
-    if let Desired::Picture { digest, .. } = &slot.target.desired {
-        row.desired_sha256 = Some(digest.to_string());
     }
     row
 }

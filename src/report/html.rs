@@ -113,7 +113,7 @@ fn attention(out: &mut String, report: &Report, now: SystemTime) {
             row.status.label(),
             escape(&why),
         );
-        if let Some(at) = row.next_attempt_at {
+        if let Some(at) = row.detail.next_attempt_at {
             let left = (at.duration_since(now).ok())
                 .map(|left| {
                     let left = std::time::Duration::from_secs(left.as_secs());
@@ -142,7 +142,7 @@ fn pictures(out: &mut String, report: &Report) {
     // Each distinct upload: where it comes from, who should show it, who does not yet.
     let mut by_digest: BTreeMap<&str, (&str, usize, Vec<&str>)> = BTreeMap::new();
     for row in &report.instances {
-        let Some(digest) = row.desired_sha256.as_deref() else {
+        let Some(digest) = row.detail.desired_sha256.as_deref() else {
             continue;
         };
         let entry = by_digest
@@ -220,13 +220,12 @@ mod tests {
             id_instance: id.to_owned(),
             picture: "pictures/<a>.jpg".to_owned(),
             status,
-            desired_sha256: Some(sha.repeat(64)),
-            applied_sha256: None,
-            next_attempt_at: None,
+            detail: crate::report::Standing {
+                desired_sha256: Some(sha.repeat(64)),
+                ..Default::default()
+            },
             error: error.map(str::to_owned),
             error_kind: error.map(|_| "unauthorized".to_owned()),
-            state_instance: None,
-            applied_at: None,
         }
     }
 
@@ -280,7 +279,7 @@ mod tests {
             .map(|n| {
                 let sha = format!("{:064x}", n % 1000);
                 let mut row = row(&format!("110100{n:04}"), Status::Failed, "a", Some("x"));
-                row.desired_sha256 = Some(sha);
+                row.detail.desired_sha256 = Some(sha);
                 row.error = Some(
                     "GREEN-API answered 401 Unauthorized: the apiTokenInstance is wrong".to_owned(),
                 );

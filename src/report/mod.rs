@@ -74,16 +74,53 @@ impl Status {
     }
 }
 
-/// One instance's line of the report.
+/// One instance's line of a report, in every mode: which instance, its picture, where it
+/// stands, why not; and what the mode adds (`D`), flattened into the same JSON object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Row {
+pub(crate) struct Row<S = Status, D = Standing> {
     /// The `idInstance`.
     pub id_instance: String,
     /// The picture as written in the manifest.
     pub picture: String,
     /// Where it stands.
-    pub status: Status,
+    pub status: S,
+    /// What the mode says of it besides.
+    #[serde(flatten)]
+    pub detail: D,
+    /// Why it failed or waits, in one line.
+    pub error: Option<String>,
+    /// The stable label of `error`, like `unauthorized` or `picture-not-jpeg`.
+    pub error_kind: Option<String>,
+}
+
+impl<S, D: Default> Row<S, D> {
+    /// The row of `instance`, standing at `status`, with nothing else said yet.
+    pub fn of(instance: &Instance, status: S) -> Self {
+        Self {
+            id_instance: instance.id.to_string(),
+            picture: instance.picture.written.clone(),
+            status,
+            detail: D::default(),
+            error: None,
+            error_kind: None,
+        }
+    }
+}
+
+impl<S, D> Row<S, D> {
+    /// Says why it did not get where it should: `kind` (a stable label) and `error`.
+    pub fn trouble(&mut self, kind: &str, error: impl Into<String>) {
+        self.error_kind = Some(kind.to_owned());
+        self.error = Some(error.into());
+    }
+}
+
+/// What the engine's reports (`--reconcile`, `--dry-run`, `--status`, `--drift`, the
+/// status page) say of an instance beside its status.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Standing {
     /// SHA-256 of the desired picture; `null` when it could not be read.
     pub desired_sha256: Option<String>,
     /// SHA-256 of the last picture GREEN-API confirmed.
@@ -91,10 +128,6 @@ pub(crate) struct Row {
     /// Not before this time (throttle or backoff).
     #[serde(with = "serde_rfc3339_opt")]
     pub next_attempt_at: Option<SystemTime>,
-    /// Why it failed or waits, in one line.
-    pub error: Option<String>,
-    /// The stable label of `error`, like `unauthorized` or `picture-not-jpeg`.
-    pub error_kind: Option<String>,
     /// The instance's `stateInstance` as last read, when the daemon polled it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_instance: Option<String>,
@@ -353,25 +386,28 @@ fn detail(row: &Row, now: SystemTime) -> String {
     };
     match row.status {
         Status::InSync | Status::Applied => {
-            let mut text = format!("sha256 {}", sha(&row.applied_sha256).unwrap_or_default());
-            if let Some(at) = row.applied_at {
+            let mut text = format!(
+                "sha256 {}",
+                sha(&row.detail.applied_sha256).unwrap_or_default()
+            );
+            if let Some(at) = row.detail.applied_at {
                 let _ = write!(text, ", applied {}", rfc3339(at));
             }
             text
         }
         Status::Adopted => format!(
             "sha256 {}: already live, recorded without a call",
-            sha(&row.applied_sha256).unwrap_or_default()
+            sha(&row.detail.applied_sha256).unwrap_or_default()
         ),
-        Status::Pending => match sha(&row.desired_sha256) {
+        Status::Pending => match sha(&row.detail.desired_sha256) {
             Some(desired) => format!(
                 "would set sha256 {desired} (now {})",
-                sha(&row.applied_sha256).unwrap_or_else(|| "unknown".to_owned())
+                sha(&row.detail.applied_sha256).unwrap_or_else(|| "unknown".to_owned())
             ),
             None => String::new(),
         },
         Status::Throttled => {
-            let mut text = match row.next_attempt_at {
+            let mut text = match row.detail.next_attempt_at {
                 Some(at) => format!("not before {}", when(at)),
                 None => String::new(),
             };
@@ -386,10 +422,10 @@ fn detail(row: &Row, now: SystemTime) -> String {
                 (None, Some(error)) => error.clone(),
                 _ => String::new(),
             };
-            if let Some(at) = row.next_attempt_at {
+            if let Some(at) = row.detail.next_attempt_at {
                 let _ = write!(text, " (retry not before {})", rfc3339(at));
             }
-            if let Some(state) = &row.state_instance {
+            if let Some(state) = &row.detail.state_instance {
                 let _ = write!(text, " [stateInstance {state}]");
             }
             text
@@ -419,22 +455,9 @@ pub(crate) fn row(
     record: Option<&InstanceRecord>,
     this_run: ThisRun,
 ) -> Row {
-    let applied = record.and_then(|r| r.applied.as_ref());
-    let mut row = Row {
-        id_instance: instance.id.to_string(),
-        picture: instance.picture.written.clone(),
-        status: status(decision, this_run),
-        desired_sha256: match desired {
-            Desired::Picture { digest, .. } => Some(digest.to_string()),
-            _ => None,
-        },
-        applied_sha256: applied.map(|a| a.sha256.to_string()),
-        next_attempt_at: decision.wake_at(),
-        error: None,
-        error_kind: None,
-        state_instance: record.and_then(|r| r.state_instance.clone()),
-        applied_at: applied.map(|a| a.at),
-    };
+    let mut row = Row::of(instance, status(decision, this_run));
+    row.detail = Standing::of(desired, record);
+    row.detail.next_attempt_at = decision.wake_at();
     let (kind, error) = match decision {
         Decision::Suspended | Decision::InSync | Decision::Due { .. } => return row,
         Decision::Drifted { reason, .. } => ("drifted", reason.clone()),
@@ -459,9 +482,26 @@ pub(crate) fn row(
         }
         | Decision::Blocked { failure, .. } => (failure.kind.label(), failure.reason.clone()),
     };
-    row.error_kind = Some(kind.to_owned());
-    row.error = Some(error);
+    row.trouble(kind, error);
     row
+}
+
+impl Standing {
+    /// What is known of an instance that should show `desired` and whose record is
+    /// `record`.
+    pub fn of(desired: &Desired, record: Option<&InstanceRecord>) -> Self {
+        let applied = record.and_then(|r| r.applied.as_ref());
+        Self {
+            desired_sha256: match desired {
+                Desired::Picture { digest, .. } => Some(digest.to_string()),
+                _ => None,
+            },
+            applied_sha256: applied.map(|a| a.sha256.to_string()),
+            next_attempt_at: None,
+            state_instance: record.and_then(|r| r.state_instance.clone()),
+            applied_at: applied.map(|a| a.at),
+        }
+    }
 }
 
 /// The status a decision reports, given what this run did.
@@ -477,5 +517,52 @@ pub(crate) fn status(decision: &Decision, this_run: ThisRun) -> Status {
         Decision::Unusable(_) | Decision::Refused { .. } | Decision::Blocked { .. } => {
             Status::Failed
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The keys of `row`'s JSON object, in order.
+    fn keys(row: &impl Serialize) -> Vec<String> {
+        let text = serde_json::to_string(row).unwrap();
+        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+        map.keys().cloned().collect()
+    }
+
+    #[test]
+    fn a_row_is_one_json_object_with_the_modes_detail_in_it() {
+        let mut row: Row = Row {
+            id_instance: "1101000001".to_owned(),
+            picture: "a.jpg".to_owned(),
+            status: Status::Failed,
+            detail: Standing::default(),
+            error: None,
+            error_kind: None,
+        };
+        row.trouble("unauthorized", "401");
+        let mut expected = [
+            "appliedSha256",
+            "desiredSha256",
+            "error",
+            "errorKind",
+            "idInstance",
+            "nextAttemptAt",
+            "picture",
+            "status",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        assert_eq!(keys(&row), expected);
+        // The polled state only when there is one; when the picture was applied, never.
+        row.detail.state_instance = Some("notAuthorized".to_owned());
+        row.detail.applied_at = Some(SystemTime::UNIX_EPOCH);
+        expected.push("stateInstance".to_owned());
+        expected.sort();
+        assert_eq!(keys(&row), expected);
+        let json: serde_json::Value = serde_json::to_value(&row).unwrap();
+        assert_eq!(json["errorKind"], "unauthorized");
+        assert_eq!(json["status"], "failed");
     }
 }
