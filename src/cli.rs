@@ -269,7 +269,7 @@ fn parse_shard(text: &str) -> Result<Shard, String> {
 }
 
 fn parse_instance_id(text: &str) -> Result<InstanceId, String> {
-    InstanceId::parse(text.trim())
+    InstanceId::parse_written(text.trim())
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {

@@ -3,8 +3,10 @@
 /// Why `${NAME}` could not be expanded: an error of the one instance that uses it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ExpandError {
-    /// `${NAME}` names a variable that is not set.
-    #[error("`{text}` uses ${{{name}}}, which is not set")]
+    /// `${NAME}` names a variable that is not set, or set to nothing (an empty
+    /// `${CREDENTIALS_DIRECTORY}` would turn `${CREDENTIALS_DIRECTORY}/a.token` into
+    /// `/a.token`).
+    #[error("`{text}` uses ${{{name}}}, which is not set (or is empty)")]
     Unset {
         /// The text as written.
         text: String,
@@ -47,6 +49,7 @@ pub(super) fn is_env_name(name: &str) -> bool {
 }
 
 /// Replaces each `${NAME}` in `text` with the variable's value; `$` alone stays as it is.
+/// A variable set to nothing is an error, as an unset one is.
 pub(crate) fn expand_vars(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
@@ -66,7 +69,7 @@ pub(crate) fn expand_vars(
                 name: name.to_owned(),
             });
         }
-        let value = env(name).ok_or_else(|| ExpandError::Unset {
+        let value = env(name).filter(|v| !v.is_empty()).ok_or_else(|| ExpandError::Unset {
             text: text.to_owned(),
             name: name.to_owned(),
         })?;

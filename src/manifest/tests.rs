@@ -347,9 +347,29 @@ fn an_id_instance_is_its_digits_as_written_never_a_yaml_integer_form() {
         let problem = one_problem_at(&text, 2, ProblemKind::InvalidId);
         assert!(problem.message.contains(shown), "{written}: {problem}");
     }
-    // Digits as written are kept as written, leading zeros too.
-    let manifest = ok("instances:\n  - idInstance: 0042\n    apiTokenEnv: T\n    picture: a.jpg\n");
-    assert_eq!(manifest.instances[0].id.as_str(), "0042");
+    // Digits as written are kept as written.
+    let manifest = ok("instances:\n  - idInstance: 4200\n    apiTokenEnv: T\n    picture: a.jpg\n");
+    assert_eq!(manifest.instances[0].id.as_str(), "4200");
+}
+
+#[test]
+fn n14_an_id_instance_with_a_leading_zero_is_an_error() {
+    // `5`, `05` and `005` would be three instances of one number.
+    for written in ["05", "\"005\"", "0042", "\"0\""] {
+        let text = format!(
+            "instances:\n  - idInstance: {written}\n    apiTokenEnv: T\n    picture: a.jpg\n"
+        );
+        let problem = one_problem_at(&text, 2, ProblemKind::InvalidId);
+        assert!(problem.message.contains("starts with 0"), "{written}: {problem}");
+    }
+    let problem = one_problem_at(
+        "instances:\n  - idInstance: \"0042\"\n    apiTokenEnv: T\n    picture: a.jpg\n",
+        2,
+        ProblemKind::InvalidId,
+    );
+    assert!(problem.message.contains("`42`"), "{problem}");
+    // A record kept under such an id by an older release is still read.
+    assert_eq!(InstanceId::parse("0042").unwrap().as_str(), "0042");
 }
 
 #[test]
@@ -918,4 +938,17 @@ fn fleet_ids_spread_evenly_over_a_map_s_buckets() {
         })
         .collect();
     assert!(tags.len() > 64, "{} tags", tags.len());
+}
+
+#[test]
+fn n16_a_variable_set_to_nothing_is_an_error_like_an_unset_one() {
+    let env = |name: &str| (name == "EMPTY").then(String::new);
+    let err = expand_vars("${EMPTY}/support.token", &env).unwrap_err();
+    assert_eq!(err.label(), "unset-variable");
+    assert!(err.to_string().contains("${EMPTY}"), "{err}");
+    assert!(err.to_string().contains("empty"), "{err}");
+    // In a picture path: an error of that instance, never `/support.jpg`.
+    let text = "instances:\n  - idInstance: \"1\"\n    apiTokenEnv: T\n    picture: ${EMPTY}/support.jpg\n";
+    let manifest = parse(text, Path::new(PATH), &env).unwrap();
+    assert!(manifest.instances[0].picture.path.is_err());
 }

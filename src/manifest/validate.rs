@@ -333,7 +333,7 @@ impl<'a> Validator<'a> {
         default_drift: DriftMode,
     ) -> Option<Instance> {
         let id_line = raw.id_instance.line();
-        let id = match InstanceId::parse(&raw.id_instance.0) {
+        let id = match InstanceId::parse_written(&raw.id_instance.0) {
             Ok(id) => id,
             Err(e) => {
                 self.problem(ProblemKind::InvalidId, id_line, None, e);

@@ -65,6 +65,24 @@ impl InstanceId {
         }
     }
 
+    /// [`Self::parse`], for an id a person wrote (the manifest, `--instance`): GREEN-API's
+    /// ids never start with 0, and `5`, `05` and `005` would be three instances of one
+    /// number. (Records already kept under such an id are still read.)
+    pub fn parse_written(text: &str) -> Result<Self, String> {
+        let id = Self::parse(text)?;
+        let digits = text.trim_start_matches('0');
+        match (text.starts_with('0'), digits.is_empty()) {
+            (false, _) => Ok(id),
+            (true, true) => Err(format!(
+                "idInstance `{text}` starts with 0; GREEN-API's ids never do"
+            )),
+            (true, false) => Err(format!(
+                "idInstance `{text}` starts with 0; GREEN-API's ids never do (write it \
+                 without the leading zeros: `{digits}`)"
+            )),
+        }
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
