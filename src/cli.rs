@@ -112,8 +112,10 @@ pub struct ScopeOptions {
 
     /// Act only on the instances that hash to shard K of N (K from 0 to N-1), each shard
     /// with its own state directory. --check still validates the whole manifest.
-    #[arg(long, value_name = "K/N", env = "AVATAR_SYNC_SHARD", value_parser = parse_shard)]
-    pub shard: Option<Shard>,
+    // Read as text and parsed when the shard is needed: a bad AVATAR_SYNC_SHARD in the
+    // environment must not stop --check, which validates the whole manifest.
+    #[arg(long, value_name = "K/N", env = "AVATAR_SYNC_SHARD")]
+    pub shard: Option<String>,
 
     /// As --shard K/N, with K the ordinal at the end of this host's name (a StatefulSet pod
     /// like avatar-sync-3).
@@ -246,8 +248,11 @@ impl Args {
     /// The shard this run is, from `--shard`, or `--shard-from-hostname` with the host name
     /// from `hostname` (`$HOSTNAME`, else the kernel's).
     pub fn shard(&self, hostname: &dyn Fn() -> Option<String>) -> Result<Option<Shard>, String> {
-        match (self.scope.shard, self.scope.shard_from_hostname) {
-            (Some(shard), _) => Ok(Some(shard)),
+        match (&self.scope.shard, self.scope.shard_from_hostname) {
+            (Some(shard), _) => shard
+                .parse()
+                .map(Some)
+                .map_err(|e| format!("--shard (or AVATAR_SYNC_SHARD): {e}")),
             (None, Some(count)) => {
                 let name = hostname().ok_or("--shard-from-hostname: the host name is unknown")?;
                 Shard::from_hostname(&name, count)
@@ -262,10 +267,6 @@ impl Args {
     pub fn timeout(&self) -> Duration {
         self.run.timeout.unwrap_or(DEFAULT_TIMEOUT)
     }
-}
-
-fn parse_shard(text: &str) -> Result<Shard, String> {
-    text.parse()
 }
 
 fn parse_instance_id(text: &str) -> Result<InstanceId, String> {

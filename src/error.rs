@@ -12,6 +12,9 @@ pub enum Error {
     /// The command line is wrong (exit 64).
     #[error("{0}")]
     Usage(String),
+    /// The run's scope holds an instance it cannot act on (`--instance` of another shard).
+    #[error("{0}")]
+    Scope(String),
     /// The manifest cannot be used.
     #[error("{0}")]
     Manifest(#[from] ManifestError),
@@ -37,6 +40,7 @@ impl Error {
     pub fn label(&self) -> &'static str {
         match self {
             Self::Usage(_) => "usage",
+            Self::Scope(_) => "instance-outside-shard",
             Self::Manifest(_) => "manifest-invalid",
             Self::State(e) => e.label(),
             Self::Gateway(_) => "http-client",

@@ -98,3 +98,41 @@ fn a_shard_that_does_not_exist_is_a_usage_error() {
     assert_eq!(run.json()["shard"]["index"], 2, "{run:?}");
     assert_eq!(world.fake.request_count(), 0);
 }
+
+#[test]
+fn n8_an_instance_outside_the_shard_a_loose_ordinal_and_a_bad_shard_variable() {
+    let world = World::new(Duration::from_secs(1));
+    let ids = fleet(&world, 12);
+    // `--instance` of another shard is said, exit 1, nothing called.
+    let shard0 = world.run(&["--dry-run", "--json", "--all", "--shard", "0/3"]);
+    let rows = shard0.json()["instances"].as_array().unwrap().clone();
+    let held: Vec<&str> = rows
+        .iter()
+        .map(|r| r["idInstance"].as_str().unwrap())
+        .collect();
+    let other = (ids.iter())
+        .find(|id| !held.contains(&id.as_str()))
+        .expect("some instance is not in shard 0");
+    let run = run_shard(&world, 0, &["--instance", other]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("belongs to shard"), "{run:?}");
+    assert!(run.stderr.contains(other.as_str()), "{run:?}");
+    // Loose ordinals and shards are refused.
+    for host in ["avatar-sync-+1", "avatar-sync- 1"] {
+        let mut cmd = world.command(&["--dry-run", "--shard-from-hostname", "3"]);
+        let run = to_run(cmd.env("HOSTNAME", host).output().unwrap());
+        assert_eq!(run.code, 64, "{host}: {run:?}");
+    }
+    let run = world.run(&["--dry-run", "--shard", " 1/3"]);
+    assert_eq!(run.code, 64, "{run:?}");
+    // A bad AVATAR_SYNC_SHARD does not stop --check (the whole manifest), but does stop a
+    // run that needs its shard.
+    let mut cmd = world.command(&["--check"]);
+    let run = to_run(cmd.env("AVATAR_SYNC_SHARD", "bogus").output().unwrap());
+    assert_eq!(run.code, 0, "{run:?}");
+    let mut cmd = world.command(&["--dry-run"]);
+    let run = to_run(cmd.env("AVATAR_SYNC_SHARD", "bogus").output().unwrap());
+    assert_eq!(run.code, 64, "{run:?}");
+    assert!(run.stderr.contains("AVATAR_SYNC_SHARD"), "{run:?}");
+    assert_eq!(world.fake.request_count(), 0);
+}

@@ -69,10 +69,12 @@ pub(crate) fn expand_vars(
                 name: name.to_owned(),
             });
         }
-        let value = env(name).filter(|v| !v.is_empty()).ok_or_else(|| ExpandError::Unset {
-            text: text.to_owned(),
-            name: name.to_owned(),
-        })?;
+        let value = env(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ExpandError::Unset {
+                text: text.to_owned(),
+                name: name.to_owned(),
+            })?;
         out.push_str(&value);
         rest = &after[end + 1..];
     }

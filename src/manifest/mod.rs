@@ -36,7 +36,7 @@ pub use problem::{ManifestError, Problem, ProblemKind};
 pub use processing::{Fit, Processing, parse_background};
 pub use revision::git_revision;
 pub use scope::Scope;
-pub use shard::Shard;
+pub use shard::{Shard, shard_of};
 pub use token::{TokenError, TokenSource};
 pub use values::{
     ApiToken, ApiUrl, IdHasher, IdMap, InstanceId, credentials_fingerprint, is_loopback,

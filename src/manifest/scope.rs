@@ -39,6 +39,14 @@ impl Scope {
         self.shard
     }
 
+    /// The ids `--instance` names that this run's shard does not hold.
+    pub fn outside_shard(&self) -> Vec<&InstanceId> {
+        match self.shard {
+            Some(shard) => self.ids.iter().filter(|id| !shard.contains(id)).collect(),
+            None => Vec::new(),
+        }
+    }
+
     /// Whether the run acts on `id`.
     pub fn contains(&self, id: &InstanceId) -> bool {
         (self.ids.is_empty() || self.ids.contains(id))

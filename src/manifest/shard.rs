@@ -41,17 +41,21 @@ impl Shard {
 
     /// The shard of a StatefulSet pod named like `avatar-sync-3` (its ordinal), of `count`.
     pub fn from_hostname(hostname: &str, count: u32) -> Result<Self, String> {
-        let ordinal = hostname
-            .trim()
+        // As the kernel or a file gives it (a final newline), and nothing looser: `+1`,
+        // `-1` or ` 1` are no ordinal.
+        let name = hostname.strip_suffix('\n').unwrap_or(hostname);
+        // A StatefulSet's name is a DNS label: it neither is empty nor ends with `-`.
+        let ordinal = name
             .rsplit_once('-')
-            .and_then(|(_, ordinal)| ordinal.parse::<u32>().ok())
+            .filter(|(set, _)| !set.is_empty() && !set.ends_with('-'))
+            .and_then(|(_, ordinal)| number(ordinal))
             .ok_or_else(|| {
                 format!(
                     "the host name `{hostname}` does not end in a StatefulSet ordinal \
                      (like avatar-sync-3)"
                 )
             })?;
-        Self::new(ordinal, count).map_err(|e| format!("host name `{}`: {e}", hostname.trim()))
+        Self::new(ordinal, count).map_err(|e| format!("host name `{name}`: {e}"))
     }
 
     /// Whether `id` belongs to this shard.
@@ -82,15 +86,17 @@ impl FromStr for Shard {
     /// `K/N`, like `0/3`.
     fn from_str(text: &str) -> Result<Self, String> {
         let bad = || format!("`{text}` is not a shard; write K/N, like 0/3 (K from 0 to N-1)");
-        let (k, n) = text.trim().split_once('/').ok_or_else(bad)?;
-        let number = |s: &str| {
-            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| s.parse::<u32>().ok())
-                .flatten()
-        };
+        let (k, n) = text.split_once('/').ok_or_else(bad)?;
         let (k, n) = (number(k).ok_or_else(bad)?, number(n).ok_or_else(bad)?);
         Self::new(k, n)
     }
+}
+
+/// `s` as a number if it is ASCII digits only (no sign, no space).
+fn number(s: &str) -> Option<u32> {
+    (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse::<u32>().ok())
+        .flatten()
 }
 
 /// The shard (from 0) of the instance `id` among `count` shards.
@@ -147,6 +153,22 @@ mod tests {
         assert!(Shard::from_hostname("avatar-sync-4", 4).is_err());
         assert!(Shard::from_hostname("avatar-sync", 4).is_err());
         assert!(Shard::from_hostname("host", 4).is_err());
+    }
+
+    #[test]
+    fn n8_ordinals_and_shards_are_read_strictly() {
+        for loose in [
+            "avatar-sync-+1",
+            "avatar-sync--1",
+            "avatar-sync- 1",
+            "avatar-sync-1 ",
+            " avatar-sync-1\n\n",
+        ] {
+            assert!(Shard::from_hostname(loose, 4).is_err(), "{loose:?}");
+        }
+        for loose in [" 1/3", "1/3 ", "+1/3", "1/+3", "1 /3"] {
+            assert!(loose.parse::<Shard>().is_err(), "{loose:?}");
+        }
     }
 
     #[test]

@@ -215,12 +215,27 @@ fn scope(
     }
     let hostname = || {
         env("HOSTNAME").filter(|h| !h.is_empty()).or_else(|| {
-            let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
-            Some(name.trim().to_owned())
+            // gethostname(2), not /proc/sys/kernel/hostname: the unit's ProcSubset=pid
+            // hides /proc/sys.
+            let name = nix::unistd::gethostname().ok()?;
+            name.into_string().ok()
         })
     };
+    // --check validates the whole manifest, whatever shard this is (or its variable says).
+    if mode == Mode::Check {
+        return Ok(scope);
+    }
     let shard = args.shard(&hostname).map_err(Error::Usage)?;
-    Ok(scope.in_shard(shard.filter(|_| mode != Mode::Check)))
+    let scope = scope.in_shard(shard);
+    if let (Some(shard), Some(id)) = (shard, scope.outside_shard().first()) {
+        let owner = manifest::shard_of(id.as_str(), shard.count());
+        return Err(Error::Scope(format!(
+            "--instance {id}: instance {id} belongs to shard {owner}/{}, not to this one \
+             ({shard}); run it there, or without --shard",
+            shard.count()
+        )));
+    }
+    Ok(scope)
 }
 
 /// The async runtime: one thread runs the loop, its calls and their answers (the work is
