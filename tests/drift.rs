@@ -192,6 +192,13 @@ fn wait_for_status(world: &World, status: &str) -> Run {
     }
 }
 
+/// The `method` reads of the instance the fake received after `after`.
+fn reads_since(world: &World, method: &str, after: std::time::Instant) -> usize {
+    (world.fake.reads_for(IDS[0]).iter())
+        .filter(|r| r.method == method && r.received_at > after)
+        .count()
+}
+
 /// No two reads of one method closer than a second.
 fn assert_reads_paced(world: &World) {
     for method in ["getWaSettings", "getStateInstance"] {
@@ -249,13 +256,23 @@ fn the_daemon_warns_of_drift_and_sends_nothing() {
 fn the_daemon_heals_drift_with_one_upload_under_the_throttle() {
     let (world, daemon) = daemon_world("heal");
     world.fake.set_live_picture(IDS[0], &photo(50));
-    daemon.wait_for_requests(&world, 2);
+    let healed = daemon.wait_for_requests(&world, 2)[1].clone();
     assert_eq!(
         wait_for_status(&world, "in-sync").status_of(IDS[0]),
         "in-sync"
     );
-    // A few more looks find it healed: no third upload.
-    std::thread::sleep(Duration::from_secs(3));
+    // A few more looks find it healed: no third upload. Counted, not waited out: looks
+    // come a driftInterval (1 s) apart, and a look that saw drift would upload as soon as
+    // minInterval (1 s) allows, so an upload for the first or second look after the heal
+    // would reach the fake before the third look does.
+    let answered = healed.answered_at.unwrap_or(healed.received_at);
+    daemon.wait_until("three looks after the heal", || {
+        reads_since(&world, "getWaSettings", answered) >= 3
+    });
+    let status = world.run(&["--status", "--json"]);
+    assert_eq!(status.status_of(IDS[0]), "in-sync", "{status:?}");
+    let record = &world.state()["instances"][IDS[0]];
+    assert!(record["drifted"].is_null(), "{record}");
     assert_eq!(daemon.stop(), 0);
     let requests = world.fake.requests();
     assert_eq!(requests.len(), 2, "{requests:?}");
