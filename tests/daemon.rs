@@ -3,137 +3,45 @@
 //!
 //! Timing rules for every test here: waits for something to happen are generous (up to
 //! [`GENEROUS`]); "nothing more happens" is read from the state, never waited out (see
-//! `Daemon::settle_and_expect`); spacing is only ever bounded from below. The loop's exact
+//! `Settle::settle_and_expect`); spacing is only ever bounded from below. The loop's exact
 //! timing (quiet window, resync, drain, backoff) is tested on tokio's paused clock in
 //! `src/daemon/tests.rs`.
 
 use crate::util::*;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A daemon child process that is killed if the test panics.
-struct Daemon {
-    child: Child,
-    stderr_path: PathBuf,
-    /// The daemon's command line and environment, for `--status` on the same manifest.
-    args: Vec<std::ffi::OsString>,
-    envs: Vec<(std::ffi::OsString, std::ffi::OsString)>,
-}
-
-impl Daemon {
-    /// The daemon on the world's own manifest and state directory.
-    fn start(world: &World) -> Self {
-        Self::spawn(world, world.command(&[]), "daemon.log")
-    }
-
-    /// Runs `cmd` (a daemon command line) with stderr going to `log_name` in the world.
-    fn spawn(world: &World, mut cmd: Command, log_name: &str) -> Self {
-        let stderr_path = world.path(log_name);
-        let log = std::fs::File::create(&stderr_path).unwrap();
-        let args = cmd.get_args().map(ToOwned::to_owned).collect();
-        let envs = (cmd.get_envs())
-            .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
-            .collect();
-        let child = cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap();
-        Self {
-            child,
-            stderr_path,
-            args,
-            envs,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args(["-s", name, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// The exit code once the process has ended, without waiting.
-    fn exited(&mut self) -> Option<i32> {
-        self.child
-            .try_wait()
-            .unwrap()
-            .map(|status| status.code().unwrap_or(-1))
-    }
-
-    /// Waits up to `timeout` for the process to end; its exit code (-1 for a signal).
-    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(code) = self.exited() {
-                return Some(code);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn assert_running(&mut self) {
-        assert_eq!(self.exited(), None, "the daemon exited:\n{}", self.log());
-    }
-
-    fn stop(mut self) -> i32 {
-        self.signal("TERM");
-        match self.wait_exit(GENEROUS) {
-            Some(code) => code,
-            None => panic!("the daemon did not stop:\n{}", self.log()),
-        }
-    }
-
-    /// Polls the fake until `done` holds for its requests; returns them all.
-    fn wait_for(
-        &self,
-        world: &World,
-        what: &str,
-        done: impl Fn(&[Request]) -> bool,
-    ) -> Vec<Request> {
-        let deadline = Instant::now() + GENEROUS;
-        loop {
-            let requests = world.fake.requests();
-            if done(&requests) {
-                return requests;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; requests: {requests:#?}\n--- daemon log\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Waits until the fake has recorded at least `n` requests.
-    fn wait_for_requests(&self, world: &World, n: usize) -> Vec<Request> {
-        let requests = world.fake.wait_for_requests(n, GENEROUS);
-        assert!(
-            requests.len() >= n,
-            "expected {n} requests, got {}: {requests:#?}\n--- daemon log\n{}",
-            requests.len(),
-            self.log()
-        );
-        requests
-    }
-
-    /// Waits until the daemon has nothing left to do, then asserts the fake has exactly `n`
-    /// requests. "Nothing left" is read from the state directory, not waited out: when
+/// What only this module asks of a daemon: that it has settled, and made exactly the calls
+/// expected.
+trait Settle {
+    /// Waits until the daemon has nothing left to do, then asserts the fake has exactly
+    /// `n` requests. "Nothing left" is read from the state directory, not waited out: when
     /// `--status` (which plans from the files as they are now and the records the daemon
     /// saved) has no instance pending or throttled, the daemon's own plan has no call to
     /// make either, so no later request can come without a new change.
+    fn settle_and_expect(&self, world: &World, n: usize) -> Vec<Request>;
+
+    /// Waits for `expected` calls after the first `before`, lets the files and the daemon
+    /// settle, and asserts that exactly those calls were made, each applied.
+    fn expect_new_calls(
+        &self,
+        world: &World,
+        before: usize,
+        expected: &[(String, Vec<u8>)],
+    ) -> Vec<Request>;
+
+    /// Waits until no instance is pending or throttled (see [`Settle::settle_and_expect`]).
+    fn wait_settled(&self);
+
+    /// Waits until a pass planned after the last `after` in the log has nothing to send and
+    /// nothing waiting, then asserts the fake has exactly `n` requests. For a manifest the
+    /// daemon ignores as broken, where `--status` cannot tell.
+    fn settle_after_log(&self, world: &World, after: &str, n: usize);
+}
+
+impl Settle for Daemon {
     fn settle_and_expect(&self, world: &World, n: usize) -> Vec<Request> {
         self.wait_settled();
         let requests = world.fake.requests();
@@ -146,8 +54,6 @@ impl Daemon {
         requests
     }
 
-    /// Waits for `expected` calls after the first `before`, lets the files and the daemon
-    /// settle, and asserts that exactly those calls were made, each applied.
     fn expect_new_calls(
         &self,
         world: &World,
@@ -161,19 +67,10 @@ impl Daemon {
         requests
     }
 
-    /// Waits until no instance is pending or throttled (see [`Daemon::settle_and_expect`]).
     fn wait_settled(&self) {
         let deadline = Instant::now() + GENEROUS;
         loop {
-            let output = Command::new(BIN)
-                .env_clear()
-                .envs(self.envs.iter().map(|(k, v)| (k, v)))
-                .args(&self.args)
-                .args(["--status", "--json"])
-                .stdin(Stdio::null())
-                .output()
-                .unwrap();
-            let status = to_run(output);
+            let status = self.run_beside(&["--status", "--json"]);
             let summary = &status.json()["summary"];
             if summary["pending"] == 0 && summary["throttled"] == 0 {
                 return;
@@ -187,24 +84,13 @@ impl Daemon {
         }
     }
 
-    /// Waits until a pass planned after the last `after` in the log has nothing to send and
-    /// nothing waiting, then asserts the fake has exactly `n` requests. For a manifest the
-    /// daemon ignores as broken, where `--status` cannot tell.
     fn settle_after_log(&self, world: &World, after: &str, n: usize) {
         let idle = "0 to set now, 0 waiting";
-        let deadline = Instant::now() + GENEROUS;
-        loop {
+        self.wait_until(&format!("a pass planned `{idle}` after `{after}`"), || {
             let log = self.log();
             let tail = log.rfind(after).map(|at| &log[at..]).unwrap_or_default();
-            if tail.contains(idle) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no pass planned `{idle}` after `{after}`:\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            tail.contains(idle)
+        });
         let requests = world.fake.requests();
         assert_eq!(
             requests.len(),
@@ -213,32 +99,7 @@ impl Daemon {
             self.log()
         );
     }
-
-    /// Waits until the daemon's log contains `needle`.
-    fn wait_for_log(&self, needle: &str) -> String {
-        let deadline = Instant::now() + GENEROUS;
-        loop {
-            let log = self.log();
-            if log.contains(needle) {
-                return log;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for `{needle}` in the daemon log:\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
 }
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-const GENEROUS: Duration = Duration::from_secs(30);
 
 /// The id of test instance `n`.
 fn id(n: u32) -> String {
@@ -309,7 +170,7 @@ fn assert_calls(calls: &[Request], expected: &[(String, Vec<u8>)], log: &str) {
 /// Starts the daemon on three instances and waits for its first pass (three calls).
 fn started_with_three(world: &World, min_interval: &str) -> Daemon {
     three_instances(world, min_interval);
-    let daemon = Daemon::start(world);
+    let daemon = Daemon::start(world, &[]);
     let requests = daemon.wait_for_requests(world, 3);
     let expected: Vec<_> = (1..=3).map(|n| (id(n), jpeg(n))).collect();
     assert_calls(&requests, &expected, &daemon.log());
@@ -336,7 +197,7 @@ fn save_atomically(world: &World, rel: &str, bytes: &[u8]) {
 fn applies_everything_then_stays_idle_then_reacts_to_an_edit() {
     let world = World::new(Duration::from_secs(1));
     three_instances(&world, "1s");
-    let daemon = Daemon::start(&world);
+    let daemon = Daemon::start(&world, &[]);
     let requests = world.fake.wait_for_requests(3, GENEROUS);
     assert_eq!(requests.len(), 3, "{}", daemon.log());
     // Idle: everything in sync, so no further call.
@@ -437,7 +298,7 @@ fn a_git_pull_makes_exactly_the_needed_calls() {
     let daemon = Daemon::spawn(
         &world,
         daemon_command(&world, &checkout.join("manifest.yaml")),
-        "daemon.log",
+        "daemon",
     );
     let requests = daemon.wait_for_requests(&world, 3);
     let expected: Vec<_> = (1..=3).map(|n| (id(n), jpeg(n))).collect();
@@ -512,7 +373,7 @@ fn a_folder_swapped_behind_a_symlink_makes_one_call_per_differing_picture() {
     let daemon = Daemon::spawn(
         &world,
         daemon_command(&world, &world.path("current/manifest.yaml")),
-        "daemon.log",
+        "daemon",
     );
     let requests = daemon.wait_for_requests(&world, 3);
     let expected: Vec<_> = (1..=3).map(|n| (id(n), jpeg(n))).collect();
@@ -566,7 +427,7 @@ fn a_kubernetes_configmap_swap_makes_one_call_per_differing_picture() {
     let daemon = Daemon::spawn(
         &world,
         daemon_command(&world, &world.path("config/manifest.yaml")),
-        "daemon.log",
+        "daemon",
     );
     let requests = daemon.wait_for_requests(&world, 3);
     let expected: Vec<_> = (1..=3).map(|n| (id(n), jpeg(n))).collect();
@@ -597,7 +458,7 @@ fn a_manifest_edit_adding_an_instance_calls_only_the_new_one() {
         entries.push(entry(n, &format!("pictures/p{n}.jpg")));
     }
     world.write_manifest(&manifest_yaml(&world, "1s", &entries[..2]));
-    let daemon = Daemon::start(&world);
+    let daemon = Daemon::start(&world, &[]);
     let requests = daemon.wait_for_requests(&world, 2);
     assert_calls(
         &requests,
@@ -705,10 +566,8 @@ fn two_quick_edits_are_throttled_and_the_last_picture_wins() {
     std::thread::sleep(Duration::from_secs(1));
     world.write("pictures/p2.jpg", &jpeg(22));
     let last = sha256(&jpeg(22));
-    daemon.wait_for(&world, "the last picture of instance 2", |requests| {
-        requests
-            .iter()
-            .any(|r| r.instance == id(2) && r.file_sha256 == last)
+    daemon.wait_until("the last picture of instance 2", || {
+        (world.fake.requests().iter()).any(|r| r.instance == id(2) && r.file_sha256 == last)
     });
     // Settled: nothing more can come.
     daemon.wait_settled();
@@ -792,28 +651,19 @@ fn started_with_a_bad_token(world: &World) -> Daemon {
     );
     world.write("tokens/t1.token", b"WrongToken0000\n");
     world.write_manifest(&manifest_yaml(world, "1s", &entries));
-    let daemon = Daemon::start(world);
+    let daemon = Daemon::start(world, &[]);
     let requests = daemon.wait_for_requests(world, 3);
     let first = requests.iter().find(|r| r.instance == id(1)).unwrap();
     assert!(!first.token_valid);
     assert_eq!(first.answer, "401");
     // The failure is recorded and saved (with the others' outcomes).
-    let deadline = Instant::now() + GENEROUS;
-    loop {
-        if let Some(state) = world.try_state()
-            && !state["instances"][id(1)]["failure"].is_null()
-            && !state["instances"][id(2)].is_null()
-            && !state["instances"][id(3)].is_null()
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no failure recorded:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    daemon.wait_until("the failure recorded", || {
+        world.try_state().is_some_and(|state| {
+            !state["instances"][id(1)]["failure"].is_null()
+                && !state["instances"][id(2)].is_null()
+                && !state["instances"][id(3)].is_null()
+        })
+    });
     // It is retried slowly: 15 minutes, plus up to 20 % jitter.
     let status = world.run(&["--status", "--json"]);
     let row = status.row(&id(1));
@@ -913,7 +763,7 @@ fn a_second_daemon_on_the_same_state_directory_exits_1_naming_the_holder() {
     let world = World::new(Duration::from_secs(1));
     let mut first = started_with_three(&world, "1s");
 
-    let mut second = Daemon::spawn(&world, world.command(&[]), "second.log");
+    let mut second = Daemon::spawn(&world, world.command(&[]), "second");
     let code = second.wait_exit(GENEROUS);
     assert_eq!(code, Some(1), "{}", second.log());
     let log = second.log();
@@ -936,9 +786,9 @@ fn sigterm_lets_a_call_in_flight_finish_and_records_it() {
     let world = World::new(Duration::from_secs(1));
     three_instances(&world, "1s");
     world.fake.set_latency(&id(2), Duration::from_secs(2));
-    let mut daemon = Daemon::start(&world);
-    daemon.wait_for(&world, "instance 2's call to arrive", |requests| {
-        requests.iter().any(|r| r.instance == id(2))
+    let mut daemon = Daemon::start(&world, &[]);
+    daemon.wait_until("instance 2's call to arrive", || {
+        (world.fake.requests().iter()).any(|r| r.instance == id(2))
     });
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(GENEROUS), Some(0), "{}", daemon.log());
@@ -961,21 +811,19 @@ fn a_hung_call_delays_the_stop_only_boundedly_and_a_second_signal_stops_at_once(
     world.fake.script(&id(2), [Answer::Hang, Answer::Hang]);
 
     // A second signal while the drain waits on the hung call: out at once, state whole.
-    let mut daemon = Daemon::start(&world);
+    let mut daemon = Daemon::start(&world, &[]);
     daemon.wait_for_requests(&world, 3);
     // Instances 1 and 3 are answered at once: once their outcomes are saved, only the hung
     // call is in flight when the signals come (else the second signal may win the race
     // with an answer still being recorded, and drop it, as a second signal does).
-    let deadline = Instant::now() + GENEROUS;
     let answered = |state: &serde_json::Value| {
         [id(1), id(3)]
             .iter()
             .all(|id| state["instances"][id]["applied"].is_object())
     };
-    while !world.try_state().as_ref().is_some_and(answered) {
-        assert!(Instant::now() < deadline, "{}", daemon.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    daemon.wait_until("instances 1 and 3 recorded", || {
+        world.try_state().as_ref().is_some_and(answered)
+    });
     daemon.signal("TERM");
     // Draining: the hung call holds it.
     daemon.wait_for_log("letting calls in flight finish");
@@ -1010,7 +858,7 @@ fn a_hung_call_delays_the_stop_only_boundedly_and_a_second_signal_stops_at_once(
     // One signal: the drain gives up on the hung call after its bound and still exits 0.
     world.fake.script(&id(1), [Answer::Hang]);
     world.write("pictures/p1.jpg", &jpeg(11));
-    let mut daemon = Daemon::spawn(&world, world.command(&[]), "daemon2.log");
+    let mut daemon = Daemon::spawn(&world, world.command(&[]), "daemon2");
     daemon.wait_for_requests(&world, 4);
     assert_eq!(world.fake.requests()[3].instance, id(1));
     daemon.signal("TERM");
@@ -1085,15 +933,9 @@ fn sighup_on_a_still_broken_manifest_logs_the_error_again() {
     daemon.wait_for_log(&where_);
 
     daemon.signal("HUP");
-    let deadline = Instant::now() + GENEROUS;
-    while daemon.log().matches(&where_).count() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "SIGHUP on a broken manifest logged no error:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    daemon.wait_until("SIGHUP on a broken manifest to log the error again", || {
+        daemon.log().matches(&where_).count() >= 2
+    });
     daemon.assert_running();
     daemon.settle_after_log(&world, "the last good manifest stays in force", 3);
 }

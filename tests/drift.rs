@@ -167,7 +167,7 @@ fn a_failing_read_is_an_error_of_that_instance_only() {
 }
 
 /// One instance under a daemon that looks at live pictures every second.
-fn daemon_world(drift: &str) -> (World, std::process::Child) {
+fn daemon_world(drift: &str) -> (World, Daemon) {
     let world = World::new(Duration::from_secs(1));
     world.instance(IDS[0]);
     world.write("p.jpg", &photo(1));
@@ -175,20 +175,14 @@ fn daemon_world(drift: &str) -> (World, std::process::Child) {
         "apiUrl: {{url}}\nminInterval: 1s\ndriftInterval: 1s\ndrift: {drift}\ninstances:\n  - idInstance: \"{}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: p.jpg\n",
         IDS[0]
     ));
-    let log = std::fs::File::create(world.path("daemon.log")).unwrap();
-    let daemon = world
-        .command(&["-v"])
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    world.fake.wait_for_requests(1, Duration::from_secs(30));
+    let daemon = Daemon::start(&world, &["-v"]);
+    daemon.wait_for_requests(&world, 1);
     (world, daemon)
 }
 
 /// Polls `--status` until the instance has `status` (or a generous bound passes).
 fn wait_for_status(world: &World, status: &str) -> Run {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + GENEROUS;
     loop {
         let run = world.run(&["--status", "--json"]);
         if run.status_of(IDS[0]) == status || std::time::Instant::now() > deadline {
@@ -198,13 +192,11 @@ fn wait_for_status(world: &World, status: &str) -> Run {
     }
 }
 
-fn stop(mut daemon: std::process::Child) {
-    let pid = daemon.id().to_string();
-    std::process::Command::new("kill")
-        .args(["-s", "TERM", &pid])
-        .status()
-        .unwrap();
-    assert_eq!(daemon.wait().unwrap().code(), Some(0));
+/// The `method` reads of the instance the fake received after `after`.
+fn reads_since(world: &World, method: &str, after: std::time::Instant) -> usize {
+    (world.fake.reads_for(IDS[0]).iter())
+        .filter(|r| r.method == method && r.received_at > after)
+        .count()
 }
 
 /// No two reads of one method closer than a second.
@@ -252,7 +244,7 @@ fn the_daemon_warns_of_drift_and_sends_nothing() {
         wait_for_status(&world, "in-sync").status_of(IDS[0]),
         "in-sync"
     );
-    stop(daemon);
+    assert_eq!(daemon.stop(), 0);
     assert_eq!(world.fake.request_count(), 1);
     assert_reads_paced(&world);
     let log = std::fs::read_to_string(world.path("daemon.log")).unwrap();
@@ -264,14 +256,24 @@ fn the_daemon_warns_of_drift_and_sends_nothing() {
 fn the_daemon_heals_drift_with_one_upload_under_the_throttle() {
     let (world, daemon) = daemon_world("heal");
     world.fake.set_live_picture(IDS[0], &photo(50));
-    world.fake.wait_for_requests(2, Duration::from_secs(30));
+    let healed = daemon.wait_for_requests(&world, 2)[1].clone();
     assert_eq!(
         wait_for_status(&world, "in-sync").status_of(IDS[0]),
         "in-sync"
     );
-    // A few more looks find it healed: no third upload.
-    std::thread::sleep(Duration::from_secs(3));
-    stop(daemon);
+    // A few more looks find it healed: no third upload. Counted, not waited out: looks
+    // come a driftInterval (1 s) apart, and a look that saw drift would upload as soon as
+    // minInterval (1 s) allows, so an upload for the first or second look after the heal
+    // would reach the fake before the third look does.
+    let answered = healed.answered_at.unwrap_or(healed.received_at);
+    daemon.wait_until("three looks after the heal", || {
+        reads_since(&world, "getWaSettings", answered) >= 3
+    });
+    let status = world.run(&["--status", "--json"]);
+    assert_eq!(status.status_of(IDS[0]), "in-sync", "{status:?}");
+    let record = &world.state()["instances"][IDS[0]];
+    assert!(record["drifted"].is_null(), "{record}");
+    assert_eq!(daemon.stop(), 0);
     let requests = world.fake.requests();
     assert_eq!(requests.len(), 2, "{requests:?}");
     assert_eq!(requests[1].file, requests[0].file);
@@ -293,24 +295,16 @@ fn an_unauthorised_instance_is_polled_and_uploaded_to_once_authorised() {
         "apiUrl: {{url}}\nminInterval: 1s\ndriftInterval: 1s\ninstances:\n  - idInstance: \"{}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: p.jpg\n",
         IDS[0]
     ));
-    let log = std::fs::File::create(world.path("daemon.log")).unwrap();
-    let daemon = (world.command(&["-v"]))
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    let daemon = Daemon::start(&world, &["-v"]);
     // The upload is refused (400 not authorized); then the state is polled, not uploaded.
-    world.fake.wait_for_requests(1, Duration::from_secs(30));
+    daemon.wait_for_requests(&world, 1);
     let status = wait_for_status(&world, "failed");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let polls = || {
         (world.fake.reads_for(IDS[0]).iter())
             .filter(|r| r.method == "getStateInstance")
             .count()
     };
-    while polls() < 2 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    daemon.wait_until("two polls of the instance's state", || polls() >= 2);
     assert!(polls() >= 2, "{:?}", world.fake.reads());
     assert_eq!(world.fake.request_count(), 1, "uploaded on a blind timer");
     let status_now = world.run(&["--status", "--json"]);
@@ -323,14 +317,14 @@ fn an_unauthorised_instance_is_polled_and_uploaded_to_once_authorised() {
 
     // Authorised: the next poll says so, and the picture is sent at once.
     world.fake.set_instance_state(IDS[0], Some("authorized"));
-    let requests = world.fake.wait_for_requests(2, Duration::from_secs(30));
+    let requests = daemon.wait_for_requests(&world, 2);
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[1].answer, "applied");
     assert_eq!(
         wait_for_status(&world, "in-sync").status_of(IDS[0]),
         "in-sync"
     );
-    stop(daemon);
+    assert_eq!(daemon.stop(), 0);
     assert_reads_paced(&world);
 }
 

@@ -129,20 +129,6 @@ fn preview_never_writes_through_a_symlink() {
 }
 
 /// Makes a FIFO at `path` (nothing ever writes to it).
-/// The output of `child` once it exits; killed, and the test failed with `hung`, if it is
-/// still running after 10 s.
-fn exits_within_10s(mut child: std::process::Child, hung: &str) -> std::process::Output {
-    let started = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(10) {
-            child.kill().unwrap();
-            panic!("{hung}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
-}
-
 fn fifo(path: &std::path::Path) {
     let made = std::process::Command::new("mkfifo")
         .arg(path)
@@ -161,13 +147,12 @@ fn fifos_and_endless_files_are_refused_not_waited_on() {
     world.write_manifest(
         "apiUrl: {url}\ninstances:\n  - idInstance: \"1101000001\"\n    apiTokenFile: token\n    picture: a.jpg\n  - idInstance: \"1101000002\"\n    apiTokenFile: big.token\n    picture: a.jpg\n",
     );
-    let child = world
-        .command(&["--check"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let run = to_run(exits_within_10s(child, "--check hung on a FIFO"));
+    // Run in the background, so that a hang fails the test instead of blocking it (the
+    // child is killed when dropped).
+    let mut check = Daemon::spawn(&world, world.command(&["--check"]), "check");
+    let run = check
+        .wait_run(Duration::from_secs(10))
+        .expect("--check hung on a FIFO");
     assert_eq!(run.code, 1, "{run:?}");
     let all = format!("{}{}", run.stdout, run.stderr);
     assert!(
@@ -179,13 +164,11 @@ fn fifos_and_endless_files_are_refused_not_waited_on() {
     // A FIFO manifest too.
     std::fs::remove_file(world.manifest()).unwrap();
     fifo(&world.manifest());
-    let child = world
-        .command(&["--check"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let output = exits_within_10s(child, "--check hung on a FIFO manifest");
-    assert_eq!(output.status.code(), Some(1));
+    let mut check = Daemon::spawn(&world, world.command(&["--check"]), "check-manifest");
+    let run = check
+        .wait_run(Duration::from_secs(10))
+        .expect("--check hung on a FIFO manifest");
+    assert_eq!(run.code, 1, "{run:?}");
 }
 
 #[test]
@@ -302,18 +285,15 @@ fn a_picture_rewritten_in_place_is_never_uploaded_torn() {
     let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     file.write_all(&new[..half]).unwrap();
     assert_ne!(std::fs::read(&path).unwrap(), old);
-    let child = world
-        .command(&["--reconcile", "--json", "--timeout", "20s"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut reconcile = Daemon::start(&world, &["--reconcile", "--json", "--timeout", "20s"]);
     std::thread::sleep(Duration::from_millis(200));
     file.seek(SeekFrom::Start(half as u64)).unwrap();
     file.write_all(&new[half..]).unwrap();
     file.set_len(new.len() as u64).unwrap();
     drop(file);
-    let run = to_run(child.wait_with_output().unwrap());
+    let run = reconcile
+        .wait_run(GENEROUS)
+        .expect("--reconcile --timeout 20s ended");
 
     assert_eq!(run.code, 0, "{run:?}");
     let requests = world.fake.requests();
@@ -334,14 +314,9 @@ fn a_process_killed_mid_call_leaves_its_successor_the_throttle() {
             Box::new(Answer::Normal),
         )],
     );
-    let mut child = world
-        .command(&["--reconcile", "--timeout", "60s"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    world.fake.wait_for_requests(1, Duration::from_secs(30));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let mut first = Daemon::start(&world, &["--reconcile", "--timeout", "60s"]);
+    first.wait_for_requests(&world, 1);
+    first.kill();
 
     // Its successor knows a call may still be answered, and waits for it and minInterval.
     let run = world.run(&["--reconcile", "--json", "--timeout", "1s"]);

@@ -4,20 +4,8 @@
 use crate::util::*;
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
-
-const GENEROUS: Duration = Duration::from_secs(30);
-
-/// A daemon child that is killed if the test panics.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use std::process::Stdio;
+use std::time::Duration;
 
 /// `GET path` (or another method) over HTTP/1.1; the status and the body as text.
 fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
@@ -52,19 +40,10 @@ fn try_fetch(addr: &str, method: &str, path: &str) -> std::io::Result<(u16, Stri
     Ok((status, head, body))
 }
 
-/// Polls `what` until it holds or [`GENEROUS`] passes.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + GENEROUS;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Four instances against the fake (two in sync, one with a wrong token, one that WhatsApp's
 /// rate limit holds back for a minute), their manifest in a git checkout, and a daemon
-/// listening on a free port: the daemon, its address, its log.
-fn fleet_with_a_failure(world: &World) -> (Daemon, String, std::path::PathBuf) {
+/// listening on a free port: the daemon and its address.
+fn fleet_with_a_failure(world: &World) -> (Daemon, String) {
     world.instance("1101000001");
     world.instance("1101000002");
     world.fake.add_instance("1101000003", "anotherToken123");
@@ -86,24 +65,17 @@ fn fleet_with_a_failure(world: &World) -> (Daemon, String, std::path::PathBuf) {
     world.write_manifest(&yaml);
     world.write(".git/HEAD", b"ref: refs/heads/main\n");
     world.write(".git/refs/heads/main", format!("{COMMIT}\n").as_bytes());
-    let log = world.path("daemon.log");
-    let child = world
-        .command(&["--listen", "127.0.0.1:0", "-vv"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let daemon = Daemon(child);
+    let daemon = Daemon::start(world, &["--listen", "127.0.0.1:0", "-vv"]);
     let address_file = world.state_dir().join("listen-address");
-    wait_until("the listen address", || address_file.exists());
+    daemon.wait_until("the listen address", || address_file.exists());
     let addr = std::fs::read_to_string(&address_file).unwrap();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
-    wait_until("four calls", || world.fake.request_count() >= 4);
-    wait_until("the gauges after the pass", || {
+    daemon.wait_for_requests(world, 4);
+    daemon.wait_until("the gauges after the pass", || {
         (http(&addr, "GET", "/metrics").1.lines())
             .any(|l| l == "avatar_sync_instances{status=\"failed\"} 1")
     });
-    (daemon, addr, log)
+    (daemon, addr)
 }
 
 /// The commit the test checkout's `main` points at.
@@ -112,10 +84,10 @@ const COMMIT: &str = "3f2a9c1e0b7d4f6a8c2e1d0b9a8f7e6d5c4b3a21";
 #[test]
 fn metrics_count_instances_and_requests_and_the_probes_answer() {
     let world = World::new(Duration::from_secs(60));
-    let (_daemon, addr, log) = fleet_with_a_failure(&world);
-    wait_until("four calls", || world.fake.request_count() >= 4);
+    let (daemon, addr) = fleet_with_a_failure(&world);
+    daemon.wait_for_requests(&world, 4);
     let failed_line = "avatar_sync_instances{status=\"failed\"} 1";
-    wait_until("the gauges after the pass", || {
+    daemon.wait_until("the gauges after the pass", || {
         http(&addr, "GET", "/metrics")
             .1
             .lines()
@@ -212,7 +184,7 @@ fn metrics_count_instances_and_requests_and_the_probes_answer() {
         "{status:?}"
     );
 
-    let logged = std::fs::read_to_string(&log).unwrap();
+    let logged = daemon.log();
     assert!(
         logged.contains(&format!("listening on http://{addr}/")),
         "{logged}"
@@ -249,7 +221,7 @@ fn run_tool(program: &str, args: &[&str], input: &[u8]) -> (i32, String, String)
 #[ignore = "needs promtool (Debian's prometheus); .ci/run runs it"]
 fn promtool_accepts_a_real_scrape() {
     let world = World::new(Duration::from_secs(60));
-    let (_daemon, addr, _) = fleet_with_a_failure(&world);
+    let (_daemon, addr) = fleet_with_a_failure(&world);
     let (_, metrics) = http(&addr, "GET", "/metrics");
     let (code, stdout, stderr) = run_tool("promtool", &["check", "metrics"], metrics.as_bytes());
     assert_eq!(
@@ -267,21 +239,11 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A child process killed when dropped.
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 #[ignore = "needs Debian's prometheus; .ci/run runs it"]
 fn a_real_prometheus_scrapes_the_daemon() {
     let world = World::new(Duration::from_secs(60));
-    let (_daemon, addr, _) = fleet_with_a_failure(&world);
+    let (_daemon, addr) = fleet_with_a_failure(&world);
     let config = world.write(
         "prometheus.yml",
         format!(
@@ -290,25 +252,22 @@ fn a_real_prometheus_scrapes_the_daemon() {
         .as_bytes(),
     );
     let web = format!("127.0.0.1:{}", free_port());
-    let prometheus = std::process::Command::new("prometheus")
+    let mut prometheus = std::process::Command::new("prometheus");
+    prometheus
         .arg(format!("--config.file={}", config.display()))
         .arg(format!(
             "--storage.tsdb.path={}",
             world.path("tsdb").display()
         ))
-        .arg(format!("--web.listen-address={web}"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(world.path("prometheus.log")).unwrap())
-        .spawn()
-        .expect("prometheus is needed for this test");
-    let _prometheus = Kill(prometheus);
+        .arg(format!("--web.listen-address={web}"));
+    let prometheus = Daemon::spawn(&world, prometheus, "prometheus");
     let query = |q: &str| -> Option<serde_json::Value> {
         let (status, _, body) = try_fetch(&web, "GET", &format!("/api/v1/query?query={q}")).ok()?;
         let doc: serde_json::Value = serde_json::from_slice(&body).ok()?;
         (status == 200).then(|| doc["data"]["result"].clone())
     };
     let value_of = |result: &serde_json::Value| result[0]["value"][1].as_str().map(str::to_owned);
-    wait_until("Prometheus to scrape the daemon", || {
+    prometheus.wait_until("Prometheus to scrape the daemon", || {
         query("up").is_some_and(|r| value_of(&r).as_deref() == Some("1"))
     });
     let failed = query("avatar_sync_instances%7Bstatus%3D%22failed%22%7D").unwrap();
@@ -322,7 +281,7 @@ fn a_real_prometheus_scrapes_the_daemon() {
 #[ignore = "needs Debian's chromium; .ci/run runs it"]
 fn the_status_page_in_a_real_browser() {
     let world = World::new(Duration::from_secs(60));
-    let (_daemon, addr, log) = fleet_with_a_failure(&world);
+    let (daemon, addr) = fleet_with_a_failure(&world);
     let shot = world.path("status-page.png");
     let profile = world.path("chromium-profile");
     let (code, stdout, stderr) = run_tool(
@@ -349,7 +308,7 @@ fn the_status_page_in_a_real_browser() {
     let png = image::open(&shot).unwrap().to_rgb8();
     assert_eq!((png.width(), png.height()), (420, 1200));
     // The browser fetched every thumbnail, and got a JPEG each time (no broken image).
-    let logged = std::fs::read_to_string(&log).unwrap();
+    let logged = daemon.log();
     let page = http(&addr, "GET", "/").1;
     let thumbnails: Vec<&str> = (page.split("src=\"").skip(1))
         .map(|rest| rest.split('"').next().unwrap())

@@ -222,14 +222,9 @@ fn a_second_writer_stops_at_once_and_names_the_first() {
     world.instance("1101000001");
     world.fake.set_latency("1101000001", Duration::from_secs(3));
     one_instance(&world, "apiTokenEnv: TOKEN_ENV");
-    let mut first = world
-        .command(&["--reconcile"])
-        .stderr(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = Daemon::start(&world, &["--reconcile"]);
     // The first holds the lock once its call reaches the fake.
-    world.fake.wait_for_requests(1, Duration::from_secs(30));
+    first.wait_for_requests(&world, 1);
     let second = world.run(&["--reconcile"]);
     assert_eq!(second.code, 1, "{second:?}");
     assert!(
@@ -237,10 +232,10 @@ fn a_second_writer_stops_at_once_and_names_the_first() {
         "{second:?}"
     );
     assert!(
-        second.stderr.contains(&format!("pid {}", first.id())),
+        second.stderr.contains(&format!("pid {}", first.pid())),
         "{second:?}"
     );
-    assert_eq!(first.wait().unwrap().code(), Some(0));
+    assert_eq!(first.wait_exit(GENEROUS), Some(0), "{}", first.log());
     assert_eq!(world.fake.request_count(), 1);
     // Readers do not need the lock.
     assert_eq!(world.run(&["--status"]).code, 0);
@@ -264,12 +259,10 @@ fn a_killed_run_loses_at_most_its_last_moment() {
     }
     world.write_manifest(&yaml);
     let concurrency = 4;
-    let mut child = world
-        .command(&["--reconcile", "--concurrency", &concurrency.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = Daemon::start(
+        &world,
+        &["--reconcile", "--concurrency", &concurrency.to_string()],
+    );
     // Kill it once some outcomes are on disk and more calls are under way.
     let applied_on_disk = |world: &World| -> Vec<String> {
         let Some(state) = world.try_state() else {
@@ -283,16 +276,10 @@ fn a_killed_run_loses_at_most_its_last_moment() {
             .map(|(id, _)| id.clone())
             .collect()
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while applied_on_disk(&world).len() < 4 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no outcome reached the disk"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    first.wait_until("four outcomes on disk", || {
+        applied_on_disk(&world).len() >= 4
+    });
+    first.kill();
     let first_run = world.fake.requests();
     assert!(
         first_run.len() < 20,

@@ -12,7 +12,6 @@
 
 use crate::util::*;
 use std::collections::HashSet;
-use std::process::Child;
 use std::time::{Duration, Instant, SystemTime};
 
 const INSTANCES: u32 = 6;
@@ -229,35 +228,26 @@ impl Soak {
     fn reconcile_to_the_end(&mut self) {
         let timeout = format!("{}s", self.rng.u8(1..=4));
         let mut child = self.spawn(&["--reconcile", "--json", "-v", "--timeout", &timeout]);
-        let status = loop {
+        let code = loop {
             self.watch_memory(&child);
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
+            if let Some(code) = child.exited() {
+                break code;
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        let log = self.logs();
-        assert!(
-            status.code().is_some_and(|c| c == 0 || c == 1),
-            "{status:?}:\n{log}"
-        );
+        let log = logs(&child);
+        assert!(code == 0 || code == 1, "exit {code}:\n{log}");
         self.output.push_str(&log);
     }
 
     /// Notes the peak memory of a running child (Linux's high-water mark, VmHWM).
-    fn watch_memory(&mut self, child: &Child) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
+    fn watch_memory(&mut self, child: &Daemon) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.pid()));
         let kib = status.ok().and_then(|text| {
             let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
             line.split_whitespace().nth(1)?.parse::<u64>().ok()
         });
         self.peak_kib = self.peak_kib.max(kib.unwrap_or(0));
-    }
-
-    /// What the last run printed (stdout and stderr).
-    fn logs(&self) -> String {
-        let read = |name| std::fs::read_to_string(self.world.path(name)).unwrap_or_default();
-        read("out.log") + &read("run.log")
     }
 
     fn reconcile_killed(&mut self) {
@@ -273,37 +263,24 @@ impl Soak {
         self.end(child, gracefully);
     }
 
-    fn spawn(&self, args: &[&str]) -> Child {
-        let out = std::fs::File::create(self.world.path("out.log")).unwrap();
-        let log = std::fs::File::create(self.world.path("run.log")).unwrap();
-        self.world
-            .command(args)
-            .stdout(out)
-            .stderr(log)
-            .spawn()
-            .unwrap()
+    /// One run of the binary in the background (its output in `run.out` and `run.log`).
+    fn spawn(&self, args: &[&str]) -> Daemon {
+        Daemon::spawn(&self.world, self.world.command(args), "run")
     }
 
     /// Stops `child`: SIGTERM (a daemon must then exit 0) or SIGKILL.
-    fn end(&mut self, mut child: Child, gracefully: bool) {
+    fn end(&mut self, mut child: Daemon, gracefully: bool) {
         self.watch_memory(&child);
         if gracefully {
-            let pid = child.id().to_string();
-            let sent = std::process::Command::new("kill")
-                .args(["-s", "TERM", &pid])
-                .status();
-            assert!(sent.unwrap().success());
+            child.signal("TERM");
             self.totals.stops += 1;
+            let code = child.wait_exit(GENEROUS);
+            assert_eq!(code, Some(0), "after SIGTERM:\n{}", logs(&child));
         } else {
-            child.kill().unwrap();
+            child.kill();
             self.totals.kills += 1;
         }
-        let status = child.wait().unwrap();
-        let log = self.logs();
-        if gracefully {
-            assert_eq!(status.code(), Some(0), "after SIGTERM:\n{log}");
-        }
-        self.output.push_str(&log);
+        self.output.push_str(&logs(&child));
     }
 
     /// The promises, after every round.
@@ -412,6 +389,11 @@ impl Soak {
         self.output = run.stdout + &run.stderr;
         self.check();
     }
+}
+
+/// What a run printed (stdout and stderr).
+fn logs(child: &Daemon) -> String {
+    child.stdout() + &child.log()
 }
 
 #[test]

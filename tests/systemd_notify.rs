@@ -2,10 +2,7 @@
 
 use crate::util::*;
 use std::os::unix::net::UnixDatagram;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-const GENEROUS: Duration = Duration::from_secs(30);
 
 /// The service manager's side: a datagram socket in the world, and every message read.
 struct NotifySocket {
@@ -54,7 +51,7 @@ impl NotifySocket {
     fn expect(
         &mut self,
         what: &str,
-        log: &dyn Fn() -> String,
+        daemon: &Daemon,
         wanted: impl Fn(&Message) -> bool,
     ) -> Message {
         let deadline = Instant::now() + GENEROUS;
@@ -69,7 +66,7 @@ impl NotifySocket {
                 None => panic!(
                     "no {what} from the daemon; messages so far: {:#?}\n--- daemon log\n{}",
                     self.seen,
-                    log()
+                    daemon.log()
                 ),
             }
         }
@@ -83,6 +80,20 @@ impl NotifySocket {
             out.push(Message::parse(&text));
         }
         out
+    }
+
+    /// Reads every datagram still queued, without waiting: once the daemon has exited,
+    /// the rest of what it ever sent.
+    fn drain(&mut self) {
+        self.socket.set_nonblocking(true).unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match self.socket.recv(&mut buf) {
+                Ok(n) => (self.seen).push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => panic!("reading the notify socket: {e}"),
+            }
+        }
     }
 }
 
@@ -117,61 +128,14 @@ impl Message {
     }
 }
 
-/// The daemon, killed if the test panics.
-struct Daemon {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Daemon {
-    fn start(world: &World, notify: &NotifySocket, env: &[(&str, &str)]) -> Self {
-        let log = world.path("daemon.log");
-        let mut cmd = world.command(&[]);
-        cmd.env("NOTIFY_SOCKET", &notify.path)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        for (key, value) in env {
-            cmd.env(key, value);
-        }
-        Self {
-            child: cmd.spawn().unwrap(),
-            log,
-        }
+/// The daemon with `NOTIFY_SOCKET` pointing at `notify`, and `env` besides.
+fn start(world: &World, notify: &NotifySocket, env: &[(&str, &str)]) -> Daemon {
+    let mut cmd = world.command(&[]);
+    cmd.env("NOTIFY_SOCKET", &notify.path);
+    for (key, value) in env {
+        cmd.env(key, value);
     }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, name: &str) {
-        let status = std::process::Command::new("kill")
-            .args(["-s", name, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn wait_exit(&mut self) -> i32 {
-        let deadline = Instant::now() + GENEROUS;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the daemon did not stop:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    Daemon::spawn(world, cmd, "daemon")
 }
 
 fn three_instances(world: &World) {
@@ -192,13 +156,12 @@ fn ready_status_reloading_ready_stopping_in_that_order() {
     let world = World::new(Duration::from_secs(1));
     three_instances(&world);
     let mut notify = NotifySocket::bind(&world);
-    let mut daemon = Daemon::start(&world, &notify, &[]);
-    let log = || std::fs::read_to_string(world.path("daemon.log")).unwrap_or_default();
+    let mut daemon = start(&world, &notify, &[]);
 
     // READY=1 is the very first message.
-    let first = notify.expect("first message", &log, |_| true);
+    let first = notify.expect("first message", &daemon, |_| true);
     assert!(first.has("READY", "1"), "first message {first:?}");
-    let status = notify.expect("STATUS=", &log, |m| m.get("STATUS").is_some());
+    let status = notify.expect("STATUS=", &daemon, |m| m.get("STATUS").is_some());
     assert!(
         status.get("STATUS").unwrap().contains("in sync"),
         "{status:?}"
@@ -206,13 +169,13 @@ fn ready_status_reloading_ready_stopping_in_that_order() {
     // Once the first pass has landed, the status line says so.
     let requests = world.fake.wait_for_requests(3, GENEROUS);
     assert_eq!(requests.len(), 3, "{}", daemon.log());
-    notify.expect("STATUS= with all three in sync", &log, |m| {
+    notify.expect("STATUS= with all three in sync", &daemon, |m| {
         m.get("STATUS")
             .is_some_and(|s| s.starts_with("3 in sync, 0 pending, 0 failed"))
     });
 
     daemon.signal("HUP");
-    let reloading = notify.expect("RELOADING=1", &log, |m| m.has("RELOADING", "1"));
+    let reloading = notify.expect("RELOADING=1", &daemon, |m| m.has("RELOADING", "1"));
     let usec = reloading
         .get("MONOTONIC_USEC")
         .unwrap_or_else(|| panic!("RELOADING=1 without MONOTONIC_USEC: {reloading:?}"));
@@ -220,11 +183,11 @@ fn ready_status_reloading_ready_stopping_in_that_order() {
         .parse()
         .unwrap_or_else(|e| panic!("MONOTONIC_USEC={usec}: {e}"));
     assert!(usec > 0);
-    notify.expect("READY=1 after the reload", &log, |m| m.has("READY", "1"));
+    notify.expect("READY=1 after the reload", &daemon, |m| m.has("READY", "1"));
 
     daemon.signal("TERM");
-    notify.expect("STOPPING=1", &log, |m| m.has("STOPPING", "1"));
-    assert_eq!(daemon.wait_exit(), 0, "{}", daemon.log());
+    notify.expect("STOPPING=1", &daemon, |m| m.has("STOPPING", "1"));
+    assert_eq!(daemon.wait_exit(GENEROUS), Some(0), "{}", daemon.log());
 
     // Nothing out of order: exactly two READY=1, the reload between them, STOPPING last
     // of the lifecycle messages; no STOPPING before SIGTERM.
@@ -250,10 +213,9 @@ fn watchdog_pings_arrive_repeatedly_when_watchdog_usec_asks() {
     let mut notify = NotifySocket::bind(&world);
     // WATCHDOG_PID unset: sd_notify::watchdog_enabled accepts that (the pid cannot be known
     // before the spawn).
-    let mut daemon = Daemon::start(&world, &notify, &[("WATCHDOG_USEC", "200000")]);
-    let log = || std::fs::read_to_string(world.path("daemon.log")).unwrap_or_default();
-    notify.expect("READY=1", &log, |m| m.has("READY", "1"));
-    world.fake.wait_for_requests(3, GENEROUS);
+    let mut daemon = start(&world, &notify, &[("WATCHDOG_USEC", "200000")]);
+    notify.expect("READY=1", &daemon, |m| m.has("READY", "1"));
+    daemon.wait_for_requests(&world, 3);
 
     // Asked for every 200 ms (pinged about every 100 ms): over 3 s, many pings, idle or not.
     let messages = notify.collect_for(Duration::from_secs(3));
@@ -265,7 +227,7 @@ fn watchdog_pings_arrive_repeatedly_when_watchdog_usec_asks() {
     );
 
     daemon.signal("TERM");
-    assert_eq!(daemon.wait_exit(), 0, "{}", daemon.log());
+    assert_eq!(daemon.wait_exit(GENEROUS), Some(0), "{}", daemon.log());
 }
 
 #[test]
@@ -273,14 +235,24 @@ fn no_watchdog_pings_without_watchdog_usec() {
     let world = World::new(Duration::from_secs(1));
     three_instances(&world);
     let mut notify = NotifySocket::bind(&world);
-    let mut daemon = Daemon::start(&world, &notify, &[]);
-    let log = || std::fs::read_to_string(world.path("daemon.log")).unwrap_or_default();
-    notify.expect("READY=1", &log, |m| m.has("READY", "1"));
-    let messages = notify.collect_for(Duration::from_secs(1));
+    let mut daemon = start(&world, &notify, &[]);
+    // Not a window waited out: the daemon's whole life (its first pass, a reload, the
+    // stop), read from what it sent. Once it has exited, all of that is in the socket.
+    notify.expect("READY=1", &daemon, |m| m.has("READY", "1"));
+    daemon.wait_for_requests(&world, 3);
+    notify.expect("STATUS= with all three in sync", &daemon, |m| {
+        m.get("STATUS")
+            .is_some_and(|s| s.starts_with("3 in sync, 0 pending, 0 failed"))
+    });
+    daemon.signal("HUP");
+    notify.expect("READY=1 after the reload", &daemon, |m| m.has("READY", "1"));
+    daemon.signal("TERM");
+    notify.expect("STOPPING=1", &daemon, |m| m.has("STOPPING", "1"));
+    assert_eq!(daemon.wait_exit(GENEROUS), Some(0), "{}", daemon.log());
+    notify.drain();
+    let messages: Vec<Message> = notify.seen.iter().map(|t| Message::parse(t)).collect();
     assert!(
         messages.iter().all(|m| m.get("WATCHDOG").is_none()),
         "{messages:#?}"
     );
-    daemon.signal("TERM");
-    assert_eq!(daemon.wait_exit(), 0, "{}", daemon.log());
 }

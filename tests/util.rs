@@ -1,12 +1,22 @@
 //! Shared by the integration tests: a temporary world (manifest, pictures, state
-//! directory) beside a GREEN-API fake on loopback, and a runner for the real binary.
+//! directory) beside a GREEN-API fake on loopback, a runner for the real binary, and
+//! [`Daemon`], the one wrapper for a child that runs in the background.
 
 pub use fake_green_api::{Answer, FakeGreenApi, Request};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub use avatar_sync::picture::SETTLE;
+
+/// How long a test waits for something that should happen. Generous, as CI is a loaded
+/// two-core machine; a wait ends as soon as the thing happens, so it costs nothing when
+/// all is well.
+pub const GENEROUS: Duration = Duration::from_secs(30);
+
+/// How often a wait looks again.
+const POLL: Duration = Duration::from_millis(50);
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_avatar-sync");
@@ -219,6 +229,178 @@ pub fn to_run(output: Output) -> Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A child process in the background: the binary as a daemon, a one-shot run a test acts
+/// on while it runs, or a real tool beside them. Its stderr goes to `<name>.log` and its
+/// stdout to `<name>.out` in the world (read them with [`Daemon::log`] and
+/// [`Daemon::stdout`]), and it is killed when dropped, so a failing test leaves no process
+/// behind.
+pub struct Daemon {
+    child: Child,
+    log: PathBuf,
+    out: PathBuf,
+    /// The command line and the environment variables its command set, to run the binary
+    /// again on the same manifest ([`Daemon::run_beside`]).
+    args: Vec<OsString>,
+    envs: Vec<(OsString, OsString)>,
+}
+
+impl Daemon {
+    /// The binary with `args` on the world's manifest and state directory, as `daemon`
+    /// (`daemon.log`, `daemon.out`).
+    pub fn start(world: &World, args: &[&str]) -> Self {
+        Self::spawn(world, world.command(args), "daemon")
+    }
+
+    /// Runs `cmd` in the background with no stdin, stderr to `<name>.log` and stdout to
+    /// `<name>.out` in the world.
+    pub fn spawn(world: &World, mut cmd: Command, name: &str) -> Self {
+        let log = world.path(&format!("{name}.log"));
+        let out = world.path(&format!("{name}.out"));
+        let args = cmd.get_args().map(ToOwned::to_owned).collect();
+        let envs = (cmd.get_envs())
+            .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+            .collect();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{:?} could not be started: {e}", cmd.get_program()));
+        Self {
+            child,
+            log,
+            out,
+            args,
+            envs,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What it has written to stderr so far (the binary's log).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// What it has written to stdout so far.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    /// Sends the signal `name` (`TERM`, `HUP`, ...).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args(["-s", name, &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -s {name} {}", self.pid());
+    }
+
+    /// The exit code once the process has ended (-1 for a signal), without waiting.
+    pub fn exited(&mut self) -> Option<i32> {
+        (self.child.try_wait().unwrap()).map(|status| status.code().unwrap_or(-1))
+    }
+
+    /// Waits up to `timeout` for the process to end; its exit code (-1 for a signal).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(code) = self.exited() {
+                return Some(code);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What the run did, once the process has ended within `timeout`.
+    pub fn wait_run(&mut self, timeout: Duration) -> Option<Run> {
+        let code = self.wait_exit(timeout)?;
+        Some(Run {
+            code,
+            stdout: self.stdout(),
+            stderr: self.log(),
+        })
+    }
+
+    pub fn assert_running(&mut self) {
+        assert_eq!(self.exited(), None, "the process exited:\n{}", self.log());
+    }
+
+    /// SIGTERM, then the exit code; panics if the process has not ended within [`GENEROUS`].
+    pub fn stop(mut self) -> i32 {
+        self.signal("TERM");
+        match self.wait_exit(GENEROUS) {
+            Some(code) => code,
+            None => panic!("the process did not stop:\n{}", self.log()),
+        }
+    }
+
+    /// SIGKILL, and the process reaped.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Polls `done` until it holds; panics with `what` and the log after [`GENEROUS`].
+    pub fn wait_until(&self, what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + GENEROUS;
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n--- log\n{}",
+                self.log()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Waits until the log contains `needle`; the log.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        self.wait_until(&format!("`{needle}` in the log"), || {
+            self.log().contains(needle)
+        });
+        self.log()
+    }
+
+    /// Waits until the fake has recorded at least `n` calls; all of them.
+    pub fn wait_for_requests(&self, world: &World, n: usize) -> Vec<Request> {
+        let requests = world.fake.wait_for_requests(n, GENEROUS);
+        assert!(
+            requests.len() >= n,
+            "expected {n} requests, got {}: {requests:#?}\n--- log\n{}",
+            requests.len(),
+            self.log()
+        );
+        requests
+    }
+
+    /// Runs the binary to completion with this child's command line and the environment
+    /// variables its command set, plus `args`: `--status --json` on the daemon's manifest.
+    pub fn run_beside(&self, args: &[&str]) -> Run {
+        let output = Command::new(BIN)
+            .env_clear()
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
+            .args(&self.args)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        to_run(output)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
