@@ -57,8 +57,12 @@ pub(super) fn read(
     key: &str,
     validator: Validator<'_>,
 ) -> Option<Result<Manifest, ManifestError>> {
+    // The folder as it really is: a state directory is often reached through a symlink
+    // (systemd's `DynamicUser=` links /var/lib/NAME to /var/lib/private/NAME). The file in
+    // it is never followed.
+    let dir = std::fs::canonicalize(dir).ok()?;
     let file = dir.join(CACHE_FILE);
-    if !ours(dir) || !ours(&file) {
+    if !ours(&dir) || !ours(&file) {
         return None;
     }
     let json = read_after(&file, key)?;
@@ -478,5 +482,23 @@ instances:
         std::fs::rename(&file, &moved).unwrap();
         std::os::unix::fs::symlink(&moved, &file).unwrap();
         assert!(!cached());
+    }
+
+    #[test]
+    fn n6_a_state_directory_reached_through_a_symlink_has_its_cache_read() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let real = tempfile::tempdir().unwrap();
+        let links = tempfile::tempdir().unwrap();
+        let link = links.path().join("avatar-sync");
+        std::os::unix::fs::symlink(real.path(), &link).unwrap();
+        let (_, hit) = load(TEXT, &link, &env);
+        assert!(!hit);
+        assert!(real.path().join(CACHE_FILE).exists(), "written through the link");
+        let (cached, hit) = load(TEXT, &link, &env);
+        assert!(hit, "read through the link");
+        assert!(cached.is_ok());
+        // What the link points at is held to the same rules.
+        std::fs::set_permissions(real.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(!load(TEXT, &link, &env).1);
     }
 }
