@@ -325,3 +325,22 @@ fn a_process_killed_mid_call_leaves_its_successor_the_throttle() {
     let status = world.run(&["--status", "--json"]);
     assert_eq!(status.status_of("1101000001"), "throttled", "{status:?}");
 }
+
+#[test]
+fn n7_no_call_starts_while_the_calls_journal_cannot_be_written() {
+    let world = World::new(MIN);
+    world.write("a.jpg", &jpeg(1));
+    manifest(&world, "1101000001", "a.jpg");
+    // The state directory is there, but its calls journal cannot be appended to.
+    std::fs::create_dir_all(world.state_dir().join("calls.journal")).unwrap();
+    let run = world.run(&["--reconcile", "--json", "--timeout", "2s"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(world.fake.request_count(), 0, "a call went out unjournaled");
+    assert!(run.stderr.contains("calls journal"), "{run:?}");
+    assert_eq!(run.status_of("1101000001"), "pending", "{run:?}");
+    // Once it can be written, the call goes out.
+    std::fs::remove_dir(world.state_dir().join("calls.journal")).unwrap();
+    let run = world.run(&["--reconcile", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(world.fake.request_count(), 1);
+}

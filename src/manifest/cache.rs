@@ -493,7 +493,10 @@ instances:
         std::os::unix::fs::symlink(real.path(), &link).unwrap();
         let (_, hit) = load(TEXT, &link, &env);
         assert!(!hit);
-        assert!(real.path().join(CACHE_FILE).exists(), "written through the link");
+        assert!(
+            real.path().join(CACHE_FILE).exists(),
+            "written through the link"
+        );
         let (cached, hit) = load(TEXT, &link, &env);
         assert!(hit, "read through the link");
         assert!(cached.is_ok());

@@ -10,6 +10,7 @@ use crate::manifest::{ApiToken, InstanceId, TokenError};
 use crate::outcome::LocalKind;
 use crate::picture::process;
 use crate::plan::{Decision, Desired};
+use crate::state::SAVE_RETRY;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,9 +18,10 @@ use std::sync::Arc;
 impl<G: Gateway> Reconciler<G> {
     /// Starts due calls, then due reads, while fewer than `concurrency` are in flight.
     pub(super) fn dispatch(&mut self) {
+        let now = self.clock.now();
         let mut starting: Vec<(InstanceId, Call)> = Vec::new();
         while self.flight.len() + starting.len() < self.options.concurrency {
-            let Some(index) = self.schedule.next_call() else {
+            let Some(index) = self.schedule.next_call(now) else {
                 break;
             };
             if let Some(call) = self.call_for(index) {
@@ -30,18 +32,30 @@ impl<G: Gateway> Reconciler<G> {
         if starting.is_empty() {
             return;
         }
-        let now = self.clock.now();
         let replaced: Vec<_> = (starting.iter())
             .map(|(id, _)| self.store.state().instances.get(id))
             .map(|record| record.and_then(|r| r.call_started_at))
             .collect();
         let ids: Vec<InstanceId> = starting.iter().map(|(id, _)| id.clone()).collect();
+        if let Err(e) = self.store.calls_started(&ids, now) {
+            // Sent without its journal line, a call a crash interrupts would be sent again
+            // at the next start, inside the throttle: none starts until the line is written.
+            tracing::error!(
+                kind = e.label(),
+                "{e}; no call starts until the calls journal can be written (trying again in {})",
+                crate::clock::human_duration(SAVE_RETRY)
+            );
+            for (id, call) in starting.iter().rev() {
+                self.flight.over(id);
+                self.schedule.hold_calls(call.index, now + SAVE_RETRY);
+            }
+            return;
+        }
         for (id, call) in &starting {
             if call.adopt {
                 self.schedule.read_started(id, now);
             }
         }
-        self.store.calls_started(&ids, now);
         for ((id, call), replaced) in starting.into_iter().zip(replaced) {
             let digest = call.digest;
             let send = apply::send(call, self.gateway.clone(), self.clock, self.metrics.clone());

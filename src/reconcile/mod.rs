@@ -158,7 +158,10 @@ impl<G: Gateway> Reconciler<G> {
         let now = self.clock.now();
         let timer = (self.schedule.next_at())
             .filter(|&at| until.is_none_or(|until| now < until && at <= until));
-        [timer, self.recheck_before(until)]
+        // Work queued that cannot start before the deadline (calls held back) ends the
+        // run at the deadline.
+        let deadline = until.filter(|&until| now < until && self.schedule.queued());
+        [timer, self.recheck_before(until), deadline]
             .into_iter()
             .flatten()
             .map(|at| self.clock.instant_at(at))

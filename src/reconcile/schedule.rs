@@ -70,6 +70,8 @@ pub(crate) struct Schedule {
     reads_due: VecDeque<usize>,
     /// When each instance's live state was last read (this process, or the record).
     last_read: HashMap<InstanceId, SystemTime>,
+    /// No call starts before this time (the calls journal could not be written).
+    calls_held_until: Option<SystemTime>,
 }
 
 impl Schedule {
@@ -121,9 +123,19 @@ impl Schedule {
         pop_by(&mut self.reads, now)
     }
 
-    /// The next call due, if any.
-    pub fn next_call(&mut self) -> Option<usize> {
+    /// The next call due, if any, unless calls are held at `now`.
+    pub fn next_call(&mut self, now: SystemTime) -> Option<usize> {
+        if self.calls_held_until.is_some_and(|until| until > now) {
+            return None;
+        }
+        self.calls_held_until = None;
         self.calls.pop_front()
+    }
+
+    /// Holds every call until `until`; `index` (one that could not start) is due again then.
+    pub fn hold_calls(&mut self, index: usize, until: SystemTime) {
+        self.calls_held_until = Some(until);
+        self.calls.push_front(index);
     }
 
     /// The next read due, if any.
@@ -151,10 +163,12 @@ impl Schedule {
         let first = |heap: &BinaryHeap<Reverse<(SystemTime, usize)>>| {
             heap.peek().map(|Reverse((at, _))| *at)
         };
-        match (first(&self.waits), first(&self.reads)) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        // Held calls are due again when the hold ends.
+        let held = self.calls_held_until.filter(|_| !self.calls.is_empty());
+        [first(&self.waits), first(&self.reads), held]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 

@@ -129,25 +129,25 @@ impl StateStore {
         self.state.instances.insert(id, record);
     }
 
-    /// Records that calls of `ids` start at `at`, before they start: in the records
-    /// (`callStartedAt`) and, at once, in the calls journal, so the throttle holds even if
-    /// the process is killed before the next save.
-    pub fn calls_started(&mut self, ids: &[InstanceId], at: SystemTime) {
+    /// Records that calls of `ids` start at `at`, before they start: first, at once, in the
+    /// calls journal, so the throttle holds even if the process is killed before the next
+    /// save; then in the records (`callStartedAt`). When the journal cannot be written,
+    /// nothing is recorded and the calls must not start (a restart would send them again).
+    pub fn calls_started(&mut self, ids: &[InstanceId], at: SystemTime) -> Result<(), StateError> {
+        if self.lock.is_some() {
+            self.journal
+                .started(ids, at)
+                .map_err(|source| StateError::Write {
+                    path: self.dir.path().join(super::journal::JOURNAL_FILE),
+                    source,
+                })?;
+        }
         for id in ids {
             let record = self.state.instances.entry(id.clone()).or_default();
             record.call_started_at = Some(at);
             self.dirty.insert(id.clone());
         }
-        if self.lock.is_none() {
-            return;
-        }
-        if let Err(e) = self.journal.started(ids, at) {
-            tracing::error!(
-                "cannot append to the calls journal in {}: {e} (a crash before the next \
-                 save could forget these calls' times)",
-                self.dir.path().display()
-            );
-        }
+        Ok(())
     }
 
     /// Records at once (in the calls journal) that the gateway refused `digest` for `id`,

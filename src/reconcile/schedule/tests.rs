@@ -107,11 +107,27 @@ fn due_calls_and_reads_keep_their_order_and_a_new_pass_clears_all_but_the_reads_
     schedule.read_started(&id, at(1.0));
     assert!(schedule.calls_queued());
     assert_eq!(schedule.counts(), (2, 0));
-    assert_eq!(schedule.next_call(), Some(4));
+    assert_eq!(schedule.next_call(at(0.0)), Some(4));
     schedule.wait_until(9, at(50.0));
     schedule.clear();
-    assert_eq!(schedule.next_call(), None);
+    assert_eq!(schedule.next_call(at(0.0)), None);
     assert_eq!(schedule.next_read(), None);
     assert_eq!(schedule.next_at(), None);
     assert_eq!(schedule.last_read(&id), Some(at(1.0)));
+}
+
+#[test]
+fn held_calls_start_no_sooner_than_the_hold_ends_and_keep_their_order() {
+    let mut schedule = Schedule::default();
+    schedule.call_now(3);
+    // 1 and 2 could not start at 0 s (their journal line was not written): held for 5 s.
+    schedule.hold_calls(2, at(5.0));
+    schedule.hold_calls(1, at(5.0));
+    assert_eq!(schedule.next_at(), Some(at(5.0)));
+    assert_eq!(schedule.next_call(at(4.9)), None);
+    assert!(schedule.queued());
+    assert_eq!(schedule.next_call(at(5.0)), Some(1));
+    assert_eq!(schedule.next_call(at(5.0)), Some(2));
+    assert_eq!(schedule.next_call(at(5.0)), Some(3));
+    assert_eq!(schedule.next_at(), None);
 }
