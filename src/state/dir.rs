@@ -53,14 +53,39 @@ pub enum StateError {
     },
     /// Other users could write to the folder, so its state and lock cannot be trusted.
     #[error(
-        "the state directory {path} is writable by group or others (mode {mode:03o}); \
-         make it private (chmod 700) or give another --state-dir"
+        "the state directory {path} is writable by {who} (mode {mode:03o}, owner {uid}:{gid}); \
+         make it private (chmod 700), or give a --state-dir below it (avatar-sync creates it 0700)"
     )]
     Permissions {
         /// The folder.
         path: PathBuf,
         /// Its permission bits.
         mode: u32,
+        /// Its owner.
+        uid: u32,
+        /// Its group.
+        gid: u32,
+        /// Who else may write: "others", or "a group this process is not in".
+        who: &'static str,
+    },
+    /// The folder exists but this process may not create files in it (a volume left
+    /// `root:root 0755`, say).
+    #[error(
+        "the state directory {path} is not writable by this process (uid {me}; the folder is \
+         {uid}:{gid}, mode {mode:03o}); make it this user's (chown), or group-writable by one \
+         of its groups (Kubernetes: the pod's securityContext.fsGroup)"
+    )]
+    NotWritable {
+        /// The folder.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+        /// Its owner.
+        uid: u32,
+        /// Its group.
+        gid: u32,
+        /// This process's effective user.
+        me: u32,
     },
     /// The state file was written by a newer avatar-sync.
     #[error(
@@ -83,6 +108,7 @@ impl StateError {
             Self::Locked { .. } => "state-locked",
             Self::Lock { .. } => "state-lock",
             Self::Permissions { .. } => "state-dir-permissions",
+            Self::NotWritable { .. } => "state-dir-not-writable",
             Self::Write { .. } => "state-write",
             Self::TooNew { .. } => "state-too-new",
         }
@@ -236,22 +262,32 @@ impl StateDir {
         })
     }
 
-    /// Refuses a state directory that group or others may write to: they could replace
-    /// the state, the lock or the prepared pictures under us.
+    /// Refuses a state directory that someone else could change under us (replace the
+    /// state, the lock or the prepared pictures): see [`trust`].
     fn check_private(&self) -> Result<(), StateError> {
-        use std::os::unix::fs::PermissionsExt as _;
+        use std::os::unix::fs::MetadataExt as _;
         let meta = std::fs::metadata(&self.path).map_err(|source| StateError::CreateDir {
             path: self.path.clone(),
             source,
         })?;
-        let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o022 != 0 {
-            return Err(StateError::Permissions {
+        let me = Identity::of_this_process();
+        match trust(meta.mode(), meta.uid(), meta.gid(), &me) {
+            Trust::Private | Trust::OwnGroup => Ok(()),
+            Trust::Shared(who) => Err(StateError::Permissions {
                 path: self.path.clone(),
-                mode,
-            });
+                mode: meta.mode() & 0o7777,
+                uid: meta.uid(),
+                gid: meta.gid(),
+                who,
+            }),
+            Trust::NotWritable => Err(StateError::NotWritable {
+                path: self.path.clone(),
+                mode: meta.mode() & 0o7777,
+                uid: meta.uid(),
+                gid: meta.gid(),
+                me: me.uid,
+            }),
         }
-        Ok(())
     }
 
     /// Reads the state without changing anything (for `--dry-run` and `--status`).
@@ -363,6 +399,89 @@ impl StateDir {
     }
 }
 
+/// Who this process is, for the state directory's rule: its effective user and every
+/// group it has (effective and supplementary).
+#[derive(Debug)]
+pub(crate) struct Identity {
+    uid: u32,
+    groups: Vec<u32>,
+}
+
+impl Identity {
+    /// Read from `/proc/self/status` (no call needs `unsafe`). Unreadable, it is a user and
+    /// groups no folder has, so nothing is trusted for a group's sake.
+    fn of_this_process() -> Self {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        Self::from_status(&status)
+    }
+
+    /// From the text of `/proc/<pid>/status`: `Uid:` and `Gid:` list real, effective, saved
+    /// and file-system ids; `Groups:` the supplementary ones.
+    fn from_status(status: &str) -> Self {
+        let ids = |key: &str| -> Vec<u32> {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(key))
+                .map(|rest| {
+                    rest.split_whitespace()
+                        .filter_map(|id| id.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut groups = ids("Groups:");
+        // The effective group (second of four).
+        groups.extend(ids("Gid:").get(1));
+        Self {
+            uid: ids("Uid:").get(1).copied().unwrap_or(u32::MAX),
+            groups,
+        }
+    }
+}
+
+/// What a state directory's owner and mode mean for this process.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Trust {
+    /// Only its owner (this process's user, or root) may write to it.
+    Private,
+    /// Group-writable, by a group of this process, and owned by it or root: a folder made
+    /// for it, as kubelet makes a volume's root with `fsGroup` (`root:65532`, mode 2775).
+    OwnGroup,
+    /// Someone else may write to it: refused.
+    Shared(&'static str),
+    /// No one else may write to it, but neither may this process.
+    NotWritable,
+}
+
+/// The state directory's rule. The state, the lock and the prepared uploads are trusted
+/// only in a folder no one else can change: write by others is refused, even with the
+/// sticky bit (a local-path volume's `1777` root: give a `--state-dir` below it, which
+/// avatar-sync creates 0700); write by a group is accepted only for a group of this
+/// process, on a folder owned by this user or root (kubelet's `fsGroup`: every member of
+/// that group is the pod itself).
+pub(crate) fn trust(mode: u32, uid: u32, gid: u32, me: &Identity) -> Trust {
+    let owner_ok = uid == me.uid || uid == 0;
+    let in_group = me.groups.contains(&gid);
+    if mode & 0o002 != 0 {
+        return Trust::Shared("others");
+    }
+    if mode & 0o020 != 0 {
+        if !in_group {
+            return Trust::Shared("a group this process is not in");
+        }
+        if !owner_ok {
+            return Trust::Shared("another user, who may change its mode");
+        }
+        return Trust::OwnGroup;
+    }
+    let writable = me.uid == 0 || (uid == me.uid && mode & 0o200 != 0);
+    if writable {
+        Trust::Private
+    } else {
+        Trust::NotWritable
+    }
+}
+
 /// A writer that counts what goes through it.
 struct Counted<'a> {
     out: &'a mut dyn Write,
@@ -378,5 +497,132 @@ impl Write for Counted<'_> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The state directory's rule ([`trust`]) for the folders volumes come as, and the
+    //! errors a writer gets on a real folder.
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    /// User 65532 in group 65532, as the image and the StatefulSet run it (kubelet adds the
+    /// pod's fsGroup to the supplementary groups).
+    fn nonroot() -> Identity {
+        Identity::from_status(
+            "Name:\tavatar-sync\nUid:\t65532\t65532\t65532\t65532\nGid:\t65532\t65532\t65532\t65532\nGroups:\t65532 \n",
+        )
+    }
+
+    #[test]
+    fn the_process_identity_is_read_from_its_status() {
+        let me = Identity::from_status(
+            "Uid:\t1000\t1001\t1001\t1001\nGid:\t100\t200\t200\t200\nGroups:\t4 27 \n",
+        );
+        assert_eq!(me.uid, 1001, "the effective user");
+        let mut groups = me.groups.clone();
+        groups.sort_unstable();
+        assert_eq!(groups, [4, 27, 200]);
+        // Unreadable: nobody, in no group.
+        let nobody = Identity::from_status("");
+        assert_eq!((nobody.uid, nobody.groups.len()), (u32::MAX, 0));
+        // This process: the same user that owns what it creates.
+        use std::os::unix::fs::MetadataExt as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let meta = tmp.path().metadata().unwrap();
+        let me = Identity::of_this_process();
+        assert_eq!(me.uid, meta.uid());
+        assert!(me.groups.contains(&meta.gid()), "{me:?} {}", meta.gid());
+    }
+
+    #[test]
+    fn volumes_as_kubelet_and_podman_make_them() {
+        let me = nonroot();
+        // kubelet with fsGroup: 65532 and fsGroupChangePolicy: the root is root:65532 2775.
+        assert_eq!(trust(0o42775, 0, 65532, &me), Trust::OwnGroup);
+        // A podman named volume copies the image's folder: 65532:65532 0700.
+        assert_eq!(trust(0o40700, 65532, 65532, &me), Trust::Private);
+        // What avatar-sync creates below a shared root: its own 0700 (setgid inherited).
+        assert_eq!(trust(0o42700, 65532, 65532, &me), Trust::Private);
+        // Storage without ownership management: root:root 0755, nobody but root writes.
+        assert_eq!(trust(0o40755, 0, 0, &me), Trust::NotWritable);
+        // local-path's world-writable root, sticky or not: others may write.
+        assert_eq!(trust(0o41777, 0, 0, &me), Trust::Shared("others"));
+        assert_eq!(trust(0o40777, 65532, 65532, &me), Trust::Shared("others"));
+    }
+
+    #[test]
+    fn group_write_is_trusted_only_for_a_group_of_this_process_on_a_folder_of_its_own_or_roots() {
+        let me = nonroot();
+        assert_eq!(
+            trust(0o40770, 65532, 100, &me),
+            Trust::Shared("a group this process is not in")
+        );
+        assert_eq!(
+            trust(0o40770, 1000, 65532, &me),
+            Trust::Shared("another user, who may change its mode")
+        );
+        assert_eq!(trust(0o40770, 65532, 65532, &me), Trust::OwnGroup);
+        // Readable by all, writable by its owner only: private, if the owner is us.
+        assert_eq!(trust(0o40755, 65532, 65532, &me), Trust::Private);
+        assert_eq!(trust(0o40755, 1000, 1000, &me), Trust::NotWritable);
+        assert_eq!(trust(0o40500, 65532, 65532, &me), Trust::NotWritable);
+        // Root writes anywhere, but trusts group write only for its own groups too.
+        let root = Identity::from_status("Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t0\n");
+        assert_eq!(trust(0o40755, 1000, 1000, &root), Trust::Private);
+        assert_eq!(
+            trust(0o42775, 0, 65532, &root),
+            Trust::Shared("a group this process is not in")
+        );
+    }
+
+    #[test]
+    fn a_folder_writable_by_this_process_group_is_locked_and_one_writable_by_others_is_refused_naming_the_fix()
+     {
+        use std::os::unix::fs::MetadataExt as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateDir::new(tmp.path().join("state"));
+        std::fs::create_dir(dir.path()).unwrap();
+        // Created with this process's group: group write is for us.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o2775)).unwrap();
+        drop(dir.lock("group").unwrap());
+
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let err = dir.lock("sticky").unwrap_err();
+        assert_eq!(err.label(), "state-dir-permissions");
+        let meta = dir.path().metadata().unwrap();
+        let message = err.to_string();
+        for part in [
+            "writable by others".to_owned(),
+            "mode 1777".to_owned(),
+            format!("owner {}:{}", meta.uid(), meta.gid()),
+            "--state-dir below it".to_owned(),
+            "chmod 700".to_owned(),
+        ] {
+            assert!(message.contains(&part), "{part:?} not in {message}");
+        }
+        // A --state-dir below it is created 0700 and trusted.
+        let below = StateDir::new(dir.path().join("state"));
+        drop(below.lock("below").unwrap());
+        assert_eq!(below.path().metadata().unwrap().mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_folder_this_process_cannot_write_says_whose_it_is_and_what_to_do() {
+        let err = StateError::NotWritable {
+            path: "/var/lib/avatar-sync".into(),
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            me: 65532,
+        };
+        assert_eq!(err.label(), "state-dir-not-writable");
+        assert_eq!(
+            err.to_string(),
+            "the state directory /var/lib/avatar-sync is not writable by this process (uid \
+             65532; the folder is 0:0, mode 755); make it this user's (chown), or \
+             group-writable by one of its groups (Kubernetes: the pod's securityContext.fsGroup)"
+        );
     }
 }
