@@ -8,25 +8,25 @@ use crate::state::Applied;
 
 const T0: u64 = 1_800_000_000;
 
-fn at(secs: f64) -> SystemTime {
+pub(super) fn at(secs: f64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(T0) + Duration::from_secs_f64(secs)
 }
 
-fn policy() -> Policy {
+pub(super) fn policy() -> Policy {
     Policy {
         min_interval: Duration::from_secs(10),
     }
 }
 
-fn a() -> Digest {
+pub(super) fn a() -> Digest {
     Digest::of(b"picture a")
 }
 
-fn b() -> Digest {
+pub(super) fn b() -> Digest {
     Digest::of(b"picture b")
 }
 
-const CREDS: &str = "0123456789abcdef";
+pub(super) const CREDS: &str = "0123456789abcdef";
 
 fn want(digest: Digest) -> Desired {
     Desired::Picture {

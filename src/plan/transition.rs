@@ -100,33 +100,17 @@ pub fn record_outcome(
     record
 }
 
-/// [`record_outcome`], keeping the upload's perceptual `fingerprint` with the applied
-/// picture (drift compares the live picture with it).
-#[allow(clippy::too_many_arguments)] // one call's whole outcome; each is a plain value
-pub fn record_call(
-    previous: Option<&InstanceRecord>,
+/// `record` with the perceptual `fingerprint` of `digest` kept with its applied picture,
+/// when that picture is `digest` (drift compares the live picture with it).
+pub fn record_fingerprint(
+    mut record: InstanceRecord,
     digest: Digest,
-    credentials: &str,
-    outcome: &CallOutcome,
-    finished_at: SystemTime,
-    policy: &Policy,
-    jitter: f64,
-    fingerprint: Option<Arc<str>>,
+    fingerprint: Arc<str>,
 ) -> InstanceRecord {
-    let mut record = record_outcome(
-        previous,
-        digest,
-        credentials,
-        outcome,
-        finished_at,
-        policy,
-        jitter,
-    );
-    if let (Some(hash), Some(applied)) = (fingerprint, record.applied.as_mut())
+    if let Some(applied) = record.applied.as_mut()
         && applied.sha256 == digest
-        && matches!(outcome, CallOutcome::Applied { .. })
     {
-        applied.perceptual_hash = Some(hash);
+        applied.perceptual_hash = Some(fingerprint);
     }
     record
 }

@@ -66,10 +66,10 @@ impl<G: Gateway> Reconciler<G> {
         self.flight.over(id);
         self.uploads.sent(id);
         let applied = matches!(outcome, CallOutcome::Applied { .. });
-        if let (Some(hash), true) = (&fingerprint, applied) {
-            self.uploads.remember(digest, hash.clone());
+        if let (Some(fingerprint), true) = (&fingerprint, applied) {
+            self.uploads.remember(digest, Arc::clone(fingerprint));
         }
-        let record = transition::record_call(
+        let record = transition::record_outcome(
             self.store.state().instances.get(id),
             digest,
             credentials,
@@ -77,8 +77,11 @@ impl<G: Gateway> Reconciler<G> {
             finished_at,
             &self.table.policy(),
             self.jitter.draw(),
-            fingerprint,
         );
+        let record = match fingerprint.filter(|_| applied) {
+            Some(fingerprint) => transition::record_fingerprint(record, digest, fingerprint),
+            None => record,
+        };
         if let CallOutcome::Failed(f) = outcome
             && f.kind == FailureKind::RefusedBytes
         {

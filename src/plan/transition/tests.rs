@@ -6,25 +6,10 @@ use crate::outcome::CallFailure;
 use crate::testing::cases;
 use std::time::Duration;
 
-const T0: u64 = 1_800_000_000;
-const CREDS: &str = "0123456789abcdef";
+use crate::plan::tests::{CREDS, a, b, policy};
 
 fn at(secs: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(T0 + secs)
-}
-
-fn policy() -> Policy {
-    Policy {
-        min_interval: Duration::from_secs(10),
-    }
-}
-
-fn a() -> Digest {
-    Digest::of(b"picture a")
-}
-
-fn b() -> Digest {
-    Digest::of(b"picture b")
+    crate::plan::tests::at(secs as f64)
 }
 
 fn applied(digest: Digest, secs: u64) -> InstanceRecord {
@@ -57,16 +42,8 @@ fn a_call_that_applied_records_the_picture_its_time_and_fingerprint() {
     let ok = CallOutcome::Applied {
         url_avatar: Some("https://pps.whatsapp.net/new.jpg".to_owned()),
     };
-    let after = record_call(
-        Some(&before),
-        a(),
-        CREDS,
-        &ok,
-        at(7),
-        &policy(),
-        0.5,
-        Some("fp".into()),
-    );
+    let after = record_outcome(Some(&before), a(), CREDS, &ok, at(7), &policy(), 0.5);
+    let after = record_fingerprint(after, a(), "fp".into());
     let expected = InstanceRecord {
         applied: Some(Applied {
             sha256: a(),
@@ -81,18 +58,12 @@ fn a_call_that_applied_records_the_picture_its_time_and_fingerprint() {
 }
 
 #[test]
-fn a_failed_call_keeps_the_applied_picture_and_never_records_a_fingerprint() {
+fn a_failed_call_keeps_the_applied_picture_and_its_fingerprint() {
     let before = applied(b(), 0);
-    let after = record_call(
-        Some(&before),
-        a(),
-        CREDS,
-        &failure(FailureKind::ServerError),
-        at(20),
-        &policy(),
-        0.0,
-        Some("fp".into()),
-    );
+    let failed = failure(FailureKind::ServerError);
+    let after = record_outcome(Some(&before), a(), CREDS, &failed, at(20), &policy(), 0.0);
+    // A fingerprint of another picture than the applied one is not kept.
+    let after = record_fingerprint(after, a(), "fp".into());
     assert_eq!(after.applied, before.applied);
     assert_eq!(after.last_call_at, Some(at(20)));
     let f = after.failure.unwrap();
@@ -213,17 +184,11 @@ fn step(
             } else {
                 failure(FailureKind::ALL[rng.usize(..FailureKind::ALL.len())])
             };
-            let fp = rng.bool().then(|| Arc::from("fp"));
-            record_call(
-                record,
-                digest,
-                CREDS,
-                &outcome,
-                now,
-                &policy(),
-                rng.f64(),
-                fp,
-            )
+            let next = record_outcome(record, digest, CREDS, &outcome, now, &policy(), rng.f64());
+            match rng.bool() {
+                true => record_fingerprint(next, digest, Arc::from("fp")),
+                false => next,
+            }
         }
         1 => record_adopted(record, digest, "https://x/y.jpg".to_owned(), now),
         2 => {
