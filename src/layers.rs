@@ -7,7 +7,9 @@ use std::path::Path;
 
 /// The layers, first to last; a module may use its own layer and the ones before it.
 const LAYERS: &[&[&str]] = &[
-    &["clock", "fsio", "layout", "outcome", "usage", "testing"],
+    &[
+        "clock", "fsio", "layout", "outcome", "redact", "usage", "testing",
+    ],
     &["manifest"],
     &["picture"],
     &["state"],

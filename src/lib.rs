@@ -37,6 +37,7 @@ pub(crate) mod outcome;
 pub mod picture;
 pub(crate) mod plan;
 pub(crate) mod reconcile;
+pub mod redact;
 pub(crate) mod report;
 pub(crate) mod state;
 pub mod usage;

@@ -2,8 +2,10 @@
 //!
 //! Nothing logged anywhere carries a token: tokens are a type whose `Debug` and `Display`
 //! print `[redacted]`, and HTTP errors are stripped of their URL before they are logged.
+//! Every line goes through [`crate::redact::scrub`] (values `${NAME}` expanded to).
 
 use crate::cli::LogFormat;
+use crate::redact::Scrubbed;
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
@@ -24,7 +26,8 @@ pub fn init(format: LogFormat, verbosity: i8) {
         .unwrap_or_else(|| EnvFilter::new(format!("warn,avatar_sync={level}")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Every line through the scrubber: no value `${NAME}` expanded to is printed.
+        .with_writer(|| Scrubbed(std::io::stderr()))
         .with_target(false);
     let result = match format {
         LogFormat::Text => builder

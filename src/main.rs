@@ -48,7 +48,7 @@ fn main() -> ExitCode {
             if args.run.json {
                 let doc =
                     serde_json::json!({"error": {"kind": e.label(), "message": e.to_string()}});
-                println!("{doc:#}");
+                println!("{}", avatar_sync::redact::scrub(&format!("{doc:#}")));
             }
             ExitCode::from(match e {
                 Error::Usage(_) => EXIT_USAGE,

@@ -344,3 +344,35 @@ fn n7_no_call_starts_while_the_calls_journal_cannot_be_written() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(world.fake.request_count(), 1);
 }
+
+#[test]
+fn n1_a_secret_named_in_a_picture_path_is_shown_as_written_never_as_its_value() {
+    let world = World::new(MIN);
+    world.instance("1101000001");
+    // The path names the token's variable (a mistake, or a hostile manifest), and the
+    // picture is missing: every error about it must show the path as written.
+    world.write_manifest(
+        "apiUrl: {url}\nminInterval: 1s\ninstances:\n  - idInstance: \"1101000001\"\n    apiTokenEnv: TOKEN_ENV\n    picture: pictures/${TOKEN_ENV}.jpg\n",
+    );
+    let runs = [
+        world.run(&["--check"]),
+        world.run(&["--check", "--json"]),
+        world.run(&["--reconcile", "--json", "-vv"]),
+        world.run(&["--dry-run", "-vv"]),
+        world.run(&["--status", "--json", "--log-format", "json", "-vv"]),
+    ];
+    for run in &runs {
+        assert!(
+            !run.stdout.contains(TOKEN) && !run.stderr.contains(TOKEN),
+            "{run:?}"
+        );
+        assert!(
+            !shows_token(&run.stdout) && !shows_token(&run.stderr),
+            "{run:?}"
+        );
+    }
+    assert_eq!(runs[0].code, 1, "{:?}", runs[0]);
+    assert!(runs[0].stdout.contains("${TOKEN_ENV}.jpg"), "{:?}", runs[0]);
+    assert!(runs[2].stdout.contains("${TOKEN_ENV}.jpg"), "{:?}", runs[2]);
+    assert_eq!(world.fake.request_count(), 0);
+}

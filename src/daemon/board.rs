@@ -75,7 +75,7 @@ impl Board {
             revision: report.manifest_revision.as_deref(),
             at,
         };
-        page(&report, &context)
+        crate::redact::scrub(&page(&report, &context)).into_owned()
     }
 
     /// The thumbnail of the upload `digest`, if the page shows that picture. Made from the

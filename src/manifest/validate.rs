@@ -482,7 +482,15 @@ impl<'a> Validator<'a> {
     }
 
     /// Expands `${NAME}` from the environment. An unset name is an error of the instance.
+    /// Each value used is noted, so that output shows it as the `${NAME}` it came from.
     fn expand(&self, text: &str) -> Result<PathBuf, ExpandError> {
-        expand_vars(text.trim(), self.env).map(PathBuf::from)
+        let env = |name: &str| {
+            let value = (self.env)(name);
+            if let Some(value) = &value {
+                crate::redact::expanded(name, value);
+            }
+            value
+        };
+        expand_vars(text.trim(), &env).map(PathBuf::from)
     }
 }

@@ -29,12 +29,14 @@ pub struct Output {
 impl Output {
     /// Prints `report` as JSON or as a table, with its exit code.
     fn of(report: &impl Render, json: bool) -> Self {
+        let stdout = if json {
+            report.json()
+        } else {
+            report.table(SystemTime::now()).render()
+        };
         Self {
-            stdout: if json {
-                report.json()
-            } else {
-                report.table(SystemTime::now()).render()
-            },
+            // Paths as written: no value `${NAME}` expanded to leaves the process.
+            stdout: crate::redact::scrub(&stdout).into_owned(),
             exit_code: report.exit_code(),
         }
     }
