@@ -173,15 +173,8 @@ impl Metrics {
 
     /// How many instances are in each status now (applied ones count as in sync).
     pub(crate) fn set_instances(&self, s: &Summary) {
-        let counts = [
-            ("in-sync", s.in_sync + s.applied + s.adopted),
-            ("drifted", s.drifted),
-            ("pending", s.pending),
-            ("throttled", s.throttled),
-            ("failed", s.failed),
-            ("suspended", s.suspended),
-        ];
-        for (status, count) in counts {
+        for (status, count) in s.standings() {
+            let status = status.label();
             let count = i64::try_from(count).unwrap_or(i64::MAX);
             self.instances
                 .get_or_create(&StatusLabel { status })

@@ -9,6 +9,7 @@ mod adoption;
 mod daemon;
 mod drift;
 mod examples;
+mod first_hour;
 mod hardening;
 mod listen;
 mod pictures;

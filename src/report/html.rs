@@ -31,7 +31,7 @@ h1{font-size:1.4rem;margin:0}h2{font-size:1.1rem;margin:1.5rem 0 .5rem}\
 .meta{color:#555;margin:.2rem 0 1rem;word-break:break-all}\
 .counts{display:flex;flex-wrap:wrap;gap:.5rem}\
 .count{border-radius:.5rem;padding:.4rem .8rem;background:#eee}.count b{font-size:1.3rem;display:block}\
-.failed{background:#fde2e1}.throttled,.pending{background:#fff3cd}.in-sync{background:#dcf5e3}\
+.failed{background:#fde2e1}.throttled,.pending{background:#fff3cd}.in-sync{background:#dcf5e3}.drifted{background:#e7e1fd}\
 .attention{list-style:none;padding:0;margin:0}\
 .attention li{border-top:1px solid #ddd;padding:.5rem 0;overflow-wrap:anywhere}\
 .badge{border-radius:.3rem;padding:0 .4rem;margin-left:.3rem}.when{color:#555}\
@@ -64,13 +64,10 @@ pub(crate) fn page(report: &Report, context: &PageContext<'_>) -> String {
 fn counts(out: &mut String, report: &Report) {
     let s = &report.summary;
     out.push_str("<section class=counts>");
-    for (class, label, n) in [
-        ("in-sync", "in sync", s.in_sync + s.applied),
-        ("pending", "pending", s.pending),
-        ("throttled", "throttled", s.throttled),
-        ("failed", "failed", s.failed),
-        ("suspended", "suspended", s.suspended),
-    ] {
+    // Every status the engine knows, counted as `/metrics` counts them.
+    for (status, n) in s.standings() {
+        let class = status.label();
+        let label = class.replace('-', " ");
         let _ = write!(
             out,
             "<div class=\"count {class}\"><b>{}</b>{label}</div>",
@@ -83,7 +80,7 @@ fn counts(out: &mut String, report: &Report) {
 fn needs_attention(row: &Row) -> bool {
     matches!(
         row.status,
-        Status::Failed | Status::Throttled | Status::Pending
+        Status::Failed | Status::Throttled | Status::Pending | Status::Drifted
     )
 }
 
@@ -149,7 +146,7 @@ fn pictures(out: &mut String, report: &Report) {
             .entry(digest)
             .or_insert((&row.picture, 0, Vec::new()));
         entry.1 += 1;
-        if !matches!(row.status, Status::InSync | Status::Applied) {
+        if row.status.standing() != Status::InSync {
             entry.2.push(&row.id_instance);
         }
     }
@@ -234,6 +231,40 @@ mod tests {
             manifest: "/srv/m.yaml",
             revision: Some("3f2a (main)"),
             at: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn every_status_appears_alike_on_the_page_in_json_in_the_table_and_in_metrics() {
+        use crate::report::Render as _;
+        for status in Status::ALL {
+            let report = Report::new(vec![row("1", status, "a", None)], ReportKind::Status);
+            let standing = status.standing().label();
+            // The page counts it where /metrics does, and lists it when it needs a person.
+            let html = page(&report, &context());
+            let label = standing.replace('-', " ");
+            let count = format!("<div class=\"count {standing}\"><b>1</b>{label}</div>");
+            assert!(html.contains(&count), "{status:?}: {html}");
+            let listed = !matches!(status.standing(), Status::InSync | Status::Suspended);
+            assert_eq!(
+                html.contains("<span class=\"badge"),
+                listed,
+                "{status:?}: {html}"
+            );
+            // --json and the table say its own label.
+            let json = report.json();
+            assert!(
+                json.contains(&format!("\"status\": \"{}\"", status.label())),
+                "{json}"
+            );
+            let table = report.table(SystemTime::UNIX_EPOCH).render();
+            assert!(table.contains(status.label()), "{status:?}: {table}");
+            // /metrics.
+            let metrics = crate::metrics::Metrics::default();
+            metrics.set_instances(&report.summary);
+            let text = metrics.encode();
+            let line = format!("avatar_sync_instances{{status=\"{standing}\"}} 1");
+            assert!(text.contains(&line), "{status:?}: {text}");
         }
     }
 

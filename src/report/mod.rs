@@ -53,6 +53,27 @@ pub(crate) enum Status {
 }
 
 impl Status {
+    /// Every status, in the order reports list them.
+    pub const ALL: [Self; 8] = [
+        Self::InSync,
+        Self::Applied,
+        Self::Adopted,
+        Self::Drifted,
+        Self::Pending,
+        Self::Throttled,
+        Self::Failed,
+        Self::Suspended,
+    ];
+
+    /// Where an instance in this status stands once the run is over, as the status page
+    /// and `/metrics` count it: `applied` and `adopted` are `in-sync` from then on.
+    pub fn standing(self) -> Self {
+        match self {
+            Self::Applied | Self::Adopted => Self::InSync,
+            other => other,
+        }
+    }
+
     /// Whether the table lists an instance in this status without `--all`: the ones that
     /// changed, wait, failed or drifted (at fleet size, a few among thousands in sync).
     pub fn listed(self) -> bool {
@@ -194,6 +215,21 @@ impl Summary {
     pub fn moved(&mut self, from: Status, to: Status) {
         *self.of(from) -= 1;
         *self.of(to) += 1;
+    }
+
+    /// How many instances stand in each status a daemon shows ([`Status::standing`]), in
+    /// report order: what the status page and `/metrics` count.
+    pub fn standings(&self) -> Vec<(Status, usize)> {
+        let mut copy = *self;
+        let mut out: Vec<(Status, usize)> = Vec::new();
+        for status in Status::ALL {
+            let n = *copy.of(status);
+            match out.iter_mut().find(|(s, _)| *s == status.standing()) {
+                Some((_, count)) => *count += n,
+                None => out.push((status.standing(), n)),
+            }
+        }
+        out
     }
 
     /// The count of `status`.

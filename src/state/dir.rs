@@ -87,6 +87,16 @@ pub enum StateError {
         /// This process's effective user.
         me: u32,
     },
+    /// The state cannot be reached at all (permission denied; `--state-dir` names a file):
+    /// a reader knows nothing, which is not the same as nothing recorded.
+    #[error("cannot read the state in {path}: {source}")]
+    Read {
+        /// The state file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The state file was written by a newer avatar-sync.
     #[error(
         "the state file {path} has format version {found}, newer than this avatar-sync \
@@ -111,6 +121,7 @@ impl StateError {
             Self::NotWritable { .. } => "state-dir-not-writable",
             Self::Write { .. } => "state-write",
             Self::TooNew { .. } => "state-too-new",
+            Self::Read { .. } => "state-unreadable",
         }
     }
 }
@@ -320,6 +331,17 @@ impl StateDir {
                 // The writer's first save writes a state file, not changes without one.
                 loaded.needs_fold = true;
                 None
+            }
+            // A reader (`--status`, `--dry-run`) that cannot reach the state would report
+            // every instance pending: an error instead (a writer's lock fails before this).
+            Err(source)
+                if writer.is_none()
+                    && matches!(
+                        source.kind(),
+                        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::NotADirectory
+                    ) =>
+            {
+                return Err(StateError::Read { path, source });
             }
             Err(e) => Some((STATE_FILE, e.to_string())),
         };

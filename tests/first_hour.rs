@@ -1,0 +1,36 @@
+//! What a new user trips on (issue 25), through the real binary: each test is one defect
+//! found by trying the README as a newcomer would, and fails if it comes back.
+
+use crate::util::*;
+use std::time::Duration;
+
+#[test]
+fn status_and_dry_run_on_a_state_directory_they_cannot_read_exit_1() {
+    let world = World::new(Duration::from_secs(1));
+    world.instance("1101000001");
+    world.write("a.jpg", &jpeg(1));
+    world.write_manifest(
+        "apiUrl: {url}\ninstances:\n  - idInstance: \"1101000001\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n",
+    );
+    // `-s` naming a file: there is no state to read, and "3 pending" would be a lie.
+    let not_a_folder = world.write("state-is-a-file", b"");
+    for mode in ["--status", "--dry-run"] {
+        let output = std::process::Command::new(BIN)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TOKEN_ENV", TOKEN)
+            .arg("--manifest")
+            .arg(world.manifest())
+            .arg("--state-dir")
+            .arg(&not_a_folder)
+            .arg(mode)
+            .output()
+            .unwrap();
+        let run = to_run(output);
+        assert_eq!(run.code, 1, "{mode}: {run:?}");
+        assert!(run.stderr.contains("state-is-a-file"), "{mode}: {run:?}");
+        assert!(run.stderr.contains("state-unreadable"), "{mode}: {run:?}");
+        assert!(!run.stdout.contains("pending"), "{mode}: {run:?}");
+    }
+    assert_eq!(world.fake.request_count(), 0);
+}
