@@ -13,7 +13,8 @@ pictures and reconciles until SIGTERM.
 Exit codes:
   0   success: everything in sync (for --check: valid)
   1   error: an instance did not converge, or the manifest, state or a picture is unusable
-  2   --dry-run only: the manifest asks for changes that are not applied yet
+  2   --dry-run: the manifest asks for changes that are not applied yet;
+      --drift: a live picture is not the manifest's
   64  bad command line
 
 Durations are written like 10s, 5m, 1h30m.";
@@ -35,8 +36,8 @@ pub struct Args {
     #[command(flatten)]
     pub scope: ScopeOptions,
 
-    /// Daemon: serve /metrics, /healthz and /readyz on this address (like 127.0.0.1:9184;
-    /// port 0 picks a free one). Off when absent; a non-loopback address is bound only
+    /// Daemon: serve /metrics, /healthz, /readyz and the status page (/) on this address
+    /// (like 127.0.0.1:9184; port 0 picks a free one). Off when absent; a non-loopback address is bound only
     /// when given here. Ignored by the one-shot modes.
     #[arg(long, value_name = "ADDR", env = "AVATAR_SYNC_LISTEN")]
     pub listen: Option<std::net::SocketAddr>,

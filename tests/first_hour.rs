@@ -34,3 +34,23 @@ fn status_and_dry_run_on_a_state_directory_they_cannot_read_exit_1() {
     }
     assert_eq!(world.fake.request_count(), 0);
 }
+
+#[test]
+fn a_refused_connection_is_unreachable_never_throttled_and_the_wait_is_said_once() {
+    let world = World::new(Duration::from_secs(1));
+    world.write("a.jpg", &jpeg(1));
+    // Nothing listens on port 9 of loopback: every call is refused at once.
+    world.write_manifest(
+        "apiUrl: http://127.0.0.1:9\nminInterval: 1s\ninstances:\n  - idInstance: \"1101000001\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n",
+    );
+    let run = world.run(&["--reconcile", "--json", "--timeout", "4s"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.status_of("1101000001"), "unreachable", "{run:?}");
+    assert_eq!(run.row("1101000001")["errorKind"], "connection", "{run:?}");
+    assert_eq!(run.json()["summary"]["unreachable"], 1, "{run:?}");
+    assert_eq!(run.json()["summary"]["throttled"], 0, "{run:?}");
+    assert_eq!(run.stderr.matches("waiting until").count(), 1, "{run:?}");
+    assert!(run.stderr.contains("--timeout ends the run at"), "{run:?}");
+    let table = world.run(&["--status"]);
+    assert!(table.stdout.contains("unreachable"), "{table:?}");
+}

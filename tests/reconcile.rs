@@ -74,7 +74,7 @@ fn converges_once_then_makes_no_call() {
     assert_eq!(row["error"], serde_json::Value::Null);
     assert_eq!(
         first.json()["summary"],
-        serde_json::json!({"inSync": 0, "applied": 3, "adopted": 0, "pending": 0, "throttled": 0, "failed": 0, "suspended": 0, "drifted": 0})
+        serde_json::json!({"inSync": 0, "applied": 3, "adopted": 0, "pending": 0, "throttled": 0, "unreachable": 0, "failed": 0, "suspended": 0, "drifted": 0})
     );
     // One log line per call, with instance, outcome and duration.
     let call_lines: Vec<&str> = first

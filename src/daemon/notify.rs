@@ -61,12 +61,13 @@ impl Notify for Systemd {
     }
 }
 
-/// `12 in sync, 1 pending, 0 failed` (applied counts as in sync; throttled as pending).
+/// `12 in sync, 1 pending, 0 failed` (applied counts as in sync; throttled and unreachable
+/// as pending).
 pub(crate) fn status_line(s: &Summary) -> String {
     let mut line = format!(
         "{} in sync, {} pending, {} failed",
         s.in_sync + s.applied + s.adopted,
-        s.pending + s.throttled,
+        s.pending + s.throttled + s.unreachable,
         s.failed
     );
     if s.drifted > 0 {

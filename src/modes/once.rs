@@ -153,6 +153,7 @@ fn log_summary(report: &Report) {
         applied = s.applied,
         pending = s.pending,
         throttled = s.throttled,
+        unreachable = s.unreachable,
         failed = s.failed,
         suspended = s.suspended,
         adopted = s.adopted,

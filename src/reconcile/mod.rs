@@ -198,10 +198,14 @@ impl<G: Gateway> Reconciler<G> {
     /// Runs until every instance is settled or only waits beyond `deadline` remain.
     /// No call starts after the deadline; calls in flight then are let finish.
     pub async fn run_until(&mut self, deadline: SystemTime) -> Result<(), StateError> {
+        let mut told = false;
         loop {
             self.step(self.clock.now() < deadline);
             if self.settled_by(deadline) {
                 break;
+            }
+            if !told && self.flight.is_empty() {
+                told = self.tell_waiting(deadline);
             }
             if self.wait(Some(deadline)).await == Woke::Recheck {
                 self.recheck();
@@ -209,6 +213,36 @@ impl<G: Gateway> Reconciler<G> {
             self.store.save_if_due()?;
         }
         self.store.save()
+    }
+
+    /// Says once, on stderr, what a run sits waiting for and until when (as Terraform says
+    /// "Still creating..."), when nothing is in flight and the wait is a second or more;
+    /// whether it said so.
+    fn tell_waiting(&self, deadline: SystemTime) -> bool {
+        let now = self.clock.now();
+        let Some(until) = self.schedule.next_at().filter(|&at| at <= deadline) else {
+            return false;
+        };
+        let Ok(wait) = until.duration_since(now) else {
+            return false;
+        };
+        if wait < std::time::Duration::from_secs(1) {
+            return false;
+        }
+        let s = self.table.summary();
+        tracing::info!(
+            throttled = s.throttled,
+            unreachable = s.unreachable,
+            "waiting until {} ({} from now) to try {} instance(s) again ({} unreachable, {} \
+             throttled); --timeout ends the run at {}",
+            crate::clock::rfc3339(until),
+            crate::clock::human_duration(std::time::Duration::from_secs(wait.as_secs())),
+            s.throttled + s.unreachable + s.pending,
+            s.unreachable,
+            s.throttled,
+            crate::clock::rfc3339(deadline),
+        );
+        true
     }
 
     /// Whether nothing is left to do before `deadline`: nothing in flight, nothing due (or

@@ -31,7 +31,7 @@ h1{font-size:1.4rem;margin:0}h2{font-size:1.1rem;margin:1.5rem 0 .5rem}\
 .meta{color:#555;margin:.2rem 0 1rem;word-break:break-all}\
 .counts{display:flex;flex-wrap:wrap;gap:.5rem}\
 .count{border-radius:.5rem;padding:.4rem .8rem;background:#eee}.count b{font-size:1.3rem;display:block}\
-.failed{background:#fde2e1}.throttled,.pending{background:#fff3cd}.in-sync{background:#dcf5e3}.drifted{background:#e7e1fd}\
+.failed{background:#fde2e1}.throttled,.pending,.unreachable{background:#fff3cd}.in-sync{background:#dcf5e3}.drifted{background:#e7e1fd}\
 .attention{list-style:none;padding:0;margin:0}\
 .attention li{border-top:1px solid #ddd;padding:.5rem 0;overflow-wrap:anywhere}\
 .badge{border-radius:.3rem;padding:0 .4rem;margin-left:.3rem}.when{color:#555}\
@@ -80,7 +80,11 @@ fn counts(out: &mut String, report: &Report) {
 fn needs_attention(row: &Row) -> bool {
     matches!(
         row.status,
-        Status::Failed | Status::Throttled | Status::Pending | Status::Drifted
+        Status::Failed
+            | Status::Throttled
+            | Status::Unreachable
+            | Status::Pending
+            | Status::Drifted
     )
 }
 

@@ -12,6 +12,7 @@ pub(crate) use table::{Table, plural, short_sha, thousands};
 
 use crate::clock::{rfc3339, serde_rfc3339_opt};
 use crate::manifest::Instance;
+use crate::outcome::FailureKind;
 use crate::plan::{Decision, Desired, WaitCause};
 use crate::state::InstanceRecord;
 use serde::Serialize;
@@ -46,6 +47,9 @@ pub(crate) enum Status {
     Pending,
     /// Would be set, not before `nextAttemptAt`.
     Throttled,
+    /// Would be set, but GREEN-API's host could not be reached (connection refused, reset,
+    /// DNS or TLS); tried again at `nextAttemptAt`.
+    Unreachable,
     /// Did not converge; `error` says why.
     Failed,
     /// `suspend: true`.
@@ -54,13 +58,14 @@ pub(crate) enum Status {
 
 impl Status {
     /// Every status, in the order reports list them.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::InSync,
         Self::Applied,
         Self::Adopted,
         Self::Drifted,
         Self::Pending,
         Self::Throttled,
+        Self::Unreachable,
         Self::Failed,
         Self::Suspended,
     ];
@@ -89,6 +94,7 @@ impl Status {
             Self::Drifted => "drifted",
             Self::Pending => "pending",
             Self::Throttled => "throttled",
+            Self::Unreachable => "unreachable",
             Self::Failed => "failed",
             Self::Suspended => "suspended",
         }
@@ -173,6 +179,8 @@ pub(crate) struct Summary {
     pub pending: usize,
     /// `throttled`.
     pub throttled: usize,
+    /// `unreachable`.
+    pub unreachable: usize,
     /// `failed`.
     pub failed: usize,
     /// `suspended`.
@@ -189,10 +197,19 @@ impl Summary {
             drifted,
             pending,
             throttled,
+            unreachable,
             failed,
             suspended,
         } = *self;
-        in_sync + applied + adopted + drifted + pending + throttled + failed + suspended
+        in_sync
+            + applied
+            + adopted
+            + drifted
+            + pending
+            + throttled
+            + unreachable
+            + failed
+            + suspended
     }
 
     /// Counts statuses.
@@ -241,6 +258,7 @@ impl Summary {
             Status::Drifted => &mut self.drifted,
             Status::Pending => &mut self.pending,
             Status::Throttled => &mut self.throttled,
+            Status::Unreachable => &mut self.unreachable,
             Status::Failed => &mut self.failed,
             Status::Suspended => &mut self.suspended,
         }
@@ -352,7 +370,7 @@ impl Render for Report {
     /// changes are waiting, (`--drift`) a live picture drifted.
     fn exit_code(&self) -> u8 {
         let s = &self.summary;
-        let waiting = s.pending + s.throttled;
+        let waiting = s.pending + s.throttled + s.unreachable;
         match self.kind {
             ReportKind::Drift if s.failed > 0 => 1,
             ReportKind::Drift if s.drifted > 0 => 2,
@@ -401,7 +419,11 @@ impl Render for Report {
             thousands(s.suspended)
         );
         // Only where they occur: a run without live reads has neither.
-        for (count, what) in [(s.adopted, "adopted"), (s.drifted, "drifted")] {
+        for (count, what) in [
+            (s.unreachable, "unreachable"),
+            (s.adopted, "adopted"),
+            (s.drifted, "drifted"),
+        ] {
             if count > 0 {
                 let _ = write!(table.summary, ", {} {what}", thousands(count));
             }
@@ -442,7 +464,7 @@ fn detail(row: &Row, now: SystemTime) -> String {
             ),
             None => String::new(),
         },
-        Status::Throttled => {
+        Status::Throttled | Status::Unreachable => {
             let mut text = match row.detail.next_attempt_at {
                 Some(at) => format!("not before {}", when(at)),
                 None => String::new(),
@@ -549,6 +571,11 @@ pub(crate) fn status(decision: &Decision, this_run: ThisRun) -> Status {
         Decision::InSync => Status::InSync,
         Decision::Drifted { .. } => Status::Drifted,
         Decision::Due { .. } => Status::Pending,
+        // A refused or unreachable connection is named, never a throttle.
+        Decision::Wait {
+            cause: WaitCause::Backoff(failure),
+            ..
+        } if failure.kind == FailureKind::Connection => Status::Unreachable,
         Decision::Wait { .. } => Status::Throttled,
         Decision::Unusable(_) | Decision::Refused { .. } | Decision::Blocked { .. } => {
             Status::Failed
