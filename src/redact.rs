@@ -19,8 +19,13 @@ pub(crate) fn expanded(name: &str, value: &str) {
     if value.len() < MIN_LEN {
         return;
     }
+    // A fleet's instances expand the same few names: most calls only read.
+    let known = |list: &[(String, String)]| list.iter().any(|(known, _)| known == value);
+    if known(&EXPANDED.read().unwrap_or_else(|e| e.into_inner())) {
+        return;
+    }
     let mut list = EXPANDED.write().unwrap_or_else(|e| e.into_inner());
-    if list.iter().any(|(known, _)| known == value) {
+    if known(&list) {
         return;
     }
     list.push((value.to_owned(), format!("${{{name}}}")));

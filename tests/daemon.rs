@@ -135,17 +135,7 @@ fn three_instances(world: &World, min_interval: &str) {
 
 /// [`World::command`] for the daemon, but with another manifest.
 fn daemon_command(world: &World, manifest: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", world.dir.path())
-        .env("TOKEN_ENV", TOKEN)
-        .arg("--manifest")
-        .arg(manifest)
-        .arg("--state-dir")
-        .arg(world.state_dir())
-        .stdin(Stdio::null());
-    cmd
+    world.command_with(manifest, &world.state_dir(), &[])
 }
 
 /// Asserts `calls` are exactly `expected` (instance, bytes), in any order, all applied.

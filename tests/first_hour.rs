@@ -15,18 +15,8 @@ fn status_and_dry_run_on_a_state_directory_they_cannot_read_exit_1() {
     // `-s` naming a file: there is no state to read, and "3 pending" would be a lie.
     let not_a_folder = world.write("state-is-a-file", b"");
     for mode in ["--status", "--dry-run"] {
-        let output = std::process::Command::new(BIN)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("TOKEN_ENV", TOKEN)
-            .arg("--manifest")
-            .arg(world.manifest())
-            .arg("--state-dir")
-            .arg(&not_a_folder)
-            .arg(mode)
-            .output()
-            .unwrap();
-        let run = to_run(output);
+        let mut cmd = world.command_with(&world.manifest(), &not_a_folder, &[mode]);
+        let run = to_run(cmd.output().unwrap());
         assert_eq!(run.code, 1, "{mode}: {run:?}");
         assert!(run.stderr.contains("state-is-a-file"), "{mode}: {run:?}");
         assert!(run.stderr.contains("state-unreadable"), "{mode}: {run:?}");

@@ -24,19 +24,12 @@ fn fleet(world: &World, n: u64) -> Vec<String> {
 fn run_shard(world: &World, k: u32, extra: &[&str]) -> Run {
     let shard = format!("{k}/3");
     let state = world.path(&format!("state-{k}"));
-    let output = std::process::Command::new(BIN)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("TOKEN_ENV", TOKEN)
-        .arg("--manifest")
-        .arg(world.manifest())
-        .arg("--state-dir")
-        .arg(&state)
-        .args(["--reconcile", "--shard", &shard])
-        .args(extra)
-        .output()
-        .unwrap();
-    to_run(output)
+    let mut cmd = world.command_with(
+        &world.manifest(),
+        &state,
+        &["--reconcile", "--shard", &shard],
+    );
+    to_run(cmd.args(extra).output().unwrap())
 }
 
 #[test]

@@ -156,15 +156,20 @@ impl World {
     /// A command for the binary with this world's manifest and state directory and a
     /// clean environment (only PATH, HOME and `TOKEN_ENV` = [`TOKEN`]).
     pub fn command(&self, args: &[&str]) -> Command {
+        self.command_with(&self.manifest(), &self.state_dir(), args)
+    }
+
+    /// [`World::command`] with another manifest or state directory (a shard's, a file).
+    pub fn command_with(&self, manifest: &Path, state_dir: &Path, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
             .env("TOKEN_ENV", TOKEN)
             .arg("--manifest")
-            .arg(self.manifest())
+            .arg(manifest)
             .arg("--state-dir")
-            .arg(self.state_dir())
+            .arg(state_dir)
             .args(args)
             .stdin(Stdio::null());
         cmd

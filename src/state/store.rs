@@ -59,22 +59,7 @@ impl StateStore {
     /// torn last line) and a state file of an older format are folded into a new state
     /// file at once, before anything else happens.
     pub fn new(dir: StateDir, lock: StateLock, loaded: Loaded) -> Result<Self, StateError> {
-        let fold_next = loaded.needs_fold;
-        let state_len = loaded.state_len;
-        let state = loaded.take(&dir);
-        let mut store = Self {
-            journal: Journal::new(dir.path()),
-            changes: Changes::new(dir.path()),
-            dir,
-            lock: Some(lock),
-            state,
-            dirty: HashSet::new(),
-            fold_next,
-            state_len,
-            last_save: None,
-            failing: false,
-            saves: SaveCost::default(),
-        };
+        let mut store = Self::over(dir, Some(lock), loaded);
         if store.fold_next && store.dir.state_file().exists() {
             store.fold()?;
         }
@@ -84,16 +69,22 @@ impl StateStore {
     /// A store over `loaded` that records nothing: changes are kept in memory for this run
     /// and never written (`--drift` beside a daemon that holds the lock).
     pub fn unlocked(dir: StateDir, loaded: Loaded) -> Self {
+        Self::over(dir, None, loaded)
+    }
+
+    /// The store of `dir` over `loaded`; a writer (`lock`) folds what `loaded` needs folded.
+    fn over(dir: StateDir, lock: Option<StateLock>, loaded: Loaded) -> Self {
+        let fold_next = lock.is_some() && loaded.needs_fold;
         let state_len = loaded.state_len;
         let state = loaded.take(&dir);
         Self {
             journal: Journal::new(dir.path()),
             changes: Changes::new(dir.path()),
             dir,
-            lock: None,
+            lock,
             state,
             dirty: HashSet::new(),
-            fold_next: false,
+            fold_next,
             state_len,
             last_save: None,
             failing: false,
