@@ -1,15 +1,21 @@
 //! Keeps the token out of everything a server says. A hostile or broken server may echo the
-//! token JSON-escaped (`\u0061…`), percent-encoded, in upper case, split across lines, or
-//! in part; so server text is decoded first, then every run that spells a long enough piece
-//! of the token (case and white space ignored) becomes `[redacted]`. Every piece of text
+//! token JSON-escaped (`\u0061…`), percent-encoded, in upper case, split across lines or
+//! by zero-width characters, in part, or encoded (hex, base64); so server text is decoded
+//! first, then every run that spells a piece of the token in any of those forms (case,
+//! white space and invisible characters ignored) becomes `[redacted]`. Every piece of text
 //! the gateway hands out (a failure's detail, an answered `urlAvatar`) passes through here.
 
-/// The shortest piece of the token that is redacted: long enough that ordinary text never
-/// matches by chance (a 50-character hex token has 43 pieces of 8; a chance match is about
-/// 1 in 10^8 per position), short enough that no useful part of it is shown.
 use crate::outcome::{CallFailure, CallOutcome};
 
-const MIN_PIECE: usize = 8;
+/// The shortest piece of the token that is redacted: 5 characters (20 bits of a 200-bit
+/// token; a 50-character token has 46 such pieces, so ordinary text matches by chance about
+/// once in 20,000 hex-looking words, and then a word is hidden, never a piece shown).
+const MIN_PIECE: usize = 5;
+
+/// The shortest piece of an encoding of the token that is redacted: as many encoded
+/// characters as hold [`MIN_PIECE`] bytes (hex 2 per byte; base64 4 per 3 bytes).
+const MIN_HEX_PIECE: usize = 2 * MIN_PIECE;
+const MIN_BASE64_PIECE: usize = (4 * MIN_PIECE).div_ceil(3) + 1;
 
 const REDACTED: &str = "[redacted]";
 
@@ -46,15 +52,45 @@ impl CallOutcome {
 
 /// Removes one token from server text.
 pub(crate) struct Scrubber {
-    /// The token, lower-cased (tokens are ASCII).
-    token: Vec<char>,
+    /// The token as written, hex-encoded and base64-encoded (each lower-cased), with the
+    /// shortest piece of each that is redacted.
+    forms: Vec<Form>,
+}
+
+/// One way the token may be spelled.
+struct Form {
+    chars: Vec<char>,
+    min: usize,
+}
+
+impl Form {
+    fn new(text: &str, min: usize) -> Self {
+        let chars: Vec<char> = text.chars().map(|c| c.to_ascii_lowercase()).collect();
+        // A token shorter than the shortest piece is redacted whole and only whole.
+        let min = min.min(chars.len());
+        Self { chars, min }
+    }
 }
 
 impl Scrubber {
     pub(crate) fn new(token: &str) -> Self {
-        Self {
-            token: token.chars().map(|c| c.to_ascii_lowercase()).collect(),
+        let bytes = token.as_bytes();
+        let mut forms = vec![
+            Form::new(token, MIN_PIECE),
+            Form::new(&hex(bytes), MIN_HEX_PIECE),
+        ];
+        // The token may start at any of three places in a base64 group; each gives its
+        // own spelling (the last characters, which depend on what follows, are left off).
+        for skip in 0..3.min(bytes.len()) {
+            let encoded = base64(&bytes[skip..]);
+            forms.push(Form::new(&encoded, MIN_BASE64_PIECE));
+            forms.push(Form::new(
+                &encoded.replace('+', "-").replace('/', "_"),
+                MIN_BASE64_PIECE,
+            ));
         }
+        forms.retain(|form| form.min > 0);
+        Self { forms }
     }
 
     /// `text` decoded (`\uXXXX`, `%XX`) with every piece of the token redacted.
@@ -84,23 +120,32 @@ impl Scrubber {
         (0..chars.len()).any(|at| self.piece_at(&chars, at).is_some())
     }
 
-    /// The end of the longest run starting at `start` that spells at least
-    /// [`MIN_PIECE`] consecutive characters of the token (the whole token, if shorter),
-    /// ignoring case and white space inside the run.
+    /// The end of the longest run starting at `start` that spells a piece of the token in
+    /// any of its forms, ignoring case, white space and invisible characters inside the run.
     fn piece_at(&self, chars: &[char], start: usize) -> Option<usize> {
-        let min = MIN_PIECE.min(self.token.len());
-        let first = chars[start].to_ascii_lowercase();
-        if min == 0 || first.is_whitespace() {
+        if skipped(chars[start]) {
             return None;
         }
+        self.forms
+            .iter()
+            .filter_map(|form| form.piece_at(chars, start))
+            .max()
+    }
+}
+
+impl Form {
+    /// The end of the longest run starting at `start` that spells at least `min`
+    /// consecutive characters of this form.
+    fn piece_at(&self, chars: &[char], start: usize) -> Option<usize> {
+        let first = chars[start].to_ascii_lowercase();
         let mut best: Option<(usize, usize)> = None; // (length, end)
-        for from in (0..self.token.len()).filter(|&p| self.token[p] == first) {
+        for from in (0..self.chars.len()).filter(|&p| self.chars[p] == first) {
             let (mut matched, mut at, mut end) = (from, start, start);
-            while at < chars.len() && matched < self.token.len() {
+            while at < chars.len() && matched < self.chars.len() {
                 let c = chars[at].to_ascii_lowercase();
-                if c.is_whitespace() {
+                if skipped(c) {
                     at += 1;
-                } else if c == self.token[matched] {
+                } else if c == self.chars[matched] {
                     matched += 1;
                     at += 1;
                     end = at;
@@ -109,7 +154,7 @@ impl Scrubber {
                 }
             }
             let length = matched - from;
-            if length >= min && best.is_none_or(|(longest, _)| length > longest) {
+            if length >= self.min && best.is_none_or(|(longest, _)| length > longest) {
                 best = Some((length, end));
             }
         }
@@ -117,7 +162,36 @@ impl Scrubber {
     }
 }
 
-/// Decodes `\uXXXX` (JSON) and `%XX` (URL) escapes; anything else is kept as written.
+/// Characters a run may hold between two characters of the token without breaking it:
+/// white space, and the invisible ones (zero-width spaces and joiners, direction marks and
+/// embeddings, the byte-order mark, the soft hyphen).
+fn skipped(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(c,
+            '\u{00AD}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}')
+}
+
+/// `bytes` as lower-case hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `bytes` in standard base64, whole groups only: a last partial group's characters depend
+/// on the bytes that follow the token, so they are left off.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    bytes
+        .chunks_exact(3)
+        .flat_map(|group| {
+            let n = u32::from(group[0]) << 16 | u32::from(group[1]) << 8 | u32::from(group[2]);
+            [18, 12, 6, 0].map(|shift| char::from(ALPHABET[(n >> shift & 63) as usize]))
+        })
+        .collect()
+}
+
+/// Decodes `\uXXXX` (JSON), `\xNN` and `%XX` (URL) escapes; anything else is kept as
+/// written.
 fn decode_escapes(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
@@ -129,6 +203,11 @@ fn decode_escapes(text: &str) -> String {
                 .and_then(|hex| u32::from_str_radix(hex, 16).ok())
                 .and_then(char::from_u32)
                 .map(|c| (c, 6)),
+            b'\\' if text[at..].starts_with("\\x") => text
+                .get(at + 2..at + 4)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                .filter(u8::is_ascii)
+                .map(|b| (char::from(b), 4)),
             b'%' => text
                 .get(at + 1..at + 3)
                 .and_then(|hex| u8::from_str_radix(hex, 16).ok())
@@ -185,7 +264,7 @@ mod tests {
     fn short_pieces_and_ordinary_text_are_kept() {
         for text in [
             "GREEN-API answered 400: instance in starting process try later",
-            "token d75b3a6 is wrong", // seven characters: not enough to be the token
+            "token d75b is wrong", // four characters: not enough to be the token
             "https://pps.whatsapp.net/v/t61.24694-24/123_456_n.jpg?oh=01_Q5Aa&oe=6777",
             "",
         ] {
@@ -194,9 +273,82 @@ mod tests {
     }
 
     #[test]
+    fn n9_short_pieces_invisible_joins_and_plain_encodings_are_redacted() {
+        use std::fmt::Write as _;
+        let zero_width: String = TOKEN.chars().flat_map(|c| [c, '\u{200B}']).collect();
+        let joined: String = TOKEN[..12].chars().flat_map(|c| [c, '\u{2060}']).collect();
+        let hex_text = hex(TOKEN.as_bytes());
+        let url_all: String = TOKEN.bytes().fold(String::new(), |mut s, b| {
+            let _ = write!(s, "%{b:02x}");
+            s
+        });
+        let backslash_x: String = TOKEN.bytes().map(|b| format!("\\x{b:02x}")).collect();
+        let mut texts = vec![
+            format!("token {} is wrong", &TOKEN[3..8]), // five characters
+            format!("token {} is wrong", &TOKEN[30..37]), // seven characters
+            format!("token {zero_width} is wrong"),
+            format!("token {joined} is wrong"),
+            format!("token {hex_text} is wrong"),
+            format!("token {} is wrong", hex_text.to_uppercase()),
+            format!("token {} is wrong", &hex_text[20..32]),
+            format!("token {url_all} is wrong"),
+            format!("token {backslash_x} is wrong"),
+        ];
+        // Base64 of the token behind a prefix of every length (each puts the token at
+        // another place in a group), in both alphabets, and of a piece of it.
+        for prefix in ["", "a", "ab"] {
+            let encoded = standard_base64(format!("{prefix}{TOKEN}").as_bytes());
+            texts.push(format!("token {encoded} is wrong"));
+            let url_safe = encoded.replace('+', "-").replace('/', "_");
+            texts.push(format!("token {url_safe} is wrong"));
+        }
+        texts.push(format!(
+            "token {} is wrong",
+            standard_base64(&TOKEN.as_bytes()[9..18])
+        ));
+        let scrubber = Scrubber::new(TOKEN);
+        for text in texts {
+            assert!(scrubber.shows_token(&text), "{text}");
+            let cleaned = scrubber.clean(&text);
+            assert!(!scrubber.shows_token(&cleaned), "{text} → {cleaned}");
+            // A base64 group that mixes the prefix and the token's first byte may stay.
+            assert!(cleaned.starts_with("token "), "{text} → {cleaned}");
+            assert!(
+                cleaned.contains("[redacted]") && cleaned.len() < 40,
+                "{cleaned}"
+            );
+            assert!(cleaned.ends_with(" is wrong"), "{text} → {cleaned}");
+        }
+    }
+
+    /// Base64 with padding, written independently of [`base64`] (bit by bit).
+    fn standard_base64(bytes: &[u8]) -> String {
+        let alphabet: Vec<char> = ('A'..='Z')
+            .chain('a'..='z')
+            .chain('0'..='9')
+            .chain(['+', '/'])
+            .collect();
+        let bits: Vec<u8> = bytes
+            .iter()
+            .flat_map(|b| (0..8).rev().map(move |i| b >> i & 1))
+            .collect();
+        let mut out: String = bits
+            .chunks(6)
+            .map(|six| {
+                let value = (0..6).fold(0, |v, i| v << 1 | six.get(i).copied().unwrap_or(0));
+                alphabet[usize::from(value)]
+            })
+            .collect();
+        while out.len() % 4 != 0 {
+            out.push('=');
+        }
+        out
+    }
+
+    #[test]
     fn a_short_token_is_redacted_whole_and_only_whole() {
-        let scrubber = Scrubber::new("abc123");
-        assert_eq!(scrubber.clean("x ABC123 y abc12"), "x [redacted] y abc12");
+        let scrubber = Scrubber::new("abc1");
+        assert_eq!(scrubber.clean("x ABC1 y abc"), "x [redacted] y abc");
         assert_eq!(Scrubber::new("").clean("anything"), "anything");
     }
 
