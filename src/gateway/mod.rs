@@ -70,9 +70,13 @@ pub(crate) trait Gateway: Clone + Send + Sync + 'static {
         std::future::ready(Err(cannot_read()))
     }
 
-    /// Fetches a live picture's file.
-    fn avatar_file(&self, url: &str) -> impl Future<Output = Result<Vec<u8>, CallFailure>> + Send {
-        let _ = url;
+    /// Fetches a live picture's file, which `getWaSettings` for `reader` answered.
+    fn avatar_file(
+        &self,
+        reader: &Reader,
+        url: &str,
+    ) -> impl Future<Output = Result<Vec<u8>, CallFailure>> + Send {
+        let _ = (reader, url);
         std::future::ready(Err(cannot_read()))
     }
 }
@@ -192,8 +196,8 @@ impl Gateway for HttpGateway {
         self.read_wa_settings(reader).await
     }
 
-    async fn avatar_file(&self, url: &str) -> Result<Vec<u8>, CallFailure> {
-        self.read_avatar_file(url).await
+    async fn avatar_file(&self, reader: &Reader, url: &str) -> Result<Vec<u8>, CallFailure> {
+        self.read_avatar_file(&reader.api_url, url).await
     }
 
     async fn state_instance(&self, reader: &Reader) -> Result<InstanceState, CallFailure> {

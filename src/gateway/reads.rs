@@ -1,8 +1,10 @@
 //! GREEN-API's reads of what is live: `getWaSettings` (the avatar's URL and the instance's
 //! `stateInstance`) and the avatar file itself. The rules of the upload hold: the token
 //! only in the URL path, no redirects, a capped body, every failure classified by the
-//! contract's table and scrubbed of the token. An avatar file is fetched only over
-//! `https://` (or `http://` to loopback), to at most [`MAX_AVATAR_BYTES`].
+//! contract's table and scrubbed of the token. An avatar file is fetched only from
+//! WhatsApp's avatar hosts over `https://` (or from loopback when `apiUrl` is loopback: a
+//! local fake), to at most [`MAX_AVATAR_BYTES`]: a server's answer never makes us fetch
+//! another address.
 
 use super::classify::classify_read;
 use super::scrub::Scrubber;
@@ -128,20 +130,14 @@ impl HttpGateway {
         read.await.map_err(|failure| failure.scrubbed(&scrubber))
     }
 
-    /// The avatar file at `url`: `https://`, or `http://` to a loopback host.
-    pub(crate) async fn read_avatar_file(&self, url: &str) -> Result<Vec<u8>, CallFailure> {
-        let parsed = reqwest::Url::parse(url)
-            .map_err(|e| failure(&format!("the avatar URL is not a URL ({e})")))?;
-        let host = parsed.host_str().unwrap_or_default();
-        match parsed.scheme() {
-            "https" => {}
-            "http" if is_loopback(host) => {}
-            other => {
-                return Err(failure(&format!(
-                    "the avatar URL is {other}://, not https://; it is not fetched"
-                )));
-            }
-        }
+    /// The avatar file at `url`, which `getWaSettings` at `api_url` answered, when
+    /// [`avatar_url`] allows it.
+    pub(crate) async fn read_avatar_file(
+        &self,
+        api_url: &ApiUrl,
+        url: &str,
+    ) -> Result<Vec<u8>, CallFailure> {
+        let parsed = avatar_url(api_url, url).map_err(|why| failure(&why))?;
         let mut response = self
             .client
             .get(parsed)
@@ -159,9 +155,79 @@ impl HttpGateway {
     }
 }
 
+/// WhatsApp's avatar hosts: `pps.whatsapp.net` and its siblings.
+const AVATAR_DOMAIN: &str = "whatsapp.net";
+
+/// `url` when an avatar may be fetched from it: `https://` on the default port to
+/// [`AVATAR_DOMAIN`] or a host under it; or, only when `api_url` is loopback (a local fake),
+/// `http://` or `https://` to loopback. Anything else is refused with the reason.
+pub(crate) fn avatar_url(api_url: &ApiUrl, url: &str) -> Result<reqwest::Url, String> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| format!("the avatar URL is not a URL ({e})"))?;
+    let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+    let api_host = reqwest::Url::parse(api_url.as_str())
+        .ok()
+        .and_then(|api| api.host_str().map(str::to_owned));
+    let local = api_host.as_deref().is_some_and(is_loopback);
+    let whatsapp = host == AVATAR_DOMAIN || host.ends_with(&format!(".{AVATAR_DOMAIN}"));
+    let allowed = match parsed.scheme() {
+        "https" if whatsapp => parsed.port().is_none(),
+        "https" | "http" if local => is_loopback(&host),
+        _ => false,
+    };
+    if allowed && parsed.username().is_empty() && parsed.password().is_none() {
+        Ok(parsed)
+    } else {
+        let origin = parsed.origin().ascii_serialization();
+        Err(format!(
+            "the avatar URL is at {origin}, not https:// on WhatsApp's avatar hosts \
+             (*.{AVATAR_DOMAIN}); it is not fetched"
+        ))
+    }
+}
+
 fn failure(detail: &str) -> CallFailure {
     CallFailure {
         kind: FailureKind::UnexpectedAnswer,
         detail: detail.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(url: &str) -> ApiUrl {
+        ApiUrl::parse(url).unwrap()
+    }
+
+    #[test]
+    fn n5_avatars_come_only_from_whatsapp_or_from_loopback_beside_a_loopback_api() {
+        let green = api("https://api.green-api.com");
+        let local = api("http://127.0.0.1:8080");
+        for (api_url, url) in [
+            (&green, "https://pps.whatsapp.net/v/t61/1_n.jpg?oh=1&oe=2"),
+            (&green, "https://PPS.WhatsApp.net/v/x.jpg"),
+            (&local, "http://127.0.0.1:9000/avatar/1.jpg"),
+            (&local, "http://localhost:8080/avatar/1.jpg"),
+        ] {
+            assert!(avatar_url(api_url, url).is_ok(), "{url} refused");
+        }
+        for (api_url, url) in [
+            (&green, "http://127.0.0.1:8080/admin"),
+            (&green, "https://localhost/x"),
+            (&green, "http://pps.whatsapp.net/x.jpg"),
+            (&green, "https://pps.whatsapp.net:8443/x.jpg"),
+            (&green, "https://evilwhatsapp.net/x.jpg"),
+            (&green, "https://whatsapp.net.evil.example/x.jpg"),
+            (&green, "https://user:pw@pps.whatsapp.net/x.jpg"),
+            (&green, "https://169.254.169.254/latest/meta-data"),
+            (&green, "file:///etc/passwd"),
+            (&local, "http://10.0.0.1/x.jpg"),
+            (&local, "ftp://127.0.0.1/x.jpg"),
+        ] {
+            let refused = avatar_url(api_url, url).expect_err(url);
+            assert!(refused.contains("it is not fetched"), "{refused}");
+        }
     }
 }

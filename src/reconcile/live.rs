@@ -71,27 +71,39 @@ pub(crate) async fn look<G: Gateway>(
     if recorded.is_some_and(|recorded| same_path(recorded, &url)) {
         return Look::Matches(url);
     }
-    let live = match gateway.avatar_file(&url).await {
+    let live = match gateway.avatar_file(reader, &url).await {
         Ok(live) => live,
         Err(failure) => return Look::failed(failure),
     };
     let wanted = wanted.clone();
-    let compare = move || -> Option<f64> {
+    let compare = move || -> Result<f64, String> {
         let wanted = match wanted {
             Wanted::Hash(hash) => hash,
-            Wanted::Bytes(bytes) => process::perceptual_hash(&bytes).ok()?,
+            Wanted::Bytes(bytes) => process::perceptual_hash(&bytes)
+                .map_err(|e| format!("the upload cannot be fingerprinted: {e}"))?,
         };
-        Some(process::perceptual_hash(&live).ok()?.similarity(wanted))
+        let live = process::live_perceptual_hash(&live).map_err(|e| match e {
+            process::ProcessError::TooLarge { width, height } => format!(
+                "the live picture is {width} × {height} pixels, larger than WhatsApp serves \
+                 (at most {} a side is decoded); it is not decoded",
+                process::MAX_LIVE_SIDE
+            ),
+            other => format!("the live picture cannot be decoded: {other}"),
+        })?;
+        Ok(live.similarity(wanted))
     };
-    match tokio::task::spawn_blocking(compare).await {
-        Ok(Some(similarity)) if similarity >= MATCH_SIMILARITY => Look::Matches(url),
-        Ok(Some(similarity)) => Look::Differs(format!(
+    let compared = tokio::task::spawn_blocking(compare)
+        .await
+        .unwrap_or_else(|e| Err(format!("the comparison failed: {e}")));
+    match compared {
+        Ok(similarity) if similarity >= MATCH_SIMILARITY => Look::Matches(url),
+        Ok(similarity) => Look::Differs(format!(
             "another picture is live (perceptual similarity {similarity:.2}; \
              {MATCH_SIMILARITY} or more is the same picture)"
         )),
-        _ => Look::Unknown {
+        Err(why) => Look::Unknown {
             kind: FailureKind::UnexpectedAnswer.label(),
-            why: "the live picture cannot be decoded".to_owned(),
+            why,
         },
     }
 }

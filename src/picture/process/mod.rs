@@ -147,7 +147,7 @@ pub fn process(source: &[u8], options: &Processing) -> Result<(Vec<u8>, Route), 
         source
     };
     // The reservation is held until the processed picture is encoded.
-    let (image, _pixels) = decode(format, source)?;
+    let (image, _pixels) = decode(format, source, MAX_SIDE)?;
     let image = flatten(image, options.background);
     let image = shape(image, options);
     let mut out = Vec::new();
@@ -157,17 +157,29 @@ pub fn process(source: &[u8], options: &Processing) -> Result<(Vec<u8>, Route), 
     Ok((out, Route::Reencoded))
 }
 
-/// The perceptual hash of a picture (JPEG, PNG or WebP bytes: an upload, or a live avatar
-/// WhatsApp serves), decoded with the same limits as any decode.
+/// The longest side of a live picture that is decoded. WhatsApp serves avatars of at most
+/// 640 pixels a side (96 for previews); anything much larger is not one of its pictures,
+/// and decoding it would cost up to [`MAX_DECODED_BYTES`] for one look.
+pub const MAX_LIVE_SIDE: u32 = 2048;
+
+/// The perceptual hash of a picture (JPEG, PNG or WebP bytes: one of our uploads), decoded
+/// with the same limits as any decode.
 pub fn perceptual_hash(bytes: &[u8]) -> Result<super::phash::PerceptualHash, ProcessError> {
-    let (image, _pixels) = decode(detect(bytes)?, bytes)?;
+    let (image, _pixels) = decode(detect(bytes)?, bytes, MAX_SIDE)?;
+    Ok(super::phash::PerceptualHash::of(&image))
+}
+
+/// The perceptual hash of a live avatar a server sent: as [`perceptual_hash`], refused
+/// before decoding when a side is over [`MAX_LIVE_SIDE`].
+pub fn live_perceptual_hash(bytes: &[u8]) -> Result<super::phash::PerceptualHash, ProcessError> {
+    let (image, _pixels) = decode(detect(bytes)?, bytes, MAX_LIVE_SIDE)?;
     Ok(super::phash::PerceptualHash::of(&image))
 }
 
 /// A small JPEG of an upload, for the status page: `side` pixels on its longest edge (never
 /// larger than the upload), with the same limits as any decode.
 pub fn thumbnail(upload: &[u8], side: u32) -> Result<Vec<u8>, ProcessError> {
-    let (image, _pixels) = decode(Format::Jpeg, upload)?;
+    let (image, _pixels) = decode(Format::Jpeg, upload, MAX_SIDE)?;
     let image = image.to_rgb8();
     let image = scale_within(image, side);
     let mut out = Vec::new();
@@ -221,16 +233,17 @@ fn detect(bytes: &[u8]) -> Result<Format, ProcessError> {
     Err(ProcessError::UnsupportedFormat { found })
 }
 
-/// Decodes under [`MAX_SIDE`] and [`MAX_DECODED_BYTES`], within the decodes' shared budget
-/// (held by the returned reservation), then turns the picture upright by the orientation its
-/// own metadata (EXIF) gives.
+/// Decodes under `max_side` (at most [`MAX_SIDE`]) and [`MAX_DECODED_BYTES`], within the
+/// decodes' shared budget (held by the returned reservation), then turns the picture upright
+/// by the orientation its own metadata (EXIF) gives.
 fn decode(
     format: Format,
     bytes: &[u8],
+    max_side: u32,
 ) -> Result<(DynamicImage, budget::Reservation<'static>), ProcessError> {
     let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_image_width = Some(max_side.min(MAX_SIDE));
+    limits.max_image_height = Some(max_side.min(MAX_SIDE));
     limits.max_alloc = Some(MAX_DECODED_BYTES);
     let reader = Cursor::new(bytes);
     match format {
@@ -262,6 +275,9 @@ fn decode_with(
         return Err(ProcessError::Decode(format!("the {format} has no pixels")));
     }
     let fail = |e| image_error(format, e, Some(dimensions));
+    limits
+        .check_dimensions(dimensions.0, dimensions.1)
+        .map_err(fail)?;
     // Reserve the whole pixel buffer before decoding, so a bomb fails here, having cost only
     // its header; the decoder gets what is left for its own buffers.
     limits.reserve(decoder.total_bytes()).map_err(fail)?;

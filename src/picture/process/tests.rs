@@ -696,3 +696,38 @@ fn a_thumbnail_is_a_small_jpeg_of_the_upload() {
     );
     assert!(thumbnail(b"not a jpeg", 128).is_err());
 }
+
+#[test]
+fn n4_a_live_avatar_larger_than_whatsapp_serves_is_refused_before_its_pixels_are_held() {
+    // 1.2 MB of PNG can claim 8,000 × 8,000 16-bit pixels: 512 MB decoded. A live look
+    // refuses it from its header, before reserving or decoding anything.
+    for (width, height) in [
+        (8_000, 8_000),
+        (MAX_LIVE_SIDE + 1, 16),
+        (16, MAX_LIVE_SIDE + 1),
+    ] {
+        let bomb = png_bomb(width, height, 16);
+        match live_perceptual_hash(&bomb) {
+            Err(ProcessError::TooLarge {
+                width: w,
+                height: h,
+            }) => {
+                assert_eq!((w, h), (width, height));
+            }
+            other => panic!("{width} × {height}: {other:?}"),
+        }
+    }
+    // The same header on a manifest's picture is within its limits and is decoded (and
+    // found short): only live pictures have the smaller side.
+    let within = png_bomb(MAX_LIVE_SIDE + 1, 16, 8);
+    assert!(matches!(
+        perceptual_hash(&within),
+        Err(ProcessError::Truncated { .. } | ProcessError::Decode(_))
+    ));
+    // A picture of WhatsApp's size is decoded and fingerprinted as an upload is.
+    let avatar = png_of(&RgbaImage::from_pixel(640, 640, Rgba([10, 200, 30, 255])));
+    assert_eq!(
+        live_perceptual_hash(&avatar).unwrap(),
+        perceptual_hash(&avatar).unwrap()
+    );
+}
