@@ -36,15 +36,35 @@ pub struct Args {
     #[command(flatten)]
     pub scope: ScopeOptions,
 
+    /// The daemon's HTTP listener.
+    #[command(flatten)]
+    pub listen: ListenOptions,
+
+    /// The table's rows and the logs.
+    #[command(flatten)]
+    pub output: OutputOptions,
+}
+
+/// The daemon's HTTP listener.
+#[derive(Debug, clap::Args)]
+pub struct ListenOptions {
     /// Daemon: serve /metrics, /healthz, /readyz and the status page (/) on this address
     /// (like 127.0.0.1:9184; port 0 picks a free one). Off when absent; a non-loopback address is bound only
     /// when given here. Ignored by the one-shot modes.
     #[arg(long, value_name = "ADDR", env = "AVATAR_SYNC_LISTEN")]
     pub listen: Option<std::net::SocketAddr>,
 
-    /// The table's rows and the logs.
-    #[command(flatten)]
-    pub output: OutputOptions,
+    /// A host name the listener answers to (repeatable; comma-separated in the variable),
+    /// besides IP addresses and localhost: the name in the URL people and scrapers use.
+    /// Requests naming any other host get 421, so no web page can read the listener
+    /// through DNS rebinding.
+    #[arg(
+        long = "listen-host",
+        value_name = "NAME",
+        env = "AVATAR_SYNC_LISTEN_HOSTS",
+        value_delimiter = ','
+    )]
+    pub hosts: Vec<String>,
 }
 
 /// The mode: at most one of these; none is the daemon.

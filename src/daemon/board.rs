@@ -79,7 +79,8 @@ impl Board {
     }
 
     /// The thumbnail of the upload `digest`, if the page shows that picture. Made from the
-    /// prepared file (checked against its digest), then kept. Blocking: decodes a JPEG.
+    /// prepared file (a regular file, capped, checked against its digest), then kept.
+    /// Blocking: reads a file and decodes a JPEG, holding no lock meanwhile.
     pub(crate) fn thumbnail(&self, digest: Digest) -> Option<Bytes> {
         let wanted = digest.to_string();
         let shown = {
@@ -90,20 +91,25 @@ impl Board {
         if !shown {
             return None;
         }
-        let mut thumbnails = self.thumbnails.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(bytes) = thumbnails.get(&digest) {
+        if let Some(bytes) = self.kept().get(&digest) {
             return Some(bytes.clone());
         }
         let path = crate::picture::prepared::path_in(&self.state_dir, digest);
-        let upload = std::fs::read(&path)
+        let upload = crate::fsio::read_regular(&path, crate::picture::MAX_PICTURE_BYTES)
             .ok()
             .filter(|b| Digest::of(b) == digest)?;
         let bytes = Bytes::from(thumbnail(&upload, THUMBNAIL_SIDE).ok()?);
+        // Two requests may both make it; the second keeps the same bytes.
+        let mut thumbnails = self.kept();
         // Pictures come and go with the manifest; a fleet has at most a few thousand.
         if thumbnails.len() >= 4096 {
             thumbnails.clear();
         }
         thumbnails.insert(digest, bytes.clone());
         Some(bytes)
+    }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, Bytes>> {
+        self.thumbnails.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -1,8 +1,11 @@
 //! The daemon's HTTP listener (`--listen`): `/metrics` for Prometheus, `/healthz` and
-//! `/readyz` for probes. Plain `hyper` (already under `reqwest`), HTTP/1.1, GET and HEAD
-//! only; nothing it serves carries a token, a token path or a URL with a token.
+//! `/readyz` for probes, the status page. Plain `hyper` (already under `reqwest`),
+//! HTTP/1.1, GET and HEAD only; nothing it serves carries a token, a token path or a URL
+//! with a token. Connections are capped (`connections.rs`), and a request must name this
+//! listener as its host ([`Hosts`]).
 
 use super::board::Observed;
+use super::connections::Connections;
 use crate::metrics::Metrics;
 use crate::picture::Digest;
 use bytes::Bytes;
@@ -26,10 +29,14 @@ pub(crate) struct Shared {
     pub metrics: Arc<Metrics>,
     /// The loop's liveness, readiness and report.
     pub observed: Arc<Observed>,
+    /// The names requests may give as their host.
+    pub hosts: Arc<Hosts>,
 }
 
-/// Serves `listener` until the process ends.
-pub(crate) async fn serve(listener: TcpListener, shared: Shared) {
+/// Serves `listener` until the process ends, holding at most the connections
+/// `connections` allows.
+pub(crate) async fn serve(listener: TcpListener, shared: Shared, connections: Arc<Connections>) {
+    let mut refused = 0_u64;
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -40,25 +47,90 @@ pub(crate) async fn serve(listener: TcpListener, shared: Shared) {
                 continue;
             }
         };
+        let Some(slot) = connections.admit() else {
+            // Every held connection is answering a request: this one waits for nothing.
+            refused += 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(
+                    refused,
+                    "the HTTP listener is at its cap of connections, all busy; refusing"
+                );
+            }
+            continue;
+        };
         let shared = shared.clone();
         tokio::spawn(async move {
+            let answering = Arc::clone(&slot);
             let service = hyper::service::service_fn(move |request| {
+                let busy = answering.busy();
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(respond(&request, &shared).await) }
+                async move {
+                    let response = respond(&request, &shared).await;
+                    drop(busy);
+                    Ok::<_, Infallible>(response)
+                }
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEAD_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = connection.await {
-                tracing::debug!("HTTP connection ended: {e}");
+            tokio::select! {
+                ended = connection => if let Err(e) = ended {
+                    tracing::debug!("HTTP connection ended: {e}");
+                },
+                () = slot.closed() => tracing::debug!("HTTP connection closed: idle at the cap"),
             }
         });
     }
 }
 
+/// The host names a request may give (`Host:`): any IP address (DNS rebinding needs a
+/// name), `localhost`, and the names given with `--listen-host`.
+#[derive(Debug)]
+pub(crate) struct Hosts(Vec<String>);
+
+impl Hosts {
+    pub(crate) fn new(names: Vec<String>) -> Self {
+        let mut names: Vec<String> = (names.into_iter())
+            .map(|name| name.trim().trim_end_matches('.').to_ascii_lowercase())
+            .filter(|name| !name.is_empty())
+            .collect();
+        names.push("localhost".to_owned());
+        Self(names)
+    }
+
+    /// Whether `host` (a `Host:` header's value, with or without its port) names this
+    /// listener.
+    pub(crate) fn allows(&self, host: &str) -> bool {
+        let Ok(authority) = host.parse::<hyper::http::uri::Authority>() else {
+            return false;
+        };
+        let name = authority.host();
+        let bare = name.trim_start_matches('[').trim_end_matches(']');
+        if bare.parse::<std::net::IpAddr>().is_ok() {
+            return true;
+        }
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        self.0.contains(&name)
+    }
+}
+
 /// The answer to one request.
 async fn respond(request: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
+    // No Host: (HTTP/1.0) is no browser's request; one naming another host may be a page
+    // reading the listener through DNS rebinding.
+    let host = request.headers().get(hyper::header::HOST);
+    if let Some(host) = host.map(|h| h.to_str().unwrap_or_default())
+        && !shared.hosts.allows(host)
+    {
+        return text(
+            StatusCode::MISDIRECTED_REQUEST,
+            format!(
+                "this listener does not answer to the host {host:?}; start avatar-sync with \
+                 --listen-host NAME to add a name\n"
+            ),
+        );
+    }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -164,4 +236,36 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     );
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Hosts;
+
+    #[test]
+    fn n3_only_addresses_localhost_and_the_configured_names_are_this_listeners_hosts() {
+        let hosts = Hosts::new(vec!["Avatar-Sync.example.com.".to_owned(), " ".to_owned()]);
+        for host in [
+            "127.0.0.1:9184",
+            "127.0.0.1",
+            "[::1]:9184",
+            "10.1.2.3:9184",
+            "localhost:9184",
+            "LOCALHOST",
+            "avatar-sync.example.com",
+            "avatar-sync.example.com.:443",
+        ] {
+            assert!(hosts.allows(host), "{host} refused");
+        }
+        for host in [
+            "attacker.example:9184", // a rebinding page names its own domain
+            "localhost.attacker.example",
+            "example.com",
+            "",
+            "avatar-sync.example.com@evil",
+            "127.0.0.1.nip.io:9184",
+        ] {
+            assert!(!hosts.allows(host), "{host} allowed");
+        }
+    }
 }

@@ -18,6 +18,7 @@
 //!   file still whole (it is only ever replaced atomically).
 
 pub(crate) mod board;
+pub(crate) mod connections;
 pub(crate) mod health;
 pub(crate) mod http;
 mod notify;
@@ -111,6 +112,8 @@ struct Loop<G, N> {
     watchdog_at: Option<Instant>,
     /// When the loop must turn only to beat (when listening).
     beat_at: Option<Instant>,
+    /// When to read a manifest that could not be read again.
+    reread_at: Option<Instant>,
 }
 
 impl<G: Gateway, N: Notify> Loop<G, N> {
@@ -135,6 +138,7 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
             watchdog_at: watchdog_every.map(|every| now + every),
             watchdog_every,
             beat_at: parts.observed.as_ref().map(|_| now + BEAT),
+            reread_at: None,
             metrics,
             last_status: String::new(),
             quiet: QuietWindow::default(),
@@ -166,6 +170,7 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
                 Some(Event::Reload) => pass = Some(Pass::Reload),
                 Some(Event::Stop) | None => return false,
             },
+            () = sleep_until_opt(self.reread_at) => pass = Some(Pass::Changed),
             () = sleep_until_opt(self.quiet.due_at()) => {
                 self.quiet.clear();
                 pass = Some(Pass::Changed);
@@ -214,6 +219,7 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
         if pass == Pass::Resync {
             self.resync_at = next_resync(parts.reconciler.manifest(), &mut parts.jitter);
         }
+        self.reread_at = parts.source.reread_in().map(|wait| Instant::now() + wait);
         self.report_status();
         // The whole pass: the manifest, the watches and the plan.
         tracing::debug!(

@@ -1,10 +1,13 @@
 //! The manifest file as the daemon last read it, and the files a manifest makes the daemon
 //! watch. The manifest is parsed again only when its bytes changed (or a reload asks), and
-//! an edit that does not parse is logged and ignored: the last good manifest stays.
+//! an edit that does not parse is logged and ignored: the last good manifest stays. A file
+//! that cannot be read (out of descriptors, replaced mid-checkout) is read again soon, not
+//! at the next resync: no event may come to say it can be read now.
 
 use crate::manifest::{self, Manifest, Scope, TokenSource};
 use crate::picture::Digest;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The manifest file and its bytes as last read, and the instances the run acts on.
 pub(crate) struct ManifestSource {
@@ -15,7 +18,15 @@ pub(crate) struct ManifestSource {
     in_force: String,
     /// Whether the last read was a valid manifest.
     last_ok: bool,
+    /// Reads of the file that failed in a row.
+    failed_reads: u32,
 }
+
+/// The first wait before reading a manifest that could not be read again; doubled after
+/// each failure, up to [`REREAD_MAX`].
+pub(crate) const REREAD_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait between two reads of a manifest that cannot be read.
+pub(crate) const REREAD_MAX: Duration = Duration::from_secs(60);
 
 impl ManifestSource {
     /// The manifest at `path`, whose current bytes are the ones already in force; each
@@ -29,7 +40,14 @@ impl ManifestSource {
             scope,
             in_force,
             last_ok: true,
+            failed_reads: 0,
         }
+    }
+
+    /// How long to wait before reading the manifest again, when the last read failed.
+    pub(crate) fn reread_in(&self) -> Option<Duration> {
+        let doublings = self.failed_reads.checked_sub(1)?.min(6);
+        Some((REREAD_FIRST * 2_u32.pow(doublings)).min(REREAD_MAX))
     }
 
     /// The SHA-256 of the manifest in force, when the last read was valid.
@@ -50,11 +68,23 @@ impl ManifestSource {
             Err(e) => {
                 log_problems(&e);
                 self.last_ok = false;
+                self.failed_reads = self.failed_reads.saturating_add(1);
+                if let Some(wait) = self.reread_in() {
+                    tracing::warn!(
+                        "reading the manifest again in {}",
+                        humantime::format_duration(wait)
+                    );
+                }
                 return None;
             }
         };
+        self.failed_reads = 0;
         let changed = bytes != self.bytes;
         if !changed && !force {
+            // Readable again, and still the manifest in force.
+            if !self.last_ok && Digest::of(&bytes).to_string() == self.in_force {
+                self.last_ok = true;
+            }
             return None;
         }
         self.bytes = bytes;

@@ -582,3 +582,29 @@ async fn a_blocked_instance_is_polled_every_five_minutes_and_sent_to_once_author
     assert_eq!(record.state_instance.as_deref(), Some("authorized"));
     assert!(record.failure.is_none() && record.applied.is_some());
 }
+
+#[tokio::test(start_paused = true)]
+async fn n2_a_manifest_that_cannot_be_read_is_read_again_soon_without_an_event() {
+    // The edit's event comes while the file cannot be read (as with EMFILE, or a checkout
+    // replacing it); nothing will say when it can be read again.
+    let world = World::new("");
+    let daemon = start(&world, Scripted::new([]), None);
+    until(&daemon.gateway, 20 * SECOND).await;
+    let manifest = std::fs::read_to_string(world.manifest_path()).unwrap();
+    std::fs::remove_file(world.manifest_path()).unwrap();
+    std::fs::create_dir(world.manifest_path()).unwrap(); // not a regular file: unreadable
+    daemon.events.send(Event::Changed).unwrap();
+    until(&daemon.gateway, 20 * SECOND + QUIET + SECOND / 2).await;
+    // Readable again, with an edit (another picture), and no event.
+    std::fs::remove_dir(world.manifest_path()).unwrap();
+    let edited = manifest.replace("picture: a.jpg", "picture: b.jpg");
+    std::fs::write(world.dir.path().join("b.jpg"), jpeg(5)).unwrap();
+    std::fs::write(world.manifest_path(), edited).unwrap();
+    until(&daemon.gateway, 60 * SECOND).await;
+    let (_, gateway, _) = daemon.stop().await;
+    // Read again 1 s after the failed read, and found (the throttle allows the call at
+    // once: 20 s since the first).
+    let reread = 20 * SECOND + QUIET + super::source::REREAD_FIRST;
+    assert_eq!(gateway.call_times(), [Duration::ZERO, reread]);
+    assert_eq!(gateway.bytes_of_call(1), jpeg(5));
+}

@@ -339,7 +339,7 @@ mod tests {
                 alphabet[usize::from(value)]
             })
             .collect();
-        while out.len() % 4 != 0 {
+        while !out.len().is_multiple_of(4) {
             out.push('=');
         }
         out

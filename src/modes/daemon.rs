@@ -5,6 +5,7 @@
 use crate::Error;
 use crate::clock::{Clock, Jitter};
 use crate::daemon::board::{Board, Observed};
+use crate::daemon::connections::{self, Connections};
 use crate::daemon::health::Health;
 use crate::daemon::http;
 use crate::daemon::watch::Watcher;
@@ -33,6 +34,8 @@ pub(crate) struct Settings {
     pub scope: Scope,
     /// `--listen`.
     pub listen: Option<SocketAddr>,
+    /// `--listen-host`.
+    pub listen_hosts: Vec<String>,
     /// The manifest's parse, to keep in the state directory once it is locked.
     pub parse_to_keep: Option<PendingCache>,
 }
@@ -45,6 +48,7 @@ pub(crate) async fn serve(settings: Settings, first: Manifest) -> Result<(), Err
         concurrency,
         scope,
         listen,
+        listen_hosts,
         parse_to_keep,
     } = settings;
     let clock = Clock::start();
@@ -83,12 +87,14 @@ pub(crate) async fn serve(settings: Settings, first: Manifest) -> Result<(), Err
                 health: Health::new(),
                 board: Board::new(manifest_shown, dir.path().to_owned()),
             });
+            let listener = bind(addr, &dir).await?;
             let shared = http::Shared {
                 metrics: Arc::clone(reconciler.metrics()),
                 observed: Arc::clone(&observed),
+                hosts: Arc::new(http::Hosts::new(listen_hosts)),
             };
-            let listener = bind(addr, &dir).await?;
-            tokio::spawn(http::serve(listener, shared));
+            let connections = Connections::new(connections::cap(connections::descriptors()));
+            tokio::spawn(http::serve(listener, shared, connections));
             Some(observed)
         }
         None => None,

@@ -84,7 +84,8 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
                 dir,
                 concurrency,
                 scope,
-                listen: args.listen,
+                listen: args.listen.listen,
+                listen_hosts: args.listen.hosts.clone(),
                 parse_to_keep,
             };
             let daemon = daemon::serve(settings, manifest);
