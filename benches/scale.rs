@@ -1,4 +1,4 @@
-//! avatar-sync at scale: the figures of the README's Performance section, measured on this
+//! avatar-sync at scale: the figures of docs/performance.md, measured on this
 //! machine, against the GREEN-API fake on 127.0.0.1 and generated data in a temporary folder.
 //!
 //! ```sh

@@ -1,20 +1,25 @@
-//! The README's design tree, checked: it lists every source file under `src/` but the
-//! tests (`tests.rs`, `fuzz.rs`, `properties.rs`), and nothing that is not there, so the
-//! map a newcomer reads is the territory.
+//! The design notes' source tree (`docs/design.md`), checked: it lists every source file
+//! under `src/` but the tests (`tests.rs`, `fuzz.rs`, `properties.rs`), and nothing that
+//! is not there, so the map a newcomer reads is the territory.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
+/// Where the tree is: the design notes, and the heading of the section whose first code
+/// block it is.
+const DESIGN_NOTES: &str = "docs/design.md";
+const TREE_HEADING: &str = "## The data flow and the source tree";
+
 /// Files that only hold tests: not in the tree.
 const TEST_FILES: &[&str] = &["tests.rs", "fuzz.rs", "properties.rs"];
 
-/// The source files the README's tree names (a folder `x/` names `x/mod.rs`).
-fn listed(readme: &str) -> BTreeSet<String> {
-    let tree = readme
-        .split("## Design notes")
+/// The source files the design notes' tree names (a folder `x/` names `x/mod.rs`).
+fn listed(notes: &str) -> BTreeSet<String> {
+    let tree = notes
+        .split(TREE_HEADING)
         .nth(1)
-        .and_then(|notes| notes.split("```\n").nth(1))
-        .expect("the README has a design tree in its design notes");
+        .and_then(|section| section.split("```\n").nth(1))
+        .unwrap_or_else(|| panic!("{DESIGN_NOTES} has a source tree under {TREE_HEADING:?}"));
     let mut files = BTreeSet::new();
     // The folder each indentation level is in.
     let mut folders: Vec<String> = Vec::new();
@@ -62,10 +67,10 @@ fn sources(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
 }
 
 #[test]
-fn the_readme_tree_is_the_source_tree() {
+fn the_design_tree_is_the_source_tree() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let listed = listed(&readme);
+    let notes = std::fs::read_to_string(root.join(DESIGN_NOTES)).unwrap();
+    let listed = listed(&notes);
     let mut found = BTreeSet::new();
     sources(root, &root.join("src"), &mut found);
     assert!(found.len() > 50, "the walk found the sources");
@@ -73,14 +78,14 @@ fn the_readme_tree_is_the_source_tree() {
     let gone: Vec<_> = listed.difference(&found).collect();
     assert!(
         missing.is_empty() && gone.is_empty(),
-        "README.md's design tree and src/ differ:\n  not in the README: {missing:?}\n  \
+        "{DESIGN_NOTES}'s tree and src/ differ:\n  not in the tree: {missing:?}\n  \
          not in src/: {gone:?}"
     );
 }
 
 #[test]
 fn the_tree_reader_follows_folders_and_skips_what_is_outside_src() {
-    let readme = "## Design notes\n\n```\nsrc/main.rs   x\nsrc/a/        y\n  b.rs        z\n  c/          w\n    d.rs      v\nsrc/e.rs      u\ndocs/         t\n  f.md        s\n```\n";
+    let notes = "## The data flow and the source tree\n\n```\nsrc/main.rs   x\nsrc/a/        y\n  b.rs        z\n  c/          w\n    d.rs      v\nsrc/e.rs      u\ndocs/         t\n  f.md        s\n```\n";
     let expected = [
         "src/a/b.rs",
         "src/a/c/d.rs",
@@ -89,5 +94,5 @@ fn the_tree_reader_follows_folders_and_skips_what_is_outside_src() {
         "src/e.rs",
         "src/main.rs",
     ];
-    assert_eq!(listed(readme).into_iter().collect::<Vec<_>>(), expected);
+    assert_eq!(listed(notes).into_iter().collect::<Vec<_>>(), expected);
 }
