@@ -64,7 +64,8 @@ fn write_assets(out: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 /// The man page: clap_mangen's sections from the CLI, then the `--help` epilogue (modes, exit
-/// codes) kept as written, and the environment, files and references a man page has.
+/// codes) kept as written, the manifest's keys, and the signals, environment, files and
+/// references a man page has.
 fn man_page(command: &clap::Command) -> std::io::Result<Vec<u8>> {
     let man = clap_mangen::Man::new(command.clone()).manual("avatar-sync manual");
     let mut page = Vec::new();
@@ -79,6 +80,7 @@ fn man_page(command: &clap::Command) -> std::io::Result<Vec<u8>> {
         page.extend_from_slice(roff_escape(&after_help.to_string()).as_bytes());
         page.extend_from_slice(b"\n.fi\n");
     }
+    page.extend_from_slice(roff_escape(MANIFEST_REFERENCE).as_bytes());
     page.extend_from_slice(roff_escape(ENVIRONMENT_AND_FILES).as_bytes());
     man.render_version_section(&mut page)?;
     Ok(page)
@@ -95,15 +97,145 @@ fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     encoder.finish()
 }
 
+/// Every key of the manifest, with its type, default and meaning (src/manifest/raw.rs is the
+/// list of keys; src/manifest/model.rs and validate.rs the defaults and checks). Written as
+/// roff (`.SH`, `.SS`, `.TP`, `.PP` lines) with plain text between them.
+const MANIFEST_REFERENCE: &str = "\
+.SH MANIFEST REFERENCE
+The manifest is one YAML mapping. Unknown keys, duplicate keys, values of the wrong type or
+out of range, a duplicate idInstance and a missing picture are errors that name the file and
+the line; a manifest with errors makes no call. An annotated manifest is
+in /usr/share/doc/avatar-sync/examples/manifest.yaml.
+.PP
+Durations are written like 10s, 5m, 1h30m or 500ms: more than 0, at most 366d. Relative
+paths (picture, apiTokenFile) are relative to the manifest's folder. ${NAME} in picture and
+apiTokenFile expands from the environment; an unset or empty NAME is an error of that
+instance (for a token, --check only warns: CI has no secrets).
+.SS Top-level keys
+.TP
+instances (list; required)
+The instances, each a mapping of the per-instance keys below.
+.TP
+apiUrl (URL; default https://api.green-api.com)
+The GREEN-API host of every instance that names none. https://, or http:// to a loopback
+address only (127.0.0.1, ::1, localhost): the token travels in the URL path. No user name,
+password, query or fragment; a trailing / is ignored.
+.TP
+minInterval (duration; default 10s)
+Least time between the answer of one setProfilePicture call of an instance and the start of
+the next (WhatsApp allows about one change per 10 s). The time of the last call is kept in
+the state directory, so this holds across restarts and modes.
+.TP
+resyncInterval (duration, at least 1s; default 10m)
+The daemon re-checks everything this often, file events or not (plus up to 10% jitter).
+.TP
+drift (off, warn or heal; default warn)
+What the daemon does when an instance's live picture is not the manifest's (changed from
+the phone, removed): warn reports it drifted and sends nothing; heal sends the picture again,
+under the usual throttle and backoff; off never looks. The default of every instance that
+sets none.
+.TP
+driftInterval (duration; default 1h)
+How often the daemon reads each in-sync instance's live picture (getWaSettings), spread
+evenly over the interval across instances, never two reads of one instance within 1.1 s.
+An unusable instance is polled with getStateInstance every 5 minutes (every driftInterval if
+that is shorter) and uploaded to once it is authorized.
+.TP
+adopt (true or false; default true)
+true: before the first upload to an instance with no record, its live picture is read; if it
+already is the picture to send (compared perceptually), it is recorded as applied without a
+call and reported adopted. A failed read falls back to uploading. false: upload without
+looking. Top level only.
+.TP
+fit, size, background, quality
+The processing of every instance that sets none; see Processing keys.
+.SS Per-instance keys
+.TP
+idInstance (digits; required)
+The instance's id: 1 to 32 digits, not starting with 0, unique in the manifest. Quoted or
+not; YAML's other integer forms (0x10, 1_000) are refused, as they would name another
+instance.
+.TP
+apiTokenFile (path)
+The token is this file's content, surrounding whitespace ignored.
+.TP
+apiTokenEnv (environment variable name)
+The token is this variable's value.
+.TP
+apiTokenInstance (string)
+The token itself: accepted, but it puts a secret in git, and --check warns.
+.IP
+Exactly one of apiTokenFile, apiTokenEnv and apiTokenInstance per instance. A token is ASCII
+letters and digits only. A token file or variable is read when a call may follow, not when
+the manifest is loaded.
+.TP
+picture (path; required)
+The picture to show: JPEG, PNG or WebP (recognised by its first bytes, not its name), at
+most 10 MiB. Anything else is an error of this instance, found without calling the API.
+.TP
+apiUrl (URL; default: the top-level apiUrl)
+This instance's GREEN-API host, as the top-level apiUrl.
+.TP
+drift (off, warn or heal; default: the top-level drift)
+As the top-level drift, for this instance.
+.TP
+fit, size, background, quality (default: the top-level values)
+This instance's processing; see Processing keys.
+.TP
+suspend (true or false; default false)
+true: leave this instance alone (no call, no check), reported as suspended.
+.SS Processing keys (top level, and per instance)
+An instance's own value wins over the top level's, which wins over the default. Uploads are
+baseline JPEGs without metadata (no EXIF, no GPS), the EXIF orientation applied; a JPEG that
+needs no pixel change is not re-encoded, only stripped of its metadata. --preview DIR writes
+what would be sent.
+.TP
+fit (none, cover or contain; default none)
+none keeps the aspect ratio; cover centre-crops to a square; contain fits inside a square,
+padded with background.
+.TP
+size (integer, 16 to 4096; default 640)
+The longest edge in pixels after processing; pictures are never scaled up.
+.TP
+background (#rrggbb; default #ffffff)
+The colour of padding and of transparent pixels. Quote it in YAML (\"#ffffff\"): an unquoted
+# starts a comment.
+.TP
+quality (integer, 1 to 100; default 90)
+JPEG quality of a re-encoded upload.
+";
+
 /// Sections written as roff (`.SH`, `.TP` lines) with plain text between them.
 const ENVIRONMENT_AND_FILES: &str = "\
+.SH SIGNALS
+.TP
+SIGHUP
+The daemon reloads the manifest and reconciles everything now (slow backoffs get a fresh
+chance).
+.TP
+SIGTERM, SIGINT
+No new calls; a call in flight finishes (at most 10 s); state is saved; exit 0. A second one
+exits at once.
 .SH ENVIRONMENT
 .TP
 AVATAR_SYNC_MANIFEST
 The manifest, when --manifest is not given.
 .TP
-AVATAR_SYNC_STATE_DIR, STATE_DIRECTORY, XDG_STATE_HOME
+AVATAR_SYNC_STATE_DIR, STATE_DIRECTORY, XDG_STATE_HOME, HOME
 The state directory, when --state-dir is not given, in this order (systemd sets STATE_DIRECTORY).
+.TP
+AVATAR_SYNC_LISTEN
+The address of --listen, when it is not given.
+.TP
+AVATAR_SYNC_SHARD
+The shard (K/N) of --shard, when it is not given.
+.TP
+HOSTNAME
+The host name --shard-from-hostname reads K from (else the kernel's).
+.TP
+HTTPS_PROXY, ALL_PROXY (or lower case)
+An https:// proxy to call GREEN-API through (never for a loopback apiUrl). Any other proxy
+scheme is ignored with a warning; HTTP_PROXY is never used: the token travels in the URL.
 .TP
 CREDENTIALS_DIRECTORY
 Set by systemd's LoadCredential=; manifests name token files as ${CREDENTIALS_DIRECTORY}/name.token.
@@ -131,11 +263,15 @@ systemctl(1), journalctl(1), and /usr/share/doc/avatar-sync/: README.md, operati
 ";
 
 /// Text made safe for roff: backslashes and dashes escaped, a line starting with a dot or
-/// an apostrophe kept as text, except the `.SH`/`.TP` requests of [`ENVIRONMENT_AND_FILES`].
+/// an apostrophe kept as text, except the `.SH`, `.SS`, `.TP`, `.PP` and `.IP` requests of
+/// [`MANIFEST_REFERENCE`] and [`ENVIRONMENT_AND_FILES`].
 fn roff_escape(text: &str) -> String {
     text.lines()
         .map(|line| {
-            if line.starts_with(".SH ") || line == ".TP" {
+            if line.starts_with(".SH ")
+                || line.starts_with(".SS ")
+                || [".TP", ".PP", ".IP"].contains(&line)
+            {
                 return format!("{line}\n");
             }
             let escaped = line.replace('\\', "\\e").replace('-', "\\-");

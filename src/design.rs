@@ -1,6 +1,7 @@
 //! The design notes' source tree (`docs/design.md`), checked: it lists every source file
 //! under `src/` but the tests (`tests.rs`, `fuzz.rs`, `properties.rs`), and nothing that
-//! is not there, so the map a newcomer reads is the territory.
+//! is not there, so the map a newcomer reads is the territory. Likewise the man page's
+//! manifest reference (`examples/assets.rs`) names every key the manifest takes, and no other.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -95,4 +96,74 @@ fn the_tree_reader_follows_folders_and_skips_what_is_outside_src() {
         "src/main.rs",
     ];
     assert_eq!(listed(notes).into_iter().collect::<Vec<_>>(), expected);
+}
+
+/// The keys of one serde struct of `src/manifest/raw.rs`, as YAML writes them (camelCase).
+fn raw_keys(raw: &str, name: &str) -> BTreeSet<String> {
+    let fields = raw
+        .split(&format!("struct {name} {{"))
+        .nth(1)
+        .and_then(|body| body.split("\n}").next())
+        .unwrap_or_else(|| panic!("src/manifest/raw.rs has struct {name}"));
+    let camel = |snake: &str| {
+        let mut words = snake.split('_');
+        let first = words.next().unwrap_or_default().to_owned();
+        words.fold(first, |out, word| {
+            let mut chars = word.chars();
+            let head = chars.next().map(|c| c.to_ascii_uppercase());
+            out + &head.into_iter().chain(chars).collect::<String>()
+        })
+    };
+    (fields.lines())
+        .filter_map(|line| line.trim().strip_prefix("pub(super) "))
+        .filter_map(|field| field.split(':').next())
+        .map(camel)
+        .collect()
+}
+
+/// The keys the `.TP` tags of one subsection of the man page's manifest reference name
+/// (a tag is `key (type; default)`, or `key, key, ...` for keys alike).
+fn man_keys(assets: &str, subsection: &str) -> BTreeSet<String> {
+    let reference = assets
+        .split("const MANIFEST_REFERENCE: &str = \"")
+        .nth(1)
+        .and_then(|rest| rest.split("\";\n").next())
+        .expect("examples/assets.rs has the man page's MANIFEST_REFERENCE");
+    let text = (reference.split(&format!("\n.SS {subsection}\n")).nth(1))
+        .and_then(|rest| rest.split("\n.SS ").next())
+        .unwrap_or_else(|| panic!("the manifest reference has a subsection {subsection:?}"));
+    let mut keys = BTreeSet::new();
+    let mut tag_next = false;
+    for line in text.lines() {
+        if tag_next {
+            let names = line.split(" (").next().unwrap_or_default();
+            keys.extend(names.split(", ").map(str::to_owned));
+        }
+        tag_next = line == ".TP";
+    }
+    keys
+}
+
+#[test]
+fn the_man_page_names_every_manifest_key() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let raw = std::fs::read_to_string(root.join("src/manifest/raw.rs")).unwrap();
+    let assets = std::fs::read_to_string(root.join("examples/assets.rs")).unwrap();
+    let top = raw_keys(&raw, "RawManifest");
+    let instance = raw_keys(&raw, "RawInstance");
+    assert!(top.contains("driftInterval") && instance.contains("idInstance"));
+    assert_eq!(man_keys(&assets, "Top-level keys"), top);
+    assert_eq!(man_keys(&assets, "Per-instance keys"), instance);
+    // The processing keys are the ones both levels take.
+    let both: BTreeSet<_> = top.intersection(&instance).cloned().collect();
+    let processing = man_keys(&assets, "Processing keys (top level, and per instance)");
+    assert!(
+        processing.is_subset(&both),
+        "{processing:?} not all in {both:?}"
+    );
+    assert_eq!(
+        processing.len(),
+        4,
+        "fit, size, background, quality: {processing:?}"
+    );
 }
