@@ -335,3 +335,79 @@ fn the_status_page_in_a_real_browser() {
         std::fs::copy(&shot, keep).unwrap();
     }
 }
+
+/// The daemon's resident memory, in kB.
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    (status.lines())
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn n2_a_flood_of_held_connections_starves_neither_the_probes_nor_the_engine() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    // The daemon gets 1,024 descriptors, as a default shell gives it; the flood is three
+    // times that (fewer if this test's own limit is lower).
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    }
+    let flood = usize::try_from(hard.saturating_sub(200).min(3_000)).unwrap();
+    assert!(
+        flood >= 2_000,
+        "this test needs 2,200 descriptors; it has {hard}"
+    );
+
+    let world = World::new(Duration::from_secs(10));
+    world.instance("1101000001");
+    world.write("a.jpg", &jpeg(1));
+    world.write_manifest(
+        "apiUrl: {url}\nminInterval: 10s\ninstances:\n  - idInstance: \"1101000001\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n",
+    );
+    let inner = world.command(&["--listen", "127.0.0.1:0"]);
+    let mut cmd = std::process::Command::new("prlimit");
+    cmd.arg("--nofile=1024:1024")
+        .arg("--")
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .env_clear();
+    for (key, value) in inner.get_envs() {
+        if let Some(value) = value {
+            cmd.env(key, value);
+        }
+    }
+    let daemon = Daemon::spawn(&world, cmd, "daemon");
+    let address_file = world.state_dir().join("listen-address");
+    daemon.wait_until("the listen address", || address_file.exists());
+    let addr = std::fs::read_to_string(&address_file).unwrap();
+    daemon.wait_for_requests(&world, 1);
+    let before = rss_kb(daemon.pid());
+
+    // Connections that never send a request, held open by this test.
+    let target: std::net::SocketAddr = addr.parse().unwrap();
+    let held: Vec<TcpStream> = (0..flood)
+        .filter_map(|_| TcpStream::connect_timeout(&target, Duration::from_secs(2)).ok())
+        .collect();
+    assert!(held.len() >= flood / 2, "only {} connected", held.len());
+
+    // The probe is answered in the flood (a held connection gives way to it).
+    daemon.wait_until("/healthz to answer in the flood", || {
+        try_fetch(&addr, "GET", "/healthz").is_ok_and(|(status, ..)| status == 200)
+    });
+    // The engine still opens files: an edited picture is read and uploaded.
+    world.write("a.jpg", &jpeg(2));
+    let requests = daemon.wait_for_requests(&world, 2);
+    assert_eq!(requests[1].file_sha256, sha256(&jpeg(2)));
+    let during = rss_kb(daemon.pid());
+    drop(held);
+
+    let log = daemon.log();
+    assert!(!log.contains("Too many open files"), "{log}");
+    assert!(
+        during < before + 64 * 1024,
+        "the flood took the daemon from {before} kB to {during} kB"
+    );
+    assert_eq!(daemon.stop(), 0);
+}

@@ -141,7 +141,7 @@ async fn bind(addr: SocketAddr, dir: &StateDir) -> Result<tokio::net::TcpListene
              need no password (they never show a token)"
         );
     }
-    tracing::info!(address = %bound, "listening on http://{bound}/ (/metrics, /healthz, /readyz)");
+    tracing::info!(address = %bound, "listening on http://{bound}/ (the status page at /, /metrics, /healthz, /readyz)");
     crate::fsio::write_bytes_atomically(
         &dir.path().join(LISTEN_FILE),
         bound.to_string().as_bytes(),
