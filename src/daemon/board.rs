@@ -1,6 +1,8 @@
 //! What the status page shows, kept by the loop for the HTTP listener: the latest report
 //! (published after every pass and whenever the instances settle), the manifest's git
-//! revision, and thumbnails of the uploads, made once from the prepared cache.
+//! revision, and thumbnails of the uploads, made once from the prepared cache. The page is
+//! read by whoever reaches the listener: it names files relative to the manifest's folder,
+//! never where that folder is on the host.
 
 use super::health::Health;
 use crate::picture::Digest;
@@ -9,7 +11,7 @@ use crate::report::Report;
 use crate::report::html::{PageContext, page};
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -29,7 +31,11 @@ pub(crate) struct Observed {
 /// The latest report and what the page needs with it.
 #[derive(Debug)]
 pub(crate) struct Board {
+    /// The manifest's file name.
     manifest: String,
+    /// The manifest's folder as given and as the host resolves it, each ending in `/`,
+    /// longest first: taken off every path the page shows.
+    folders: Vec<String>,
     state_dir: PathBuf,
     latest: Mutex<Latest>,
     thumbnails: Mutex<HashMap<Digest, Bytes>>,
@@ -43,9 +49,22 @@ struct Latest {
 
 impl Board {
     /// An empty board for the manifest at `manifest`, reading uploads from `state_dir`.
-    pub(crate) fn new(manifest: String, state_dir: PathBuf) -> Self {
+    pub(crate) fn new(manifest: &Path, state_dir: PathBuf) -> Self {
+        let folder = manifest.parent().unwrap_or(Path::new(""));
+        let mut folders: Vec<String> = [Some(folder.to_owned()), folder.canonicalize().ok()]
+            .into_iter()
+            .flatten()
+            .map(|folder| folder.display().to_string())
+            .filter(|folder| !folder.is_empty())
+            .map(|folder| format!("{}/", folder.trim_end_matches('/')))
+            .filter(|folder| folder != "/")
+            .collect();
+        folders.sort_by_key(|folder| std::cmp::Reverse(folder.len()));
+        folders.dedup();
+        let name = manifest.file_name().unwrap_or(manifest.as_os_str());
         Self {
-            manifest,
+            manifest: name.to_string_lossy().into_owned(),
+            folders,
             state_dir,
             latest: Mutex::new(Latest {
                 report: Arc::new(Report::new(Vec::new(), crate::report::ReportKind::Status)),
@@ -56,7 +75,11 @@ impl Board {
     }
 
     /// The report to show from now on.
-    pub(crate) fn publish(&self, report: Report, at: SystemTime) {
+    pub(crate) fn publish(&self, mut report: Report, at: SystemTime) {
+        for row in &mut report.instances {
+            row.picture = self.relative(&row.picture);
+            row.error = row.error.as_deref().map(|error| self.relative(error));
+        }
         let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
         *latest = Latest {
             report: Arc::new(report),
@@ -109,7 +132,89 @@ impl Board {
         Some(bytes)
     }
 
+    /// `text` with the manifest's folder taken off every path in it.
+    fn relative(&self, text: &str) -> String {
+        (self.folders.iter()).fold(text.to_owned(), |text, folder| {
+            text.replace(folder.as_str(), "")
+        })
+    }
+
     fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, Bytes>> {
         self.thumbnails.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{ReportKind, Row, Standing, Status};
+
+    #[test]
+    fn n3_the_page_names_files_relative_to_the_manifests_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("fleet");
+        std::fs::create_dir(&folder).unwrap();
+        let board = Board::new(&folder.join("manifest.yaml"), dir.path().join("state"));
+        let shown = folder.display().to_string();
+        let row = Row::<Status, Standing> {
+            id_instance: "1101000001".to_owned(),
+            picture: format!("{shown}/pictures/a.jpg"),
+            status: Status::Failed,
+            detail: Standing {
+                desired_sha256: Some("a".repeat(64)),
+                ..Standing::default()
+            },
+            error: Some(format!("cannot read {shown}/pictures/a.jpg: no such file")),
+            error_kind: Some("picture-unreadable".to_owned()),
+        };
+        board.publish(
+            Report::new(vec![row], ReportKind::Status),
+            SystemTime::UNIX_EPOCH,
+        );
+        let page = board.page();
+        assert!(!page.contains(&shown), "{page}");
+        assert!(
+            page.contains("manifest <code>manifest.yaml</code>"),
+            "{page}"
+        );
+        assert!(page.contains("<code>pictures/a.jpg</code>"), "{page}");
+        assert!(
+            page.contains("cannot read pictures/a.jpg: no such file"),
+            "{page}"
+        );
+    }
+
+    #[test]
+    fn n17_a_fifo_among_the_prepared_pictures_is_refused_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let digest = Digest::of(b"an upload");
+        let path = crate::picture::prepared::path_in(&state, digest);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
+        assert!(made.success());
+        let board = Arc::new(Board::new(&dir.path().join("manifest.yaml"), state));
+        let row = Row::<Status, Standing> {
+            id_instance: "1101000001".to_owned(),
+            picture: "a.jpg".to_owned(),
+            status: Status::InSync,
+            detail: Standing {
+                desired_sha256: Some(digest.to_string()),
+                ..Standing::default()
+            },
+            error: None,
+            error_kind: None,
+        };
+        board.publish(Report::new(vec![row], ReportKind::Status), SystemTime::UNIX_EPOCH);
+        // In a thread: a read that waits on the FIFO fails the test instead of hanging it.
+        let (sent, answered) = std::sync::mpsc::channel();
+        let reader = Arc::clone(&board);
+        std::thread::spawn(move || sent.send(reader.thumbnail(digest)).unwrap());
+        let thumbnail = answered
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the thumbnail waited on a FIFO");
+        assert_eq!(thumbnail, None);
+        // And the thumbnails' lock is free.
+        assert!(board.thumbnails.try_lock().is_ok());
     }
 }

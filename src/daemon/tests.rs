@@ -471,7 +471,7 @@ async fn an_idle_loop_keeps_beating_and_is_ready_after_its_first_pass() {
     let world = World::new("resyncInterval: 1h\n");
     let observed = Arc::new(Observed {
         health: health::Health::new(),
-        board: board::Board::new("m.yaml".to_owned(), world.state_dir()),
+        board: board::Board::new(std::path::Path::new("m.yaml"), world.state_dir()),
     });
     let health = &observed.health;
     assert!(health.ready().is_err());

@@ -52,7 +52,7 @@ pub(crate) async fn serve(settings: Settings, first: Manifest) -> Result<(), Err
         parse_to_keep,
     } = settings;
     let clock = Clock::start();
-    let manifest_shown = manifest_path.display().to_string();
+    let manifest_path_shown = manifest_path.clone();
     let source = ManifestSource::new(manifest_path, scope);
     let lock = dir.lock("avatar-sync daemon")?;
     if let Some(parse) = parse_to_keep {
@@ -85,7 +85,7 @@ pub(crate) async fn serve(settings: Settings, first: Manifest) -> Result<(), Err
         Some(addr) => {
             let observed = Arc::new(Observed {
                 health: Health::new(),
-                board: Board::new(manifest_shown, dir.path().to_owned()),
+                board: Board::new(&manifest_path_shown, dir.path().to_owned()),
             });
             let listener = bind(addr, &dir).await?;
             let shared = http::Shared {
