@@ -191,7 +191,10 @@ mod tests {
         let digest = Digest::of(b"an upload");
         let path = crate::picture::prepared::path_in(&state, digest);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let made = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
         assert!(made.success());
         let board = Arc::new(Board::new(&dir.path().join("manifest.yaml"), state));
         let row = Row::<Status, Standing> {
@@ -205,7 +208,10 @@ mod tests {
             error: None,
             error_kind: None,
         };
-        board.publish(Report::new(vec![row], ReportKind::Status), SystemTime::UNIX_EPOCH);
+        board.publish(
+            Report::new(vec![row], ReportKind::Status),
+            SystemTime::UNIX_EPOCH,
+        );
         // In a thread: a read that waits on the FIFO fails the test instead of hanging it.
         let (sent, answered) = std::sync::mpsc::channel();
         let reader = Arc::clone(&board);

@@ -111,3 +111,43 @@ impl Render for PreviewReport {
         table
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jpeg(n: u8) -> Vec<u8> {
+        let image = image::RgbImage::from_pixel(16, 16, image::Rgb([n * 100, 90, 200]));
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+            .encode_image(&image)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn n12_a_picture_being_rewritten_is_previewed_once_it_is_still() {
+        let dir = tempfile::tempdir().unwrap();
+        let picture = dir.path().join("a.jpg");
+        let manifest_path = dir.path().join("manifest.yaml");
+        let text = "instances:\n  - idInstance: \"1101000001\"\n    apiTokenInstance: abc123\n    picture: a.jpg\n";
+        let manifest = crate::manifest::parse(text, &manifest_path, &|_| None).unwrap();
+        // A writer rewrites the picture in place, in two writes 100 ms apart: between them
+        // the file is a complete, valid JPEG, but not the one being written.
+        assert_ne!(jpeg(1), jpeg(2));
+        std::fs::write(&picture, jpeg(1)).unwrap();
+        let writer = {
+            let picture = picture.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                std::fs::write(&picture, jpeg(2)).unwrap();
+            })
+        };
+        let out = dir.path().join("out");
+        let report = preview(&manifest, &out).unwrap();
+        writer.join().unwrap();
+        assert_eq!(report.instances[0].status, "written", "{report:?}");
+        // Sent as it is (a small JPEG with no metadata): the bytes of the finished write.
+        assert_eq!(std::fs::read(out.join("1101000001.jpg")).unwrap(), jpeg(2));
+    }
+}

@@ -9,7 +9,7 @@
 use super::caches::Caches;
 use super::hashes::Hashes;
 use super::prepared::Prepared;
-use super::{Digest, PictureError};
+use super::{Digest, PictureError, SETTLE};
 use crate::manifest::{Manifest, Processing};
 use crate::outcome::{LocalKind, LocalProblem};
 use std::collections::HashMap;
@@ -116,11 +116,30 @@ fn prepare_ahead(manifest: &Manifest, uses: &Uses, sources: &Sources, prepared: 
     prepared.prepare_all(jobs);
 }
 
+/// How many times a picture still being written is waited for ([`SETTLE`] each) by a run
+/// with no state directory, before it is reported as changing.
+const SETTLE_TRIES: u32 = 20;
+
 /// The source digests of every picture of `manifest`, hashed and prepared in memory with
-/// no state directory (`--check`, `--preview`); `keep` keeps the prepared bytes.
+/// no state directory (`--check`, `--preview`); `keep` keeps the prepared bytes. As for an
+/// upload, a picture is taken only once it has been still for [`SETTLE`]: one being written
+/// is waited for (at most [`SETTLE_TRIES`] times), never shown torn.
 pub(crate) fn prepare_in_memory(manifest: &Manifest, keep: bool) -> (Sources, Prepared) {
     let uses = Uses::of(manifest);
-    let sources = Hashes::default().digest_all(uses.files(manifest));
+    let mut hashes = Hashes::default();
+    hashes.require_settled(SETTLE);
+    let mut sources = hashes.digest_all(uses.files(manifest));
+    for _ in 0..SETTLE_TRIES {
+        let changing: Vec<PathBuf> = (sources.iter())
+            .filter(|(_, digest)| matches!(digest, Err(PictureError::Changing { .. })))
+            .map(|(path, _)| path.clone())
+            .collect();
+        if changing.is_empty() {
+            break;
+        }
+        std::thread::sleep(SETTLE);
+        sources.extend(hashes.digest_all(changing.iter().map(PathBuf::as_path)));
+    }
     let mut prepared = Prepared::in_memory(keep);
     prepare_ahead(manifest, &uses, &sources, &mut prepared);
     (sources, prepared)
