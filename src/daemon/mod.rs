@@ -228,14 +228,14 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
         );
     }
 
-    /// Takes no new work, lets calls in flight finish (at most [`DRAIN`], or until a second
-    /// stop), saves.
+    /// Takes no new work, lets uploads in flight finish (at most [`DRAIN`], or until a
+    /// second stop; reads of live state are not waited for), saves.
     async fn drain(mut self, events: &mut UnboundedReceiver<Event>) -> Result<(), StateError> {
         tracing::info!("stopping: no new calls; letting calls in flight finish");
         self.parts.notifier.notify(Notice::Stopping);
         let reconciler = &mut self.parts.reconciler;
         let drain_until = Instant::now() + DRAIN;
-        while reconciler.has_in_flight() {
+        while reconciler.has_uploads_in_flight() {
             tokio::select! {
                 () = reconciler.land_next() => {}
                 () = tokio::time::sleep_until(drain_until) => {
@@ -250,14 +250,22 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
         }
         let abandoned = reconciler.abandon_in_flight();
         reconciler.save()?;
-        if abandoned == 0 {
-            tracing::info!("stopped; state saved");
-        } else {
+        if abandoned.uploads > 0 {
             tracing::warn!(
-                abandoned,
-                "stopped; state saved; {abandoned} call(s) were given up in flight: their \
-                 instances are sent again after minInterval"
+                abandoned = abandoned.uploads,
+                reads = abandoned.reads,
+                "stopped; state saved; {} upload(s) were given up in flight: their instances \
+                 are sent again after minInterval",
+                abandoned.uploads
             );
+        } else if abandoned.reads > 0 {
+            tracing::info!(
+                reads = abandoned.reads,
+                "stopped; state saved; {} read(s) of live state were given up (nothing is lost)",
+                abandoned.reads
+            );
+        } else {
+            tracing::info!("stopped; state saved");
         }
         Ok(())
     }

@@ -29,6 +29,8 @@ struct Scripted {
     calls: Arc<Mutex<Vec<Call>>>,
     reads: Arc<Mutex<Vec<(Duration, &'static str)>>>,
     state: Arc<Mutex<&'static str>>,
+    /// How long each read of live state takes to answer.
+    read_latency: Arc<Mutex<Duration>>,
 }
 
 /// The URL every scripted upload answers, and every scripted look finds live.
@@ -42,7 +44,13 @@ impl Scripted {
             calls: Arc::default(),
             reads: Arc::default(),
             state: Arc::new(Mutex::new("authorized")),
+            read_latency: Arc::default(),
         }
+    }
+
+    /// How long reads of live state take to answer from now on.
+    fn set_read_latency(&self, latency: Duration) {
+        *self.read_latency.lock().unwrap() = latency;
     }
 
     /// What reads of live state answer from now on (`stateInstance`).
@@ -91,6 +99,8 @@ impl Gateway for Scripted {
 
     async fn wa_settings(&self, _: &Reader) -> Result<WaSettings, CallFailure> {
         let state = self.read("getWaSettings");
+        let latency = *self.read_latency.lock().unwrap();
+        tokio::time::sleep(latency).await;
         let avatar = state.is_authorized().then(|| AVATAR_URL.to_owned());
         Ok(WaSettings { avatar, state })
     }
@@ -607,4 +617,56 @@ async fn n2_a_manifest_that_cannot_be_read_is_read_again_soon_without_an_event()
     let reread = 20 * SECOND + QUIET + super::source::REREAD_FIRST;
     assert_eq!(gateway.call_times(), [Duration::ZERO, reread]);
     assert_eq!(gateway.bytes_of_call(1), jpeg(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn n18_hung_reads_hold_back_no_upload_and_leave_their_instances_as_they_are() {
+    // Twelve instances in sync, each looked at once a minute; GREEN-API's read endpoint
+    // hangs for 30 s. An edit's upload is sent after the quiet window, as when nothing
+    // is read; the instances being looked at stay in sync in STATUS=; the stop waits for
+    // no read and calls none of them an upload.
+    let world = World::new("");
+    let mut yaml = String::from(
+        "apiUrl: http://127.0.0.1:9\nminInterval: 10s\nadopt: false\ndrift: warn\ndriftInterval: 1m\ninstances:\n",
+    );
+    for n in 1..=12 {
+        yaml.push_str(&format!(
+            "  - idInstance: \"11010000{n:02}\"\n    apiTokenInstance: abc123\n    picture: a.jpg\n"
+        ));
+    }
+    std::fs::write(world.manifest_path(), &yaml).unwrap();
+    let gateway = Scripted::new([]);
+    gateway.set_read_latency(30 * SECOND);
+    let daemon = start(&world, gateway, None);
+    until(&daemon.gateway, 120 * SECOND).await;
+    assert_eq!(daemon.gateway.call_times(), [Duration::ZERO; 12]);
+    let looks = daemon.gateway.read_times("getWaSettings");
+    assert!(looks.len() >= 4, "the looks hang, two at a time: {looks:?}");
+    std::fs::write(world.dir.path().join("b.jpg"), jpeg(7)).unwrap();
+    let edited = yaml.replacen("picture: a.jpg", "picture: b.jpg", 1);
+    std::fs::write(world.manifest_path(), edited).unwrap();
+    daemon.events.send(Event::Changed).unwrap();
+    until(&daemon.gateway, 130 * SECOND).await;
+    let stop_at = Instant::now() - daemon.gateway.start;
+    let (stopped, gateway, notices) = daemon.stop().await;
+    assert_eq!(gateway.call_times()[12..], [120 * SECOND + QUIET]);
+    assert_eq!(gateway.bytes_of_call(12), jpeg(7));
+    // Never more than two reads at once: each hangs 30 s, so no two starts of three
+    // consecutive looks are 30 s apart or more... within any 30 s, at most two start.
+    let looks = gateway.read_times("getWaSettings");
+    for window in looks.windows(3) {
+        assert!(window[2] - window[0] >= 30 * SECOND, "{looks:?}");
+    }
+    let lines: Vec<String> = (notices.notices.lock().unwrap().iter())
+        .filter_map(|(_, notice)| match notice {
+            Notice::Status(line) => Some(line.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        lines.iter().all(|line| !line.contains("suspended")),
+        "{lines:?}"
+    );
+    // The stop waited for no hung read.
+    assert_eq!(stopped, stop_at);
 }

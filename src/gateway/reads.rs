@@ -14,6 +14,10 @@ use crate::outcome::{CallFailure, FailureKind};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+/// How long one read (of GREEN-API's state, or of an avatar file) may take: shorter than an
+/// upload's, since a read is only worth having soon and another comes later.
+pub(crate) const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The largest avatar file fetched (WhatsApp's are tens of kilobytes).
 pub(crate) const MAX_AVATAR_BYTES: usize = 5 * 1024 * 1024;
 
@@ -116,6 +120,7 @@ impl HttpGateway {
             let mut response = self
                 .client
                 .get(url)
+                .timeout(READ_TIMEOUT)
                 .send()
                 .await
                 .map_err(transport_failure)?;
@@ -141,6 +146,7 @@ impl HttpGateway {
         let mut response = self
             .client
             .get(parsed)
+            .timeout(READ_TIMEOUT)
             .send()
             .await
             .map_err(transport_failure)?;

@@ -1,5 +1,6 @@
-//! Starting what is due: uploads first, then reads of live state, while fewer than
-//! `concurrency` are in flight. Each upload's start is recorded (and journaled) before any
+//! Starting what is due: uploads, while fewer than `concurrency` are in flight; then
+//! reads of live state, within their own [`READ_BUDGET`], so a read endpoint that hangs
+//! never holds back an upload. Each upload's start is recorded (and journaled) before any
 //! of them is sent.
 
 use super::Reconciler;
@@ -15,12 +16,18 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+/// The most reads of live state in flight at once beside the uploads (drift looks and
+/// polls are spread over hours; two keep up with a fleet of 100,000 at one a second each).
+/// `--drift`, whose job is reading, reads up to `--concurrency` at once instead.
+pub(crate) const READ_BUDGET: usize = 2;
+
 impl<G: Gateway> Reconciler<G> {
-    /// Starts due calls, then due reads, while fewer than `concurrency` are in flight.
+    /// Starts due calls while fewer than `concurrency` uploads are in flight, then due
+    /// reads within theirs.
     pub(super) fn dispatch(&mut self) {
         let now = self.clock.now();
         let mut starting: Vec<(InstanceId, Call)> = Vec::new();
-        while self.flight.len() + starting.len() < self.options.concurrency {
+        while self.flight.uploads() + starting.len() < self.options.concurrency {
             let Some(index) = self.schedule.next_call(now) else {
                 break;
             };
@@ -83,6 +90,10 @@ impl<G: Gateway> Reconciler<G> {
         else {
             return None;
         };
+        // A look in flight at this instance is moot now: the upload goes first.
+        if self.flight.stop_read(&instance.id) {
+            tracing::debug!(instance = %instance.id, "a read in flight was stopped for an upload");
+        }
         if !self.flight.claim(&instance.id) {
             return None;
         }
@@ -102,9 +113,14 @@ impl<G: Gateway> Reconciler<G> {
         Some((instance.id.clone(), call))
     }
 
-    /// Starts due reads of live state while permits are free (calls come first).
+    /// Starts due reads of live state while fewer than their budget are in flight.
     fn dispatch_reads(&mut self) {
-        while self.flight.len() < self.options.concurrency {
+        let budget = if self.options.observe_only {
+            self.options.concurrency
+        } else {
+            READ_BUDGET.min(self.options.concurrency)
+        };
+        while self.flight.reads() < budget {
             let Some(index) = self.schedule.next_read() else {
                 return;
             };

@@ -10,7 +10,7 @@ use crate::picture::Digest;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::SystemTime;
-use tokio::task::{Id, JoinSet};
+use tokio::task::{AbortHandle, Id, JoinSet};
 
 /// What came back from a task.
 pub(crate) enum Joined {
@@ -32,22 +32,48 @@ pub(crate) struct Flight {
     sending: HashMap<InstanceId, Digest>,
     /// The `callStartedAt` each upload in flight replaced.
     replaced: HashMap<InstanceId, Option<SystemTime>>,
+    /// Instances with a read of live state in flight (not an upload), and how to stop it.
+    reading: HashMap<InstanceId, AbortHandle>,
+}
+
+/// What a stop gave up in flight.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Abandoned {
+    /// Uploads: each may still reach GREEN-API.
+    pub uploads: usize,
+    /// Reads of live state: nothing is lost.
+    pub reads: usize,
 }
 
 impl Flight {
-    /// How many tasks are in flight.
-    pub fn len(&self) -> usize {
-        self.tasks.len()
-    }
-
     /// Whether nothing is in flight.
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()
     }
 
+    /// How many uploads are in flight.
+    pub fn uploads(&self) -> usize {
+        self.sending.len()
+    }
+
+    /// How many reads of live state are in flight.
+    pub fn reads(&self) -> usize {
+        self.reading.len()
+    }
+
     /// Whether `id` has a task in flight.
     pub fn is_busy(&self, id: &InstanceId) -> bool {
         !self.busy.is_empty() && self.busy.contains(id)
+    }
+
+    /// The instances with an upload in flight.
+    pub fn uploading(&self) -> impl Iterator<Item = &InstanceId> {
+        self.sending.keys()
+    }
+
+    /// Whether `id` has an upload in flight.
+    pub fn is_uploading(&self, id: &InstanceId) -> bool {
+        self.sending.contains_key(id)
     }
 
     /// Claims `id` for a task about to start; `false` when it has one already.
@@ -66,13 +92,35 @@ impl Flight {
     ) {
         self.sending.insert(id.clone(), digest);
         self.replaced.insert(id.clone(), replaced);
-        self.read(id, task);
+        self.spawn(id, task);
     }
 
     /// Starts a read of the claimed instance `id`'s live state.
     pub fn read(&mut self, id: InstanceId, task: impl Future<Output = Landed> + Send + 'static) {
+        let handle = self.spawn(id.clone(), task);
+        self.reading.insert(id, handle);
+    }
+
+    fn spawn(
+        &mut self,
+        id: InstanceId,
+        task: impl Future<Output = Landed> + Send + 'static,
+    ) -> AbortHandle {
         let handle = self.tasks.spawn(task);
         self.ids.insert(handle.id(), id);
+        handle
+    }
+
+    /// Stops the read of `id`'s live state in flight, if one is: an upload is due, and what
+    /// the read would find no longer matters. `id` is free at once; the read never lands.
+    pub fn stop_read(&mut self, id: &InstanceId) -> bool {
+        let Some(handle) = self.reading.remove(id) else {
+            return false;
+        };
+        handle.abort();
+        self.ids.remove(&handle.id());
+        self.busy.remove(id);
+        true
     }
 
     /// The prepared pictures uploads in flight are sending.
@@ -89,6 +137,7 @@ impl Flight {
                     self.ids.remove(&task);
                     return Joined::Landed(landed);
                 }
+                // A stopped read is not waited for.
                 Some(Err(e)) => {
                     if let Some(id) = self.ids.remove(&e.id()) {
                         self.over(&id);
@@ -105,16 +154,21 @@ impl Flight {
     pub fn over(&mut self, id: &InstanceId) -> Option<Option<SystemTime>> {
         self.busy.remove(id);
         self.sending.remove(id);
+        self.reading.remove(id);
         self.replaced.remove(id)
     }
 
-    /// Gives up on every task in flight; how many there were.
-    pub fn abandon(&mut self) -> usize {
+    /// Gives up on every task in flight; how many of each there were.
+    pub fn abandon(&mut self) -> Abandoned {
         self.tasks.abort_all();
+        let abandoned = Abandoned {
+            uploads: self.sending.len(),
+            reads: self.reading.len(),
+        };
         self.ids.clear();
         self.sending.clear();
+        self.reading.clear();
         self.replaced.clear();
-        let abandoned = self.busy.len();
         self.busy.clear();
         abandoned
     }

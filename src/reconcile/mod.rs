@@ -270,11 +270,16 @@ impl<G: Gateway> Reconciler<G> {
         self.schedule.calls_queued()
     }
 
-    /// Gives up on the calls still in flight (a stop that cannot wait longer). Each may
-    /// still reach GREEN-API: its record keeps the call's start (`callStartedAt`), so the
-    /// throttle holds across the restart; the picture is sent again later. Returns how many
-    /// were given up.
-    pub fn abandon_in_flight(&mut self) -> usize {
+    /// Whether an upload is in flight (a stop waits for those, not for reads).
+    pub fn has_uploads_in_flight(&self) -> bool {
+        self.flight.uploads() > 0
+    }
+
+    /// Gives up on the calls and reads still in flight (a stop that cannot wait longer).
+    /// Each upload may still reach GREEN-API: its record keeps the call's start
+    /// (`callStartedAt`), so the throttle holds across the restart; the picture is sent
+    /// again later. A read given up loses nothing. Returns how many of each were given up.
+    pub fn abandon_in_flight(&mut self) -> flight::Abandoned {
         self.flight.abandon()
     }
 

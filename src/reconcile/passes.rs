@@ -7,7 +7,7 @@ use super::schedule::{Read, read_time};
 use super::table::{Index, Slot};
 use super::target::{self, Target, Tokens};
 use crate::gateway::Gateway;
-use crate::manifest::{DriftMode, Manifest};
+use crate::manifest::{DriftMode, InstanceId, Manifest};
 use crate::outcome::LocalProblem;
 use crate::picture::Digest;
 use crate::picture::caches::Caches;
@@ -15,7 +15,7 @@ use crate::picture::pass::{self, Pictures};
 use crate::plan::{self, Decision, Desired, transition};
 use crate::report::ThisRun;
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -40,6 +40,14 @@ impl<G: Gateway> Reconciler<G> {
         } else {
             Default::default()
         };
+        // An instance with an upload in flight is not planned until it lands; it stands as
+        // it stood. One being read is planned: an upload now due stops the read.
+        let standing: HashMap<InstanceId, Decision> = (self.flight.uploading())
+            .filter_map(|id| {
+                let index = self.table.index_of(id)?;
+                Some((id.clone(), self.table.slots.get(index)?.decision.clone()))
+            })
+            .collect();
         if !Arc::ptr_eq(&self.table.index.manifest, &manifest) {
             self.table.index = Index::of(&manifest, self.options.live_reads);
         }
@@ -55,12 +63,12 @@ impl<G: Gateway> Reconciler<G> {
             let record = self.store.state().instances.get(&instance.id);
             self.table.push(Slot {
                 target: target::target_for(instance, picture, Tokens::Required, record),
-                decision: Decision::Suspended,
+                decision: (standing.get(&instance.id).cloned()).unwrap_or(Decision::Suspended),
                 this_run: done.get(&instance.id).copied().unwrap_or_default(),
                 look_at: None,
                 seen: None,
             });
-            if !self.flight.is_busy(&instance.id) {
+            if !self.flight.is_uploading(&instance.id) {
                 self.plan_one(index, now);
             }
         }
