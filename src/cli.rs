@@ -118,7 +118,7 @@ pub struct RunOptions {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 
-    /// At most N instances talked to at once.
+    /// At most N uploads at once, 1 to 1024 (reads of live state have their own two; --drift reads up to N).
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
 }
