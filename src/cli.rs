@@ -114,7 +114,7 @@ pub struct RunOptions {
     #[arg(long, requires = "mode")]
     pub json: bool,
 
-    /// --reconcile only: how long to keep waiting on throttles and retries [default: 5m]
+    /// --reconcile and --drift: how long to keep waiting on throttles and retries [default: 5m]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 

@@ -44,3 +44,61 @@ fn a_refused_connection_is_unreachable_never_throttled_and_the_wait_is_said_once
     let table = world.run(&["--status"]);
     assert!(table.stdout.contains("unreachable"), "{table:?}");
 }
+
+#[test]
+fn drift_twice_in_a_row_reads_once_a_second_across_runs_and_waits_out_a_429() {
+    let world = World::new(Duration::from_secs(1));
+    let ids = ["1101000001", "1101000002", "1101000003"];
+    let mut yaml = String::from("apiUrl: {url}\nminInterval: 1s\ninstances:\n");
+    for id in ids {
+        world.instance(id);
+        yaml.push_str(&format!(
+            "  - idInstance: \"{id}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n"
+        ));
+    }
+    world.write("a.jpg", &jpeg(1));
+    world.write_manifest(&yaml);
+    assert_eq!(world.run(&["--reconcile"]).code, 0);
+    let first = world.run(&["--drift", "--json"]);
+    assert_eq!(first.code, 0, "{first:?}");
+    // At once again: the state directory says when each instance was last read, and the
+    // second run waits out the second GREEN-API asks for between two reads.
+    let before = world.fake.reads().len();
+    let second = world.run(&["--drift", "--json"]);
+    assert_eq!(second.code, 0, "{second:?}");
+    for id in ids {
+        assert_eq!(second.status_of(id), "in-sync", "{second:?}");
+    }
+    let reads = world.fake.reads();
+    let answers: Vec<&str> = reads[before..].iter().map(|r| r.answer.as_str()).collect();
+    assert!(answers.iter().all(|a| *a == "200"), "{answers:?}");
+    for id in ids {
+        let times: Vec<_> = (reads.iter())
+            .filter(|r| r.instance == id && r.method == "getWaSettings")
+            .map(|r| r.received_at)
+            .collect();
+        for pair in times.windows(2) {
+            assert!(
+                pair[1] - pair[0] >= Duration::from_secs(1),
+                "{id}: {times:?}"
+            );
+        }
+    }
+
+    // A 429 on a read is waited out within the run, not reported as a failure.
+    world
+        .fake
+        .script_reads(ids[0], [Answer::Status(429, "{}".to_owned())]);
+    let third = world.run(&["--drift", "--json"]);
+    assert_eq!(third.code, 0, "{third:?}");
+    assert_eq!(third.status_of(ids[0]), "in-sync", "{third:?}");
+    let answered: Vec<String> = (world.fake.reads_for(ids[0]).iter())
+        .filter(|r| r.method == "getWaSettings")
+        .map(|r| r.answer.clone())
+        .collect();
+    assert_eq!(
+        answered[answered.len() - 2..],
+        ["429", "200"],
+        "{answered:?}"
+    );
+}

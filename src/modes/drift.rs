@@ -20,11 +20,13 @@ use crate::state::{StateDir, StateError, StateStore};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Reads every instance's live picture and compares it with its desired one.
+/// Reads every instance's live picture and compares it with its desired one, within
+/// `timeout` (a read GREEN-API asked to slow down is tried again until then).
 pub(crate) async fn drift(
     manifest: Manifest,
     dir: &StateDir,
     concurrency: usize,
+    timeout: Duration,
 ) -> Result<Report, Error> {
     let store = open(dir)?;
     let gateway = HttpGateway::new()?;
@@ -39,8 +41,8 @@ pub(crate) async fn drift(
     let clock = Clock::start();
     let (manifest, jitter) = (Arc::new(manifest), Jitter::random());
     let mut engine = Reconciler::new(manifest, store, gateway, clock, jitter, options);
-    // Each read is bounded by the gateway's timeout; every one is let finish.
-    engine.run_until(clock.now() + NO_DEADLINE).await?;
+    // Each read is bounded by the gateway's timeout; the run, by --timeout.
+    engine.run_until(clock.now() + timeout).await?;
     let mut report = engine.observed();
     report.calls = Some(engine.metrics().calls());
     crate::usage::free_aside(engine.close());
@@ -54,9 +56,6 @@ pub(crate) async fn drift(
     );
     Ok(report)
 }
-
-/// Reads start at once and are let finish: no deadline to speak of.
-const NO_DEADLINE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// The state directory as `--drift` uses it: locked, so what it sees is recorded; or, when
 /// another process holds the lock (a daemon), read only. A directory that does not exist

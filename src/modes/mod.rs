@@ -129,7 +129,7 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
         Mode::Drift => {
             let (prepared, dir) = prepare_in_dir()?;
             let shard_line = prepared.shard_line;
-            let drift = drift::drift(prepared.manifest, &dir, concurrency);
+            let drift = drift::drift(prepared.manifest, &dir, concurrency, args.timeout());
             let mut report = runtime()?.block_on(drift)?;
             report.shard = shard_line;
             Ok(Output::of(&report.listing(args.output.all), args.run.json))

@@ -152,6 +152,13 @@ pub fn record_looked(
     Some(record)
 }
 
+/// The record of an instance a read of whose live state starts at `at`.
+pub fn record_read_started(previous: &InstanceRecord, at: SystemTime) -> InstanceRecord {
+    let mut record = previous.clone();
+    record.read_started_at = Some(at);
+    record
+}
+
 /// The record after a call that started was never sent (its prepared picture was damaged):
 /// the `callStartedAt` it replaced, `before`, is put back.
 pub fn record_not_sent(previous: &InstanceRecord, before: Option<SystemTime>) -> InstanceRecord {

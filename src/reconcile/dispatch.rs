@@ -60,7 +60,7 @@ impl<G: Gateway> Reconciler<G> {
         }
         for (id, call) in &starting {
             if call.adopt {
-                self.schedule.read_started(id, now);
+                self.read_starts(id, now);
             }
         }
         for ((id, call), replaced) in starting.into_iter().zip(replaced) {
@@ -137,7 +137,7 @@ impl<G: Gateway> Reconciler<G> {
             if !self.flight.claim(&id) {
                 continue;
             }
-            self.schedule.read_started(&id, self.clock.now());
+            self.read_starts(&id, self.clock.now());
             self.flight.read(id, read);
         }
     }
@@ -230,6 +230,24 @@ impl<G: Gateway> Reconciler<G> {
         };
         let (gateway, clock, metrics) = (self.gateway.clone(), self.clock, self.metrics.clone());
         Ok(Box::pin(apply::check(check, gateway, clock, metrics)))
+    }
+
+    /// Notes that a read of `id`'s live state starts at `at`: in the schedule, and in its
+    /// record when it has one, so the next read waits a second after it even in another run.
+    /// (No record is made for it: an instance with none is one to adopt.)
+    fn read_starts(&mut self, id: &InstanceId, at: std::time::SystemTime) {
+        self.schedule.read_started(id, at);
+        if let Some(previous) = self.store.state().instances.get(id) {
+            let record = crate::plan::transition::record_read_started(previous, at);
+            self.store.set(id.clone(), record);
+        }
+    }
+
+    /// When a read of `id`'s live state last started, in this run or, as its record says,
+    /// in another.
+    pub(super) fn last_read(&self, id: &InstanceId) -> Option<std::time::SystemTime> {
+        let recorded = (self.store.state().instances.get(id)).and_then(|r| r.read_started_at);
+        self.schedule.last_read(id).max(recorded)
     }
 
     /// The token for a read of instance `index`: the one its target holds, else read now

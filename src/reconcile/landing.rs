@@ -132,9 +132,19 @@ impl<G: Gateway> Reconciler<G> {
         let drifted = self.record_look(id, digest, &look, at);
         let index = self.table.index_of(id);
         if self.options.observe_only {
-            // `--drift` reports what it saw, recorded or not; it plans nothing more.
+            // `--drift` reports what it saw, recorded or not; it plans nothing more, but
+            // a read GREEN-API asked to slow down (429) is tried again, later in the run.
             if let Some(index) = index {
-                self.table.slots[index].seen = Some(look);
+                let slowed = matches!(&look, Look::Unknown { kind, .. }
+                    if *kind == FailureKind::TooManyRequests.label());
+                match self.schedule.retry_read(id).filter(|_| slowed) {
+                    Some(wait) => {
+                        tracing::debug!(instance = %id, "a read was answered 429; again in {wait:?}");
+                        self.table.slots[index].look_at = Some(at + wait);
+                        self.schedule.read_at(index, at + wait);
+                    }
+                    None => self.table.slots[index].seen = Some(look),
+                }
             }
             return None;
         }

@@ -3,7 +3,7 @@
 //! next read of live state).
 
 use super::Reconciler;
-use super::schedule::{Read, read_time};
+use super::schedule::{READ_SPACING, Read, read_time};
 use super::table::{Index, Slot};
 use super::target::{self, Target, Tokens};
 use crate::gateway::Gateway;
@@ -157,10 +157,11 @@ impl<G: Gateway> Reconciler<G> {
             self.store.set(id.clone(), clamped);
         }
         if self.options.observe_only {
-            // One look, now, at every instance with a desired picture; nothing is sent.
+            // One look, as soon as the one-read-a-second rule allows (another run may have
+            // read a moment ago), at every instance with a desired picture; nothing is sent.
             let slot = &self.table.slots[index];
             if slot.seen.is_none() && matches!(slot.target.desired, Desired::Picture { .. }) {
-                self.schedule.read_now(index);
+                self.observe_at(index, now);
             }
             self.table.set(index, |slot| slot.decision = decision);
             return;
@@ -198,11 +199,26 @@ impl<G: Gateway> Reconciler<G> {
             _ => None,
         };
         let every = self.table.manifest().drift_interval;
-        let at =
-            read.map(|read| read_time(read, now, every, self.schedule.last_read(&instance.id)));
+        let last_read = self.last_read(&instance.id);
+        let at = read.map(|read| read_time(read, now, every, last_read));
         self.table.slots[index].look_at = at;
         if let Some(at) = at {
             self.schedule.read_at(index, at);
+        }
+    }
+
+    /// Plans `--drift`'s look at instance `index`: now, or a second after its last read.
+    pub(super) fn observe_at(&mut self, index: usize, now: SystemTime) {
+        let last_read = self.last_read(self.table.id(index));
+        match last_read
+            .map(|last| last + READ_SPACING)
+            .filter(|at| *at > now)
+        {
+            Some(at) => {
+                self.table.slots[index].look_at = Some(at);
+                self.schedule.read_at(index, at);
+            }
+            None => self.schedule.read_now(index),
         }
     }
 

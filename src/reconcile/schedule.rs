@@ -19,6 +19,10 @@ pub(crate) const HEALTH_POLL: Duration = Duration::from_secs(5 * 60);
 /// second, with room for the network's jitter.
 pub(crate) const READ_SPACING: Duration = Duration::from_millis(1100);
 
+/// How many times `--drift` reads an instance again after a 429 (waits of 2.2, 4.4, 8.8,
+/// 17.6 and 35.2 s: about a minute in all, within the default `--timeout`).
+pub(crate) const READ_RETRIES: u32 = 5;
+
 /// Why an instance's live state is read.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Read {
@@ -68,8 +72,10 @@ pub(crate) struct Schedule {
     reads: BinaryHeap<Reverse<(SystemTime, usize)>>,
     /// Reads whose time has come, waiting for a free permit (calls come first).
     reads_due: VecDeque<usize>,
-    /// When each instance's live state was last read (this process, or the record).
+    /// When each instance's live state was last read by this process.
     last_read: HashMap<InstanceId, SystemTime>,
+    /// Reads of each instance answered 429 so far (`--drift` tries them again).
+    slowed: HashMap<InstanceId, u32>,
     /// No call starts before this time (the calls journal could not be written).
     calls_held_until: Option<SystemTime>,
 }
@@ -106,6 +112,14 @@ impl Schedule {
     /// A read of `id`'s live state starts at `at`.
     pub fn read_started(&mut self, id: &InstanceId, at: SystemTime) {
         self.last_read.insert(id.clone(), at);
+    }
+
+    /// How long to wait before reading `id` again after GREEN-API answered 429: twice the
+    /// read spacing, doubling with each 429, [`READ_RETRIES`] times at most.
+    pub fn retry_read(&mut self, id: &InstanceId) -> Option<Duration> {
+        let tries = self.slowed.entry(id.clone()).or_default();
+        *tries += 1;
+        (*tries <= READ_RETRIES).then(|| READ_SPACING * 2_u32.pow(*tries))
     }
 
     /// When `id`'s live state was last read, as far as this schedule knows.

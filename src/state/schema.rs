@@ -61,6 +61,14 @@ pub struct InstanceRecord {
         with = "serde_rfc3339_opt"
     )]
     pub live_checked_at: Option<SystemTime>,
+    /// When a read of its live state last started (any process): GREEN-API allows one a
+    /// second, so the next read, in this run or the next, waits until a second after it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "serde_rfc3339_opt"
+    )]
+    pub read_started_at: Option<SystemTime>,
     /// Why the live picture is not the applied one, when the last look found so; cleared
     /// by a look that matches or by a new upload.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -33,6 +33,7 @@ fn full_record() -> InstanceRecord {
         last_call_at: Some(at_ms(1_800_000_100_456)),
         call_started_at: Some(at_ms(1_800_000_150_000)),
         live_checked_at: Some(at_ms(1_800_000_160_000)),
+        read_started_at: Some(at_ms(1_800_000_161_000)),
         state_instance: Some("authorized".to_owned()),
         drifted: Some("another picture is live".to_owned()),
         failure: Some(Box::new(Failure {
