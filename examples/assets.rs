@@ -97,7 +97,7 @@ fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     encoder.finish()
 }
 
-/// Every key of the manifest, with its type, default and meaning (src/manifest/raw.rs is the
+/// Every key of the manifest, with its type, default and meaning (src/manifest/keys.rs is the
 /// list of keys; src/manifest/model.rs and validate.rs the defaults and checks). Written as
 /// roff (`.SH`, `.SS`, `.TP`, `.PP` lines) with plain text between them.
 const MANIFEST_REFERENCE: &str = "\

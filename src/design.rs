@@ -98,29 +98,6 @@ fn the_tree_reader_follows_folders_and_skips_what_is_outside_src() {
     assert_eq!(listed(notes).into_iter().collect::<Vec<_>>(), expected);
 }
 
-/// The keys of one serde struct of `src/manifest/raw.rs`, as YAML writes them (camelCase).
-fn raw_keys(raw: &str, name: &str) -> BTreeSet<String> {
-    let fields = raw
-        .split(&format!("struct {name} {{"))
-        .nth(1)
-        .and_then(|body| body.split("\n}").next())
-        .unwrap_or_else(|| panic!("src/manifest/raw.rs has struct {name}"));
-    let camel = |snake: &str| {
-        let mut words = snake.split('_');
-        let first = words.next().unwrap_or_default().to_owned();
-        words.fold(first, |out, word| {
-            let mut chars = word.chars();
-            let head = chars.next().map(|c| c.to_ascii_uppercase());
-            out + &head.into_iter().chain(chars).collect::<String>()
-        })
-    };
-    (fields.lines())
-        .filter_map(|line| line.trim().strip_prefix("pub(super) "))
-        .filter_map(|field| field.split(':').next())
-        .map(camel)
-        .collect()
-}
-
 /// The keys the `.TP` tags of one subsection of the man page's manifest reference name
 /// (a tag is `key (type; default)`, or `key, key, ...` for keys alike).
 fn man_keys(assets: &str, subsection: &str) -> BTreeSet<String> {
@@ -147,10 +124,12 @@ fn man_keys(assets: &str, subsection: &str) -> BTreeSet<String> {
 #[test]
 fn the_man_page_names_every_manifest_key() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let raw = std::fs::read_to_string(root.join("src/manifest/raw.rs")).unwrap();
     let assets = std::fs::read_to_string(root.join("examples/assets.rs")).unwrap();
-    let top = raw_keys(&raw, "RawManifest");
-    let instance = raw_keys(&raw, "RawInstance");
+    let names = |keys: &[crate::manifest::Key]| -> BTreeSet<String> {
+        keys.iter().map(|key| key.name.to_owned()).collect()
+    };
+    let top = names(&crate::manifest::TOP_KEYS);
+    let instance = names(&crate::manifest::INSTANCE_KEYS);
     assert!(top.contains("driftInterval") && instance.contains("idInstance"));
     assert_eq!(man_keys(&assets, "Top-level keys"), top);
     assert_eq!(man_keys(&assets, "Per-instance keys"), instance);

@@ -88,7 +88,8 @@ impl ManifestSource {
             return None;
         }
         self.bytes = bytes;
-        match manifest::from_bytes(&self.bytes, &self.path, &|name| std::env::var(name).ok()) {
+        let env = |name: &str| std::env::var(name).ok();
+        match manifest::from_bytes_in(&self.bytes, &self.path, self.scope.shard(), &env) {
             Ok(mut manifest) => {
                 for id in self.scope.missing_from(&manifest) {
                     tracing::warn!(instance = %id, "--instance {id} is no longer in the manifest");

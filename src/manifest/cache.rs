@@ -14,7 +14,7 @@
 use super::parsed::{At, ParsedInstance, ParsedManifest, ParsedTop};
 use super::problem::ManifestError;
 use super::validate::{Building, Validator};
-use super::{MAX_MANIFEST_BYTES, Manifest};
+use super::{MAX_MANIFEST_BYTES, Manifest, Shard};
 use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -22,30 +22,31 @@ use std::path::{Path, PathBuf};
 
 use crate::layout::MANIFEST_CACHE_FILE as CACHE_FILE;
 /// Bump when [`Cached`]'s JSON changes.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 /// The fewest bytes of YAML an instance takes (`- idInstance: 1`, a token, a picture): caps
 /// the room a damaged cache's `instanceCount` can ask for.
 const MIN_INSTANCE_BYTES: u64 = 32;
 
-/// The first line of the cache of the manifest `bytes`.
-pub(super) fn key(bytes: &[u8]) -> String {
-    key_of(&Sha256::digest(bytes))
+/// The first line of the cache of the manifest `bytes`, as `shard` (or all) reads it.
+pub(super) fn key(bytes: &[u8], shard: Option<Shard>) -> String {
+    key_of(&Sha256::digest(bytes), shard)
 }
 
 /// The first line of the cache of the manifest file at `path`, read in pieces (a run that
 /// finds its parse cached never holds the manifest's bytes); `None` where the file cannot
 /// be read as [`super::read_bytes`] reads it.
-pub(super) fn key_of_file(path: &Path) -> Option<String> {
+pub(super) fn key_of_file(path: &Path, shard: Option<Shard>) -> Option<String> {
     use std::io::Read as _;
     let file = crate::fsio::open_regular(path).ok()?;
     let mut hasher = Sha256::new();
     let size = std::io::copy(&mut file.take(MAX_MANIFEST_BYTES + 1), &mut hasher).ok()?;
-    (size <= MAX_MANIFEST_BYTES).then(|| key_of(&hasher.finalize()))
+    (size <= MAX_MANIFEST_BYTES).then(|| key_of(&hasher.finalize(), shard))
 }
 
-fn key_of(digest: &sha2::digest::Output<Sha256>) -> String {
+fn key_of(digest: &sha2::digest::Output<Sha256>, shard: Option<Shard>) -> String {
+    let shard = shard.map_or_else(|| "all".to_owned(), |shard| format!("shard {shard}"));
     format!(
-        "avatar-sync parsed manifest {FORMAT} {} {digest:x}\n",
+        "avatar-sync parsed manifest {FORMAT} {} {digest:x} {shard}\n",
         env!("CARGO_PKG_VERSION"),
     )
 }
@@ -104,6 +105,8 @@ struct Cached<'a> {
     top: &'a ParsedTop,
     /// How many instances follow: the reader makes room for them at once.
     instance_count: usize,
+    /// How many instances the manifest writes, in every shard.
+    written: usize,
     instances: &'a [At<ParsedInstance>],
 }
 
@@ -112,6 +115,7 @@ impl<'a> Cached<'a> {
         Self {
             top: &parsed.top,
             instance_count: parsed.instances.len(),
+            written: parsed.written,
             instances: &parsed.instances,
         }
     }
@@ -123,6 +127,7 @@ impl<'a> Cached<'a> {
 enum Key {
     Top,
     InstanceCount,
+    Written,
     Instances,
 }
 
@@ -149,9 +154,11 @@ impl<'de, 'a> Visitor<'de> for Validated<'a> {
         let top = map.next_value::<ParsedTop>()?;
         expect_key(&mut map, Key::InstanceCount)?;
         let count = map.next_value::<usize>()?;
+        expect_key(&mut map, Key::Written)?;
+        let written = map.next_value::<usize>()?;
         expect_key(&mut map, Key::Instances)?;
         let most = usize::try_from(MAX_MANIFEST_BYTES / MIN_INSTANCE_BYTES).unwrap_or(usize::MAX);
-        let mut building = self.0.start(top, count.min(most));
+        let mut building = self.0.start(top, count.min(most), written);
         map.next_value_seed(Instances(&mut building))?;
         if map.next_key::<Key>()?.is_some() {
             return Err(A::Error::custom("nothing may follow `instances`"));
@@ -288,8 +295,13 @@ instances:
         dir: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> (Result<Manifest, ManifestError>, bool) {
-        let hit = read(dir, &key(text.as_bytes()), Validator::new(path(), env)).is_some();
-        let loaded = from_bytes_cached(text.as_bytes(), path(), dir, Keep::Parse, env);
+        let hit = read(
+            dir,
+            &key(text.as_bytes(), None),
+            Validator::new(path(), env),
+        )
+        .is_some();
+        let loaded = from_bytes_cached(text.as_bytes(), path(), dir, Keep::Parse, None, env);
         let loaded = loaded.map(|(manifest, pending)| {
             assert_eq!(
                 pending.is_some(),
@@ -333,11 +345,11 @@ instances:
 
         // A problem found in a cached parse names the same line as the YAML's. (A run stops
         // at a manifest with problems, so it keeps no parse of it: one is put there here.)
-        let bad = TEXT.replace("quality: 70", "quality: 0");
+        let bad = TEXT.replace("drift: warn", "drift: sometimes");
         let (_, hit) = load(&bad, dir.path(), &env);
         assert!(!hit, "other bytes, another key");
-        let parsed = super::super::parse_yaml(&bad, path()).unwrap();
-        PendingCache::new(dir.path(), key(bad.as_bytes()), &parsed)
+        let parsed = super::super::parse_yaml(&bad, path(), None).unwrap().parsed;
+        PendingCache::new(dir.path(), key(bad.as_bytes(), None), &parsed)
             .unwrap()
             .save();
         let (cached, hit) = load(&bad, dir.path(), &env);
@@ -345,7 +357,7 @@ instances:
         let fresh = from_bytes(bad.as_bytes(), path(), &env);
         let (cached, fresh) = (cached.unwrap_err(), fresh.unwrap_err());
         assert_eq!(cached.to_string(), fresh.to_string());
-        assert!(cached.to_string().contains("manifest.yaml:15:"), "{cached}");
+        assert!(cached.to_string().contains("manifest.yaml:16:"), "{cached}");
     }
 
     #[test]
@@ -370,10 +382,14 @@ instances:
         // Larger than one piece, so the pieces are put together.
         let text = TEXT.repeat(2000);
         std::fs::write(&file, &text).unwrap();
-        assert_eq!(key_of_file(&file), Some(key(text.as_bytes())));
-        assert_ne!(key(text.as_bytes()), key(TEXT.as_bytes()));
-        assert_eq!(key_of_file(&dir.path().join("missing.yaml")), None);
-        assert_eq!(key_of_file(dir.path()), None, "a folder is not a manifest");
+        assert_eq!(key_of_file(&file, None), Some(key(text.as_bytes(), None)));
+        assert_ne!(key(text.as_bytes(), None), key(TEXT.as_bytes(), None));
+        assert_eq!(key_of_file(&dir.path().join("missing.yaml"), None), None);
+        assert_eq!(
+            key_of_file(dir.path(), None),
+            None,
+            "a folder is not a manifest"
+        );
     }
 
     #[test]
@@ -423,12 +439,12 @@ instances:
     fn the_cached_form_is_pinned_so_a_change_bumps_its_format() {
         // If this fails, the cached form changed: bump FORMAT (older caches must not be
         // read as the new form), then update the expected text.
-        let parsed = super::super::parse_yaml(TEXT, path()).unwrap();
+        let parsed = super::super::parse_yaml(TEXT, path(), None).unwrap().parsed;
         let json = cached_form(&parsed);
         let expected = concat!(
             r#"{"top":{"apiUrl":["https://gw.example",1],"minInterval":["12s",2],"#,
             r#""drift":["heal",3],"processing":{"size":[320,4]}},"instanceCount":2,"#,
-            r#""instances":[[{"#,
+            r#""written":2,"instances":[[{"#,
             r#""idInstance":["1101000001",6],"apiTokenFile":["${SECRETS}/one",7],"#,
             r#""picture":["${PICTURES}/one.png",8],"processing":{"fit":["contain",9],"#,
             r##""background":["#102030",10]}},6],[{"idInstance":["1101000002",11],"##,
@@ -437,7 +453,7 @@ instances:
             r#""drift":["warn",16],"suspend":true},11]]}"#
         );
         assert_eq!(json, expected);
-        assert_eq!(FORMAT, 2);
+        assert_eq!(FORMAT, 3);
     }
 
     #[test]
@@ -447,25 +463,34 @@ instances:
             "apiTokenEnv: TOKEN_TWO",
             &format!("apiTokenInstance: {secret}"),
         );
-        let parsed = super::super::parse_yaml(&text, path()).unwrap();
+        let parsed = super::super::parse_yaml(&text, path(), None)
+            .unwrap()
+            .parsed;
         assert!(parsed.has_inline_token());
         let json = cached_form(&parsed);
         assert!(!json.contains(secret), "{json}");
-        assert!(PendingCache::new(Path::new("/nowhere"), key(b"x"), &parsed).is_none());
+        assert!(PendingCache::new(Path::new("/nowhere"), key(b"x", None), &parsed).is_none());
     }
 
     #[test]
     fn a_reader_keeps_nothing_and_a_cache_others_could_write_is_not_trusted() {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
-        let (manifest, pending) =
-            from_bytes_cached(TEXT.as_bytes(), path(), dir.path(), Keep::Nothing, &env).unwrap();
+        let (manifest, pending) = from_bytes_cached(
+            TEXT.as_bytes(),
+            path(),
+            dir.path(),
+            Keep::Nothing,
+            None,
+            &env,
+        )
+        .unwrap();
         assert!(!manifest.instances.is_empty() && pending.is_none());
         let (_, hit) = load(TEXT, dir.path(), &env);
         assert!(!hit);
         let cached = || {
             let validator = Validator::new(path(), &env);
-            read(dir.path(), &key(TEXT.as_bytes()), validator).is_some()
+            read(dir.path(), &key(TEXT.as_bytes(), None), validator).is_some()
         };
         assert!(cached());
         // Writable by the group: whoever is in it could send the tokens elsewhere.

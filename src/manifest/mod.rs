@@ -11,22 +11,24 @@ mod drift;
 mod expand;
 #[cfg(test)]
 mod fuzz;
+mod keys;
 mod limits;
 mod model;
 mod parsed;
 mod problem;
 mod processing;
-mod raw;
 mod revision;
 mod scope;
 mod shard;
 mod token;
 mod validate;
 mod values;
+mod yaml;
 
 pub use cache::PendingCache;
 pub use drift::DriftMode;
 pub(crate) use expand::ExpandError;
+pub use keys::{INSTANCE_KEYS, Key, KeyType, PROCESSING_KEYS, TOP_KEYS};
 pub use limits::MAX_MANIFEST_BYTES;
 pub use model::{
     DEFAULT_API_URL, DEFAULT_DRIFT_INTERVAL, DEFAULT_MIN_INTERVAL, DEFAULT_RESYNC_INTERVAL,
@@ -42,10 +44,8 @@ pub use values::{
     ApiToken, ApiUrl, IdHasher, IdMap, InstanceId, credentials_fingerprint, is_loopback,
 };
 
-use parsed::ParsedManifest;
-use raw::RawManifest;
 use std::path::Path;
-use validate::{Validator, yaml_error};
+use validate::Validator;
 
 /// Reads and validates the manifest at `path`, expanding `${NAME}` from the process
 /// environment. The daemon's reloads go through the same two steps ([`read_bytes`], then
@@ -73,22 +73,24 @@ pub enum Keep {
 
 /// Reads and validates the manifest at `path` as [`load`] does, taking its parse from the
 /// cache in the state directory `dir` when the bytes are the ones cached. A writer (`keep`)
-/// gets a fresh parse back, to save there once it holds the lock.
+/// gets a fresh parse back, to save there once it holds the lock. A `shard` keeps only its
+/// own instances (and its own cache): its memory follows its shard, not the fleet.
 pub fn load_cached(
     path: &Path,
     dir: &Path,
     keep: Keep,
+    shard: Option<Shard>,
 ) -> Result<(Manifest, Option<PendingCache>), ManifestError> {
     let env = |name: &str| std::env::var(name).ok();
     // Looked up by the file's hash first: a hit never holds the manifest's bytes (at fleet
     // size, megabytes beside the state's records).
-    if let Some(key) = cache::key_of_file(path)
+    if let Some(key) = cache::key_of_file(path, shard)
         && let Some(validated) = cache::read(dir, &key, Validator::new(path, &env))
     {
         tracing::debug!("manifest parse taken from the cache");
         return Ok((validated?, None));
     }
-    from_bytes_cached(&read_bytes(path)?, path, dir, keep, &env)
+    from_bytes_cached(&read_bytes(path)?, path, dir, keep, shard, &env)
 }
 
 /// [`from_bytes`], with the parse cached in `dir` ([`load_cached`]).
@@ -97,19 +99,22 @@ fn from_bytes_cached(
     path: &Path,
     dir: &Path,
     keep: Keep,
+    shard: Option<Shard>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Manifest, Option<PendingCache>), ManifestError> {
-    let key = cache::key(bytes);
+    let key = cache::key(bytes, shard);
     if let Some(validated) = cache::read(dir, &key, Validator::new(path, env)) {
         tracing::debug!("manifest parse taken from the cache");
         return Ok((validated?, None));
     }
-    let parsed = parse_yaml(utf8(bytes, path)?, path)?;
+    let read = parse_yaml(utf8(bytes, path)?, path, shard)?;
+    // Only a parse without a problem is kept: one with problems is refused anyway.
     let pending = match keep {
-        Keep::Parse => PendingCache::new(dir, key, &parsed),
-        Keep::Nothing => None,
+        Keep::Parse if read.problems.is_empty() => PendingCache::new(dir, key, &read.parsed),
+        _ => None,
     };
-    Ok((Validator::new(path, env).manifest(parsed)?, pending))
+    let validator = Validator::new(path, env).with_problems(read.problems);
+    Ok((validator.manifest(read.parsed)?, pending))
 }
 
 /// Validates the manifest `bytes` read from `path`: UTF-8 text, then [`parse`].
@@ -119,6 +124,19 @@ pub fn from_bytes(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Manifest, ManifestError> {
     parse(utf8(bytes, path)?, path, env)
+}
+
+/// [`from_bytes`], keeping only `shard`'s instances when it is one.
+pub fn from_bytes_in(
+    bytes: &[u8],
+    path: &Path,
+    shard: Option<Shard>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Manifest, ManifestError> {
+    let read = parse_yaml(utf8(bytes, path)?, path, shard)?;
+    Validator::new(path, env)
+        .with_problems(read.problems)
+        .manifest(read.parsed)
 }
 
 fn utf8<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, ManifestError> {
@@ -141,11 +159,12 @@ pub fn parse(
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Manifest, ManifestError> {
-    Validator::new(path, env).manifest(parse_yaml(text, path)?)
+    from_bytes_in(text.as_bytes(), path, None, env)
 }
 
-/// The YAML `text` read from `path`, parsed within the safety limits.
-fn parse_yaml(text: &str, path: &Path) -> Result<ParsedManifest, ManifestError> {
+/// The YAML `text` read from `path`, parsed within the safety limits (a `shard`'s
+/// instances only).
+fn parse_yaml(text: &str, path: &Path, shard: Option<Shard>) -> Result<yaml::Read, ManifestError> {
     if let Err(bomb) = limits::check_expansion(text) {
         return Err(ManifestError::one(
             ProblemKind::YamlLimit,
@@ -154,11 +173,10 @@ fn parse_yaml(text: &str, path: &Path) -> Result<ParsedManifest, ManifestError> 
             bomb.message,
         ));
     }
-    let options = limits::options(text.len());
-    let raw: RawManifest = serde_saphyr::from_str_with_options(text, options)
-        .map_err(|e| yaml_error(path, &e, text.len()))?;
-    Ok(raw.into())
+    yaml::read(text, path, shard)
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod yaml_tests;

@@ -28,8 +28,10 @@ pub struct Manifest {
     pub adopt: bool,
     /// How often the daemon reads each in-sync instance's live picture (`driftInterval`).
     pub drift_interval: Duration,
-    /// The instances, in manifest order.
+    /// The instances, in manifest order (a shard's: only its own).
     pub instances: Vec<Instance>,
+    /// How many instances the manifest writes, in every shard.
+    pub written: usize,
     /// Things that are allowed but worth saying (a token written in the manifest).
     pub warnings: Vec<Problem>,
 }

@@ -1,10 +1,8 @@
-//! The manifest as parsed, before validation: [`super::raw`]'s YAML structs with each
-//! value's line kept as a plain number. This is the form [`super::validate`] reads and the
+//! The manifest as parsed, before validation: what [`super::yaml`] read, each value with
+//! its line. This is the form [`super::validate`] reads and the
 //! form [`super::cache`] keeps, so a cached parse validates exactly as a fresh one.
 
-use super::raw::{RawId, RawInstance, RawManifest};
 use serde::{Deserialize, Serialize};
-use serde_saphyr::Spanned;
 
 /// A value and the manifest line it was written on (written `[value, line]` in the cache).
 #[derive(Serialize, Deserialize)]
@@ -16,18 +14,14 @@ impl<T> At<T> {
     }
 }
 
-impl<T> From<Spanned<T>> for At<T> {
-    fn from(spanned: Spanned<T>) -> Self {
-        At(spanned.value, spanned.referenced.line())
-    }
-}
-
 /// The whole manifest as written.
 pub(super) struct ParsedManifest {
     /// Its top-level keys.
     pub(super) top: ParsedTop,
-    /// Its instances, in order.
+    /// Its instances, in order (a shard's: only its own).
     pub(super) instances: Vec<At<ParsedInstance>>,
+    /// How many instances the manifest writes, in every shard.
+    pub(super) written: usize,
 }
 
 /// The manifest's top-level keys as written, all but `instances`.
@@ -103,59 +97,5 @@ impl ParsedManifest {
         self.instances
             .iter()
             .any(|instance| instance.0.api_token_instance.is_some())
-    }
-}
-
-fn at<T>(spanned: Option<Spanned<T>>) -> Option<At<T>> {
-    spanned.map(At::from)
-}
-
-impl From<RawManifest> for ParsedManifest {
-    fn from(raw: RawManifest) -> Self {
-        let top = ParsedTop {
-            api_url: at(raw.api_url),
-            min_interval: at(raw.min_interval),
-            resync_interval: at(raw.resync_interval),
-            adopt: raw.adopt,
-            drift: at(raw.drift),
-            drift_interval: at(raw.drift_interval),
-            processing: ParsedProcessing {
-                fit: at(raw.fit),
-                size: at(raw.size),
-                background: at(raw.background),
-                quality: at(raw.quality),
-            },
-        };
-        Self {
-            top,
-            instances: raw
-                .instances
-                .into_iter()
-                .map(|instance| At(instance.value.into(), instance.referenced.line()))
-                .collect(),
-        }
-    }
-}
-
-impl From<RawInstance> for ParsedInstance {
-    fn from(raw: RawInstance) -> Self {
-        let id = raw.id_instance;
-        let RawId(text) = id.value;
-        Self {
-            id_instance: At(text, id.referenced.line()),
-            api_token_file: at(raw.api_token_file),
-            api_token_env: at(raw.api_token_env),
-            api_token_instance: at(raw.api_token_instance),
-            picture: raw.picture.into(),
-            api_url: at(raw.api_url),
-            processing: ParsedProcessing {
-                fit: at(raw.fit),
-                size: at(raw.size),
-                background: at(raw.background),
-                quality: at(raw.quality),
-            },
-            drift: at(raw.drift),
-            suspend: raw.suspend,
-        }
     }
 }

@@ -3,7 +3,6 @@
 
 use super::drift::DriftMode;
 use super::expand::{ExpandError, expand_vars, is_env_name};
-use super::limits;
 use super::parsed::{At, ParsedInstance, ParsedManifest, ParsedProcessing, ParsedTop};
 use super::problem::{ManifestError, Problem, ProblemKind};
 use super::processing::{Fit, Processing, parse_background};
@@ -19,72 +18,6 @@ use crate::clock::{human_duration, parse_duration};
 type TokenSources = (Option<At<String>>, Option<At<String>>, Option<At<String>>);
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-pub(super) fn yaml_error(
-    path: &Path,
-    err: &serde_saphyr::Error,
-    input_len: usize,
-) -> ManifestError {
-    let line = err.location().map(|l| l.line()).filter(|&l| l > 0);
-    if let Some(message) = limit_message(err, input_len) {
-        return ManifestError::one(ProblemKind::YamlLimit, path, line, message);
-    }
-    // The library's own text may span several lines and repeat the position; keep one line.
-    let plain = err.without_snippet().to_string();
-    let message = plain
-        .lines()
-        .next()
-        .unwrap_or("not valid YAML")
-        .trim()
-        .to_owned();
-    let message = strip_position_suffix(&message);
-    // Advice aimed at programs that embed the YAML library, not at operators.
-    let message = match message.find(", set DuplicateKeyPolicy") {
-        Some(at) => message[..at].to_owned(),
-        None => message,
-    };
-    ManifestError::one(yaml_kind(err.without_snippet()), path, line, message)
-}
-
-/// The words for a YAML safety limit the manifest hit, if that is what `err` is.
-fn limit_message(err: &serde_saphyr::Error, input_len: usize) -> Option<String> {
-    use serde_saphyr::Error as E;
-    match err {
-        E::WithSnippet { error, .. } | E::AliasError { error, .. } => {
-            limit_message(error, input_len)
-        }
-        E::Budget { breach, .. } => Some(limits::breach_message(breach, input_len)),
-        E::AliasReplayCounterOverflow { .. }
-        | E::AliasReplayLimitExceeded { .. }
-        | E::AliasExpansionLimitExceeded { .. }
-        | E::AliasReplayStackDepthExceeded { .. } => Some(
-            "the manifest's aliases (*name) expand to more than the YAML safety limit allows \
-             (as a YAML \"alias bomb\" does); a manifest is a plain list of instances"
-                .to_owned(),
-        ),
-        _ => None,
-    }
-}
-
-/// The kind of a YAML library error: the ones an operator makes by hand get their own.
-fn yaml_kind(err: &serde_saphyr::Error) -> ProblemKind {
-    use serde_saphyr::Error as E;
-    match err {
-        E::SerdeUnknownField { .. } => ProblemKind::UnknownKey,
-        E::SerdeMissingField { .. } => ProblemKind::MissingKey,
-        E::DuplicateMappingKey { .. } => ProblemKind::DuplicateKey,
-        E::AliasError { error, .. } => yaml_kind(error),
-        _ => ProblemKind::Yaml,
-    }
-}
-
-/// Drops a trailing " at line N column M" that the YAML library appends.
-fn strip_position_suffix(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(at) if message[at..].contains("column") => message[..at].to_owned(),
-        _ => message.to_owned(),
-    }
-}
 
 pub(super) struct Validator<'a> {
     path: &'a Path,
@@ -107,30 +40,38 @@ pub(super) struct Building<'a> {
     /// The line each `idInstance` was first defined at, to name it in a duplicate's problem.
     first_line: IdMap<u64>,
     instances: Vec<Instance>,
+    /// How many instances the manifest writes, in every shard.
+    written: usize,
 }
 
 impl Building<'_> {
     /// Validates the next instance, keeping it if it has no problem.
     pub(super) fn add(&mut self, raw: At<ParsedInstance>) {
         let line = raw.line();
-        let Some(instance) = self.validator.instance(
+        // A duplicate id is named whatever else is wrong with either instance (whose own
+        // problems are listed too).
+        let mut duplicate = false;
+        if let Ok(id) = InstanceId::parse_written(&raw.0.id_instance.0) {
+            if let Some(first) = self.first_line.get(&id) {
+                let message = format!("duplicate idInstance (first defined at line {first})");
+                let who = Some(id.as_str());
+                self.validator
+                    .problem(ProblemKind::DuplicateId, line, who, message);
+                duplicate = true;
+            } else {
+                self.first_line.insert(id, line);
+            }
+        }
+        if let Some(instance) = self.validator.instance(
             raw.0,
             line,
             &self.default_url,
             self.defaults,
             self.default_drift,
-        ) else {
-            return;
-        };
-        if let Some(first) = self.first_line.get(&instance.id) {
-            let message = format!("duplicate idInstance (first defined at line {first})");
-            let who = Some(instance.id.as_str());
-            self.validator
-                .problem(ProblemKind::DuplicateId, line, who, message);
-            return;
+        ) && !duplicate
+        {
+            self.instances.push(instance);
         }
-        self.first_line.insert(instance.id.clone(), line);
-        self.instances.push(instance);
     }
 
     /// The manifest, or every problem found in it (by line).
@@ -144,6 +85,7 @@ impl Building<'_> {
                 adopt: self.adopt,
                 drift_interval: self.drift_interval,
                 instances: self.instances,
+                written: self.written,
                 warnings: validator.warnings,
             })
         } else {
@@ -182,8 +124,14 @@ impl<'a> Validator<'a> {
             path: self.path.to_owned(),
             line: Some(line).filter(|&l| l > 0),
             instance: instance.map(str::to_owned),
-            message: message.into(),
+            message: super::problem::visible(&message.into()),
         });
+    }
+
+    /// The validator, with the problems of shape the YAML reader found already listed.
+    pub(super) fn with_problems(mut self, problems: Vec<Problem>) -> Self {
+        self.problems.extend(problems);
+        self
     }
 
     fn duration(&mut self, raw: Option<At<String>>, key: &str, default: Duration) -> Duration {
@@ -267,7 +215,7 @@ impl<'a> Validator<'a> {
 
     /// Validates a whole parsed manifest.
     pub(super) fn manifest(self, parsed: ParsedManifest) -> Result<Manifest, ManifestError> {
-        let mut building = self.start(parsed.top, parsed.instances.len());
+        let mut building = self.start(parsed.top, parsed.instances.len(), parsed.written);
         for instance in parsed.instances {
             building.add(instance);
         }
@@ -275,8 +223,9 @@ impl<'a> Validator<'a> {
     }
 
     /// Validates the manifest's top-level keys, ready for its `instances` (about `expected`
-    /// of them) one at a time: a cached parse is validated as it is read, never held whole.
-    pub(super) fn start(mut self, top: ParsedTop, expected: usize) -> Building<'a> {
+    /// of them, of `written` in every shard) one at a time: a cached parse is validated as
+    /// it is read, never held whole.
+    pub(super) fn start(mut self, top: ParsedTop, expected: usize, written: usize) -> Building<'a> {
         let default_url = match top.api_url {
             Some(url) => ApiUrl::parse(&url.0).unwrap_or_else(|e| {
                 self.problem(ProblemKind::InvalidUrl, url.line(), None, e);
@@ -321,6 +270,7 @@ impl<'a> Validator<'a> {
             adopt: top.adopt.unwrap_or(true),
             first_line: IdMap::with_capacity_and_hasher(expected, Default::default()),
             instances: Vec::with_capacity(expected),
+            written,
         }
     }
 

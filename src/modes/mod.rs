@@ -9,7 +9,7 @@ mod preview;
 
 use crate::Error;
 use crate::cli::{Args, Mode};
-use crate::manifest::{self, Keep, Manifest, PendingCache, Scope};
+use crate::manifest::{self, Keep, Manifest, PendingCache, Scope, Shard};
 use crate::reconcile::Rows;
 use crate::report::{Render, ShardLine};
 use crate::state::StateDir;
@@ -172,19 +172,29 @@ fn prepare(
         Mode::Reconcile | Mode::Daemon => Keep::Parse,
         _ => Keep::Nothing,
     };
+    // --check validates the whole manifest, whatever shard this is (or its variable says);
+    // a shard reads only its own instances.
+    let shard = match mode {
+        Mode::Check => None,
+        _ => args.shard(&|| hostname(env)).map_err(Error::Usage)?,
+    };
     let (mut manifest, parse_to_keep) = match dir {
-        Some(dir) => manifest::load_cached(path, dir.path(), keep)?,
-        None => (manifest::load(path)?, None),
+        Some(dir) => manifest::load_cached(path, dir.path(), keep, shard)?,
+        None => {
+            let bytes = manifest::read_bytes(path)?;
+            let env = |name: &str| std::env::var(name).ok();
+            (manifest::from_bytes_in(&bytes, path, shard, &env)?, None)
+        }
     };
     tracing::debug!(
         instances = manifest.instances.len(),
         took_ms = started.elapsed().as_secs_f64() * 1000.0,
         "manifest loaded"
     );
-    let scope = scope(args, env, &manifest, mode)?;
+    let scope = scope(args, &manifest, shard)?;
     let shard_line = scope.shard().map(|shard| ShardLine {
         shard,
-        of: manifest.instances.len(),
+        of: manifest.written,
     });
     manifest.restrict(&scope);
     if mode != Mode::Check {
@@ -201,35 +211,10 @@ fn prepare(
     })
 }
 
-/// The instances this run acts on: `--instance` (each must be in the manifest) and the
-/// shard (`--check` validates the whole manifest, whatever shard this is).
-fn scope(
-    args: &Args,
-    env: &dyn Fn(&str) -> Option<String>,
-    manifest: &manifest::Manifest,
-    mode: Mode,
-) -> Result<Scope, Error> {
-    let scope = Scope::only(args.scope.instances.iter().cloned());
-    if let Some(id) = scope.missing_from(manifest).first() {
-        return Err(Error::Usage(format!(
-            "--instance {id}: {} has no instance with this idInstance",
-            manifest.path.display()
-        )));
-    }
-    let hostname = || {
-        env("HOSTNAME").filter(|h| !h.is_empty()).or_else(|| {
-            // gethostname(2), not /proc/sys/kernel/hostname: the unit's ProcSubset=pid
-            // hides /proc/sys.
-            let name = nix::unistd::gethostname().ok()?;
-            name.into_string().ok()
-        })
-    };
-    // --check validates the whole manifest, whatever shard this is (or its variable says).
-    if mode == Mode::Check {
-        return Ok(scope);
-    }
-    let shard = args.shard(&hostname).map_err(Error::Usage)?;
-    let scope = scope.in_shard(shard);
+/// The instances this run acts on: `--instance` (each must be in the manifest, and in the
+/// shard) within the shard the manifest was read for.
+fn scope(args: &Args, manifest: &manifest::Manifest, shard: Option<Shard>) -> Result<Scope, Error> {
+    let scope = Scope::only(args.scope.instances.iter().cloned()).in_shard(shard);
     if let (Some(shard), Some(id)) = (shard, scope.outside_shard().first()) {
         let owner = manifest::shard_of(id.as_str(), shard.count());
         return Err(Error::Scope(format!(
@@ -238,7 +223,22 @@ fn scope(
             shard.count()
         )));
     }
+    if let Some(id) = scope.missing_from(manifest).first() {
+        return Err(Error::Usage(format!(
+            "--instance {id}: {} has no instance with this idInstance",
+            manifest.path.display()
+        )));
+    }
     Ok(scope)
+}
+
+/// The host's name, for `--shard-from-hostname`: `HOSTNAME`, else gethostname(2) (not
+/// /proc/sys/kernel/hostname: the unit's ProcSubset=pid hides /proc/sys).
+fn hostname(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    env("HOSTNAME").filter(|h| !h.is_empty()).or_else(|| {
+        let name = nix::unistd::gethostname().ok()?;
+        name.into_string().ok()
+    })
 }
 
 /// The async runtime: one thread runs the loop, its calls and their answers (the work is
