@@ -50,6 +50,7 @@ impl<G: Gateway> Reconciler<G> {
             .collect();
         if !Arc::ptr_eq(&self.table.index.manifest, &manifest) {
             self.table.index = Index::of(&manifest, self.options.live_reads);
+            self.table.keep_replaces_in_manifest();
         }
         let (digests, read, made) = self.pictures();
         self.schedule.clear();
@@ -134,6 +135,38 @@ impl<G: Gateway> Reconciler<G> {
         }
     }
 
+    /// Uploads the instances `ids` again, though their records say their pictures are
+    /// applied (`--replace`, the daemon's `replace` file): each once, as soon as its
+    /// throttle and backoff allow. An instance the manifest in force does not have, or a
+    /// suspended one, is left alone (with a warning).
+    pub fn replace(&mut self, ids: impl IntoIterator<Item = InstanceId>) {
+        let now = self.clock.now();
+        for id in ids {
+            let Some(index) = self.table.index_of(&id) else {
+                tracing::warn!(instance = %id, "replace: no such instance in the manifest; ignored");
+                continue;
+            };
+            if self.table.slots[index].target.desired == Desired::Suspended {
+                tracing::warn!(
+                    instance = %id,
+                    "replace: the instance is suspended (suspend: true), so nothing is sent"
+                );
+                continue;
+            }
+            if !self.table.replace(id.clone()) {
+                continue;
+            }
+            tracing::info!(
+                instance = %id,
+                "replace: its picture is uploaded again once minInterval and any backoff allow"
+            );
+            // One with an upload in flight is planned as that upload lands.
+            if !self.flight.is_uploading(&id) {
+                self.plan_one(index, now);
+            }
+        }
+    }
+
     /// Decides what to do with instance `index` now, and schedules it.
     pub(super) fn plan_one(&mut self, index: usize, now: SystemTime) {
         let id = self.table.id(index);
@@ -145,6 +178,9 @@ impl<G: Gateway> Reconciler<G> {
             Cow::Borrowed(_) => None,
         });
         let record = clamped.as_ref().or(record);
+        // A replace: planned as if nothing were applied, under the same throttle and backoff.
+        let replaced = (record.filter(|_| self.table.replacing(id))).map(plan::as_replaced);
+        let record = replaced.as_ref().or(record);
         let desired = &self.table.slots[index].target.desired;
         let decision = plan::decide(desired, record, now, &policy);
         let live_checked_at = record.and_then(|r| r.live_checked_at);
