@@ -62,6 +62,10 @@ impl<G: Gateway> Reconciler<G> {
             let uses = &self.table.index.uses;
             let picture = uses.picture_of(index).and_then(|p| digests.get(p));
             let record = self.store.state().instances.get(&instance.id);
+            // A replace sends what is in sync: its token is read.
+            let replaced =
+                (record.filter(|_| self.table.replacing(&instance.id))).map(plan::as_replaced);
+            let record = replaced.as_ref().or(record);
             self.table.push(Slot {
                 target: target::target_for(instance, picture, Tokens::Required, record),
                 decision: (standing.get(&instance.id).cloned()).unwrap_or(Decision::Suspended),
@@ -162,9 +166,23 @@ impl<G: Gateway> Reconciler<G> {
             );
             // One with an upload in flight is planned as that upload lands.
             if !self.flight.is_uploading(&id) {
+                self.target_replaced(index);
                 self.plan_one(index, now);
             }
         }
+    }
+
+    /// Instance `index`'s target as its replace needs it: with its token (one in sync was
+    /// planned without reading it, as nothing was to be sent).
+    fn target_replaced(&mut self, index: usize) {
+        let Desired::Picture { digest, .. } = self.table.slots[index].target.desired else {
+            return;
+        };
+        let instance = &self.table.manifest().instances[index];
+        let record = (self.store.state().instances.get(&instance.id)).map(plan::as_replaced);
+        let picture = Ok(digest);
+        self.table.slots[index].target =
+            target::target_for(instance, Some(&picture), Tokens::Required, record.as_ref());
     }
 
     /// Decides what to do with instance `index` now, and schedules it.

@@ -154,6 +154,10 @@ async fn a_replace_uploads_an_applied_instance_once_more_within_the_throttle() {
     assert_eq!(gateway.calls().len(), 1);
     assert_eq!(reconciler.summary().applied, 1);
 
+    // Planned again from its record, as a new run would: in sync, so no token is read.
+    reconciler.set_manifest(Arc::clone(reconciler.manifest()));
+    assert_eq!(reconciler.summary().in_sync, 1);
+    assert!(reconciler.table.slots[0].target.token.is_none());
     // Its record says applied; a replace plans an upload all the same, held by the
     // throttle (minInterval, 10 s by default) that the first call started.
     reconciler.replace([id.clone()]);
@@ -169,13 +173,13 @@ async fn a_replace_uploads_an_applied_instance_once_more_within_the_throttle() {
     assert_eq!(reconciler.summary().applied, 1);
     // Landed applied: the replace is done, and the instance is in sync again.
     assert!(!reconciler.table.replacing(&id));
-    reconciler.recheck();
+    reconciler.set_manifest(Arc::clone(reconciler.manifest()));
     reconciler
         .run_until(clock.now() + five_minutes)
         .await
         .unwrap();
     assert_eq!(gateway.calls().len(), 2, "one replace, one upload");
-    assert_eq!(reconciler.summary().applied, 1);
+    assert_eq!(reconciler.summary().in_sync, 1);
 }
 
 #[tokio::test(start_paused = true)]
