@@ -211,7 +211,7 @@ const ENVIRONMENT_AND_FILES: &str = "\
 .TP
 SIGHUP
 The daemon reloads the manifest and reconciles everything now (slow backoffs get a fresh
-chance).
+chance), and takes the ids in the state directory's replace file, as --replace.
 .TP
 SIGTERM, SIGINT
 No new calls; a call in flight finishes (at most 10 s); state is saved; exit 0. A second one
@@ -252,6 +252,10 @@ The default manifest.
 .TP
 /var/lib/avatar-sync
 The state directory of the systemd units: state.json, the lock and the picture caches.
+.TP
+/var/lib/avatar-sync/replace
+Ids of instances to upload again, one a line (# comments allowed), for the daemon to take
+and remove at the next SIGHUP (systemctl reload avatar-sync).
 .TP
 /usr/lib/systemd/system/avatar-sync.service, avatar-sync-reconcile.service, avatar-sync-reconcile.timer
 The daemon, and the one-shot with its timer. Installed, not enabled.

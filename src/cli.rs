@@ -32,7 +32,7 @@ pub struct Args {
     #[command(flatten)]
     pub run: RunOptions,
 
-    /// `--instance` and the shard.
+    /// `--instance`, the shard and `--replace`.
     #[command(flatten)]
     pub scope: ScopeOptions,
 
@@ -130,6 +130,18 @@ pub struct ScopeOptions {
     /// others are neither called nor reported, and their records are left as they are.
     #[arg(long = "instance", value_name = "ID", value_parser = parse_instance_id)]
     pub instances: Vec<InstanceId>,
+
+    /// --reconcile and the daemon: upload this instance's picture again (repeatable) even
+    /// when its record says it is applied, as `terraform apply -replace`; once, and no
+    /// sooner than minInterval and any backoff allow. The daemon also takes ids from the
+    /// file `replace` in the state directory on SIGHUP (`systemctl reload`).
+    #[arg(
+        long = "replace",
+        value_name = "ID",
+        value_parser = parse_instance_id,
+        conflicts_with_all = ["dry_run", "check", "status", "preview", "drift"]
+    )]
+    pub replace: Vec<InstanceId>,
 
     /// Act only on the instances that hash to shard K of N (K from 0 to N-1), each shard
     /// with its own state directory. --check still validates the whole manifest.
@@ -322,6 +334,25 @@ mod tests {
         let args = parse(&["--reconcile", "--timeout", "1h30m"]).unwrap();
         assert_eq!(args.timeout(), Duration::from_secs(5400));
         assert!(parse(&["--reconcile", "--timeout", "soon"]).is_err());
+    }
+
+    #[test]
+    fn replace_is_repeatable_for_reconcile_and_the_daemon_only() {
+        let args = parse(&["--reconcile", "--replace", "1101000001", "--replace", "7"]).unwrap();
+        let ids: Vec<&str> = args.scope.replace.iter().map(InstanceId::as_str).collect();
+        assert_eq!(ids, ["1101000001", "7"]);
+        assert_eq!(parse(&["--replace", "7"]).unwrap().mode(), Mode::Daemon);
+        for mode in ["--dry-run", "--check", "--status", "--drift"] {
+            assert!(parse(&[mode, "--replace", "7"]).is_err(), "{mode}");
+        }
+        assert!(parse(&["--preview", "out", "--replace", "7"]).is_err());
+        // The same id rules as --instance.
+        for bad in ["0123", "12x", ""] {
+            assert!(
+                parse(&["--reconcile", "--replace", bad]).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

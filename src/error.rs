@@ -15,6 +15,10 @@ pub enum Error {
     /// The run's scope holds an instance it cannot act on (`--instance` of another shard).
     #[error("{0}")]
     Scope(String),
+    /// `--replace` names an instance the run does not act on (not in the manifest, or not
+    /// among `--instance`).
+    #[error("{0}")]
+    Replace(String),
     /// The manifest cannot be used.
     #[error("{0}")]
     Manifest(#[from] ManifestError),
@@ -41,6 +45,7 @@ impl Error {
         match self {
             Self::Usage(_) => "usage",
             Self::Scope(_) => "instance-outside-shard",
+            Self::Replace(_) => "replace-not-in-scope",
             Self::Manifest(_) => "manifest-invalid",
             Self::State(e) => e.label(),
             Self::Gateway(_) => "http-client",

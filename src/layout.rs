@@ -18,3 +18,6 @@ pub(crate) const HASHES_FILE: &str = "hashes.json";
 pub(crate) const PREPARED_INDEX_FILE: &str = "prepared.json";
 /// The prepared JPEGs, content-addressed.
 pub(crate) const PREPARED_FOLDER: &str = "prepared";
+/// Ids of instances to upload again, one a line, written by an operator; the daemon reads
+/// and removes it on SIGHUP (`systemctl reload`).
+pub(crate) const REPLACE_FILE: &str = "replace";

@@ -929,3 +929,34 @@ fn sighup_on_a_still_broken_manifest_logs_the_error_again() {
     daemon.assert_running();
     daemon.settle_after_log(&world, "the last good manifest stays in force", 3);
 }
+
+/// `systemctl reload` with ids in the state directory's `replace` file: those instances
+/// are uploaded once more, though in sync; the file is taken (removed); a bad line is
+/// logged with its number and the rest is still taken.
+#[test]
+fn sighup_uploads_the_instances_of_the_replace_file_once_more() {
+    let world = World::new(Duration::from_secs(1));
+    let mut daemon = started_with_three(&world, "1s");
+    daemon.settle_and_expect(&world, 3);
+
+    let file = world.state_dir().join("replace");
+    let text = format!("# after the logo change\n{}\n\nnot-an-id\n999\n", id(2));
+    std::fs::write(&file, text).unwrap();
+    daemon.signal("HUP");
+    let requests = daemon.expect_new_calls(&world, 3, &[(id(2), jpeg(2))]);
+    assert_spaced(&world.fake.requests_for(&id(2)), Duration::from_secs(1));
+    assert_eq!(requests.len(), 4);
+    assert!(!file.exists(), "the replace file is taken once");
+    let log = daemon.log();
+    assert!(log.contains("line 4"), "{log}");
+    assert!(log.contains("line 5: instance 999"), "{log}");
+
+    // Taken once: another reload sends nothing more.
+    daemon.signal("HUP");
+    daemon.wait_until("the second reload", || {
+        daemon.log().matches("SIGHUP: reloading").count() == 2
+    });
+    daemon.settle_after_log(&world, "SIGHUP", 4);
+    daemon.assert_running();
+    assert_eq!(daemon.stop(), 0);
+}

@@ -463,3 +463,71 @@ fn a_version_1_state_directory_is_migrated_without_a_call() {
     assert_eq!(migrated["version"], 2);
     assert_eq!(migrated["instances"], v1["instances"]);
 }
+
+/// Two instances on `minInterval: 2s`, each with its own picture.
+fn two_instances(world: &World) {
+    let mut yaml = String::from("apiUrl: {url}\nminInterval: 2s\ninstances:\n");
+    for n in 1..=2 {
+        let id = format!("110100000{n}");
+        world.instance(&id);
+        world.write(&format!("p{n}.jpg"), &jpeg(n));
+        yaml.push_str(&format!(
+            "  - idInstance: \"{id}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: p{n}.jpg\n"
+        ));
+    }
+    world.write_manifest(&yaml);
+}
+
+#[test]
+fn replace_uploads_an_applied_instance_once_more_no_sooner_than_min_interval() {
+    let min = Duration::from_secs(2);
+    let world = World::new(min);
+    two_instances(&world);
+    let first = world.run(&["--reconcile"]);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert_eq!(world.fake.request_count(), 2);
+
+    // Both are applied; a replace sends instance 1's picture again, within its throttle.
+    let run = world.run(&["--reconcile", "--json", "--replace", "1101000001"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.status_of("1101000001"), "applied", "{run:?}");
+    assert_eq!(run.status_of("1101000002"), "in-sync", "{run:?}");
+    let requests = world.fake.requests();
+    assert_eq!(requests.len(), 3, "{requests:#?}");
+    let again = &requests[2];
+    assert_eq!(again.instance, "1101000001");
+    assert_eq!(again.answer, "applied");
+    assert_eq!(again.file_sha256, sha256(&jpeg(1)));
+    assert_spaced(&world.fake.requests_for("1101000001"), min);
+
+    // One replace, one upload: the next run has nothing to send.
+    let after = world.run(&["--reconcile"]);
+    assert_eq!(after.code, 0, "{after:?}");
+    assert_eq!(world.fake.request_count(), 3);
+}
+
+#[test]
+fn replace_of_an_instance_the_run_does_not_act_on_exits_1_naming_it() {
+    let world = World::new(MIN);
+    two_instances(&world);
+    let unknown = world.run(&["--reconcile", "--replace", "1101000001", "--replace", "999"]);
+    assert_eq!(unknown.code, 1, "{unknown:?}");
+    assert!(unknown.stderr.contains("--replace 999"), "{unknown:?}");
+    let outside = world.run(&[
+        "--reconcile",
+        "--json",
+        "--instance",
+        "1101000001",
+        "--replace",
+        "1101000002",
+    ]);
+    assert_eq!(outside.code, 1, "{outside:?}");
+    assert_eq!(outside.json()["error"]["kind"], "replace-not-in-scope");
+    assert!(
+        outside.stderr.contains("--replace 1101000002"),
+        "{outside:?}"
+    );
+    let other_mode = world.run(&["--dry-run", "--replace", "1101000001"]);
+    assert_eq!(other_mode.code, 64, "{other_mode:?}");
+    assert_eq!(world.fake.request_count(), 0);
+}

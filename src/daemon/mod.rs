@@ -12,8 +12,8 @@
 //!   (at most [`QUIET_MAX`] after the first, so a constant trickle cannot starve it).
 //! - A manifest edit that does not parse is logged (file, line) and ignored; the last good
 //!   manifest stays in force. The manifest is parsed only when its bytes changed.
-//! - [`Event::Reload`] (SIGHUP) reloads and gives instances in a slow backoff a fresh
-//!   chance; [`Event::Stop`] (SIGTERM/SIGINT) stops taking new work, lets calls in flight
+//! - [`Event::Reload`] (SIGHUP) reloads, gives instances in a slow backoff a fresh
+//!   chance and takes the ids of the state directory's `replace` file ([`replace`]); [`Event::Stop`] (SIGTERM/SIGINT) stops taking new work, lets calls in flight
 //!   finish (at most [`DRAIN`]), saves, returns; a second one returns at once, the state
 //!   file still whole (it is only ever replaced atomically).
 
@@ -23,6 +23,7 @@ pub(crate) mod health;
 pub(crate) mod http;
 mod notify;
 mod quiet;
+mod replace;
 pub(crate) mod signals;
 mod source;
 pub(crate) mod watch;
@@ -214,6 +215,7 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
         parts.reconciler.set_manifest(manifest);
         if pass == Pass::Reload {
             parts.reconciler.retry_blocked_now();
+            take_replaces(&mut parts.reconciler);
             parts.notifier.notify(Notice::Ready);
         }
         if pass == Pass::Resync {
@@ -295,6 +297,26 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
             self.last_status = line;
         }
     }
+}
+
+/// Takes the ids of the state directory's `replace` file: each instance the daemon acts on
+/// is uploaded again; a line naming another is logged.
+fn take_replaces<G: Gateway>(reconciler: &mut Reconciler<G>) {
+    let named = replace::take(reconciler.state_dir().path());
+    let ids = named.into_iter().filter_map(|(line, id)| {
+        if reconciler.has_instance(&id) {
+            return Some(id);
+        }
+        tracing::warn!(
+            instance = %id,
+            line,
+            "replace file, line {line}: instance {id} is not one this daemon acts on (not in \
+             the manifest, or not in its --instance or shard); skipped"
+        );
+        None
+    });
+    let ids: Vec<_> = ids.collect();
+    reconciler.replace(ids);
 }
 
 /// When the next resync is due: `resyncInterval` from now, plus up to 10 % jitter.

@@ -11,7 +11,7 @@ use crate::daemon::http;
 use crate::daemon::watch::Watcher;
 use crate::daemon::{self, ManifestSource, Parts, Systemd, watched_files};
 use crate::gateway::HttpGateway;
-use crate::manifest::{Manifest, PendingCache, Scope};
+use crate::manifest::{InstanceId, Manifest, PendingCache, Scope};
 use crate::reconcile::{Options, Reconciler};
 use crate::state::{StateDir, StateStore};
 use std::net::SocketAddr;
@@ -38,6 +38,8 @@ pub(crate) struct Settings {
     pub listen_hosts: Vec<String>,
     /// The manifest's parse, to keep in the state directory once it is locked.
     pub parse_to_keep: Option<PendingCache>,
+    /// `--replace`: instances uploaded again though their records say applied.
+    pub replace: Vec<InstanceId>,
 }
 
 /// Runs the daemon on `first` (the manifest as loaded at start) until SIGTERM or SIGINT.
@@ -50,6 +52,7 @@ pub(crate) async fn serve(settings: Settings, first: Manifest) -> Result<(), Err
         listen,
         listen_hosts,
         parse_to_keep,
+        replace,
     } = settings;
     let clock = Clock::start();
     let manifest_path_shown = manifest_path.clone();
@@ -80,7 +83,9 @@ pub(crate) async fn serve(settings: Settings, first: Manifest) -> Result<(), Err
         observe_only: false,
     };
     let manifest = Arc::new(first);
-    let reconciler = Reconciler::new(manifest, store, gateway, clock, Jitter::random(), options);
+    let mut reconciler =
+        Reconciler::new(manifest, store, gateway, clock, Jitter::random(), options);
+    reconciler.replace(replace);
     let observed = match listen {
         Some(addr) => {
             let observed = Arc::new(Observed {

@@ -87,6 +87,7 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
                 listen: args.listen.listen,
                 listen_hosts: args.listen.hosts.clone(),
                 parse_to_keep,
+                replace: args.scope.replace.clone(),
             };
             let daemon = daemon::serve(settings, manifest);
             runtime()?.block_on(daemon)?;
@@ -103,19 +104,18 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
             // At fleet size, reading the state takes about as long as loading the manifest:
             // the state directory is locked and read beside it.
             let (prepared, opened) = once::open_beside(&dir, || prepare(Some(&dir)))?;
-            let once = once::reconcile(
-                prepared.manifest,
-                prepared.parse_to_keep,
-                opened,
+            let run = once::Run {
                 concurrency,
-                args.timeout(),
+                timeout: args.timeout(),
                 // At fleet size, rows for every instance cost more than the run.
-                if args.run.json || args.output.all {
+                rows: if args.run.json || args.output.all {
                     Rows::All
                 } else {
                     Rows::Listed
                 },
-            );
+                replace: args.scope.replace.clone(),
+            };
+            let once = once::reconcile(prepared.manifest, prepared.parse_to_keep, opened, run);
             let mut report = runtime()?.block_on(once)?;
             report.shard = prepared.shard_line;
             Ok(Output::of(&report.listing(args.output.all), args.run.json))
@@ -229,6 +229,7 @@ fn scope(args: &Args, manifest: &manifest::Manifest, shard: Option<Shard>) -> Re
             manifest.path.display()
         )));
     }
+    replace_in_scope(&args.scope.replace, manifest, &scope)?;
     Ok(scope)
 }
 
@@ -239,6 +240,39 @@ fn hostname(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
         let name = nix::unistd::gethostname().ok()?;
         name.into_string().ok()
     })
+}
+
+/// Checks that each `--replace` id is an instance this run acts on: in this shard (whose
+/// manifest holds only its own instances), in the manifest, among `--instance` when given.
+fn replace_in_scope(
+    ids: &[manifest::InstanceId],
+    manifest: &Manifest,
+    scope: &Scope,
+) -> Result<(), Error> {
+    if let Some(shard) = scope.shard()
+        && let Some(id) = ids.iter().find(|id| !shard.contains(id))
+    {
+        return Err(Error::Scope(format!(
+            "--replace {id}: instance {id} belongs to shard {}/{}, not to this one ({shard}); \
+             run it there, or without --shard",
+            manifest::shard_of(id.as_str(), shard.count()),
+            shard.count()
+        )));
+    }
+    let named = Scope::only(ids.iter().cloned());
+    if let Some(id) = named.missing_from(manifest).first() {
+        return Err(Error::Replace(format!(
+            "--replace {id}: {} has no instance with this idInstance; nothing was sent",
+            manifest.path.display()
+        )));
+    }
+    match ids.iter().find(|id| !scope.contains(id)) {
+        None => Ok(()),
+        Some(id) => Err(Error::Replace(format!(
+            "--replace {id}: instance {id} is not among this run's --instance; name it there \
+             too, or drop --instance; nothing was sent"
+        ))),
+    }
 }
 
 /// The async runtime: one thread runs the loop, its calls and their answers (the work is

@@ -4,7 +4,7 @@
 use crate::Error;
 use crate::clock::{Clock, Jitter};
 use crate::gateway::{GatewayInitError, HttpGateway};
-use crate::manifest::{Manifest, PendingCache};
+use crate::manifest::{InstanceId, Manifest, PendingCache};
 use crate::picture::caches::Caches;
 use crate::picture::pass::Uses;
 use crate::plan::{self, Policy};
@@ -56,15 +56,31 @@ pub(crate) fn open_beside<T>(
     Ok((prepared, Opened { dir, lock, loaded }))
 }
 
+/// How a `--reconcile` run goes, from the command line.
+pub(crate) struct Run {
+    /// At most this many uploads at once.
+    pub concurrency: usize,
+    /// How long to keep waiting on throttles and retries.
+    pub timeout: Duration,
+    /// Which instances the report has rows for.
+    pub rows: Rows,
+    /// `--replace`: instances uploaded again though their records say applied.
+    pub replace: Vec<InstanceId>,
+}
+
 /// `--reconcile`: converge once, waiting out throttles and retryable failures until `timeout`.
 pub(crate) async fn reconcile(
     manifest: Manifest,
     parse_to_keep: Option<PendingCache>,
     opened: Opened,
-    concurrency: usize,
-    timeout: Duration,
-    rows: Rows,
+    run: Run,
 ) -> Result<Report, Error> {
+    let Run {
+        concurrency,
+        timeout,
+        rows,
+        replace,
+    } = run;
     let clock = Clock::start();
     // Loading the TLS roots takes tens of milliseconds: done beside the state's folding.
     let gateway = std::thread::spawn(HttpGateway::new);
@@ -86,6 +102,7 @@ pub(crate) async fn reconcile(
         .unwrap_or_else(|_| Err(GatewayInitError::panicked()))?;
     let mut reconciler =
         Reconciler::new(manifest, store, gateway, clock, Jitter::random(), options);
+    reconciler.replace(replace);
     reconciler.run_until(clock.now() + timeout).await?;
     let saves = reconciler.save_cost();
     tracing::debug!(

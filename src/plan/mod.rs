@@ -231,6 +231,17 @@ pub fn decide(
     }
 }
 
+/// `record` as a replace (`--replace`, the daemon's `replace` file) has the planner see it:
+/// nothing applied, so the desired picture is sent again, while the throttle, any backoff
+/// and refused bytes hold as recorded.
+pub fn as_replaced(record: &InstanceRecord) -> InstanceRecord {
+    InstanceRecord {
+        applied: None,
+        drifted: None,
+        ..record.clone()
+    }
+}
+
 /// `record` with its times clamped to what the policy could have produced by `now`: a call
 /// cannot have started or ended after now, and no backoff outlasts its rung (with the most jitter)
 /// counted from that call. So a clock that ran ahead, or a hand-edited state, never blocks

@@ -97,6 +97,42 @@ fn shape(decision: &Decision) -> String {
 }
 
 #[test]
+fn a_replace_sends_an_applied_picture_again_within_the_throttle_and_backoff() {
+    let replaced = |r: &InstanceRecord, now: f64| {
+        shape(&decide(
+            &want(a()),
+            Some(&as_replaced(r)),
+            at(now),
+            &policy(),
+        ))
+    };
+    let in_sync = applied(a(), 0.0);
+    assert_eq!(replaced(&in_sync, 3.0), "throttle until 10");
+    assert_eq!(replaced(&in_sync, 10.0), "due a");
+    let mut drifted = applied(a(), 0.0);
+    drifted.drifted = Some("another picture".into());
+    assert_eq!(replaced(&drifted, 20.0), "due a");
+    let mut backing_off = failed(FailureKind::ServerError, a(), 0.0, 40.0);
+    backing_off.applied = in_sync.applied.clone();
+    assert_eq!(
+        replaced(&backing_off, 20.0),
+        "backoff server-error until 40"
+    );
+    let mut refused = failed(FailureKind::RefusedBytes, a(), 0.0, 10.0);
+    refused.remember_refused(a());
+    assert_eq!(replaced(&refused, 20.0), "refused");
+    assert_eq!(
+        shape(&decide(
+            &Desired::Suspended,
+            Some(&as_replaced(&in_sync)),
+            at(20.0),
+            &policy()
+        )),
+        "suspended"
+    );
+}
+
+#[test]
 fn decisions_table() {
     let unusable = Desired::Unusable(LocalProblem::new(LocalKind::PictureMissing, "gone"));
     let mut refused = failed(FailureKind::RefusedBytes, a(), 0.0, 10.0);

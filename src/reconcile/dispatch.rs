@@ -97,7 +97,9 @@ impl<G: Gateway> Reconciler<G> {
         if !self.flight.claim(&instance.id) {
             return None;
         }
-        let unknown = !self.store.state().instances.contains_key(&instance.id);
+        // A replace is an upload, never an adoption.
+        let unknown = !self.store.state().instances.contains_key(&instance.id)
+            && !self.table.replacing(&instance.id);
         let call = Call {
             manifest: Arc::clone(manifest),
             index,

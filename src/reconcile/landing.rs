@@ -88,6 +88,9 @@ impl<G: Gateway> Reconciler<G> {
             self.store.bytes_refused(id, digest);
         }
         self.store.set(id.clone(), record);
+        if applied && self.table.replaced(id) {
+            tracing::info!(instance = %id, "replace: uploaded again");
+        }
         self.did_to(id, applied.then_some(ThisRun::Applied))
     }
 

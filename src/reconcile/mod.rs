@@ -140,6 +140,16 @@ impl<G: Gateway> Reconciler<G> {
         self.table.manifest()
     }
 
+    /// Whether the manifest in force has instance `id`.
+    pub fn has_instance(&self, id: &crate::manifest::InstanceId) -> bool {
+        self.table.index_of(id).is_some()
+    }
+
+    /// The state directory it writes.
+    pub fn state_dir(&self) -> &crate::state::StateDir {
+        self.store.dir()
+    }
+
     /// Does what is due now: instances whose wait is over are planned again, reads whose
     /// time has come are queued, and, when `start`, due calls (then reads) start while
     /// fewer than `concurrency` are in flight.

@@ -50,6 +50,7 @@ impl<G: Gateway> Reconciler<G> {
             .collect();
         if !Arc::ptr_eq(&self.table.index.manifest, &manifest) {
             self.table.index = Index::of(&manifest, self.options.live_reads);
+            self.table.keep_replaces_in_manifest();
         }
         let (digests, read, made) = self.pictures();
         self.schedule.clear();
@@ -61,6 +62,10 @@ impl<G: Gateway> Reconciler<G> {
             let uses = &self.table.index.uses;
             let picture = uses.picture_of(index).and_then(|p| digests.get(p));
             let record = self.store.state().instances.get(&instance.id);
+            // A replace sends what is in sync: its token is read.
+            let replaced =
+                (record.filter(|_| self.table.replacing(&instance.id))).map(plan::as_replaced);
+            let record = replaced.as_ref().or(record);
             self.table.push(Slot {
                 target: target::target_for(instance, picture, Tokens::Required, record),
                 decision: (standing.get(&instance.id).cloned()).unwrap_or(Decision::Suspended),
@@ -134,6 +139,52 @@ impl<G: Gateway> Reconciler<G> {
         }
     }
 
+    /// Uploads the instances `ids` again, though their records say their pictures are
+    /// applied (`--replace`, the daemon's `replace` file): each once, as soon as its
+    /// throttle and backoff allow. An instance the manifest in force does not have, or a
+    /// suspended one, is left alone (with a warning).
+    pub fn replace(&mut self, ids: impl IntoIterator<Item = InstanceId>) {
+        let now = self.clock.now();
+        for id in ids {
+            let Some(index) = self.table.index_of(&id) else {
+                tracing::warn!(instance = %id, "replace: no such instance in the manifest; ignored");
+                continue;
+            };
+            if self.table.slots[index].target.desired == Desired::Suspended {
+                tracing::warn!(
+                    instance = %id,
+                    "replace: the instance is suspended (suspend: true), so nothing is sent"
+                );
+                continue;
+            }
+            if !self.table.replace(id.clone()) {
+                continue;
+            }
+            tracing::info!(
+                instance = %id,
+                "replace: its picture is uploaded again once minInterval and any backoff allow"
+            );
+            // One with an upload in flight is planned as that upload lands.
+            if !self.flight.is_uploading(&id) {
+                self.target_replaced(index);
+                self.plan_one(index, now);
+            }
+        }
+    }
+
+    /// Instance `index`'s target as its replace needs it: with its token (one in sync was
+    /// planned without reading it, as nothing was to be sent).
+    fn target_replaced(&mut self, index: usize) {
+        let Desired::Picture { digest, .. } = self.table.slots[index].target.desired else {
+            return;
+        };
+        let instance = &self.table.manifest().instances[index];
+        let record = (self.store.state().instances.get(&instance.id)).map(plan::as_replaced);
+        let picture = Ok(digest);
+        self.table.slots[index].target =
+            target::target_for(instance, Some(&picture), Tokens::Required, record.as_ref());
+    }
+
     /// Decides what to do with instance `index` now, and schedules it.
     pub(super) fn plan_one(&mut self, index: usize, now: SystemTime) {
         let id = self.table.id(index);
@@ -145,6 +196,9 @@ impl<G: Gateway> Reconciler<G> {
             Cow::Borrowed(_) => None,
         });
         let record = clamped.as_ref().or(record);
+        // A replace: planned as if nothing were applied, under the same throttle and backoff.
+        let replaced = (record.filter(|_| self.table.replacing(id))).map(plan::as_replaced);
+        let record = replaced.as_ref().or(record);
         let desired = &self.table.slots[index].target.desired;
         let decision = plan::decide(desired, record, now, &policy);
         let live_checked_at = record.and_then(|r| r.live_checked_at);

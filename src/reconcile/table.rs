@@ -11,6 +11,7 @@ use crate::picture::pass::Uses;
 use crate::plan::{Decision, Desired, Policy};
 use crate::report::{self, Report, ReportKind, Row, Standing, Status, ThisRun};
 use crate::state::{InstanceRecord, State};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -77,6 +78,9 @@ pub(super) struct Table {
     /// How many slots are in each status, kept as they change ([`Table::summary`]: the
     /// daemon asks after every pass, and a walk over a fleet's slots is a cache miss each).
     counts: report::Summary,
+    /// The instances to upload again though their record says applied (`--replace`, the
+    /// daemon's `replace` file), until an upload of each lands applied.
+    replace: HashSet<InstanceId>,
 }
 
 impl Table {
@@ -85,7 +89,29 @@ impl Table {
             index,
             slots: Vec::new(),
             counts: report::Summary::default(),
+            replace: HashSet::new(),
         }
+    }
+
+    /// Whether instance `id` is to be uploaded again whatever its record says.
+    pub fn replacing(&self, id: &InstanceId) -> bool {
+        !self.replace.is_empty() && self.replace.contains(id)
+    }
+
+    /// Marks instance `id` to be uploaded again; whether it was not already.
+    pub fn replace(&mut self, id: InstanceId) -> bool {
+        self.replace.insert(id)
+    }
+
+    /// Instance `id` was uploaded: its replace, if any, is done; whether it had one.
+    pub fn replaced(&mut self, id: &InstanceId) -> bool {
+        self.replace.remove(id)
+    }
+
+    /// Forgets the replaces of instances the manifest in force no longer has.
+    pub fn keep_replaces_in_manifest(&mut self) {
+        let by_id = &self.index.by_id;
+        self.replace.retain(|id| by_id.contains_key(id));
     }
 
     /// The manifest in force.

@@ -5,6 +5,7 @@ use crate::gateway::HttpGateway;
 use crate::manifest::{self, InstanceId};
 use crate::state::{Loaded, State, StateDir};
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 fn world(api_url: &str) -> (tempfile::TempDir, Manifest) {
@@ -20,6 +21,15 @@ fn world(api_url: &str) -> (tempfile::TempDir, Manifest) {
 }
 
 fn reconciler(dir: &Path, manifest: Manifest, clock: Clock) -> Reconciler<HttpGateway> {
+    with_gateway(dir, manifest, clock, HttpGateway::new().unwrap())
+}
+
+fn with_gateway<G: Gateway>(
+    dir: &Path,
+    manifest: Manifest,
+    clock: Clock,
+    gateway: G,
+) -> Reconciler<G> {
     let state_dir = StateDir::new(dir.join("state"));
     let lock = state_dir.lock("test").unwrap();
     let store = StateStore::new(state_dir, lock, Loaded::from(State::default())).unwrap();
@@ -33,7 +43,7 @@ fn reconciler(dir: &Path, manifest: Manifest, clock: Clock) -> Reconciler<HttpGa
     Reconciler::new(
         Arc::new(manifest),
         store,
-        HttpGateway::new().unwrap(),
+        gateway,
         clock,
         Jitter::random(),
         options,
@@ -110,4 +120,83 @@ async fn nothing_to_do_returns_at_once() {
         !dir.path().join("state/state.json").exists(),
         "nothing changed, nothing written"
     );
+}
+
+/// A GREEN-API that applies every upload at once, noting when each started.
+#[derive(Clone, Default)]
+struct Applies(Arc<Mutex<Vec<tokio::time::Instant>>>);
+
+impl Applies {
+    fn calls(&self) -> Vec<tokio::time::Instant> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl Gateway for Applies {
+    async fn set_profile_picture(&self, _: crate::gateway::Upload) -> crate::outcome::CallOutcome {
+        self.0.lock().unwrap().push(tokio::time::Instant::now());
+        crate::outcome::CallOutcome::Applied { url_avatar: None }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replace_uploads_an_applied_instance_once_more_within_the_throttle() {
+    let (dir, manifest) = world("http://127.0.0.1:9");
+    let clock = Clock::start();
+    let gateway = Applies::default();
+    let mut reconciler = with_gateway(dir.path(), manifest, clock, gateway.clone());
+    let id = InstanceId::parse("1101000001").unwrap();
+    let five_minutes = Duration::from_secs(300);
+    reconciler
+        .run_until(clock.now() + five_minutes)
+        .await
+        .unwrap();
+    assert_eq!(gateway.calls().len(), 1);
+    assert_eq!(reconciler.summary().applied, 1);
+
+    // Planned again from its record, as a new run would: in sync, so no token is read.
+    reconciler.set_manifest(Arc::clone(reconciler.manifest()));
+    assert_eq!(reconciler.summary().in_sync, 1);
+    assert!(reconciler.table.slots[0].target.token.is_none());
+    // Its record says applied; a replace plans an upload all the same, held by the
+    // throttle (minInterval, 10 s by default) that the first call started.
+    reconciler.replace([id.clone()]);
+    assert!(reconciler.table.replacing(&id));
+    assert_eq!(reconciler.summary().throttled, 1);
+    reconciler
+        .run_until(clock.now() + five_minutes)
+        .await
+        .unwrap();
+    let calls = gateway.calls();
+    assert_eq!(calls.len(), 2);
+    assert!(calls[1] - calls[0] >= Duration::from_secs(10), "{calls:?}");
+    assert_eq!(reconciler.summary().applied, 1);
+    // Landed applied: the replace is done, and the instance is in sync again.
+    assert!(!reconciler.table.replacing(&id));
+    reconciler.set_manifest(Arc::clone(reconciler.manifest()));
+    reconciler
+        .run_until(clock.now() + five_minutes)
+        .await
+        .unwrap();
+    assert_eq!(gateway.calls().len(), 2, "one replace, one upload");
+    assert_eq!(reconciler.summary().in_sync, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replace_of_a_suspended_instance_sends_nothing() {
+    let (dir, mut manifest) = world("http://127.0.0.1:9");
+    manifest.instances[0].suspend = true;
+    let clock = Clock::start();
+    let gateway = Applies::default();
+    let mut reconciler = with_gateway(dir.path(), manifest, clock, gateway.clone());
+    let id = InstanceId::parse("1101000001").unwrap();
+    reconciler.replace([id.clone()]);
+    assert!(!reconciler.table.replacing(&id));
+    let five_minutes = Duration::from_secs(300);
+    reconciler
+        .run_until(clock.now() + five_minutes)
+        .await
+        .unwrap();
+    assert!(gateway.calls().is_empty());
+    assert_eq!(reconciler.summary().suspended, 1);
 }
