@@ -1,6 +1,7 @@
 //! The whole of avatar-sync in a minute, with no GREEN-API account: start a fake GREEN-API
 //! on 127.0.0.1, write a small manifest and two pictures into a temporary folder, then
-//! reconcile (three calls), reconcile again (none), change a picture (one call).
+//! reconcile (three uploads, after a read of what each instance shows), reconcile again
+//! (nothing), change a picture (one upload).
 //!
 //! Run it with `cargo run --example demo`. It writes only inside a temporary folder, which
 //! is removed at the end.
@@ -17,7 +18,8 @@ const SALES_V2: &[u8] = include_bytes!("pictures/sales-v2.jpg");
 const DEMO_TOKEN: &str = "demoToken0123456789abcdef";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    logging::init(avatar_sync::cli::LogFormat::Text, 0);
+    // As `avatar-sync --reconcile` logs: warnings and errors only, the tables say the rest.
+    logging::init(avatar_sync::cli::LogFormat::Text, -1);
     let fake = FakeGreenApi::start();
     // The demo uses a 2 s minInterval so step 3 does not wait the real 10 s.
     fake.set_rate_window(Duration::from_secs(2));
@@ -81,7 +83,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("(pictures/sales.jpg was replaced by a new picture)\n");
     step(
         3,
-        "--reconcile after the change: one call, once the 2 s minInterval since the last call has passed",
+        "--reconcile after the change: one upload, once the 2 s minInterval since the last call has passed",
         &fake,
         &manifest_path,
         &state_dir,
@@ -107,7 +109,7 @@ fn step(
     state_dir: &Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
     println!("=== step {n}: {title}");
-    let before = fake.request_count();
+    let (before, reads_before) = (fake.request_count(), fake.reads().len());
     let args = Args::parse_from_args([
         "avatar-sync".as_ref(),
         "--reconcile".as_ref(),
@@ -119,14 +121,22 @@ fn step(
     let env = |_: &str| None;
     let output = modes::run(&args, &env)?;
     print!("{}", output.stdout);
-    let calls = &fake.requests()[before..];
+    let calls = fake.requests_since(before);
+    let reads = fake.reads_since(reads_before);
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     println!(
-        "\nthe fake GREEN-API received {} call{} (exit code {}):",
-        calls.len(),
-        if calls.len() == 1 { "" } else { "s" },
+        "\nthe fake GREEN-API received {} and {} (exit code {}):",
+        plural(calls.len(), "upload"),
+        plural(reads.len(), "read"),
         output.exit_code
     );
-    for call in calls {
+    for read in &reads {
+        println!(
+            "  read {} of {}  -> {}",
+            read.method, read.instance, read.answer
+        );
+    }
+    for call in &calls {
         println!(
             "  POST /waInstance{}/setProfilePicture/[token]  file={} sha256={}…  -> {}",
             call.instance,

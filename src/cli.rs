@@ -156,7 +156,9 @@ pub struct OutputOptions {
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// More logging (-v debug, -vv trace). RUST_LOG also works.
+    /// More logging. The daemon logs from info (-v debug, -vv trace); the one-shot modes
+    /// print their table and only warnings and errors (-v info, -vv debug, -vvv trace).
+    /// RUST_LOG also works.
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
@@ -284,6 +286,16 @@ impl Args {
         }
     }
 
+    /// The log level as `-v` count minus `-q` count above the mode's default: the daemon
+    /// logs from info (0); a one-shot mode from warn (-1), so that on a terminal it prints
+    /// its table and nothing else unless something is wrong. The same with or without a
+    /// terminal, so that what a cron job or CI logs is what a person sees.
+    pub fn log_verbosity(&self) -> i8 {
+        let default = if self.mode() == Mode::Daemon { 0 } else { -1 };
+        let asked = i16::from(self.output.verbose) - i16::from(self.output.quiet);
+        i8::try_from(default + asked).unwrap_or(if asked > 0 { i8::MAX } else { i8::MIN })
+    }
+
     /// `--timeout`, or its default.
     pub fn timeout(&self) -> Duration {
         self.run.timeout.unwrap_or(DEFAULT_TIMEOUT)
@@ -322,6 +334,21 @@ mod tests {
         let args = parse(&["--reconcile", "--timeout", "1h30m"]).unwrap();
         assert_eq!(args.timeout(), Duration::from_secs(5400));
         assert!(parse(&["--reconcile", "--timeout", "soon"]).is_err());
+    }
+
+    #[test]
+    fn one_shot_modes_log_from_warn_and_the_daemon_from_info() {
+        let level = |args: &[&str]| parse(args).unwrap().log_verbosity();
+        assert_eq!(level(&[]), 0);
+        assert_eq!(level(&["-v"]), 1);
+        assert_eq!(level(&["-q"]), -1);
+        for mode in ["--reconcile", "--check", "--status", "--drift", "--dry-run"] {
+            assert_eq!(level(&[mode]), -1, "{mode}");
+            assert_eq!(level(&[mode, "-v"]), 0, "{mode}");
+            assert_eq!(level(&[mode, "-vv"]), 1, "{mode}");
+            assert_eq!(level(&[mode, "-q"]), -2, "{mode}");
+        }
+        assert_eq!(level(&["--preview", "out"]), -1);
     }
 
     #[test]

@@ -178,7 +178,7 @@ fn prepare(
     };
     tracing::debug!(
         instances = manifest.instances.len(),
-        took_ms = started.elapsed().as_secs_f64() * 1000.0,
+        took_ms = crate::clock::millis(started.elapsed()),
         "manifest loaded"
     );
     let scope = scope(args, env, &manifest, mode)?;
