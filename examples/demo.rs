@@ -10,7 +10,6 @@ use avatar_sync::cli::Args;
 use avatar_sync::{logging, modes};
 use fake_green_api::FakeGreenApi;
 use std::path::Path;
-use std::time::Duration;
 
 const SUPPORT: &[u8] = include_bytes!("pictures/support.jpg");
 const SALES: &[u8] = include_bytes!("pictures/sales.jpg");
@@ -21,8 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // As `avatar-sync --reconcile` logs: warnings and errors only, the tables say the rest.
     logging::init(avatar_sync::cli::LogFormat::Text, -1);
     let fake = FakeGreenApi::start();
-    // The demo uses a 2 s minInterval so step 3 does not wait the real 10 s.
-    fake.set_rate_window(Duration::from_secs(2));
+    // WhatsApp's real limit and the manifest's default minInterval: step 3 waits it out.
     for id in ["1101000001", "1101000002", "1101000003"] {
         fake.add_instance(id, DEMO_TOKEN);
     }
@@ -38,7 +36,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest = format!(
         "# Three WhatsApp numbers, two pictures.\n\
          apiUrl: {url}\n\
-         minInterval: 2s\n\
          instances:\n\
          \x20 - idInstance: \"1101000001\"\n\
          \x20   apiTokenFile: secrets/demo.token\n\
@@ -83,7 +80,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("(pictures/sales.jpg was replaced by a new picture)\n");
     step(
         3,
-        "--reconcile after the change: one upload, once the 2 s minInterval since the last call has passed",
+        "--reconcile after the change: one upload, once the 10 s minInterval since the last call has passed",
         &fake,
         &manifest_path,
         &state_dir,

@@ -82,6 +82,12 @@ pub struct ModeFlags {
     #[arg(long)]
     pub check: bool,
 
+    /// With --check: every warning is an error (exit 1), for hosts that have the secrets:
+    /// a token source absent here, a token file others may read, a token in the manifest,
+    /// a minInterval under 10s.
+    #[arg(long)]
+    pub strict: bool,
+
     /// Print what the state directory records, per instance.
     #[arg(long)]
     pub status: bool,
@@ -214,6 +220,12 @@ impl Args {
             return Err(Self::command().error(
                 clap::error::ErrorKind::ArgumentConflict,
                 "--timeout only applies to --reconcile",
+            ));
+        }
+        if parsed.modes.strict && !parsed.modes.check {
+            return Err(Self::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--strict only applies to --check",
             ));
         }
         Ok(parsed)
@@ -349,6 +361,13 @@ mod tests {
             assert_eq!(level(&[mode, "-q"]), -2, "{mode}");
         }
         assert_eq!(level(&["--preview", "out"]), -1);
+    }
+
+    #[test]
+    fn strict_needs_check() {
+        assert!(parse(&["--check", "--strict"]).unwrap().modes.strict);
+        assert!(parse(&["--strict"]).is_err());
+        assert!(parse(&["--reconcile", "--strict"]).is_err());
     }
 
     #[test]

@@ -58,7 +58,10 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
     match mode {
         Mode::Check => {
             let prepared = prepare(None)?;
-            Ok(Output::of(&check::check(&prepared.manifest), args.run.json))
+            Ok(Output::of(
+                &check::check(&prepared.manifest, args.modes.strict),
+                args.run.json,
+            ))
         }
         Mode::Preview => {
             let prepared = prepare(None)?;
