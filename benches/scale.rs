@@ -279,7 +279,7 @@ fn noop_runs(fleet: &Fleet, fake: &FakeGreenApi, runs: usize) -> (f64, f64, f64,
     let mut walls = Vec::new();
     let mut peaks = Vec::new();
     for _ in 0..runs {
-        let (took, stderr) = fleet.reconcile(&["--reconcile", "-v"]);
+        let (took, stderr) = fleet.reconcile(&["--reconcile", "-vv"]);
         walls.push(took.as_secs_f64() * 1000.0);
         peaks.extend(field(&stderr, "peak_rss_kib="));
     }
@@ -355,7 +355,7 @@ fn fleet(table: &mut String) {
             "64",
             "--timeout",
             "30m",
-            "-v",
+            "-vv",
         ],
     );
     assert_eq!(fake.request_count(), N);

@@ -124,7 +124,8 @@ password, query or fragment; a trailing / is ignored.
 minInterval (duration; default 10s)
 Least time between the answer of one setProfilePicture call of an instance and the start of
 the next (WhatsApp allows about one change per 10 s). The time of the last call is kept in
-the state directory, so this holds across restarts and modes.
+the state directory, so this holds across restarts and modes. Under 10s is a warning
+(min-interval-short): changes that close together are answered rate-overlimit.
 .TP
 resyncInterval (duration, at least 1s; default 10m)
 The daemon re-checks everything this often, file events or not (plus up to 10% jitter).
@@ -157,7 +158,8 @@ not; YAML's other integer forms (0x10, 1_000) are refused, as they would name an
 instance.
 .TP
 apiTokenFile (path)
-The token is this file's content, surrounding whitespace ignored.
+The token is this file's content, surrounding whitespace ignored. --check warns
+(token-file-open) when its group or others may read it.
 .TP
 apiTokenEnv (environment variable name)
 The token is this variable's value.

@@ -1,6 +1,7 @@
 //! The whole of avatar-sync in a minute, with no GREEN-API account: start a fake GREEN-API
 //! on 127.0.0.1, write a small manifest and two pictures into a temporary folder, then
-//! reconcile (three calls), reconcile again (none), change a picture (one call).
+//! reconcile (three uploads, after a read of what each instance shows), reconcile again
+//! (nothing), change a picture (one upload).
 //!
 //! Run it with `cargo run --example demo`. It writes only inside a temporary folder, which
 //! is removed at the end.
@@ -9,7 +10,6 @@ use avatar_sync::cli::Args;
 use avatar_sync::{logging, modes};
 use fake_green_api::FakeGreenApi;
 use std::path::Path;
-use std::time::Duration;
 
 const SUPPORT: &[u8] = include_bytes!("pictures/support.jpg");
 const SALES: &[u8] = include_bytes!("pictures/sales.jpg");
@@ -17,10 +17,10 @@ const SALES_V2: &[u8] = include_bytes!("pictures/sales-v2.jpg");
 const DEMO_TOKEN: &str = "demoToken0123456789abcdef";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    logging::init(avatar_sync::cli::LogFormat::Text, 0);
+    // As `avatar-sync --reconcile` logs: warnings and errors only, the tables say the rest.
+    logging::init(avatar_sync::cli::LogFormat::Text, -1);
     let fake = FakeGreenApi::start();
-    // The demo uses a 2 s minInterval so step 3 does not wait the real 10 s.
-    fake.set_rate_window(Duration::from_secs(2));
+    // WhatsApp's real limit and the manifest's default minInterval: step 3 waits it out.
     for id in ["1101000001", "1101000002", "1101000003"] {
         fake.add_instance(id, DEMO_TOKEN);
     }
@@ -36,7 +36,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest = format!(
         "# Three WhatsApp numbers, two pictures.\n\
          apiUrl: {url}\n\
-         minInterval: 2s\n\
          instances:\n\
          \x20 - idInstance: \"1101000001\"\n\
          \x20   apiTokenFile: secrets/demo.token\n\
@@ -81,7 +80,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("(pictures/sales.jpg was replaced by a new picture)\n");
     step(
         3,
-        "--reconcile after the change: one call, once the 2 s minInterval since the last call has passed",
+        "--reconcile after the change: one upload, once the 10 s minInterval since the last call has passed",
         &fake,
         &manifest_path,
         &state_dir,
@@ -107,7 +106,7 @@ fn step(
     state_dir: &Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
     println!("=== step {n}: {title}");
-    let before = fake.request_count();
+    let (before, reads_before) = (fake.request_count(), fake.reads().len());
     let args = Args::parse_from_args([
         "avatar-sync".as_ref(),
         "--reconcile".as_ref(),
@@ -119,14 +118,22 @@ fn step(
     let env = |_: &str| None;
     let output = modes::run(&args, &env)?;
     print!("{}", output.stdout);
-    let calls = &fake.requests()[before..];
+    let calls = fake.requests_since(before);
+    let reads = fake.reads_since(reads_before);
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     println!(
-        "\nthe fake GREEN-API received {} call{} (exit code {}):",
-        calls.len(),
-        if calls.len() == 1 { "" } else { "s" },
+        "\nthe fake GREEN-API received {} and {} (exit code {}):",
+        plural(calls.len(), "upload"),
+        plural(reads.len(), "read"),
         output.exit_code
     );
-    for call in calls {
+    for read in &reads {
+        println!(
+            "  read {} of {}  -> {}",
+            read.method, read.instance, read.answer
+        );
+    }
+    for call in &calls {
         println!(
             "  POST /waInstance{}/setProfilePicture/[token]  file={} sha256={}…  -> {}",
             call.instance,

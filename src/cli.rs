@@ -82,6 +82,12 @@ pub struct ModeFlags {
     #[arg(long)]
     pub check: bool,
 
+    /// With --check: every warning is an error (exit 1), for hosts that have the secrets:
+    /// a token source absent here, a token file others may read, a token in the manifest,
+    /// a minInterval under 10s.
+    #[arg(long)]
+    pub strict: bool,
+
     /// Print what the state directory records, per instance.
     #[arg(long)]
     pub status: bool,
@@ -168,7 +174,9 @@ pub struct OutputOptions {
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// More logging (-v debug, -vv trace). RUST_LOG also works.
+    /// More logging. The daemon logs from info (-v debug, -vv trace); the one-shot modes
+    /// print their table and only warnings and errors (-v info, -vv debug, -vvv trace).
+    /// RUST_LOG also works.
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
@@ -224,6 +232,12 @@ impl Args {
             return Err(Self::command().error(
                 clap::error::ErrorKind::ArgumentConflict,
                 "--timeout only applies to --reconcile",
+            ));
+        }
+        if parsed.modes.strict && !parsed.modes.check {
+            return Err(Self::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--strict only applies to --check",
             ));
         }
         Ok(parsed)
@@ -296,6 +310,16 @@ impl Args {
         }
     }
 
+    /// The log level as `-v` count minus `-q` count above the mode's default: the daemon
+    /// logs from info (0); a one-shot mode from warn (-1), so that on a terminal it prints
+    /// its table and nothing else unless something is wrong. The same with or without a
+    /// terminal, so that what a cron job or CI logs is what a person sees.
+    pub fn log_verbosity(&self) -> i8 {
+        let default = if self.mode() == Mode::Daemon { 0 } else { -1 };
+        let asked = i16::from(self.output.verbose) - i16::from(self.output.quiet);
+        i8::try_from(default + asked).unwrap_or(if asked > 0 { i8::MAX } else { i8::MIN })
+    }
+
     /// `--timeout`, or its default.
     pub fn timeout(&self) -> Duration {
         self.run.timeout.unwrap_or(DEFAULT_TIMEOUT)
@@ -353,6 +377,28 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn one_shot_modes_log_from_warn_and_the_daemon_from_info() {
+        let level = |args: &[&str]| parse(args).unwrap().log_verbosity();
+        assert_eq!(level(&[]), 0);
+        assert_eq!(level(&["-v"]), 1);
+        assert_eq!(level(&["-q"]), -1);
+        for mode in ["--reconcile", "--check", "--status", "--drift", "--dry-run"] {
+            assert_eq!(level(&[mode]), -1, "{mode}");
+            assert_eq!(level(&[mode, "-v"]), 0, "{mode}");
+            assert_eq!(level(&[mode, "-vv"]), 1, "{mode}");
+            assert_eq!(level(&[mode, "-q"]), -2, "{mode}");
+        }
+        assert_eq!(level(&["--preview", "out"]), -1);
+    }
+
+    #[test]
+    fn strict_needs_check() {
+        assert!(parse(&["--check", "--strict"]).unwrap().modes.strict);
+        assert!(parse(&["--strict"]).is_err());
+        assert!(parse(&["--reconcile", "--strict"]).is_err());
     }
 
     #[test]

@@ -9,6 +9,11 @@
 
 use std::time::{Duration, SystemTime};
 
+/// `d` in milliseconds, rounded to two decimals (0.42, not 0.41792376), for logs people read.
+pub fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 100_000.0).round() / 100.0
+}
+
 /// The source of "now" for one process.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Clock {
@@ -149,6 +154,14 @@ pub fn human_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn millis_are_rounded_to_two_decimals() {
+        assert_eq!(millis(Duration::from_nanos(417_923)), 0.42);
+        assert_eq!(millis(Duration::from_nanos(3_157_988)), 3.16);
+        assert_eq!(millis(Duration::from_secs(2)), 2000.0);
+        assert_eq!(millis(Duration::ZERO), 0.0);
+    }
 
     #[test]
     fn durations_parse_as_the_contract_writes_them() {

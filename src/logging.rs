@@ -9,7 +9,8 @@ use crate::redact::Scrubbed;
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber. `verbosity` is `-v` count minus `-q` count.
+/// Installs the global subscriber. `verbosity` is 0 for info, -1 for warn, 1 for debug:
+/// [`crate::cli::Args::log_verbosity`], which starts one-shot modes at warn.
 pub fn init(format: LogFormat, verbosity: i8) {
     let level = match verbosity {
         i8::MIN..=-2 => "error",

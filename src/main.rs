@@ -22,9 +22,7 @@ fn main() -> ExitCode {
             };
         }
     };
-    let verbosity =
-        i8::try_from(i16::from(args.output.verbose) - i16::from(args.output.quiet)).unwrap_or(0);
-    logging::init(args.output.log_format, verbosity);
+    logging::init(args.output.log_format, args.log_verbosity());
 
     let env = |name: &str| std::env::var(name).ok();
     let result = modes::run(&args, &env);

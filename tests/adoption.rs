@@ -31,7 +31,7 @@ fn fleet(n: u32, matching: u32, extra: &str) -> World {
 #[test]
 fn matching_live_pictures_are_adopted_and_only_the_others_uploaded() {
     let world = fleet(25, 20, "");
-    let run = world.run(&["--reconcile", "--json", "--concurrency", "8"]);
+    let run = world.run(&["--reconcile", "--json", "--concurrency", "8", "-v"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(world.fake.request_count(), 5, "{run:?}");
     let summary = &run.json()["summary"];

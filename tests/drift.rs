@@ -339,7 +339,7 @@ fn beside_a_writer_that_holds_the_lock_drift_reads_and_records_nothing() {
         .open(world.state_dir().join("lock"))
         .unwrap();
     lock.try_lock().unwrap();
-    let run = world.run(&["--drift", "--json"]);
+    let run = world.run(&["--drift", "--json", "-v"]);
     assert_eq!(run.code, 2, "{run:?}");
     assert_eq!(run.status_of(IDS[0]), "drifted");
     assert!(run.stderr.contains("not recorded"), "{run:?}");

@@ -102,3 +102,31 @@ fn drift_twice_in_a_row_reads_once_a_second_across_runs_and_waits_out_a_429() {
         "{answered:?}"
     );
 }
+
+#[test]
+fn one_shot_modes_print_the_table_and_log_only_warnings_unless_asked() {
+    let world = World::new(Duration::from_secs(1));
+    world.instance("1101000001");
+    world.write("a.jpg", &jpeg(1));
+    world.write_manifest(
+        "apiUrl: {url}\nminInterval: 10s\ninstances:\n  - idInstance: \"1101000001\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n",
+    );
+    // No terminal here, as under cron or CI: the rule is the same as on one.
+    let run = world.run(&["--reconcile"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("1 applied"), "{run:?}");
+    assert_eq!(run.stderr, "", "nothing but the table: {run:?}");
+    for mode in ["--check", "--status", "--dry-run"] {
+        let run = world.run(&[mode]);
+        assert!(!run.stderr.contains("INFO"), "{mode}: {run:?}");
+    }
+    // -v brings the run's INFO lines back, their milliseconds rounded for people.
+    let verbose = world.run(&["--reconcile", "-v"]);
+    assert!(verbose.stderr.contains("INFO"), "{verbose:?}");
+    let took = (verbose.stderr.split_whitespace())
+        .find_map(|word| word.strip_prefix("took_ms="))
+        .unwrap_or_else(|| panic!("{verbose:?}"));
+    let decimals = took.split_once('.').map_or(0, |(_, d)| d.len());
+    assert!(decimals <= 2, "took_ms={took}");
+    assert_eq!(world.fake.request_count(), 1);
+}

@@ -37,7 +37,7 @@ fn converges_once_then_makes_no_call() {
     let world = World::new(MIN);
     three_instances(&world);
 
-    let first = world.run(&["--reconcile", "--json"]);
+    let first = world.run(&["--reconcile", "--json", "-v"]);
     assert_eq!(first.code, 0, "{first:?}");
     let requests = world.fake.requests();
     assert_eq!(requests.len(), 3, "{requests:#?}");
@@ -76,7 +76,7 @@ fn converges_once_then_makes_no_call() {
         first.json()["summary"],
         serde_json::json!({"inSync": 0, "applied": 3, "adopted": 0, "pending": 0, "throttled": 0, "unreachable": 0, "failed": 0, "suspended": 0, "drifted": 0})
     );
-    // One log line per call, with instance, outcome and duration.
+    // With -v, one log line per call, with instance, outcome and duration.
     let call_lines: Vec<&str> = first
         .stderr
         .lines()

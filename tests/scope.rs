@@ -203,7 +203,7 @@ fn a_five_line_alias_bomb_is_refused_at_once_naming_the_limit() {
     world.write_manifest(&yaml);
 
     let started = std::time::Instant::now();
-    let check = world.run(&["--check", "-v"]);
+    let check = world.run(&["--check", "-vv"]);
     let took = started.elapsed();
     assert_eq!(check.code, 1, "{}", check.stderr);
     assert!(took < Duration::from_secs(1), "took {took:?}");

@@ -6,6 +6,7 @@
 mod util;
 
 mod adoption;
+mod check;
 mod daemon;
 mod drift;
 mod examples;

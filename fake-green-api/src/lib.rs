@@ -8,7 +8,7 @@
 //! scripted per instance (errors, resets, hangs, delays), and records every call it receives,
 //! without ever storing the token. Dropping the [`FakeGreenApi`] stops all of its threads.
 //! A dev-only crate of the avatar-sync workspace, used by its tests, its benchmark and its
-//! demo; it needs only `std`, `sha2`, `serde_json`, `socket2` and `image` (to re-encode
+//! demo, and a program of its own (`src/main.rs`, the README's sandbox); it needs only `std`, `sha2`, `serde_json`, `socket2` and `image` (to re-encode
 //! avatars as WhatsApp does).
 
 mod live;
@@ -121,10 +121,14 @@ pub struct FakeGreenApi {
 impl FakeGreenApi {
     /// Binds 127.0.0.1 on a random port and starts serving.
     pub fn start() -> FakeGreenApi {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("fake GREEN-API: bind 127.0.0.1:0");
-        let addr = listener
-            .local_addr()
-            .expect("fake GREEN-API: local address");
+        FakeGreenApi::start_on(0).expect("fake GREEN-API: bind 127.0.0.1:0")
+    }
+
+    /// Binds 127.0.0.1:`port` (0: a free one) and starts serving; the error when the port
+    /// is taken. The sandbox binary gives its port on the command line.
+    pub fn start_on(port: u16) -> std::io::Result<FakeGreenApi> {
+        let listener = TcpListener::bind(("127.0.0.1", port))?;
+        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 instances: HashMap::new(),
@@ -147,13 +151,12 @@ impl FakeGreenApi {
             .spawn({
                 let shared = Arc::clone(&shared);
                 move || accept_loop(listener, shared)
-            })
-            .expect("fake GREEN-API: spawn the acceptor");
-        FakeGreenApi {
+            })?;
+        Ok(FakeGreenApi {
             shared,
             addr,
             acceptor: Some(acceptor),
-        }
+        })
     }
 
     /// The base URL, `http://127.0.0.1:PORT`.
@@ -221,6 +224,19 @@ impl FakeGreenApi {
             .filter(|r| r.instance == id)
             .cloned()
             .collect()
+    }
+
+    /// The recorded requests from the `from`-th on (none when fewer were recorded): what
+    /// arrived since a caller last looked, without copying the ones it has seen.
+    pub fn requests_since(&self, from: usize) -> Vec<Request> {
+        let state = self.shared.state();
+        state.requests.get(from..).unwrap_or_default().to_vec()
+    }
+
+    /// The reads from the `from`-th on, as [`FakeGreenApi::requests_since`].
+    pub fn reads_since(&self, from: usize) -> Vec<Read> {
+        let state = self.shared.state();
+        state.reads.get(from..).unwrap_or_default().to_vec()
     }
 
     /// How many requests were recorded.

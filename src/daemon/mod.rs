@@ -225,7 +225,7 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
         self.report_status();
         // The whole pass: the manifest, the watches and the plan.
         tracing::debug!(
-            pass_ms = started.elapsed().as_secs_f64() * 1000.0,
+            pass_ms = crate::clock::millis(started.elapsed()),
             "pass done"
         );
     }

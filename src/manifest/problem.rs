@@ -39,6 +39,11 @@ pub enum ProblemKind {
     SecretInManifest,
     /// A warning of `--check`: a token source is absent here.
     TokenUnavailable,
+    /// A warning: `minInterval` under WhatsApp's 10 s, so calls come back `rate-overlimit`
+    /// (each one a real GREEN-API call).
+    MinIntervalShort,
+    /// A warning of `--check`: an `apiTokenFile` that its group or others may read.
+    TokenFileOpen,
 }
 
 impl ProblemKind {
@@ -61,6 +66,8 @@ impl ProblemKind {
             Self::EmptyPicture => "empty-picture",
             Self::SecretInManifest => "secret-in-manifest",
             Self::TokenUnavailable => "token-unavailable",
+            Self::MinIntervalShort => "min-interval-short",
+            Self::TokenFileOpen => "token-file-open",
         }
     }
 }

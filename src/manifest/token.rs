@@ -92,5 +92,18 @@ impl TokenSource {
     }
 }
 
+impl TokenSource {
+    /// For an `apiTokenFile` its group or others may read (`mode & 0o077` set, the file
+    /// a symlink points at): the path and its permission bits. Never reads the token.
+    pub fn open_file(&self) -> Option<(&std::path::Path, u32)> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let Self::File(Ok(path)) = self else {
+            return None;
+        };
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+        (mode & 0o077 != 0).then_some((path.as_path(), mode))
+    }
+}
+
 /// The most of a token file that is read, in bytes: a token is a few dozen characters.
 const MAX_TOKEN_FILE_BYTES: u64 = 4096;

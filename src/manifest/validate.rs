@@ -233,7 +233,21 @@ impl<'a> Validator<'a> {
             }),
             None => ApiUrl(DEFAULT_API_URL.to_owned()),
         };
+        let min_line = top.min_interval.as_ref().map_or(0, |m| m.line());
         let min_interval = self.duration(top.min_interval, "minInterval", DEFAULT_MIN_INTERVAL);
+        if min_interval < DEFAULT_MIN_INTERVAL {
+            self.warnings.push(Problem {
+                kind: ProblemKind::MinIntervalShort,
+                path: self.path.to_owned(),
+                line: Some(min_line).filter(|&l| l > 0),
+                instance: None,
+                message: format!(
+                    "minInterval {} is under WhatsApp's 10s: changes that close together are \
+                     answered rate-overlimit, each a real GREEN-API call",
+                    human_duration(min_interval)
+                ),
+            });
+        }
         let resync_line = top.resync_interval.as_ref().map_or(0, |r| r.line());
         let resync_interval = self.duration(
             top.resync_interval,

@@ -45,10 +45,14 @@ pub(crate) struct CheckReport {
     pub instances: Vec<CheckRow>,
     /// Counts.
     pub summary: CheckSummary,
+    /// `--strict`: a warning fails the check (exit 1).
+    #[serde(skip)]
+    pub strict: bool,
 }
 
-/// Checks every instance of a parsed manifest.
-pub(crate) fn check(manifest: &Manifest) -> CheckReport {
+/// Checks every instance of a parsed manifest; `strict` (`--strict`) makes every warning
+/// an error for the exit code.
+pub(crate) fn check(manifest: &Manifest, strict: bool) -> CheckReport {
     // Every picture is prepared, as a run would, to find what cannot be sent; nothing is kept.
     let (sources, mut prepared) = prepare_in_memory(manifest, false);
     let mut pictures = Pictures::new(&sources, &mut prepared);
@@ -76,17 +80,30 @@ pub(crate) fn check(manifest: &Manifest) -> CheckReport {
                 },
                 Err(why) => fail(&mut row, "picture-path", format!("picture: {why}")),
             }
+            let warn = |row: &mut CheckRow, kind: ProblemKind, message: String| {
+                let warning = Problem {
+                    kind,
+                    path: manifest.path.clone(),
+                    line: Some(instance.line),
+                    instance: Some(instance.id.to_string()),
+                    message,
+                };
+                row.detail.warnings.push(labelled(&warning));
+            };
             match instance.token.resolve() {
-                Ok(_) => {}
+                Ok(_) => {
+                    if let Some((path, mode)) = instance.token.open_file() {
+                        let message = format!(
+                            "apiTokenFile {} is readable by its group or others (mode {mode:04o}); \
+                             chmod 600 it",
+                            path.display()
+                        );
+                        warn(&mut row, ProblemKind::TokenFileOpen, message);
+                    }
+                }
                 Err(e @ TokenError::Unavailable(_)) => {
-                    let warning = Problem {
-                        kind: ProblemKind::TokenUnavailable,
-                        path: manifest.path.clone(),
-                        line: Some(instance.line),
-                        instance: Some(instance.id.to_string()),
-                        message: format!("{e} (fine where secrets are absent, like CI)"),
-                    };
-                    row.detail.warnings.push(warning.to_string());
+                    let message = format!("{e} (fine where secrets are absent, like CI)");
+                    warn(&mut row, ProblemKind::TokenUnavailable, message);
                 }
                 Err(e @ TokenError::Invalid(_)) => fail(&mut row, e.label(), e.to_string()),
             }
@@ -99,19 +116,25 @@ pub(crate) fn check(manifest: &Manifest) -> CheckReport {
             row
         })
         .collect();
-    let warnings: Vec<String> = manifest.warnings.iter().map(ToString::to_string).collect();
+    let warnings: Vec<String> = manifest.warnings.iter().map(labelled).collect();
     summary.warnings += warnings.len();
     CheckReport {
         warnings,
         instances,
         summary,
+        strict,
     }
 }
 
+/// A warning as the table and `--json` show it: where, what, then its stable label.
+fn labelled(warning: &Problem) -> String {
+    format!("{warning} [{}]", warning.kind.label())
+}
+
 impl Render for CheckReport {
-    /// 0 when valid, 1 when any instance has an error.
+    /// 0 when valid, 1 when any instance has an error (under `--strict`, or a warning).
     fn exit_code(&self) -> u8 {
-        u8::from(self.summary.failed > 0)
+        u8::from(self.summary.failed > 0 || (self.strict && self.summary.warnings > 0))
     }
 
     /// A table for people, then warnings, then a verdict line.
@@ -137,7 +160,11 @@ impl Render for CheckReport {
             .map(|warning| format!("warning: {warning}"))
             .collect();
         let s = &self.summary;
-        let verdict = if s.failed == 0 { "valid" } else { "NOT valid" };
+        let verdict = match (s.failed, self.strict && s.warnings > 0) {
+            (0, false) => "valid",
+            (0, true) => "NOT valid (--strict: warnings are errors)",
+            _ => "NOT valid",
+        };
         table.summary = format!(
             "manifest {verdict}: {} valid, {} failed, {} suspended, {}",
             thousands(s.valid),

@@ -58,7 +58,10 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
     match mode {
         Mode::Check => {
             let prepared = prepare(None)?;
-            Ok(Output::of(&check::check(&prepared.manifest), args.run.json))
+            Ok(Output::of(
+                &check::check(&prepared.manifest, args.modes.strict),
+                args.run.json,
+            ))
         }
         Mode::Preview => {
             let prepared = prepare(None)?;
@@ -188,7 +191,7 @@ fn prepare(
     };
     tracing::debug!(
         instances = manifest.instances.len(),
-        took_ms = started.elapsed().as_secs_f64() * 1000.0,
+        took_ms = crate::clock::millis(started.elapsed()),
         "manifest loaded"
     );
     let scope = scope(args, &manifest, shard)?;

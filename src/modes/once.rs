@@ -107,7 +107,7 @@ pub(crate) async fn reconcile(
     let saves = reconciler.save_cost();
     tracing::debug!(
         saves = saves.count,
-        save_cpu_ms = saves.cpu.as_secs_f64() * 1000.0,
+        save_cpu_ms = crate::clock::millis(saves.cpu),
         "state saves"
     );
     let mut report = reconciler.report_rows(rows);

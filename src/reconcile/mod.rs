@@ -240,18 +240,31 @@ impl<G: Gateway> Reconciler<G> {
             return false;
         }
         let s = self.table.summary();
-        tracing::info!(
-            throttled = s.throttled,
-            unreachable = s.unreachable,
-            "waiting until {} ({} from now) to try {} instance(s) again ({} unreachable, {} \
-             throttled); --timeout ends the run at {}",
+        let waiting = s.throttled + s.unreachable + s.pending;
+        let message = format!(
+            "waiting until {} ({} from now) to try {waiting} instance(s) again ({} unreachable, \
+             {} throttled); --timeout ends the run at {}",
             crate::clock::rfc3339(until),
             crate::clock::human_duration(std::time::Duration::from_secs(wait.as_secs())),
-            s.throttled + s.unreachable + s.pending,
             s.unreachable,
             s.throttled,
             crate::clock::rfc3339(deadline),
         );
+        // A warning when instances wait: one-shot modes log from warn, and a run that sits
+        // silent for minutes looks hung. A read's one-second spacing is routine (info).
+        if waiting > 0 {
+            tracing::warn!(
+                throttled = s.throttled,
+                unreachable = s.unreachable,
+                "{message}"
+            );
+        } else {
+            tracing::info!(
+                throttled = s.throttled,
+                unreachable = s.unreachable,
+                "{message}"
+            );
+        }
         true
     }
 

@@ -88,7 +88,7 @@ impl<G: Gateway> Reconciler<G> {
             waiting,
             pictures_read = read,
             pictures_prepared = made,
-            took_ms = started.elapsed().as_secs_f64() * 1000.0,
+            took_ms = crate::clock::millis(started.elapsed()),
             "planned {n} instance{}: {due} to set now, {waiting} waiting",
             if n == 1 { "" } else { "s" }
         );

@@ -380,7 +380,7 @@ impl StateDir {
         super::journal::merge(&self.path, &mut loaded.state);
         tracing::debug!(
             records = loaded.state.instances.len(),
-            took_ms = started.elapsed().as_secs_f64() * 1000.0,
+            took_ms = crate::clock::millis(started.elapsed()),
             "state loaded"
         );
         Ok(loaded)
