@@ -63,11 +63,9 @@ impl<G: Gateway> Reconciler<G> {
             let picture = uses.picture_of(index).and_then(|p| digests.get(p));
             let record = self.store.state().instances.get(&instance.id);
             // A replace sends what is in sync: its token is read.
-            let replaced =
-                (record.filter(|_| self.table.replacing(&instance.id))).map(plan::as_replaced);
-            let record = replaced.as_ref().or(record);
+            let record = self.table.as_planned(&instance.id, record);
             self.table.push(Slot {
-                target: target::target_for(instance, picture, Tokens::Required, record),
+                target: target::target_for(instance, picture, Tokens::Required, record.as_deref()),
                 decision: (standing.get(&instance.id).cloned()).unwrap_or(Decision::Suspended),
                 this_run: done.get(&instance.id).copied().unwrap_or_default(),
                 look_at: None,
@@ -179,10 +177,15 @@ impl<G: Gateway> Reconciler<G> {
             return;
         };
         let instance = &self.table.manifest().instances[index];
-        let record = (self.store.state().instances.get(&instance.id)).map(plan::as_replaced);
+        let record = self.store.state().instances.get(&instance.id);
+        let record = self.table.as_planned(&instance.id, record);
         let picture = Ok(digest);
-        self.table.slots[index].target =
-            target::target_for(instance, Some(&picture), Tokens::Required, record.as_ref());
+        self.table.slots[index].target = target::target_for(
+            instance,
+            Some(&picture),
+            Tokens::Required,
+            record.as_deref(),
+        );
     }
 
     /// Decides what to do with instance `index` now, and schedules it.
@@ -197,8 +200,8 @@ impl<G: Gateway> Reconciler<G> {
         });
         let record = clamped.as_ref().or(record);
         // A replace: planned as if nothing were applied, under the same throttle and backoff.
-        let replaced = (record.filter(|_| self.table.replacing(id))).map(plan::as_replaced);
-        let record = replaced.as_ref().or(record);
+        let record = self.table.as_planned(id, record);
+        let record = record.as_deref();
         let desired = &self.table.slots[index].target.desired;
         let decision = plan::decide(desired, record, now, &policy);
         let live_checked_at = record.and_then(|r| r.live_checked_at);

@@ -11,6 +11,7 @@ use crate::picture::pass::Uses;
 use crate::plan::{Decision, Desired, Policy};
 use crate::report::{self, Report, ReportKind, Row, Standing, Status, ThisRun};
 use crate::state::{InstanceRecord, State};
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -96,6 +97,19 @@ impl Table {
     /// Whether instance `id` is to be uploaded again whatever its record says.
     pub fn replacing(&self, id: &InstanceId) -> bool {
         !self.replace.is_empty() && self.replace.contains(id)
+    }
+
+    /// Instance `id`'s `record` as the planner and its target see it: a replace's with
+    /// nothing applied ([`crate::plan::as_replaced`]), any other as it is.
+    pub fn as_planned<'r>(
+        &self,
+        id: &InstanceId,
+        record: Option<&'r InstanceRecord>,
+    ) -> Option<Cow<'r, InstanceRecord>> {
+        record.map(|record| match self.replacing(id) {
+            true => Cow::Owned(crate::plan::as_replaced(record)),
+            false => Cow::Borrowed(record),
+        })
     }
 
     /// Marks instance `id` to be uploaded again; whether it was not already.
