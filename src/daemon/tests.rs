@@ -207,7 +207,7 @@ fn start_with(
     watchdog: Option<Duration>,
     observed: Option<Arc<Observed>>,
 ) -> Running {
-    let manifest = crate::manifest::load(&world.manifest_path()).unwrap();
+    let manifest = crate::manifest::load(&world.manifest_path(), None).unwrap();
     let dir = StateDir::new(world.state_dir());
     let lock = dir.lock("test").unwrap();
     let loaded = dir.load_for_write(&lock).unwrap();
@@ -528,7 +528,7 @@ fn a_reload_refuses_what_a_fresh_start_refuses() {
     let mut bytes = b"# caf\xe9\n".to_vec();
     bytes.extend(std::fs::read(world.manifest_path()).unwrap());
     std::fs::write(world.manifest_path(), &bytes).unwrap();
-    let fresh = crate::manifest::load(&world.manifest_path()).unwrap_err();
+    let fresh = crate::manifest::load(&world.manifest_path(), None).unwrap_err();
     assert!(fresh.to_string().contains("UTF-8"), "{fresh}");
     assert!(source.reload(false).is_none());
     assert_eq!(source.last_load(), None);

@@ -47,11 +47,13 @@ pub use values::{
 use std::path::Path;
 use validate::Validator;
 
-/// Reads and validates the manifest at `path`, expanding `${NAME}` from the process
-/// environment. The daemon's reloads go through the same two steps ([`read_bytes`], then
-/// [`from_bytes`]), so it never runs a manifest that a fresh start would refuse.
-pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-    from_bytes(&read_bytes(path)?, path, &|name| std::env::var(name).ok())
+/// Reads and validates the manifest at `path` (a `shard`'s instances only, when it is one),
+/// expanding `${NAME}` from the process environment. The daemon's reloads go through the
+/// same two steps ([`read_bytes`], then [`from_bytes_in`]), so it never runs a manifest
+/// that a fresh start would refuse.
+pub fn load(path: &Path, shard: Option<Shard>) -> Result<Manifest, ManifestError> {
+    let env = |name: &str| std::env::var(name).ok();
+    from_bytes_in(&read_bytes(path)?, path, shard, &env)
 }
 
 /// The manifest file's bytes: a regular file of at most [`MAX_MANIFEST_BYTES`].
@@ -113,8 +115,7 @@ fn from_bytes_cached(
         Keep::Parse if read.problems.is_empty() => PendingCache::new(dir, key, &read.parsed),
         _ => None,
     };
-    let validator = Validator::new(path, env).with_problems(read.problems);
-    Ok((validator.manifest(read.parsed)?, pending))
+    Ok((validate(read, path, env)?, pending))
 }
 
 /// Validates the manifest `bytes` read from `path`: UTF-8 text, then [`parse`].
@@ -123,7 +124,7 @@ pub fn from_bytes(
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Manifest, ManifestError> {
-    parse(utf8(bytes, path)?, path, env)
+    from_bytes_in(bytes, path, None, env)
 }
 
 /// [`from_bytes`], keeping only `shard`'s instances when it is one.
@@ -133,10 +134,7 @@ pub fn from_bytes_in(
     shard: Option<Shard>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Manifest, ManifestError> {
-    let read = parse_yaml(utf8(bytes, path)?, path, shard)?;
-    Validator::new(path, env)
-        .with_problems(read.problems)
-        .manifest(read.parsed)
+    validate(parse_yaml(utf8(bytes, path)?, path, shard)?, path, env)
 }
 
 fn utf8<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, ManifestError> {
@@ -159,7 +157,18 @@ pub fn parse(
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Manifest, ManifestError> {
-    from_bytes_in(text.as_bytes(), path, None, env)
+    validate(parse_yaml(text, path, None)?, path, env)
+}
+
+/// The manifest `read` from `path`: its problems of shape and its values', together.
+fn validate(
+    read: yaml::Read,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Manifest, ManifestError> {
+    Validator::new(path, env)
+        .with_problems(read.problems)
+        .manifest(read.parsed)
 }
 
 /// The YAML `text` read from `path`, parsed within the safety limits (a `shard`'s

@@ -90,9 +90,7 @@ impl TokenSource {
             }
         }
     }
-}
 
-impl TokenSource {
     /// For an `apiTokenFile` its group or others may read (`mode & 0o077` set, the file
     /// a symlink points at): the path and its permission bits. Never reads the token.
     pub fn open_file(&self) -> Option<(&std::path::Path, u32)> {

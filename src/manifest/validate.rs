@@ -48,28 +48,40 @@ impl Building<'_> {
     /// Validates the next instance, keeping it if it has no problem.
     pub(super) fn add(&mut self, raw: At<ParsedInstance>) {
         let line = raw.line();
+        let id = match InstanceId::parse_written(&raw.0.id_instance.0) {
+            Ok(id) => id,
+            Err(e) => {
+                let id_line = raw.0.id_instance.line();
+                self.validator
+                    .problem(ProblemKind::InvalidId, id_line, None, e);
+                return;
+            }
+        };
         // A duplicate id is named whatever else is wrong with either instance (whose own
         // problems are listed too).
-        let mut duplicate = false;
-        if let Ok(id) = InstanceId::parse_written(&raw.0.id_instance.0) {
-            if let Some(first) = self.first_line.get(&id) {
+        let first = self.first_line.get(&id).copied();
+        match first {
+            Some(first) => {
                 let message = format!("duplicate idInstance (first defined at line {first})");
                 let who = Some(id.as_str());
                 self.validator
                     .problem(ProblemKind::DuplicateId, line, who, message);
-                duplicate = true;
-            } else {
-                self.first_line.insert(id, line);
+            }
+            None => {
+                self.first_line.insert(id.clone(), line);
             }
         }
-        if let Some(instance) = self.validator.instance(
+        let Some(instance) = self.validator.instance(
             raw.0,
+            id,
             line,
             &self.default_url,
             self.defaults,
             self.default_drift,
-        ) && !duplicate
-        {
+        ) else {
+            return;
+        };
+        if first.is_none() {
             self.instances.push(instance);
         }
     }
@@ -125,6 +137,23 @@ impl<'a> Validator<'a> {
             line: Some(line).filter(|&l| l > 0),
             instance: instance.map(str::to_owned),
             message: super::problem::visible(&message.into()),
+        });
+    }
+
+    /// A warning: allowed, but worth saying (`--check --strict` makes it an error).
+    fn warning(
+        &mut self,
+        kind: ProblemKind,
+        line: u64,
+        instance: Option<&str>,
+        message: impl Into<String>,
+    ) {
+        self.warnings.push(Problem {
+            kind,
+            path: self.path.to_owned(),
+            line: Some(line).filter(|&l| l > 0),
+            instance: instance.map(str::to_owned),
+            message: message.into(),
         });
     }
 
@@ -236,17 +265,12 @@ impl<'a> Validator<'a> {
         let min_line = top.min_interval.as_ref().map_or(0, |m| m.line());
         let min_interval = self.duration(top.min_interval, "minInterval", DEFAULT_MIN_INTERVAL);
         if min_interval < DEFAULT_MIN_INTERVAL {
-            self.warnings.push(Problem {
-                kind: ProblemKind::MinIntervalShort,
-                path: self.path.to_owned(),
-                line: Some(min_line).filter(|&l| l > 0),
-                instance: None,
-                message: format!(
-                    "minInterval {} is under WhatsApp's 10s: changes that close together are \
-                     answered rate-overlimit, each a real GREEN-API call",
-                    human_duration(min_interval)
-                ),
-            });
+            let message = format!(
+                "minInterval {} is under WhatsApp's 10s: changes that close together are \
+                 answered rate-overlimit, each a real GREEN-API call",
+                human_duration(min_interval)
+            );
+            self.warning(ProblemKind::MinIntervalShort, min_line, None, message);
         }
         let resync_line = top.resync_interval.as_ref().map_or(0, |r| r.line());
         let resync_interval = self.duration(
@@ -291,19 +315,12 @@ impl<'a> Validator<'a> {
     fn instance(
         &mut self,
         raw: ParsedInstance,
+        id: InstanceId,
         line: u64,
         default_url: &ApiUrl,
         defaults: Processing,
         default_drift: DriftMode,
     ) -> Option<Instance> {
-        let id_line = raw.id_instance.line();
-        let id = match InstanceId::parse_written(&raw.id_instance.0) {
-            Ok(id) => id,
-            Err(e) => {
-                self.problem(ProblemKind::InvalidId, id_line, None, e);
-                return None;
-            }
-        };
         let who = Some(id.as_str());
         let before = self.problems.len();
 
@@ -399,15 +416,9 @@ impl<'a> Validator<'a> {
                 let line = inline.line();
                 match ApiToken::parse(&inline.0) {
                     Ok(token) => {
-                        self.warnings.push(Problem {
-                            kind: ProblemKind::SecretInManifest,
-                            path: self.path.to_owned(),
-                            line: Some(line),
-                            instance: Some(id.to_string()),
-                            message: "apiTokenInstance puts a secret in the manifest (and so in \
-                                      git); prefer apiTokenFile or apiTokenEnv"
-                                .to_owned(),
-                        });
+                        let message = "apiTokenInstance puts a secret in the manifest (and so in \
+                                       git); prefer apiTokenFile or apiTokenEnv";
+                        self.warning(ProblemKind::SecretInManifest, line, who, message);
                         TokenSource::Inline(token)
                     }
                     Err(e) => {

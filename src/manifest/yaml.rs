@@ -324,9 +324,8 @@ impl<'a> Reader<'a> {
             .iter()
             .find(|(key, _)| key.scalar().is_some_and(|(text, _)| text == "idInstance"))
             .and_then(|(_, value)| value.scalar())
-            .map(|(text, _)| text.to_owned())
-            .filter(|text| InstanceId::parse_written(text).is_ok());
-        let who = id.as_deref();
+            .and_then(|(text, _)| InstanceId::parse_written(text).ok());
+        let who = id.as_ref().map(InstanceId::as_str);
         let mut seen = HashMap::new();
         let mut instance = Fields::default();
         for (key, value) in pairs {
@@ -340,10 +339,9 @@ impl<'a> Reader<'a> {
                 self.problem(ProblemKind::MissingKey, line, who, message);
             }
         }
+        // An id that is no id belongs to every shard: each names the problem.
         let mine = match (&id, shard) {
-            (Some(id), Some(shard)) => InstanceId::parse_written(id)
-                .map(|id| shard.contains(&id))
-                .unwrap_or(true),
+            (Some(id), Some(shard)) => shard.contains(id),
             _ => true,
         };
         if mine && let Some(instance) = instance.instance() {

@@ -183,11 +183,7 @@ fn prepare(
     };
     let (mut manifest, parse_to_keep) = match dir {
         Some(dir) => manifest::load_cached(path, dir.path(), keep, shard)?,
-        None => {
-            let bytes = manifest::read_bytes(path)?;
-            let env = |name: &str| std::env::var(name).ok();
-            (manifest::from_bytes_in(&bytes, path, shard, &env)?, None)
-        }
+        None => (manifest::load(path, shard)?, None),
     };
     tracing::debug!(
         instances = manifest.instances.len(),
