@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo bench --bench scale                  # everything (about 6 minutes)
-//! cargo bench --bench scale -- noop fleet    # some: noop, fleet, hashing, converge, reaction, idle
+//! cargo bench --bench scale -- noop fleet    # some: noop, fleet, shards, hashing, converge, reaction, idle
 //! ```
 //!
 //! It runs the release binary (`target/release/avatar-sync`) as a user would. To profile a
@@ -38,6 +38,9 @@ fn main() {
     }
     if run("fleet") {
         fleet(&mut table);
+    }
+    if run("shards") {
+        shards(&mut table);
     }
     if run("hashing") {
         hashing(&mut table);
@@ -397,6 +400,71 @@ fn fleet(table: &mut String) {
     let _ = writeln!(
         table,
         "| no-op daemon pass, 100,000 instances | {daemon_pass:.0} ms, {daemon_peak:.1} MB peak RSS | ≤ 100 ms |"
+    );
+}
+
+/// One shard of thirty on a 300,000-instance manifest: a shard reads every instance's
+/// shape but keeps only its own (about 10,000), so its memory follows its shard, not the
+/// manifest. Compared with the whole manifest held by one process (`--status` unsharded).
+fn shards(table: &mut String) {
+    const N: usize = 300_000;
+    println!("== one shard of 30 on 300,000 instances, 1,000 pictures of ~100 KiB");
+    let fake = FakeGreenApi::start();
+    fake.set_rate_window(Duration::ZERO);
+    fake.set_keep_files(false);
+    let fleet = Fleet::new(&fake, N, 1_000, "10s");
+    let manifest_mb = std::fs::metadata(fleet.dir.path().join("manifest.yaml"))
+        .unwrap()
+        .len() as f64
+        / 1e6;
+    let peak_mb = |stderr: &str| {
+        field(stderr, "peak_rss_kib=")
+            .into_iter()
+            .fold(0.0, f64::max)
+            / 1024.0
+    };
+    let shard = ["--shard", "0/30"];
+    // The first run reads the whole YAML (no cache yet) and applies the shard's instances.
+    let (took, stderr) =
+        fleet.reconcile(&[&shard[..], &["--reconcile", "--concurrency", "64", "-vv"]].concat());
+    let applied = fake.request_count();
+    let cold = peak_mb(&stderr);
+    println!(
+        "   first --reconcile --shard 0/30 ({manifest_mb:.0} MB manifest, {applied} uploads): {took:.2?}, peak RSS {cold:.1} MB"
+    );
+    assert!(
+        (8_000..12_000).contains(&applied),
+        "shard 0 of 30 holds about 10,000 instances, not {applied}"
+    );
+    // No-op runs: the manifest is unchanged, so a run reads the shard's cached parse.
+    let mut noop_peaks = Vec::new();
+    let mut walls = Vec::new();
+    for _ in 0..5 {
+        let (took, stderr) = fleet.reconcile(&[&shard[..], &["--reconcile", "-vv"]].concat());
+        walls.push(took.as_secs_f64() * 1000.0);
+        noop_peaks.push(peak_mb(&stderr));
+    }
+    assert_eq!(fake.request_count(), applied, "a no-op pass makes no call");
+    let noop_wall = median(walls);
+    let noop_peak = noop_peaks.into_iter().fold(0.0, f64::max);
+    // A fresh edit: every shard reads the whole YAML again.
+    let manifest = fleet.dir.path().join("manifest.yaml");
+    let mut yaml = std::fs::read_to_string(&manifest).unwrap();
+    yaml.push_str("# an edit\n");
+    std::fs::write(&manifest, yaml).unwrap();
+    let (edit_took, stderr) = fleet.reconcile(&[&shard[..], &["--reconcile", "-vv"]].concat());
+    let edit_peak = peak_mb(&stderr);
+    // The whole manifest in one process, for comparison.
+    let (whole_took, stderr) = fleet.reconcile(&["--status", "-vv"]);
+    let whole_peak = peak_mb(&stderr);
+    println!(
+        "   no-op: median {noop_wall:.0} ms, peak RSS {noop_peak:.1} MB; after an edit: {edit_took:.2?}, peak RSS {edit_peak:.1} MB; \
+         unsharded --status: {whole_took:.2?}, peak RSS {whole_peak:.1} MB"
+    );
+    let _ = writeln!(
+        table,
+        "| `--reconcile --shard 0/30`, 300,000 instances (whole process): after an edit / no-op | {edit_peak:.1} / {noop_peak:.1} MB peak RSS ({:.0} ms / {noop_wall:.0} ms); the whole manifest unsharded: {whole_peak:.1} MB | ≤ 512 Mi a pod |",
+        edit_took.as_secs_f64() * 1000.0
     );
 }
 
