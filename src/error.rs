@@ -6,6 +6,9 @@ use crate::gateway::GatewayInitError;
 use crate::manifest::ManifestError;
 use crate::state::StateError;
 
+/// The label of [`Error::Manifest`].
+pub(crate) const MANIFEST_INVALID: &str = "manifest-invalid";
+
 /// Why a run could not go on.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -46,7 +49,7 @@ impl Error {
             Self::Usage(_) => "usage",
             Self::Scope(_) => "instance-outside-shard",
             Self::Replace(_) => "replace-not-in-scope",
-            Self::Manifest(_) => "manifest-invalid",
+            Self::Manifest(_) => MANIFEST_INVALID,
             Self::State(e) => e.label(),
             Self::Gateway(_) => "http-client",
             Self::Host { .. } => "host",

@@ -130,3 +130,71 @@ fn one_shot_modes_print_the_table_and_log_only_warnings_unless_asked() {
     assert!(decimals <= 2, "took_ms={took}");
     assert_eq!(world.fake.request_count(), 1);
 }
+
+#[test]
+fn a_manifests_problems_are_a_table_on_stdout_and_objects_in_json() {
+    let world = World::new(Duration::from_secs(1));
+    world.instance("1101000001");
+    world.write("a.jpg", &jpeg(1));
+    // Three mistakes in one file: a misspelt top key, a misspelt instance key, a bad id.
+    world.write_manifest(
+        "apiUrl: {url}\nminIntervl: 10s\ninstances:\n  - idInstance: \"1101000001\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n    qualty: 90\n  - idInstance: \"11x\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n",
+    );
+    for mode in ["--check", "--reconcile", "--dry-run", "--status", "--drift"] {
+        let run = world.run(&[mode]);
+        assert_eq!(run.code, 1, "{mode}: {run:?}");
+        let rows: Vec<&str> = (run.stdout.lines())
+            .filter(|l| l.contains("manifest.yaml:"))
+            .collect();
+        assert_eq!(rows.len(), 3, "{mode}: one row a problem, by line: {run:?}");
+        let expected = [
+            (":2 ", "-", "unknown-key", "did you mean `minInterval`?"),
+            (
+                ":7 ",
+                "1101000001",
+                "unknown-key",
+                "did you mean `quality`?",
+            ),
+            (":8 ", "-", "invalid-id", "idInstance `11x` must be digits"),
+        ];
+        for (row, (line, instance, kind, detail)) in rows.iter().zip(expected) {
+            let cells: Vec<&str> = row.split_whitespace().collect();
+            assert!(row.contains(line), "{mode}: {row}");
+            assert_eq!(cells[1..3], [instance, kind], "{mode}: {row}");
+            assert!(row.contains(detail), "{mode}: {row}");
+        }
+        assert!(
+            run.stdout
+                .contains("manifest NOT valid: 3 problems; no call was made"),
+            "{mode}: {run:?}"
+        );
+        // stderr says where the list went, in one line.
+        assert_eq!(run.stderr.lines().count(), 1, "{mode}: {run:?}");
+        assert!(
+            run.stderr
+                .contains("manifest.yaml: 3 problems (listed on stdout)"),
+            "{mode}: {run:?}"
+        );
+    }
+    let run = world.run(&["--check", "--json"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let doc = run.json();
+    assert_eq!(doc["error"]["kind"], "manifest-invalid");
+    let problems = doc["error"]["problems"].as_array().expect("a list");
+    let listed: Vec<(u64, &str, &str)> = (problems.iter())
+        .map(|p| {
+            assert!(p["file"].as_str().unwrap().ends_with("manifest.yaml"));
+            let id = p["idInstance"].as_str().unwrap_or("-");
+            (p["line"].as_u64().unwrap(), p["kind"].as_str().unwrap(), id)
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (2, "unknown-key", "-"),
+            (7, "unknown-key", "1101000001"),
+            (8, "invalid-id", "-")
+        ]
+    );
+    assert_eq!(world.fake.request_count(), 0);
+}

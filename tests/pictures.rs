@@ -258,17 +258,17 @@ fn processing_options_are_validated_with_their_line() {
     let world = World::new(MIN);
     world.write("a.jpg", &jpeg(1));
     let cases = [
-        ("fit: stretch\n", ":3:"),
-        ("size: 0\n", ":3:"),
-        ("background: red\n", ":3:"),
-        ("quality: 101\n", ":3:"),
+        ("fit: stretch\n", ":3 "),
+        ("size: 0\n", ":3 "),
+        ("background: red\n", ":3 "),
+        ("quality: 101\n", ":3 "),
     ];
     for (top, line) in cases {
         manifest(&world, &[("1101000001", "a.jpg", "")], top);
         let run = world.run(&["--check"]);
         assert_eq!(run.code, 1, "{top}: {run:?}");
         assert!(
-            run.stderr.contains(&format!("manifest.yaml{line}")),
+            run.stdout.contains(&format!("manifest.yaml{line}")),
             "{top}: {run:?}"
         );
     }
@@ -276,7 +276,7 @@ fn processing_options_are_validated_with_their_line() {
     let run = world.run(&["--check"]);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
-        run.stderr.contains("manifest.yaml:7:") && run.stderr.contains("size 5000"),
+        run.stdout.contains("manifest.yaml:7 ") && run.stdout.contains("size 5000"),
         "{run:?}"
     );
 }

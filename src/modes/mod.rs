@@ -6,9 +6,11 @@ mod daemon;
 mod drift;
 mod once;
 mod preview;
+mod problems;
 
 use crate::Error;
 use crate::cli::{Args, Mode};
+use crate::error::MANIFEST_INVALID;
 use crate::manifest::{self, Keep, Manifest, PendingCache, Scope, Shard};
 use crate::reconcile::Rows;
 use crate::report::{Render, ShardLine};
@@ -44,8 +46,25 @@ impl Output {
 
 /// Runs the mode `args` selects. `env` looks up environment variables for the defaults.
 pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, Error> {
-    let manifest_path = args.manifest_path(env);
     let mode = args.mode();
+    match run_mode(args, env, mode) {
+        // A one-shot mode lists a manifest's problems on stdout, as it lists instances';
+        // stderr gets one line saying so. The daemon logs them.
+        Err(Error::Manifest(e)) if mode != Mode::Daemon => {
+            tracing::error!(kind = MANIFEST_INVALID, "{}", problems::log_line(&e));
+            let report = problems::ManifestProblems::new(&e);
+            Ok(Output::of(&report, args.run.json))
+        }
+        other => other,
+    }
+}
+
+fn run_mode(
+    args: &Args,
+    env: &dyn Fn(&str) -> Option<String>,
+    mode: Mode,
+) -> Result<Output, Error> {
+    let manifest_path = args.manifest_path(env);
     let state_dir = || args.state_dir(env).map(StateDir::new).map_err(Error::Usage);
     let prepare = |dir: Option<&StateDir>| prepare(args, env, mode, &manifest_path, dir);
     // The manifest's problems come first, then the state directory's, as in every mode.
