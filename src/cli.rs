@@ -22,7 +22,7 @@ Durations are written like 10s, 5m, 1h30m.";
 /// Keeps GREEN-API WhatsApp profile pictures equal to a YAML manifest in git.
 #[derive(Debug, Parser)]
 #[command(name = "avatar-sync", version, about, after_help = AFTER_HELP)]
-#[command(group(ArgGroup::new("mode").args(["reconcile", "dry_run", "check", "status", "preview", "drift"])))]
+#[command(group(ArgGroup::new("mode").args(["reconcile", "dry_run", "check", "status", "preview", "drift", "print_schema"])))]
 pub struct Args {
     /// The mode flags.
     #[command(flatten)]
@@ -102,6 +102,11 @@ pub struct ModeFlags {
     /// no network, no state.
     #[arg(long, value_name = "DIR")]
     pub preview: Option<PathBuf>,
+
+    /// Print the manifest's JSON Schema (for editors: `# yaml-language-server: $schema=`);
+    /// reads nothing.
+    #[arg(long)]
+    pub print_schema: bool,
 }
 
 /// Where the manifest and the state are, and how a run goes.
@@ -211,6 +216,8 @@ pub enum Mode {
     Preview,
     /// Compare what is live with the manifest.
     Drift,
+    /// Print the manifest's JSON Schema.
+    PrintSchema,
 }
 
 /// The default `--timeout`.
@@ -228,10 +235,10 @@ impl Args {
     {
         use clap::{CommandFactory as _, Parser as _};
         let parsed = Self::try_parse_from(args)?;
-        if parsed.run.timeout.is_some() && !parsed.modes.reconcile {
+        if parsed.run.timeout.is_some() && !parsed.modes.reconcile && !parsed.modes.drift {
             return Err(Self::command().error(
                 clap::error::ErrorKind::ArgumentConflict,
-                "--timeout only applies to --reconcile",
+                "--timeout only applies to --reconcile and --drift",
             ));
         }
         if parsed.modes.strict && !parsed.modes.check {
@@ -257,6 +264,7 @@ impl Args {
             (.., true) => Mode::Status,
             _ if self.modes.preview.is_some() => Mode::Preview,
             _ if self.modes.drift => Mode::Drift,
+            _ if self.modes.print_schema => Mode::PrintSchema,
             _ => Mode::Daemon,
         }
     }
@@ -355,6 +363,7 @@ mod tests {
         assert!(parse(&["--json"]).is_err());
         assert!(parse(&["--status", "--json"]).is_ok());
         assert!(parse(&["--dry-run", "--timeout", "1m"]).is_err());
+        assert!(parse(&["--drift", "--timeout", "1m"]).is_ok());
         let args = parse(&["--reconcile", "--timeout", "1h30m"]).unwrap();
         assert_eq!(args.timeout(), Duration::from_secs(5400));
         assert!(parse(&["--reconcile", "--timeout", "soon"]).is_err());

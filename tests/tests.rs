@@ -16,6 +16,7 @@ mod listen;
 mod pictures;
 mod reconcile;
 mod safety;
+mod schema;
 mod scope;
 mod shards;
 mod soak;

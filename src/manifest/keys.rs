@@ -204,6 +204,9 @@ pub const INSTANCE_KEYS: [Key; 12] = [
     ),
 ];
 
+/// The keys that name an instance's token: exactly one of them is written.
+pub const TOKEN_KEYS: [&str; 3] = ["apiTokenFile", "apiTokenEnv", "apiTokenInstance"];
+
 /// The known key closest to `written`, if it is one or two edits away (a typo), or the same
 /// but for case.
 pub fn suggest(written: &str, keys: &[Key]) -> Option<&'static str> {

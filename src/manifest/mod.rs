@@ -18,6 +18,7 @@ mod parsed;
 mod problem;
 mod processing;
 mod revision;
+mod schema;
 mod scope;
 mod shard;
 mod token;
@@ -37,6 +38,7 @@ pub use model::{
 pub use problem::{ManifestError, Problem, ProblemKind};
 pub use processing::{Fit, Processing, parse_background};
 pub use revision::git_revision;
+pub use schema::json_schema;
 pub use scope::Scope;
 pub use shard::{Shard, shard_of};
 pub use token::{TokenError, TokenSource};

@@ -75,6 +75,10 @@ fn run_mode(
     };
     let concurrency = usize::from(args.run.concurrency);
     match mode {
+        Mode::PrintSchema => Ok(Output {
+            stdout: manifest::json_schema(),
+            exit_code: 0,
+        }),
         Mode::Check => {
             let prepared = prepare(None)?;
             Ok(Output::of(
