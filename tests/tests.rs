@@ -21,3 +21,4 @@ mod scope;
 mod shards;
 mod soak;
 mod systemd_notify;
+mod walkthrough;

@@ -101,9 +101,11 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> 
                 if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(format!("--instance: idInstance {id:?} is not all digits"));
                 }
-                if token.is_empty() || token.contains(['/', '?', '#', ' ']) {
+                // As GREEN-API's tokens, and as avatar-sync accepts them.
+                if token.is_empty() || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
                     return Err(format!(
-                        "--instance {id}: the token must be non-empty, without '/', '?', '#' or spaces"
+                        "--instance {id}: a token is ASCII letters and digits only, like sandboxToken1 \
+                         (avatar-sync refuses any other)"
                     ));
                 }
                 if options.instances.iter().any(|(known, _)| known == id) {

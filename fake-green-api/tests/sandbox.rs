@@ -148,4 +148,12 @@ fn a_command_line_without_instances_is_a_usage_error() {
         .output()
         .unwrap();
     assert_eq!(run.status.code(), Some(64), "{run:?}");
+    // A token avatar-sync would refuse (the README once said `token-one`).
+    let run = Command::new(BIN)
+        .args(["--instance", "1101000001:token-one"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(64), "{run:?}");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("ASCII letters and digits only"), "{stderr}");
 }
