@@ -63,8 +63,7 @@ fn fleet_with_a_failure(world: &World) -> (Daemon, String) {
         ));
     }
     world.write_manifest(&yaml);
-    world.write(".git/HEAD", b"ref: refs/heads/main\n");
-    world.write(".git/refs/heads/main", format!("{COMMIT}\n").as_bytes());
+    commit_all(world);
     let daemon = Daemon::start(world, &["--listen", "127.0.0.1:0", "-vv"]);
     let address_file = world.state_dir().join("listen-address");
     daemon.wait_until("the listen address", || address_file.exists());
@@ -78,8 +77,33 @@ fn fleet_with_a_failure(world: &World) -> (Daemon, String) {
     (daemon, addr)
 }
 
-/// The commit the test checkout's `main` points at.
-const COMMIT: &str = "3f2a9c1e0b7d4f6a8c2e1d0b9a8f7e6d5c4b3a21";
+/// `git` in the world's folder, with no user or system config; its output.
+fn git(world: &World, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .current_dir(world.dir.path())
+        .env("HOME", world.dir.path())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
+        .args(["-c", "commit.gpgsign=false"])
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Makes the world's folder a git work tree on `main` with the manifest and pictures
+/// committed (the state directory left out, as operators keep it).
+fn commit_all(world: &World) {
+    git(world, &["init", "-q", "-b", "main"]);
+    git(world, &["add", "manifest.yaml", "a.jpg", "b.jpg"]);
+    git(world, &["commit", "-q", "-m", "pictures"]);
+}
+
+/// The commit the world's `main` points at.
+fn head_commit(world: &World) -> String {
+    git(world, &["rev-parse", "HEAD"])
+}
 
 #[test]
 fn metrics_count_instances_and_requests_and_the_probes_answer() {
@@ -152,7 +176,11 @@ fn metrics_count_instances_and_requests_and_the_probes_answer() {
     );
     assert!(page.contains("rate-overlimit: WhatsApp"), "{page}");
     assert!(page.contains("unauthorized: GREEN-API answered"), "{page}");
-    assert!(page.contains(&format!("{COMMIT} (main)")), "{page}");
+    let commit = head_commit(&world);
+    assert!(
+        page.contains(&format!("at revision <code>{commit}</code> (main) ·")),
+        "{page}"
+    );
     let thumbnails: Vec<&str> = (page.split("src=\"").skip(1))
         .map(|rest| rest.split('"').next().unwrap())
         .collect();
@@ -175,14 +203,29 @@ fn metrics_count_instances_and_requests_and_the_probes_answer() {
     assert_eq!(http(&addr, "GET", &unknown).0, 404);
     assert_eq!(http(&addr, "GET", "/pictures/../../state.json").0, 404);
 
-    // --status names the revision too.
+    // --status names the revision too, and what is not committed.
     let status = world.run(&["--status"]);
     assert!(
         status
             .stdout
-            .contains(&format!("manifest at git revision {COMMIT} (main)")),
+            .contains(&format!("manifest at git revision {commit} (main)\n")),
         "{status:?}"
     );
+    world.write("b.jpg", &jpeg(3));
+    let status = world.run(&["--status", "--json"]);
+    let revision = &status.json()["revision"];
+    assert_eq!(revision["commit"], commit.as_str(), "{status:?}");
+    assert_eq!(
+        revision["dirty"],
+        serde_json::json!(["b.jpg"]),
+        "{status:?}"
+    );
+    // The daemon's next pass (the picture changed) reads the revision again.
+    let mut page = String::new();
+    daemon.wait_until("the page naming b.jpg as not committed", || {
+        page = http(&addr, "GET", "/").1;
+        page.contains("with changes not committed: <code>b.jpg</code>")
+    });
 
     let logged = daemon.log();
     assert!(

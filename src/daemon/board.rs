@@ -95,7 +95,7 @@ impl Board {
         };
         let context = PageContext {
             manifest: &self.manifest,
-            revision: report.manifest_revision.as_deref(),
+            revision: report.revision.as_ref(),
             at,
         };
         crate::redact::scrub(&page(&report, &context)).into_owned()

@@ -35,7 +35,7 @@ pub(crate) use source::{ManifestSource, watched_files};
 use crate::clock::{Jitter, human_duration};
 use crate::gateway::Gateway;
 use crate::manifest::Manifest;
-use crate::manifest::git_revision;
+use crate::manifest::{Revision, git_revision};
 use crate::reconcile::{Reconciler, Woke, sleep_until_opt};
 use crate::state::{SAVE_RETRY, StateError};
 use board::Observed;
@@ -115,6 +115,8 @@ struct Loop<G, N> {
     beat_at: Option<Instant>,
     /// When to read a manifest that could not be read again.
     reread_at: Option<Instant>,
+    /// The git revision of the manifest and pictures, as of the last pass (when listening).
+    revision: Option<Revision>,
 }
 
 impl<G: Gateway, N: Notify> Loop<G, N> {
@@ -140,13 +142,23 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
             watchdog_every,
             beat_at: parts.observed.as_ref().map(|_| now + BEAT),
             reread_at: None,
+            revision: None,
             metrics,
             last_status: String::new(),
             quiet: QuietWindow::default(),
             parts,
         };
+        daemon.read_revision();
         daemon.report_status();
         daemon
+    }
+
+    /// Reads the git revision again, for the status page: once a pass, since a pass follows
+    /// every change of the files it names (a commit of unchanged files shows at the next).
+    fn read_revision(&mut self) {
+        if self.parts.observed.is_some() {
+            self.revision = git_revision(self.parts.reconciler.manifest());
+        }
     }
 
     /// Sleeps until something is due, does it; `false` once asked to stop.
@@ -222,6 +234,7 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
             self.resync_at = next_resync(parts.reconciler.manifest(), &mut parts.jitter);
         }
         self.reread_at = parts.source.reread_in().map(|wait| Instant::now() + wait);
+        self.read_revision();
         self.report_status();
         // The whole pass: the manifest, the watches and the plan.
         tracing::debug!(
@@ -280,7 +293,7 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
         self.metrics.set_instances(&summary);
         if let Some(observed) = &self.parts.observed {
             let mut report = reconciler.report();
-            report.manifest_revision = git_revision(&reconciler.manifest().path);
+            report.revision.clone_from(&self.revision);
             observed.board.publish(report, reconciler.clock().now());
         }
         let line = status_line(&summary);

@@ -37,7 +37,7 @@ pub use model::{
 };
 pub use problem::{ManifestError, Problem, ProblemKind};
 pub use processing::{Fit, Processing, parse_background};
-pub use revision::git_revision;
+pub use revision::{Revision, git_revision};
 pub use schema::json_schema;
 pub use scope::Scope;
 pub use shard::{Shard, shard_of};

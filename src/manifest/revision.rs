@@ -1,134 +1,205 @@
-//! The git revision a manifest was loaded from, as Flux and Argo CD show an "applied
-//! revision": found by reading the checkout's files (no `git` needed), so that `--status`
-//! and the status page can name it. Outside a checkout, or in one it cannot read, there is
-//! simply no revision.
+//! The git revision a manifest and its pictures were read from, as Flux and Argo CD show
+//! an "applied revision", and honestly: the files read that differ from that commit (edited
+//! and not committed, or never added) are named, as `git status` would. Read with gitoxide
+//! (no `git` needed), from the repository that holds the manifest's folder: a work tree, a
+//! linked worktree, or the `.git` file git-sync leaves. No environment variable and no
+//! global or system git config is read. Outside a checkout there is no revision.
 
+use super::Manifest;
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// The commit checked out where `manifest` lives: its full hex id, and the branch when
-/// `HEAD` names one (`3f2a…` or `3f2a… (main)`).
-pub fn git_revision(manifest: &Path) -> Option<String> {
-    let folder = std::path::absolute(manifest).ok()?.parent()?.to_owned();
-    let git_dir = find_git_dir(&folder)?;
-    let head = read_trimmed(&git_dir.join("HEAD"))?;
-    match head.strip_prefix("ref: ") {
-        None => is_object_id(&head).then_some(head),
-        Some(reference) => {
-            // A linked worktree keeps its refs in the common folder.
-            let common = read_trimmed(&git_dir.join("commondir"))
-                .map_or_else(|| git_dir.clone(), |c| git_dir.join(c));
-            let id = resolve(&git_dir, &common, reference)?;
-            let branch = reference.strip_prefix("refs/heads/").unwrap_or(reference);
-            Some(format!("{id} ({branch})"))
+/// The commit `HEAD` names where the manifest lives, and what differs from it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Revision {
+    /// The commit's full hex id; `None` while the repository has no commit yet.
+    pub commit: Option<String>,
+    /// The branch `HEAD` names; `None` when detached (as git-sync leaves it).
+    pub branch: Option<String>,
+    /// The files read (the manifest, the pictures) that are not as `commit` has them,
+    /// relative to the work tree, sorted. Files outside the work tree are not counted.
+    pub dirty: Vec<String>,
+}
+
+/// At most this many dirty files are named in a line; the rest are counted.
+const NAMED: usize = 5;
+
+impl fmt::Display for Revision {
+    /// `3f2a… (main)`, then `, with changes not committed: manifest.yaml`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.commit, &self.branch) {
+            (Some(commit), Some(branch)) => write!(f, "{commit} ({branch})")?,
+            (Some(commit), None) => write!(f, "{commit}")?,
+            (None, Some(branch)) => write!(f, "none yet (branch {branch} has no commit)")?,
+            (None, None) => f.write_str("none yet")?,
+        }
+        if !self.dirty.is_empty() {
+            f.write_str(", with changes not committed: ")?;
+            let named: Vec<&str> = self.dirty.iter().take(NAMED).map(String::as_str).collect();
+            f.write_str(&named.join(", "))?;
+            if self.dirty.len() > NAMED {
+                write!(f, " and {} more", self.dirty.len() - NAMED)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The revision `manifest` (and its pictures) were read from, or `None` outside a git work
+/// tree (or in one that cannot be read: a revision is shown, never required).
+pub fn git_revision(manifest: &Manifest) -> Option<Revision> {
+    let pictures = (manifest.instances.iter()).filter_map(|i| i.picture.path.as_ref().ok());
+    let files: BTreeSet<&Path> = std::iter::once(manifest.path.as_path())
+        .chain(pictures.map(PathBuf::as_path))
+        .collect();
+    match read(&manifest.path, &files) {
+        Ok(revision) => revision,
+        Err(e) => {
+            tracing::debug!("no git revision for {}: {e}", manifest.path.display());
+            None
         }
     }
 }
 
-/// The `.git` folder of the checkout holding `folder` (a `.git` file points at it).
-fn find_git_dir(folder: &Path) -> Option<PathBuf> {
-    for dir in folder.ancestors() {
-        let dot_git = dir.join(".git");
-        if dot_git.is_dir() {
-            return Some(dot_git);
-        }
-        if let Some(pointer) = read_trimmed(&dot_git) {
-            let target = pointer.strip_prefix("gitdir: ")?;
-            return Some(dir.join(target));
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+fn read(manifest: &Path, files: &BTreeSet<&Path>) -> Result<Option<Revision>, Failure> {
+    let manifest = std::path::absolute(manifest)?;
+    let Some(folder) = manifest.parent() else {
+        return Ok(None);
+    };
+    let options = gix::open::Options::isolated();
+    let repo = match gix::discover_opts(folder, Default::default(), options) {
+        Ok(repo) => repo,
+        Err(gix::discover::Error::Discover(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let Some(workdir) = repo.workdir().map(Path::to_owned) else {
+        return Ok(None);
+    };
+    let mut head = repo.head()?;
+    let branch = head.referent_name().map(|name| name.shorten().to_string());
+    let (commit, mut trees) = if head.is_unborn() {
+        (None, None)
+    } else {
+        let commit = head.peel_to_commit()?;
+        (
+            Some(commit.id.to_string()),
+            Some(Trees::new(commit.tree()?)),
+        )
+    };
+    let index = repo.index_or_empty()?;
+    let stat_options = repo.stat_options()?;
+    let mut dirty = Vec::new();
+    for file in files {
+        let Ok(absolute) = std::path::absolute(file) else {
+            continue;
+        };
+        // A picture outside the work tree is no part of any revision.
+        let Ok(relative) = absolute.strip_prefix(&workdir) else {
+            continue;
+        };
+        let in_tree = match &mut trees {
+            Some(trees) => trees.blob(relative)?,
+            None => None,
+        };
+        let clean = match in_tree {
+            None => false,
+            Some(id) => {
+                let key = gix::path::to_unix_separators_on_windows(gix::path::into_bstr(relative));
+                let entry = index.entry_by_path(key.as_ref());
+                unchanged(
+                    &absolute,
+                    id,
+                    entry,
+                    &index,
+                    stat_options,
+                    repo.object_hash(),
+                )?
+            }
+        };
+        if !clean {
+            dirty.push(gix::path::into_bstr(relative).to_string());
         }
     }
-    None
+    dirty.sort();
+    Ok(Some(Revision {
+        commit,
+        branch,
+        dirty,
+    }))
 }
 
-/// The object id `reference` points at: a loose ref file, or a line of `packed-refs`.
-fn resolve(git_dir: &Path, common: &Path, reference: &str) -> Option<String> {
-    for base in [git_dir, common] {
-        if let Some(id) = read_trimmed(&base.join(reference)).filter(|id| is_object_id(id)) {
-            return Some(id);
+/// The commit's trees, each folder's read once: a fleet's pictures share a few folders,
+/// and looking each path up from the root would read a folder's tree once per picture.
+struct Trees<'repo> {
+    root: gix::Tree<'repo>,
+    folders: HashMap<PathBuf, Option<gix::Tree<'repo>>>,
+}
+
+impl<'repo> Trees<'repo> {
+    fn new(root: gix::Tree<'repo>) -> Self {
+        Self {
+            root,
+            folders: HashMap::new(),
         }
     }
-    let packed = std::fs::read_to_string(common.join("packed-refs")).ok()?;
-    packed.lines().find_map(|line| {
-        let (id, name) = line.split_once(' ')?;
-        (name == reference && is_object_id(id)).then(|| id.to_owned())
-    })
+
+    /// The blob at `relative` (to the work tree), if the commit has a file there.
+    fn blob(&mut self, relative: &Path) -> Result<Option<gix::ObjectId>, Failure> {
+        let (Some(folder), Some(name)) = (relative.parent(), relative.file_name()) else {
+            return Ok(None);
+        };
+        let tree = if folder.as_os_str().is_empty() {
+            Some(&self.root)
+        } else {
+            if !self.folders.contains_key(folder) {
+                let subtree = match self.root.lookup_entry_by_path(folder)? {
+                    Some(entry) if entry.mode().is_tree() => Some(entry.object()?.into_tree()),
+                    _ => None,
+                };
+                self.folders.insert(folder.to_owned(), subtree);
+            }
+            self.folders.get(folder).and_then(Option::as_ref)
+        };
+        let name = gix::path::into_bstr(Path::new(name));
+        let entry = tree.and_then(|tree| tree.find_entry(name.clone().into_owned()));
+        Ok(entry
+            .filter(|entry| entry.mode().is_blob_or_symlink())
+            .map(|entry| entry.object_id()))
+    }
 }
 
-fn read_trimmed(path: &Path) -> Option<String> {
-    use std::io::Read as _;
-    // These files are a line long; a cap keeps a hostile checkout from costing memory.
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(4096)
-        .read_to_string(&mut text)
-        .ok()?;
-    Some(text.trim().to_owned())
-}
-
-/// SHA-1 (40) or SHA-256 (64) hex.
-fn is_object_id(text: &str) -> bool {
-    matches!(text.len(), 40 | 64) && text.bytes().all(|b| b.is_ascii_hexdigit())
+/// Whether the file at `path` holds the blob `id`: known at once when the index says so
+/// and the file's stat is the index's (as `git status` decides, racily-clean files aside),
+/// else by hashing the file as a blob.
+fn unchanged(
+    path: &Path,
+    id: gix::ObjectId,
+    entry: Option<&gix::index::Entry>,
+    index: &gix::index::State,
+    options: gix::index::entry::stat::Options,
+    hash: gix::hash::Kind,
+) -> Result<bool, Failure> {
+    let Ok(metadata) = gix::index::fs::Metadata::from_path_no_follow(path) else {
+        // Deleted (or unreadable): not as the commit has it.
+        return Ok(false);
+    };
+    if let Some(entry) = entry
+        && entry.id == id
+    {
+        let stat = gix::index::entry::Stat::from_fs(&metadata)?;
+        if stat.matches(&entry.stat, options) && !stat.is_racy(index.timestamp(), options) {
+            return Ok(true);
+        }
+    }
+    let bytes = std::fs::read(path)?;
+    let on_disk = gix::objs::compute_hash(hash, gix::object::Kind::Blob, &bytes)?;
+    Ok(on_disk == id)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const ID: &str = "3f2a9c1e0b7d4f6a8c2e1d0b9a8f7e6d5c4b3a21";
-    const OTHER: &str = "0123456789abcdef0123456789abcdef01234567";
-
-    fn write(path: &Path, text: &str) {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-
-    #[test]
-    fn a_branch_is_resolved_from_a_loose_ref_or_packed_refs() {
-        let repo = tempfile::tempdir().unwrap();
-        let manifest = repo.path().join("avatars/manifest.yaml");
-        write(&manifest, "instances: []\n");
-        write(&repo.path().join(".git/HEAD"), "ref: refs/heads/main\n");
-        write(
-            &repo.path().join(".git/packed-refs"),
-            &format!("# pack-refs with: peeled\n{OTHER} refs/heads/main\n"),
-        );
-        assert_eq!(git_revision(&manifest), Some(format!("{OTHER} (main)")));
-        write(
-            &repo.path().join(".git/refs/heads/main"),
-            &format!("{ID}\n"),
-        );
-        assert_eq!(git_revision(&manifest), Some(format!("{ID} (main)")));
-    }
-
-    #[test]
-    fn a_detached_worktree_as_git_sync_makes_it_names_its_commit() {
-        let root = tempfile::tempdir().unwrap();
-        let worktree = root.path().join("rev-abc");
-        write(&worktree.join("manifest.yaml"), "instances: []\n");
-        write(
-            &worktree.join(".git"),
-            "gitdir: ../repo/.git/worktrees/rev-abc\n",
-        );
-        write(
-            &root.path().join("repo/.git/worktrees/rev-abc/HEAD"),
-            &format!("{ID}\n"),
-        );
-        assert_eq!(
-            git_revision(&worktree.join("manifest.yaml")),
-            Some(ID.to_owned())
-        );
-    }
-
-    #[test]
-    fn outside_a_checkout_or_in_a_broken_one_there_is_none() {
-        let plain = tempfile::tempdir().unwrap();
-        let manifest = plain.path().join("manifest.yaml");
-        write(&manifest, "instances: []\n");
-        // A temporary folder is not inside a checkout; `find_git_dir` may still meet one
-        // above it on a developer's machine, so the broken cases use their own `.git`.
-        write(&plain.path().join(".git/HEAD"), "ref: refs/heads/gone\n");
-        assert_eq!(git_revision(&manifest), None);
-        write(&plain.path().join(".git/HEAD"), "not a ref\n");
-        assert_eq!(git_revision(&manifest), None);
-    }
-}
+#[path = "revision_tests.rs"]
+mod tests;

@@ -163,7 +163,7 @@ fn run_mode(
         Mode::Status => {
             let (prepared, dir) = prepare_in_dir()?;
             let mut report = once::plan_only(&prepared.manifest, &dir, Tokens::Optional)?;
-            report.manifest_revision = manifest::git_revision(&manifest_path);
+            report.revision = manifest::git_revision(&prepared.manifest);
             report.shard = prepared.shard_line;
             Ok(Output::of(&report, args.run.json))
         }

@@ -5,6 +5,7 @@
 
 use super::{Report, Row, Status, plural, short_sha, thousands};
 use crate::clock::rfc3339;
+use crate::manifest::Revision;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::SystemTime;
@@ -19,8 +20,8 @@ const MAX_IDS_PER_PICTURE: usize = 20;
 pub(crate) struct PageContext<'a> {
     /// The manifest file.
     pub manifest: &'a str,
-    /// The git revision it was loaded from, if known.
-    pub revision: Option<&'a str>,
+    /// The git revision it was read from, if known.
+    pub revision: Option<&'a Revision>,
     /// When the report was made.
     pub at: SystemTime,
 }
@@ -38,7 +39,7 @@ h1{font-size:1.4rem;margin:0}h2{font-size:1.1rem;margin:1.5rem 0 .5rem}\
 .pictures{list-style:none;padding:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(15rem,1fr));gap:1rem}\
 .pictures li{display:flex;gap:.8rem;align-items:center}\
 img.avatar{width:96px;height:96px;border-radius:50%;object-fit:cover;background:#ddd;flex:none}\
-code{font-size:.9em}";
+code{font-size:.9em}.dirty{color:#8a4b00}";
 
 /// The whole page.
 pub(crate) fn page(report: &Report, context: &PageContext<'_>) -> String {
@@ -51,7 +52,19 @@ pub(crate) fn page(report: &Report, context: &PageContext<'_>) -> String {
     out.push_str(&escape(context.manifest));
     out.push_str("</code>");
     if let Some(revision) = context.revision {
-        let _ = write!(out, " at revision <code>{}</code>", escape(revision));
+        let commit = revision.commit.as_deref().unwrap_or("none yet");
+        let _ = write!(out, " at revision <code>{}</code>", escape(commit));
+        if let Some(branch) = &revision.branch {
+            let _ = write!(out, " ({})", escape(branch));
+        }
+        if !revision.dirty.is_empty() {
+            let files: Vec<String> = revision.dirty.iter().map(|f| escape(f)).collect();
+            let _ = write!(
+                out,
+                " <span class=dirty>with changes not committed: <code>{}</code></span>",
+                files.join("</code>, <code>")
+            );
+        }
     }
     let _ = write!(out, " · as of {}</p>", rfc3339(context.at));
     counts(&mut out, report);
@@ -233,7 +246,11 @@ mod tests {
     fn context() -> PageContext<'static> {
         PageContext {
             manifest: "/srv/m.yaml",
-            revision: Some("3f2a (main)"),
+            revision: Some(Box::leak(Box::new(Revision {
+                commit: Some("3f2a".to_owned()),
+                branch: Some("main".to_owned()),
+                dirty: vec!["avatars/<new>.jpg".to_owned()],
+            }))),
             at: SystemTime::UNIX_EPOCH,
         }
     }
@@ -300,7 +317,13 @@ mod tests {
         assert!(html.contains(&format!("src=\"/pictures/{}.jpg\"", "a".repeat(64))));
         assert!(html.contains("2 instances; not in sync yet: 2"), "{html}");
         assert!(html.contains("1 instance, all in sync"), "{html}");
-        assert!(html.contains("3f2a (main)"));
+        assert!(
+            html.contains(
+                "at revision <code>3f2a</code> (main) <span class=dirty>with changes not \
+                 committed: <code>avatars/&lt;new&gt;.jpg</code></span>"
+            ),
+            "{html}"
+        );
         assert!(!html.contains("<script"), "no JavaScript");
         assert!(
             !html.contains("http://") && !html.contains("https://"),

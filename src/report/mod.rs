@@ -11,7 +11,7 @@ mod table;
 pub(crate) use table::{Table, plural, short_sha, thousands};
 
 use crate::clock::{rfc3339, serde_rfc3339_opt};
-use crate::manifest::Instance;
+use crate::manifest::{Instance, Revision};
 use crate::outcome::FailureKind;
 use crate::plan::{Decision, Desired, WaitCause};
 use crate::state::InstanceRecord;
@@ -292,9 +292,10 @@ pub(crate) struct Report {
     /// The shard this run is, and how many instances the whole manifest has.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<ShardLine>,
-    /// The git revision the manifest was loaded from (`--status`, when in a checkout).
-    #[serde(rename = "manifestRevision", skip_serializing_if = "Option::is_none")]
-    pub manifest_revision: Option<String>,
+    /// The git revision the manifest and pictures were read from, and the files not as
+    /// it has them (`--status` and the status page, when in a checkout).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<Revision>,
     /// Which mode made it (decides the exit code).
     #[serde(skip)]
     pub kind: ReportKind,
@@ -352,7 +353,7 @@ impl Report {
             summary,
             calls: None,
             shard: None,
-            manifest_revision: None,
+            revision: None,
             kind,
             list_all: kind == ReportKind::Status,
         }
@@ -394,7 +395,7 @@ impl Render for Report {
                 ]
             })
             .collect();
-        if let Some(revision) = &self.manifest_revision {
+        if let Some(revision) = &self.revision {
             table
                 .notes
                 .push(format!("\nmanifest at git revision {revision}"));
