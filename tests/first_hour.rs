@@ -198,3 +198,50 @@ fn a_manifests_problems_are_a_table_on_stdout_and_objects_in_json() {
     );
     assert_eq!(world.fake.request_count(), 0);
 }
+
+#[test]
+fn check_lists_a_missing_picture_in_the_same_pass_as_the_manifests_problems() {
+    let world = World::new(Duration::from_secs(1));
+    world.write("a.jpg", &jpeg(1));
+    // A misspelt key, and two instances naming a picture that is not there.
+    world.write_manifest(
+        "apiUrl: {url}\nminIntervl: 10s\ninstances:\n  - idInstance: \"1101000001\"\n    apiTokenEnv: TOKEN_ENV\n    picture: gone.jpg\n  - idInstance: \"1101000002\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n  - idInstance: \"1101000003\"\n    apiTokenEnv: TOKEN_ENV\n    picture: gone.jpg\n",
+    );
+    let check = world.run(&["--check"]);
+    assert_eq!(check.code, 1, "{check:?}");
+    let rows: Vec<&str> = (check.stdout.lines())
+        .filter(|l| l.contains("manifest.yaml:"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{check:?}");
+    assert!(rows[0].contains("unknown-key"), "{check:?}");
+    let cells: Vec<&str> = rows[1].split_whitespace().collect();
+    assert!(cells[0].ends_with("manifest.yaml:4"), "{check:?}");
+    assert_eq!(cells[1..3], ["1101000001", "picture-missing"], "{check:?}");
+    assert!(
+        rows[1].ends_with("gone.jpg does not exist (1 other instance names it)"),
+        "{check:?}"
+    );
+    assert!(
+        check.stdout.contains("manifest NOT valid: 2 problems"),
+        "{check:?}"
+    );
+    assert!(
+        check.stderr.contains("2 problems (listed on stdout)"),
+        "{check:?}"
+    );
+    // --json says the same; the other modes list the manifest's problems only (a missing
+    // picture is an error of its instances once the manifest is fixed).
+    let json = world.run(&["--check", "--json"]).json();
+    let kinds: Vec<&str> = (json["error"]["problems"].as_array().unwrap().iter())
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["unknown-key", "picture-missing"]);
+    let reconcile = world.run(&["--reconcile"]);
+    assert_eq!(reconcile.code, 1, "{reconcile:?}");
+    assert!(
+        !reconcile.stdout.contains("picture-missing"),
+        "{reconcile:?}"
+    );
+    assert!(reconcile.stdout.contains("1 problem;"), "{reconcile:?}");
+    assert_eq!(world.fake.request_count(), 0);
+}

@@ -35,7 +35,7 @@ pub use model::{
     DEFAULT_API_URL, DEFAULT_DRIFT_INTERVAL, DEFAULT_MIN_INTERVAL, DEFAULT_RESYNC_INTERVAL,
     Instance, Manifest, PictureSource, SIZE_RANGE,
 };
-pub use problem::{ManifestError, Problem, ProblemKind};
+pub use problem::{ManifestError, PictureRef, Problem, ProblemKind};
 pub use processing::{Fit, Processing, parse_background};
 pub use revision::{Revision, git_revision};
 pub use schema::json_schema;

@@ -112,6 +112,20 @@ impl fmt::Display for Problem {
 pub struct ManifestError {
     /// The problems, in file order.
     pub problems: Vec<Problem>,
+    /// The pictures the instances without problems name, so that `--check` lists a missing
+    /// picture file in the same pass as the manifest's problems.
+    pub pictures: Vec<PictureRef>,
+}
+
+/// A picture an instance names, at its line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PictureRef {
+    /// The instance's line.
+    pub line: u64,
+    /// The instance.
+    pub instance: String,
+    /// The picture's path (expanded, joined to the manifest's folder).
+    pub path: PathBuf,
 }
 
 impl fmt::Display for ManifestError {
@@ -156,6 +170,7 @@ impl ManifestError {
                 instance: None,
                 message: message.into(),
             }],
+            pictures: Vec::new(),
         }
     }
 }

@@ -4,7 +4,7 @@
 use super::drift::DriftMode;
 use super::expand::{ExpandError, expand_vars, is_env_name};
 use super::parsed::{At, ParsedInstance, ParsedManifest, ParsedProcessing, ParsedTop};
-use super::problem::{ManifestError, Problem, ProblemKind};
+use super::problem::{ManifestError, PictureRef, Problem, ProblemKind};
 use super::processing::{Fit, Processing, parse_background};
 use super::token::TokenSource;
 use super::values::{ApiToken, ApiUrl, IdMap, InstanceId};
@@ -102,8 +102,18 @@ impl Building<'_> {
             })
         } else {
             validator.problems.sort_by_key(|p| p.line.unwrap_or(0));
+            let pictures = (self.instances.iter())
+                .filter_map(|instance| {
+                    Some(PictureRef {
+                        line: instance.line,
+                        instance: instance.id.to_string(),
+                        path: instance.picture.path.as_ref().ok()?.clone(),
+                    })
+                })
+                .collect();
             Err(ManifestError {
                 problems: validator.problems,
+                pictures,
             })
         }
     }

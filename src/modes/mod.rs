@@ -51,8 +51,8 @@ pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, 
         // A one-shot mode lists a manifest's problems on stdout, as it lists instances';
         // stderr gets one line saying so. The daemon logs them.
         Err(Error::Manifest(e)) if mode != Mode::Daemon => {
-            tracing::error!(kind = MANIFEST_INVALID, "{}", problems::log_line(&e));
-            let report = problems::ManifestProblems::new(&e);
+            let report = problems::ManifestProblems::new(&e, mode == Mode::Check);
+            tracing::error!(kind = MANIFEST_INVALID, "{}", report.log_line());
             Ok(Output::of(&report, args.run.json))
         }
         other => other,
