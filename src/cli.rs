@@ -129,6 +129,12 @@ pub struct RunOptions {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 
+    /// Identities that open tokens sealed with age (`age -r`): a file of
+    /// AGE-SECRET-KEY-1... lines, as age-keygen writes it; typically a systemd credential
+    /// [default: $AVATAR_SYNC_AGE_IDENTITY]
+    #[arg(long, value_name = "FILE")]
+    pub age_identity: Option<PathBuf>,
+
     /// At most N uploads at once, 1 to 1024 (reads of live state have their own two; --drift reads up to N).
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
@@ -267,6 +273,12 @@ impl Args {
             _ if self.modes.print_schema => Mode::PrintSchema,
             _ => Mode::Daemon,
         }
+    }
+
+    /// `--age-identity`, else `$AVATAR_SYNC_AGE_IDENTITY`, else none.
+    pub fn age_identity(&self, env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+        (self.run.age_identity.clone())
+            .or_else(|| non_empty(env("AVATAR_SYNC_AGE_IDENTITY")).map(PathBuf::from))
     }
 
     /// `--manifest`, else `$AVATAR_SYNC_MANIFEST`, else the default path.

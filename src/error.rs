@@ -25,6 +25,9 @@ pub enum Error {
     /// The manifest cannot be used.
     #[error("{0}")]
     Manifest(#[from] ManifestError),
+    /// The `--age-identity` file cannot be used.
+    #[error("{0}")]
+    Identity(String),
     /// The state directory cannot be used.
     #[error(transparent)]
     State(#[from] StateError),
@@ -50,6 +53,7 @@ impl Error {
             Self::Scope(_) => "instance-outside-shard",
             Self::Replace(_) => "replace-not-in-scope",
             Self::Manifest(_) => MANIFEST_INVALID,
+            Self::Identity(_) => "age-identity",
             Self::State(e) => e.label(),
             Self::Gateway(_) => "http-client",
             Self::Host { .. } => "host",

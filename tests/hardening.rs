@@ -143,7 +143,7 @@ fn fifos_and_endless_files_are_refused_not_waited_on() {
     world.instance("1101000001");
     fifo(&world.path("a.jpg"));
     fifo(&world.path("token"));
-    world.write("big.token", &[b'a'; 5000]);
+    world.write("big.token", &[b'a'; 70_000]);
     world.write_manifest(
         "apiUrl: {url}\ninstances:\n  - idInstance: \"1101000001\"\n    apiTokenFile: token\n    picture: a.jpg\n  - idInstance: \"1101000002\"\n    apiTokenFile: big.token\n    picture: a.jpg\n",
     );
@@ -160,7 +160,7 @@ fn fifos_and_endless_files_are_refused_not_waited_on() {
         "{run:?}"
     );
     assert!(all.contains("token: not a regular file"), "{run:?}");
-    assert!(all.contains("larger than 4096 bytes"), "{run:?}");
+    assert!(all.contains("larger than 65536 bytes"), "{run:?}");
     // A FIFO manifest too.
     std::fs::remove_file(world.manifest()).unwrap();
     fifo(&world.manifest());

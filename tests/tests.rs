@@ -18,6 +18,7 @@ mod reconcile;
 mod safety;
 mod schema;
 mod scope;
+mod sealed;
 mod shards;
 mod soak;
 mod systemd_notify;

@@ -20,6 +20,7 @@ mod processing;
 mod revision;
 mod schema;
 mod scope;
+mod sealed;
 mod shard;
 mod token;
 mod validate;
@@ -40,6 +41,7 @@ pub use processing::{Fit, Processing, parse_background};
 pub use revision::{Revision, git_revision};
 pub use schema::json_schema;
 pub use scope::Scope;
+pub use sealed::{AgeIdentities, use_identities};
 pub use shard::{Shard, shard_of};
 pub use token::{TokenError, TokenSource};
 pub use values::{

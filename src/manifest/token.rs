@@ -2,8 +2,10 @@
 //! while the daemon runs, so it is read when a call may follow, not at load).
 
 use super::expand::ExpandError;
+use super::sealed;
 use super::values::ApiToken;
 use std::path::PathBuf;
+use zeroize::Zeroizing;
 
 /// Where an instance's token comes from.
 #[derive(Clone, Debug)]
@@ -70,8 +72,14 @@ impl TokenSource {
                         format!("apiTokenEnv: environment variable {name} is not set")
                     })
                 })?;
-                ApiToken::parse(&value)
-                    .map_err(|e| TokenError::Invalid(format!("apiTokenEnv: variable {name}: {e}")))
+                let source = format!("apiTokenEnv: variable {name}");
+                let value = Zeroizing::new(value.into_bytes());
+                let clear = if sealed::is_sealed(&value) {
+                    sealed::unseal(&value, &source)?
+                } else {
+                    value
+                };
+                parse(&clear).map_err(|e| TokenError::Invalid(format!("{source}: {e}")))
             }
             Self::File(Err(why)) => Err(TokenError::Unavailable(format!("apiTokenFile: {why}"))),
             Self::File(Ok(path)) => {
@@ -81,27 +89,43 @@ impl TokenSource {
                         path.display()
                     ))
                 };
-                let bytes = crate::fsio::read_regular(path, MAX_TOKEN_FILE_BYTES)
+                let bytes = crate::fsio::read_regular(path, sealed::MAX_SEALED_BYTES)
                     .map_err(|e| cannot(&e))?;
-                let text = String::from_utf8(bytes).map_err(|e| cannot(&e))?;
-                ApiToken::parse(&text).map_err(|e| {
-                    TokenError::Invalid(format!("apiTokenFile {}: {e}", path.display()))
-                })
+                let bytes = Zeroizing::new(bytes);
+                let source = format!("apiTokenFile {}", path.display());
+                let clear = if sealed::is_sealed(&bytes) {
+                    sealed::unseal(&bytes, &source)?
+                } else {
+                    bytes
+                };
+                parse(&clear).map_err(|e| TokenError::Invalid(format!("{source}: {e}")))
             }
         }
     }
 
     /// For an `apiTokenFile` its group or others may read (`mode & 0o077` set, the file
-    /// a symlink points at): the path and its permission bits. Never reads the token.
+    /// a symlink points at): the path and its permission bits. A file sealed with age may
+    /// be read by anyone (it is meant for git): only its first bytes are looked at, in
+    /// memory, to tell.
     pub fn open_file(&self) -> Option<(&std::path::Path, u32)> {
+        use std::io::Read as _;
         use std::os::unix::fs::PermissionsExt as _;
         let Self::File(Ok(path)) = self else {
             return None;
         };
         let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
-        (mode & 0o077 != 0).then_some((path.as_path(), mode))
+        if mode & 0o077 == 0 {
+            return None;
+        }
+        let mut start = Zeroizing::new([0u8; 64]);
+        let file = crate::fsio::open_regular(path).ok()?;
+        let read = (&file).read(&mut start[..]).ok()?;
+        (!sealed::is_sealed(&start[..read])).then_some((path.as_path(), mode))
     }
 }
 
-/// The most of a token file that is read, in bytes: a token is a few dozen characters.
-const MAX_TOKEN_FILE_BYTES: u64 = 4096;
+/// A token from the bytes of its source (a file, a variable, an opened age file).
+fn parse(bytes: &[u8]) -> Result<ApiToken, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "the token is not text".to_owned())?;
+    ApiToken::parse(text)
+}

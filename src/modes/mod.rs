@@ -47,6 +47,12 @@ impl Output {
 /// Runs the mode `args` selects. `env` looks up environment variables for the defaults.
 pub fn run(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Output, Error> {
     let mode = args.mode();
+    // Sealed tokens open with these wherever a token is read, as variables are read from
+    // the process's environment.
+    if mode != Mode::PrintSchema {
+        let identities = (args.age_identity(env)).map(|file| manifest::AgeIdentities::load(&file));
+        manifest::use_identities(identities.transpose().map_err(Error::Identity)?);
+    }
     match run_mode(args, env, mode) {
         // A one-shot mode lists a manifest's problems on stdout, as it lists instances';
         // stderr gets one line saying so. The daemon logs them.
