@@ -22,7 +22,7 @@ Durations are written like 10s, 5m, 1h30m.";
 /// Keeps GREEN-API WhatsApp profile pictures equal to a YAML manifest in git.
 #[derive(Debug, Parser)]
 #[command(name = "avatar-sync", version, about, after_help = AFTER_HELP)]
-#[command(group(ArgGroup::new("mode").args(["reconcile", "dry_run", "check", "status", "preview", "drift", "print_schema"])))]
+#[command(group(ArgGroup::new("mode").args(["reconcile", "dry_run", "check", "status", "drift", "print_schema", "plan"])))]
 pub struct Args {
     /// The mode flags.
     #[command(flatten)]
@@ -99,9 +99,20 @@ pub struct ModeFlags {
     pub drift: bool,
 
     /// Write each instance's upload, exactly as it would be sent, to DIR/<idInstance>.jpg;
-    /// no network, no state.
-    #[arg(long, value_name = "DIR")]
+    /// no network, no state. With --plan: each changed instance's before and after
+    /// pictures, and an index.html to look at them.
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with_all = ["reconcile", "dry_run", "check", "status", "drift", "print_schema"]
+    )]
     pub preview: Option<PathBuf>,
+
+    /// Which instances' uploads the commits BASE..HEAD change, and why, as Markdown for a
+    /// pull-request comment (BASE alone means BASE..HEAD); both read from git, not the
+    /// disk. No network, no state. Exit 0 no change, 2 changes, 1 errors.
+    #[arg(long, value_name = "BASE..HEAD")]
+    pub plan: Option<String>,
 
     /// Print the manifest's JSON Schema (for editors: `# yaml-language-server: $schema=`);
     /// reads nothing.
@@ -122,7 +133,7 @@ pub struct RunOptions {
     pub state_dir: Option<PathBuf>,
 
     /// With a mode flag: print one JSON document on stdout instead of the table.
-    #[arg(long, requires = "mode")]
+    #[arg(long)]
     pub json: bool,
 
     /// --reconcile and --drift: how long to keep waiting on throttles and retries [default: 5m]
@@ -224,6 +235,8 @@ pub enum Mode {
     Drift,
     /// Print the manifest's JSON Schema.
     PrintSchema,
+    /// What a range of commits changes.
+    Plan,
 }
 
 /// The default `--timeout`.
@@ -247,6 +260,13 @@ impl Args {
                 "--timeout only applies to --reconcile and --drift",
             ));
         }
+        if parsed.run.json && matches!(parsed.mode(), Mode::Daemon | Mode::PrintSchema) {
+            return Err(Self::command().error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "--json needs a mode flag (--reconcile, --dry-run, --check, --status, --drift, \
+                 --preview or --plan)",
+            ));
+        }
         if parsed.modes.strict && !parsed.modes.check {
             return Err(Self::command().error(
                 clap::error::ErrorKind::ArgumentConflict,
@@ -268,6 +288,7 @@ impl Args {
             (_, true, ..) => Mode::DryRun,
             (_, _, true, _) => Mode::Check,
             (.., true) => Mode::Status,
+            _ if self.modes.plan.is_some() => Mode::Plan,
             _ if self.modes.preview.is_some() => Mode::Preview,
             _ if self.modes.drift => Mode::Drift,
             _ if self.modes.print_schema => Mode::PrintSchema,
@@ -373,7 +394,12 @@ mod tests {
     #[test]
     fn json_needs_a_mode_and_timeout_needs_reconcile() {
         assert!(parse(&["--json"]).is_err());
+        assert!(parse(&["--print-schema", "--json"]).is_err());
         assert!(parse(&["--status", "--json"]).is_ok());
+        assert!(parse(&["--preview", "out", "--json"]).is_ok());
+        assert!(parse(&["--plan", "main", "--json"]).is_ok());
+        assert!(parse(&["--plan", "main", "--preview", "out"]).is_ok());
+        assert!(parse(&["--check", "--preview", "out"]).is_err());
         assert!(parse(&["--dry-run", "--timeout", "1m"]).is_err());
         assert!(parse(&["--drift", "--timeout", "1m"]).is_ok());
         let args = parse(&["--reconcile", "--timeout", "1h30m"]).unwrap();

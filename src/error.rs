@@ -28,6 +28,9 @@ pub enum Error {
     /// The `--age-identity` file cannot be used.
     #[error("{0}")]
     Identity(String),
+    /// A git revision cannot be read (`--plan`).
+    #[error("{0}")]
+    Revision(String),
     /// The state directory cannot be used.
     #[error(transparent)]
     State(#[from] StateError),
@@ -54,6 +57,7 @@ impl Error {
             Self::Replace(_) => "replace-not-in-scope",
             Self::Manifest(_) => MANIFEST_INVALID,
             Self::Identity(_) => "age-identity",
+            Self::Revision(_) => "revision",
             Self::State(e) => e.label(),
             Self::Gateway(_) => "http-client",
             Self::Host { .. } => "host",

@@ -76,3 +76,48 @@ fn the_example_manifest_passes_check_where_secrets_are_absent() {
         "{doc:#}"
     );
 }
+
+/// Every `avatar-sync` command line of the CI examples (`examples/ci/`), its variables
+/// given a value, is one the binary's parser takes: the examples cannot name a flag that
+/// does not exist.
+#[test]
+fn the_ci_examples_run_command_lines_avatar_sync_accepts() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ci");
+    let mut seen = 0;
+    for file in ["github-actions.yml", "gitlab-ci.yml"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let mut modes = Vec::new();
+        for line in text.lines() {
+            let Some(at) = line.find("avatar-sync --") else {
+                continue;
+            };
+            // GitHub's `${{ expression }}` holds spaces: one word, as the runner makes it.
+            let mut line = line[at..].to_owned();
+            while let Some(start) = line.find("${{") {
+                let end = line[start..]
+                    .find("}}")
+                    .map_or(line.len(), |e| start + e + 2);
+                line.replace_range(start..end, "$X");
+            }
+            // The words up to a redirection or another command.
+            let words: Vec<String> = (line.split_whitespace())
+                .take_while(|w| !matches!(*w, ">" | "||" | "|" | "&&"))
+                .map(|w| w.trim_matches('"').to_owned())
+                .map(|w| {
+                    if w.contains('$') {
+                        "main..HEAD".to_owned()
+                    } else {
+                        w
+                    }
+                })
+                .collect();
+            let args = avatar_sync::cli::Args::parse_from_args(&words)
+                .unwrap_or_else(|e| panic!("{file}: {line}\n{e}"));
+            modes.push(args.mode());
+            seen += 1;
+        }
+        use avatar_sync::cli::Mode;
+        assert_eq!(modes, [Mode::Check, Mode::Plan], "{file}");
+    }
+    assert_eq!(seen, 4);
+}

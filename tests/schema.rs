@@ -143,3 +143,20 @@ fn the_schema_refuses_what_the_reader_refuses_and_takes_what_it_takes() {
         assert_eq!(check.code, 1, "{name}: avatar-sync took it: {check:?}");
     }
 }
+
+#[test]
+#[ignore = "needs check-jsonschema (PyPI); .ci/run runs it"]
+fn the_ci_examples_are_valid_github_and_gitlab_pipelines() {
+    for (schema, file) in [
+        ("vendor.github-workflows", "examples/ci/github-actions.yml"),
+        ("vendor.gitlab-ci", "examples/ci/gitlab-ci.yml"),
+    ] {
+        // check-jsonschema ships both schemas: no network.
+        let out = Command::new("check-jsonschema")
+            .args(["--builtin-schema", schema])
+            .arg(root().join(file))
+            .output()
+            .expect("check-jsonschema");
+        assert!(out.status.success(), "{file}: {out:?}");
+    }
+}

@@ -14,6 +14,7 @@ mod first_hour;
 mod hardening;
 mod listen;
 mod pictures;
+mod plan;
 mod reconcile;
 mod safety;
 mod schema;

@@ -5,6 +5,7 @@ mod check;
 mod daemon;
 mod drift;
 mod once;
+mod plan;
 mod preview;
 mod problems;
 
@@ -85,6 +86,20 @@ fn run_mode(
             stdout: manifest::json_schema(),
             exit_code: 0,
         }),
+        Mode::Plan => {
+            let range = args.modes.plan.as_deref().unwrap_or("HEAD");
+            let preview = args.modes.preview.as_deref();
+            let report = plan::plan(&manifest_path, range, env, preview)?;
+            let stdout = if args.run.json {
+                report.json()
+            } else {
+                report.markdown()
+            };
+            Ok(Output {
+                stdout: crate::redact::scrub(&stdout).into_owned(),
+                exit_code: report.exit_code(),
+            })
+        }
         Mode::Check => {
             let prepared = prepare(None)?;
             Ok(Output::of(

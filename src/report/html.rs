@@ -209,7 +209,7 @@ fn pictures(out: &mut String, report: &Report) {
 }
 
 /// Text made safe inside HTML elements and quoted attributes.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -1,0 +1,178 @@
+//! A manifest and its pictures as one commit has them, never as the disk has them: the
+//! manifest's blob is read from the commit's tree, parsed, and each picture it names inside
+//! the work tree is written from the same tree into a private folder that mirrors the work
+//! tree, where the picture pass reads it as it reads any file. A picture outside the work
+//! tree (an absolute path elsewhere) is no part of any revision and is read from the disk.
+//! `--plan` reads its two sides this way.
+
+use super::{Manifest, ManifestError, from_bytes_in};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The manifest of one commit, its pictures written beside it in a private folder.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The revision as asked (`main`, `HEAD~1`).
+    pub spec: String,
+    /// The commit's full hex id.
+    pub commit: String,
+    /// The manifest, its paths in [`Snapshot::folder`].
+    pub manifest: Manifest,
+    /// Each picture of the commit the manifest names, relative to the work tree, with its
+    /// blob id: two snapshots name the same source picture when these are equal.
+    pub blobs: BTreeMap<PathBuf, String>,
+    folder: tempfile::TempDir,
+}
+
+impl Snapshot {
+    /// The private folder that mirrors the work tree.
+    pub fn folder(&self) -> &Path {
+        self.folder.path()
+    }
+
+    /// `picture` (a path in [`Snapshot::folder`]) as the work tree names it, or as it is
+    /// when it is outside.
+    pub fn relative(&self, picture: &Path) -> PathBuf {
+        (picture.strip_prefix(self.folder.path()).ok())
+            .and_then(normal)
+            .unwrap_or_else(|| picture.to_owned())
+    }
+}
+
+/// Why a snapshot cannot be made: a sentence naming the revision or the file.
+#[derive(Debug)]
+pub enum SnapshotError {
+    /// The repository, the revision or a file of it cannot be read.
+    Git(String),
+    /// The manifest of that revision has problems (each naming `REV:path:line`).
+    Manifest(ManifestError),
+}
+
+impl std::fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Git(why) => f.write_str(why),
+            Self::Manifest(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+/// The manifest at `manifest` (a path in a git work tree) and its pictures as the commit
+/// `spec` names has them.
+pub fn snapshot(
+    manifest: &Path,
+    spec: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Snapshot, SnapshotError> {
+    let git = |e: Failure| SnapshotError::Git(format!("revision {spec}: {e}"));
+    let absolute = std::path::absolute(manifest).map_err(|e| git(e.into()))?;
+    let folder_of = absolute.parent().unwrap_or(Path::new("/"));
+    let options = gix::open::Options::isolated();
+    let repo = gix::discover_opts(folder_of, Default::default(), options).map_err(|_| {
+        SnapshotError::Git(format!(
+            "{} is not in a git work tree: --plan reads revisions from git",
+            manifest.display()
+        ))
+    })?;
+    let Some(workdir) = repo.workdir().map(Path::to_owned) else {
+        return Err(SnapshotError::Git(format!(
+            "{} is in a bare repository",
+            manifest.display()
+        )));
+    };
+    let relative = (absolute.strip_prefix(&workdir))
+        .map_err(|e| git(e.into()))?
+        .to_owned();
+    let commit = (repo.rev_parse_single(spec))
+        .map_err(|e| SnapshotError::Git(format!("revision {spec} is not known here: {e}")))?
+        .object()
+        .map_err(|e| git(e.into()))?
+        .peel_to_commit()
+        .map_err(|e| SnapshotError::Git(format!("revision {spec} is not a commit: {e}")))?;
+    let commit_id = commit.id.to_string();
+    let short = &commit_id[..12.min(commit_id.len())];
+    let tree = commit.tree().map_err(|e| git(e.into()))?;
+    let read_blob = |path: &Path| -> Result<Option<(gix::ObjectId, Vec<u8>)>, Failure> {
+        let Some(entry) = tree.lookup_entry_by_path(path)? else {
+            return Ok(None);
+        };
+        if !entry.mode().is_blob() {
+            return Ok(None);
+        }
+        let object = entry.object()?;
+        Ok(Some((entry.object_id(), object.data.clone())))
+    };
+    let Some((_, bytes)) = read_blob(&relative).map_err(git)? else {
+        return Err(SnapshotError::Git(format!(
+            "revision {spec} ({short}) has no {}",
+            relative.display()
+        )));
+    };
+    let folder = tempfile::Builder::new()
+        .prefix("avatar-sync-revision-")
+        .tempdir()
+        .map_err(|e| git(e.into()))?;
+    let written_manifest = folder.path().join(&relative);
+    write(&written_manifest, &bytes).map_err(git)?;
+    let parsed = from_bytes_in(&bytes, &written_manifest, None, env).map_err(|mut e| {
+        // Named as the revision's file, not the private copy.
+        for problem in &mut e.problems {
+            problem.path = PathBuf::from(format!("{short}:{}", relative.display()));
+        }
+        SnapshotError::Manifest(e)
+    })?;
+    let mut blobs = BTreeMap::new();
+    for instance in &parsed.instances {
+        let Ok(path) = &instance.picture.path else {
+            continue;
+        };
+        let Some(inside) = (path.strip_prefix(folder.path()).ok()).and_then(normal) else {
+            continue;
+        };
+        if blobs.contains_key(&inside) {
+            continue;
+        }
+        // A picture the commit lacks stays missing: an error of the instances naming it.
+        if let Some((id, bytes)) = read_blob(&inside).map_err(git)? {
+            write(&folder.path().join(&inside), &bytes).map_err(git)?;
+            blobs.insert(inside, id.to_string());
+        }
+    }
+    Ok(Snapshot {
+        spec: spec.to_owned(),
+        commit: commit_id,
+        manifest: parsed,
+        blobs,
+        folder,
+    })
+}
+
+/// `path` with its `.` and `..` resolved as text, or `None` when it climbs out of the
+/// work tree (such a picture is not in the revision: it stays missing).
+fn normal(path: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => out.push(part),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, bytes)?;
+    Ok(())
+}
