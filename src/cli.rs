@@ -146,6 +146,12 @@ pub struct RunOptions {
     #[arg(long, value_name = "FILE")]
     pub age_identity: Option<PathBuf>,
 
+    /// Apply only revisions signed by these keys (git's allowed_signers format, SSH keys):
+    /// the manifest and its pictures are then read from the commit HEAD names, never from
+    /// the files on disk. One-shot modes for now [default: $AVATAR_SYNC_VERIFY_SIGNERS]
+    #[arg(long, value_name = "FILE")]
+    pub verify_signers: Option<PathBuf>,
+
     /// At most N uploads at once, 1 to 1024 (reads of live state have their own two; --drift reads up to N).
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
@@ -294,6 +300,12 @@ impl Args {
             _ if self.modes.print_schema => Mode::PrintSchema,
             _ => Mode::Daemon,
         }
+    }
+
+    /// `--verify-signers`, else `$AVATAR_SYNC_VERIFY_SIGNERS`, else none.
+    pub fn verify_signers(&self, env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+        (self.run.verify_signers.clone())
+            .or_else(|| non_empty(env("AVATAR_SYNC_VERIFY_SIGNERS")).map(PathBuf::from))
     }
 
     /// `--age-identity`, else `$AVATAR_SYNC_AGE_IDENTITY`, else none.

@@ -21,6 +21,7 @@ mod schema;
 mod scope;
 mod sealed;
 mod shards;
+mod signed;
 mod soak;
 mod systemd_notify;
 mod walkthrough;

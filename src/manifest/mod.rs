@@ -22,6 +22,7 @@ mod schema;
 mod scope;
 mod sealed;
 mod shard;
+mod signers;
 mod snapshot;
 mod token;
 mod validate;
@@ -44,7 +45,8 @@ pub use schema::json_schema;
 pub use scope::Scope;
 pub use sealed::{AgeIdentities, use_identities};
 pub use shard::{Shard, shard_of};
-pub use snapshot::{Snapshot, SnapshotError, snapshot};
+pub use signers::{AllowedSigners, Signer, Unverified};
+pub use snapshot::{Pinned, Snapshot, SnapshotError, snapshot};
 pub use token::{TokenError, TokenSource};
 pub use values::{
     ApiToken, ApiUrl, IdHasher, IdMap, InstanceId, credentials_fingerprint, is_loopback,

@@ -21,6 +21,9 @@ pub struct Revision {
     /// The files read (the manifest, the pictures) that are not as `commit` has them,
     /// relative to the work tree, sorted. Files outside the work tree are not counted.
     pub dirty: Vec<String>,
+    /// With `--verify-signers`: who signed the commit (`principals (SHA256:…)`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
 }
 
 /// At most this many dirty files are named in a line; the rest are counted.
@@ -34,6 +37,9 @@ impl fmt::Display for Revision {
             (Some(commit), None) => write!(f, "{commit}")?,
             (None, Some(branch)) => write!(f, "none yet (branch {branch} has no commit)")?,
             (None, None) => f.write_str("none yet")?,
+        }
+        if let Some(signer) = &self.signer {
+            write!(f, ", signed by {signer}")?;
         }
         if !self.dirty.is_empty() {
             f.write_str(", with changes not committed: ")?;
@@ -129,6 +135,7 @@ fn read(manifest: &Path, files: &BTreeSet<&Path>) -> Result<Option<Revision>, Fa
         commit,
         branch,
         dirty,
+        signer: None,
     }))
 }
 

@@ -5,7 +5,8 @@
 //! tree (an absolute path elsewhere) is no part of any revision and is read from the disk.
 //! `--plan` reads its two sides this way.
 
-use super::{Manifest, ManifestError, from_bytes_in};
+use super::signers::{AllowedSigners, Signer, commit_time};
+use super::{Manifest, ManifestError, Shard, from_bytes_in};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -21,10 +22,32 @@ pub struct Snapshot {
     /// Each picture of the commit the manifest names, relative to the work tree, with its
     /// blob id: two snapshots name the same source picture when these are equal.
     pub blobs: BTreeMap<PathBuf, String>,
+    /// Who signed the commit, when it was verified.
+    pub signer: Option<Signer>,
     folder: tempfile::TempDir,
 }
 
+/// What keeps a snapshot's files while its manifest is in use, and names its commit.
+#[derive(Debug)]
+pub struct Pinned {
+    /// The commit's full hex id.
+    pub commit: String,
+    /// Who signed it, when it was verified.
+    pub signer: Option<Signer>,
+    _folder: tempfile::TempDir,
+}
+
 impl Snapshot {
+    /// The manifest, and what keeps its pictures on disk while it is used.
+    pub fn split(self) -> (Manifest, Pinned) {
+        let pinned = Pinned {
+            commit: self.commit,
+            signer: self.signer,
+            _folder: self.folder,
+        };
+        (self.manifest, pinned)
+    }
+
     /// The private folder that mirrors the work tree.
     pub fn folder(&self) -> &Path {
         self.folder.path()
@@ -44,6 +67,8 @@ impl Snapshot {
 pub enum SnapshotError {
     /// The repository, the revision or a file of it cannot be read.
     Git(String),
+    /// `--verify-signers`: the commit is not signed by an allowed key.
+    Unverified(String),
     /// The manifest of that revision has problems (each naming `REV:path:line`).
     Manifest(ManifestError),
 }
@@ -51,7 +76,7 @@ pub enum SnapshotError {
 impl std::fmt::Display for SnapshotError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Git(why) => f.write_str(why),
+            Self::Git(why) | Self::Unverified(why) => f.write_str(why),
             Self::Manifest(e) => write!(f, "{e}"),
         }
     }
@@ -60,11 +85,14 @@ impl std::fmt::Display for SnapshotError {
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 /// The manifest at `manifest` (a path in a git work tree) and its pictures as the commit
-/// `spec` names has them.
+/// `spec` names has them, the instances of `shard`; with `signers`, only when the commit
+/// carries a valid signature by one of them.
 pub fn snapshot(
     manifest: &Path,
     spec: &str,
+    shard: Option<Shard>,
     env: &dyn Fn(&str) -> Option<String>,
+    signers: Option<&AllowedSigners>,
 ) -> Result<Snapshot, SnapshotError> {
     let git = |e: Failure| SnapshotError::Git(format!("revision {spec}: {e}"));
     let absolute = std::path::absolute(manifest).map_err(|e| git(e.into()))?;
@@ -93,6 +121,15 @@ pub fn snapshot(
         .map_err(|e| SnapshotError::Git(format!("revision {spec} is not a commit: {e}")))?;
     let commit_id = commit.id.to_string();
     let short = &commit_id[..12.min(commit_id.len())];
+    let signer = match signers {
+        None => None,
+        Some(signers) => Some(verify(&commit, signers).map_err(|why| {
+            SnapshotError::Unverified(format!(
+                "revision {spec} ({short}) is not applied: {why} (--verify-signers {})",
+                signers.file().display()
+            ))
+        })?),
+    };
     let tree = commit.tree().map_err(|e| git(e.into()))?;
     let read_blob = |path: &Path| -> Result<Option<(gix::ObjectId, Vec<u8>)>, Failure> {
         let Some(entry) = tree.lookup_entry_by_path(path)? else {
@@ -116,7 +153,7 @@ pub fn snapshot(
         .map_err(|e| git(e.into()))?;
     let written_manifest = folder.path().join(&relative);
     write(&written_manifest, &bytes).map_err(git)?;
-    let parsed = from_bytes_in(&bytes, &written_manifest, None, env).map_err(|mut e| {
+    let parsed = from_bytes_in(&bytes, &written_manifest, shard, env).map_err(|mut e| {
         // Named as the revision's file, not the private copy.
         for problem in &mut e.problems {
             problem.path = PathBuf::from(format!("{short}:{}", relative.display()));
@@ -145,8 +182,20 @@ pub fn snapshot(
         commit: commit_id,
         manifest: parsed,
         blobs,
+        signer,
         folder,
     })
+}
+
+/// Checks `commit`'s signature against `signers`.
+fn verify(commit: &gix::Commit<'_>, signers: &AllowedSigners) -> Result<Signer, String> {
+    let time = commit.time().map_err(|e| e.to_string())?.seconds;
+    let signature = commit.signature().map_err(|e| e.to_string())?;
+    let Some((armoured, signed)) = signature else {
+        return Err(super::Unverified::Unsigned.to_string());
+    };
+    let payload = signed.to_bstring();
+    (signers.verify(&armoured.to_string(), &payload, commit_time(time))).map_err(|e| e.to_string())
 }
 
 /// `path` with its `.` and `..` resolved as text, or `None` when it climbs out of the

@@ -81,6 +81,13 @@ fn run_mode(
         Ok((prepared, dir?))
     };
     let concurrency = usize::from(args.run.concurrency);
+    if mode == Mode::Daemon && args.verify_signers(env).is_some() {
+        return Err(Error::Usage(
+            "--verify-signers is not yet supported by the daemon: run --reconcile from a \
+             timer (avatar-sync-reconcile.timer) to apply only signed revisions"
+                .to_owned(),
+        ));
+    }
     match mode {
         Mode::PrintSchema => Ok(Output {
             stdout: manifest::json_schema(),
@@ -184,7 +191,16 @@ fn run_mode(
         Mode::Status => {
             let (prepared, dir) = prepare_in_dir()?;
             let mut report = once::plan_only(&prepared.manifest, &dir, Tokens::Optional)?;
-            report.revision = manifest::git_revision(&prepared.manifest);
+            report.revision = match &prepared.pinned {
+                // Read from the verified commit, never the disk: nothing is dirty.
+                Some(pinned) => Some(manifest::Revision {
+                    commit: Some(pinned.commit.clone()),
+                    branch: None,
+                    dirty: Vec::new(),
+                    signer: pinned.signer.as_ref().map(ToString::to_string),
+                }),
+                None => manifest::git_revision(&prepared.manifest),
+            };
             report.shard = prepared.shard_line;
             Ok(Output::of(&report, args.run.json))
         }
@@ -201,6 +217,8 @@ struct Prepared {
     scope: Scope,
     /// The shard line of the report, when the run is a shard.
     shard_line: Option<ShardLine>,
+    /// With `--verify-signers`: the verified commit, whose files the manifest names.
+    pinned: Option<manifest::Pinned>,
 }
 
 /// Loads the manifest (its parse cached in the state directory `dir`, when the mode has
@@ -225,9 +243,33 @@ fn prepare(
         Mode::Check => None,
         _ => args.shard(&|| hostname(env)).map_err(Error::Usage)?,
     };
-    let (mut manifest, parse_to_keep) = match dir {
-        Some(dir) => manifest::load_cached(path, dir.path(), keep, shard)?,
-        None => (manifest::load(path, shard)?, None),
+    let signers = (args.verify_signers(env))
+        .map(|file| manifest::AllowedSigners::load(&file))
+        .transpose()
+        .map_err(Error::Revision)?;
+    let (mut manifest, parse_to_keep, pinned) = match (&signers, dir) {
+        // Signed revisions: the manifest and pictures of HEAD's commit, verified; never
+        // the disk, and never a cached parse of it.
+        (Some(signers), _) => {
+            let snapshot = manifest::snapshot(path, "HEAD", shard, env, Some(signers));
+            let (manifest, pinned) = snapshot
+                .map_err(|e| match e {
+                    manifest::SnapshotError::Manifest(problems) => Error::Manifest(problems),
+                    other => Error::Revision(other.to_string()),
+                })?
+                .split();
+            tracing::info!(
+                commit = %pinned.commit,
+                signer = %pinned.signer.as_ref().map(ToString::to_string).unwrap_or_default(),
+                "revision verified"
+            );
+            (manifest, None, Some(pinned))
+        }
+        (None, Some(dir)) => {
+            let (manifest, parse) = manifest::load_cached(path, dir.path(), keep, shard)?;
+            (manifest, parse, None)
+        }
+        (None, None) => (manifest::load(path, shard)?, None, None),
     };
     tracing::debug!(
         instances = manifest.instances.len(),
@@ -251,6 +293,7 @@ fn prepare(
         parse_to_keep,
         scope,
         shard_line,
+        pinned,
     })
 }
 

@@ -129,8 +129,8 @@ pub(crate) fn plan(
 ) -> Result<PlanReport, Error> {
     let (base, head) = split(range)?;
     let side = |spec: &str| {
-        snapshot(path, spec, env).map_err(|e| match e {
-            SnapshotError::Git(why) => Error::Revision(why),
+        snapshot(path, spec, None, env, None).map_err(|e| match e {
+            SnapshotError::Git(why) | SnapshotError::Unverified(why) => Error::Revision(why),
             SnapshotError::Manifest(problems) => Error::Manifest(problems),
         })
     };

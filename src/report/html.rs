@@ -250,6 +250,7 @@ mod tests {
                 commit: Some("3f2a".to_owned()),
                 branch: Some("main".to_owned()),
                 dirty: vec!["avatars/<new>.jpg".to_owned()],
+                signer: None,
             }))),
             at: SystemTime::UNIX_EPOCH,
         }
