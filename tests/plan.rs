@@ -205,3 +205,25 @@ fn each_reason_is_named_and_a_broken_side_is_an_error() {
         "{run:?}"
     );
 }
+
+#[test]
+fn a_base_missing_from_a_shallow_clone_says_to_fetch_the_history() {
+    let world = World::new(Duration::from_secs(1));
+    git(&world, &["init", "-q", "-b", "main"]);
+    five(&world, &[]);
+    commit(&world, "one");
+    world.write("pictures/p1.jpg", &jpeg(11));
+    commit(&world, "two");
+    // As CI checks out by default: the last commit only.
+    let source = format!("file://{}", world.dir.path().display());
+    git(&world, &["clone", "-q", "--depth", "1", &source, "shallow"]);
+    let manifest = world.path("shallow/manifest.yaml");
+    let mut cmd = world.command_with(&manifest, &world.state_dir(), &["--plan", "HEAD~1..HEAD"]);
+    let run = to_run(cmd.output().unwrap());
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("revision HEAD~1 is not known here"),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("this clone is shallow"), "{run:?}");
+}

@@ -131,6 +131,15 @@ fn only_a_signed_revision_is_applied_and_from_its_commit_not_the_disk() {
         "{status:?}"
     );
     assert_eq!(revision["dirty"], serde_json::json!([]), "{status:?}");
+    // --check names them too.
+    let check = world.run(&["--check", "--verify-signers", signers]);
+    assert_eq!(check.code, 0, "{check:?}");
+    assert!(
+        check.stdout.contains(&format!(
+            "manifest at git revision {signed}, signed by alice@example.com (SHA256:"
+        )),
+        "{check:?}"
+    );
     // The daemon does not take it yet: said, not ignored.
     let daemon = world.run(&["--verify-signers", signers]);
     assert_eq!(daemon.code, 64, "{daemon:?}");

@@ -114,7 +114,16 @@ pub fn snapshot(
         .map_err(|e| git(e.into()))?
         .to_owned();
     let commit = (repo.rev_parse_single(spec))
-        .map_err(|e| SnapshotError::Git(format!("revision {spec} is not known here: {e}")))?
+        .map_err(|e| {
+            // CI checkouts are often shallow: the base of a pull request is then missing.
+            let hint = if repo.is_shallow() {
+                " (this clone is shallow: fetch the history, `git fetch --unshallow`, or \
+                 `fetch-depth: 0` in CI)"
+            } else {
+                ""
+            };
+            SnapshotError::Git(format!("revision {spec} is not known here: {e}{hint}"))
+        })?
         .object()
         .map_err(|e| git(e.into()))?
         .peel_to_commit()

@@ -48,6 +48,10 @@ pub(crate) struct CheckReport {
     /// `--strict`: a warning fails the check (exit 1).
     #[serde(skip)]
     pub strict: bool,
+    /// With `--verify-signers`: the verified commit the manifest was read from, and its
+    /// signer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<crate::manifest::Revision>,
 }
 
 /// Checks every instance of a parsed manifest; `strict` (`--strict`) makes every warning
@@ -123,6 +127,7 @@ pub(crate) fn check(manifest: &Manifest, strict: bool) -> CheckReport {
         instances,
         summary,
         strict,
+        revision: None,
     }
 }
 
@@ -159,6 +164,11 @@ impl Render for CheckReport {
         table.notes = (self.warnings.iter().chain(instance_warnings))
             .map(|warning| format!("warning: {warning}"))
             .collect();
+        if let Some(revision) = &self.revision {
+            table
+                .notes
+                .push(format!("\nmanifest at git revision {revision}"));
+        }
         let s = &self.summary;
         let verdict = match (s.failed, self.strict && s.warnings > 0) {
             (0, false) => "valid",

@@ -109,10 +109,9 @@ fn run_mode(
         }
         Mode::Check => {
             let prepared = prepare(None)?;
-            Ok(Output::of(
-                &check::check(&prepared.manifest, args.modes.strict),
-                args.run.json,
-            ))
+            let mut report = check::check(&prepared.manifest, args.modes.strict);
+            report.revision = prepared.pinned.as_ref().map(verified);
+            Ok(Output::of(&report, args.run.json))
         }
         Mode::Preview => {
             let prepared = prepare(None)?;
@@ -192,18 +191,23 @@ fn run_mode(
             let (prepared, dir) = prepare_in_dir()?;
             let mut report = once::plan_only(&prepared.manifest, &dir, Tokens::Optional)?;
             report.revision = match &prepared.pinned {
-                // Read from the verified commit, never the disk: nothing is dirty.
-                Some(pinned) => Some(manifest::Revision {
-                    commit: Some(pinned.commit.clone()),
-                    branch: None,
-                    dirty: Vec::new(),
-                    signer: pinned.signer.as_ref().map(ToString::to_string),
-                }),
+                Some(pinned) => Some(verified(pinned)),
                 None => manifest::git_revision(&prepared.manifest),
             };
             report.shard = prepared.shard_line;
             Ok(Output::of(&report, args.run.json))
         }
+    }
+}
+
+/// The revision of a verified commit: read from the commit, never the disk, so nothing
+/// is dirty.
+fn verified(pinned: &manifest::Pinned) -> manifest::Revision {
+    manifest::Revision {
+        commit: Some(pinned.commit.clone()),
+        branch: None,
+        dirty: Vec::new(),
+        signer: pinned.signer.as_ref().map(ToString::to_string),
     }
 }
 
