@@ -77,19 +77,9 @@ fn fleet_with_a_failure(world: &World) -> (Daemon, String) {
     (daemon, addr)
 }
 
-/// `git` in the world's folder, with no user or system config; its output.
+/// `git` in the world's folder.
 fn git(world: &World, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .current_dir(world.dir.path())
-        .env("HOME", world.dir.path())
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
-        .args(["-c", "commit.gpgsign=false"])
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    crate::util::git(world.dir.path(), args, None)
 }
 
 /// Makes the world's folder a git work tree on `main` with the manifest and pictures

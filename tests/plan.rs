@@ -2,21 +2,10 @@
 //! upload the range changes, with the reason, read from the commits and never the disk.
 
 use crate::util::*;
-use std::process::Command;
 use std::time::Duration;
 
 fn git(world: &World, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(world.dir.path())
-        .env("HOME", world.dir.path())
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
-        .args(["-c", "commit.gpgsign=false"])
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    crate::util::git(world.dir.path(), args, None)
 }
 
 fn commit(world: &World, message: &str) -> String {

@@ -22,32 +22,8 @@ fn keygen(world: &World, name: &str) -> String {
 
 /// Commits everything but the state and the keys, signed with the key `signer` if given.
 fn commit(world: &World, signer: Option<&str>) -> String {
-    let git = |args: &[&str]| {
-        let mut cmd = Command::new("git");
-        cmd.current_dir(world.dir.path())
-            .env("HOME", world.dir.path())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .args(["-c", "user.name=T", "-c", "user.email=t@example.com"]);
-        match signer {
-            Some(key) => {
-                let key = format!("user.signingkey={}", world.path(key).display());
-                cmd.args([
-                    "-c",
-                    "gpg.format=ssh",
-                    "-c",
-                    &key,
-                    "-c",
-                    "commit.gpgsign=true",
-                ]);
-            }
-            None => {
-                cmd.args(["-c", "commit.gpgsign=false"]);
-            }
-        }
-        let out = cmd.args(args).output().expect("git");
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
+    let key = signer.map(|name| world.path(name));
+    let git = |args: &[&str]| git(world.dir.path(), args, key.as_deref());
     if !world.path(".git").exists() {
         git(&["init", "-q", "-b", "main"]);
         world.write(".gitignore", b"state/\nalice*\nmallory*\nallowed_signers\n");

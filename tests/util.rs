@@ -477,3 +477,32 @@ pub fn photo(seed: u32) -> Vec<u8> {
         .unwrap();
     out
 }
+
+/// `git args` in `dir`, as on a fresh machine (no user or system config), signing commits
+/// with the SSH key `signing_key` (its `.pub`) when given; its output, trimmed.
+pub fn git(dir: &Path, args: &[&str], signing_key: Option<&Path>) -> String {
+    let mut cmd = Command::new("git");
+    cmd.current_dir(dir)
+        .env("HOME", dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .args(["-c", "user.name=T", "-c", "user.email=t@example.com"]);
+    match signing_key {
+        Some(key) => {
+            let key = format!("user.signingkey={}", key.display());
+            cmd.args([
+                "-c",
+                "gpg.format=ssh",
+                "-c",
+                &key,
+                "-c",
+                "commit.gpgsign=true",
+            ]);
+        }
+        None => {
+            cmd.args(["-c", "commit.gpgsign=false"]);
+        }
+    }
+    let out = cmd.args(args).output().expect("git");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}

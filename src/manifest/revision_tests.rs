@@ -1,7 +1,6 @@
 //! The revision and its dirty files, on real repositories made with `git`.
 
 use super::*;
-use std::process::Command;
 
 /// A work tree with `avatars/manifest.yaml` naming `avatars/a.jpg` (and `b.jpg` when
 /// asked), committed on `main`.
@@ -33,19 +32,8 @@ impl Repo {
         std::fs::write(path, bytes).unwrap();
     }
 
-    /// `git` with no user or system config, as a fresh machine.
     fn git(&self, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .current_dir(self.dir.path())
-            .env("HOME", self.dir.path())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
-            .args(["-c", "commit.gpgsign=false"])
-            .args(args)
-            .output()
-            .expect("git");
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        crate::testing::git(self.dir.path(), args, None)
     }
 
     fn commit_all(&self) -> String {

@@ -35,30 +35,8 @@ impl Repo {
 
     /// `git`, signing commits with the key `signer` when given.
     fn git(&self, args: &[&str], signer: Option<&str>) -> String {
-        let mut cmd = Command::new("git");
-        cmd.current_dir(self.dir.path())
-            .env("HOME", self.dir.path())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .args(["-c", "user.name=T", "-c", "user.email=t@example.com"]);
-        match signer {
-            Some(key) => {
-                let public = format!("user.signingkey={}", self.path(key).display());
-                cmd.args([
-                    "-c",
-                    "gpg.format=ssh",
-                    "-c",
-                    &public,
-                    "-c",
-                    "commit.gpgsign=true",
-                ]);
-            }
-            None => {
-                cmd.args(["-c", "commit.gpgsign=false"]);
-            }
-        }
-        let out = cmd.args(args).output().expect("git");
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        let key = signer.map(|name| self.path(name));
+        crate::testing::git(self.dir.path(), args, key.as_deref())
     }
 
     fn commit(&self, file: &str, text: &str, signer: Option<&str>) -> String {
