@@ -14,6 +14,7 @@ mod fuzz;
 mod keys;
 mod limits;
 mod model;
+mod openpgp;
 mod parsed;
 mod problem;
 mod processing;

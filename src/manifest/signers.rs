@@ -1,9 +1,9 @@
-//! The keys allowed to sign the revisions avatar-sync applies (`--verify-signers`), in git's
-//! `allowed_signers` format (`gpg.ssh.allowedSignersFile`), and checking a commit's SSH
-//! signature against them as `git verify-commit` does with `gpg.format=ssh`: the signature
-//! is an `sshsig` of namespace `git` over the commit without its `gpgsig` header, made by a
-//! key the file lists, for namespace `git`, valid at the commit's time. Pure Rust (the
-//! `ssh-key` crate): no `ssh-keygen` at run time.
+//! The keys allowed to sign the revisions avatar-sync applies (`--verify-signers`): git's
+//! `allowed_signers` format (`gpg.ssh.allowedSignersFile`), or an ASCII-armoured OpenPGP
+//! keyring ([`super::openpgp`]). A commit's SSH signature is checked as `git verify-commit`
+//! does with `gpg.format=ssh`: an `sshsig` of namespace `git` over the commit without its
+//! `gpgsig` header, made by a key the file lists, for namespace `git`, valid at the
+//! commit's time. Pure Rust (the `ssh-key` crate): no `ssh-keygen` or `gpg` at run time.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -26,7 +26,14 @@ struct Entry {
 #[derive(Clone, Debug)]
 pub struct AllowedSigners {
     file: PathBuf,
-    entries: Vec<Entry>,
+    keys: Keys,
+}
+
+/// SSH keys or an OpenPGP keyring, as the file holds.
+#[derive(Clone, Debug)]
+enum Keys {
+    Ssh(Vec<Entry>),
+    OpenPgp(super::openpgp::Keyring),
 }
 
 /// Who signed a verified commit.
@@ -50,9 +57,9 @@ pub enum Unverified {
     /// The commit carries no signature.
     #[error("the commit is not signed")]
     Unsigned,
-    /// An OpenPGP signature, which this file (SSH keys) cannot check.
-    #[error("the commit is signed with OpenPGP, and the allowed signers are SSH keys")]
-    OtherFormat,
+    /// Signed in the other format than the allowed signers' keys (OpenPGP or SSH).
+    #[error("the commit is signed with {0}, and the allowed signers are not {0} keys")]
+    OtherFormat(&'static str),
     /// Signed by a key the file does not list.
     #[error("signed by {0}, a key not in the allowed signers")]
     UnknownKey(String),
@@ -90,6 +97,16 @@ impl AllowedSigners {
 
     /// The allowed signers in `text`, read from `file`.
     pub fn parse(text: &str, file: &Path) -> Result<Self, String> {
+        if text.contains("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+            || text.contains("-----BEGIN PGP PRIVATE KEY BLOCK-----")
+        {
+            let keyring = super::openpgp::Keyring::parse(text)
+                .map_err(|why| format!("--verify-signers {}: {why}", file.display()))?;
+            return Ok(Self {
+                file: file.to_owned(),
+                keys: Keys::OpenPgp(keyring),
+            });
+        }
         let mut entries = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -107,7 +124,7 @@ impl AllowedSigners {
         }
         Ok(Self {
             file: file.to_owned(),
-            entries,
+            keys: Keys::Ssh(entries),
         })
     }
 
@@ -123,19 +140,22 @@ impl AllowedSigners {
         payload: &[u8],
         time: SystemTime,
     ) -> Result<Signer, Unverified> {
-        if armoured
+        let openpgp = armoured
             .trim_start()
-            .starts_with("-----BEGIN PGP SIGNATURE-----")
-        {
-            return Err(Unverified::OtherFormat);
-        }
+            .starts_with("-----BEGIN PGP SIGNATURE-----");
+        let entries = match (&self.keys, openpgp) {
+            (Keys::OpenPgp(keyring), true) => return keyring.verify(armoured, payload, time),
+            (Keys::OpenPgp(_), false) => return Err(Unverified::OtherFormat("SSH")),
+            (Keys::Ssh(_), true) => return Err(Unverified::OtherFormat("OpenPGP")),
+            (Keys::Ssh(entries), false) => entries,
+        };
         let signature = ssh_key::SshSig::from_pem(armoured.trim())
             .map_err(|e| Unverified::BadSignature(format!("not an SSH signature: {e}")))?;
         let fingerprint = signature
             .public_key()
             .fingerprint(ssh_key::HashAlg::Sha256)
             .to_string();
-        let listed: Vec<&Entry> = (self.entries.iter())
+        let listed: Vec<&Entry> = (entries.iter())
             .filter(|e| e.key.key_data() == signature.public_key())
             .collect();
         if listed.is_empty() {

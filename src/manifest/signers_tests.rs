@@ -188,3 +188,129 @@ fn a_file_that_is_not_one_is_refused_naming_the_line() {
         );
     }
 }
+
+/// `gpg` with its home in `home` (git's signing finds it there through `HOME`).
+fn gpg(home: &Path, args: &[&str]) -> String {
+    let out = Command::new("gpg")
+        .env("GNUPGHOME", home.join(".gnupg"))
+        .args([
+            "--batch",
+            "--quiet",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+        ])
+        .args(args)
+        .output()
+        .expect("gpg (Debian's gnupg), test-only");
+    assert!(out.status.success(), "gpg {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A new ed25519 signing key for `email`, valid `expire` (`never`, `1d`); its fingerprint.
+fn gpg_key(repo: &Repo, email: &str, expire: &str) -> String {
+    let home = repo.dir.path();
+    std::fs::create_dir_all(home.join(".gnupg")).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(home.join(".gnupg"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let uid = format!("T <{email}>");
+    gpg(home, &["--quick-gen-key", &uid, "ed25519", "sign", expire]);
+    let listed = gpg(home, &["--with-colons", "--list-keys", email]);
+    let fpr = listed.lines().find(|l| l.starts_with("fpr:")).unwrap();
+    fpr.trim_end_matches(':')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// A commit signed with OpenPGP key `fpr`, at `committed` (git's date format) if given.
+fn pgp_commit(repo: &Repo, file: &str, fpr: &str, committed: Option<&str>) -> String {
+    std::fs::write(repo.path(file), file).unwrap();
+    repo.git(&["add", file], None);
+    let mut cmd = Command::new("git");
+    cmd.current_dir(repo.dir.path())
+        .env("HOME", repo.dir.path())
+        .env("GNUPGHOME", repo.path(".gnupg"))
+        .env("GIT_CONFIG_NOSYSTEM", "1");
+    if let Some(date) = committed {
+        cmd.env("GIT_COMMITTER_DATE", date);
+    }
+    let key = format!("user.signingkey={fpr}");
+    let out = cmd
+        .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
+        .args(["-c", "gpg.format=openpgp", "-c", &key])
+        .args(["commit", "-q", "-S", "-m", file])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    repo.git(&["rev-parse", "HEAD"], None)
+}
+
+fn keyring(repo: &Repo, fpr: &str) -> AllowedSigners {
+    let armoured = gpg(repo.dir.path(), &["--armor", "--export", fpr]);
+    AllowedSigners::parse(&armoured, Path::new("/etc/avatar-sync/signers.asc")).unwrap()
+}
+
+#[test]
+#[ignore = "needs gpg (Debian's gnupg, test-only); .ci/run runs it"]
+fn openpgp_signed_commits_verify_against_a_keyring_and_a_revoked_or_expired_key_does_not() {
+    let repo = Repo::new();
+    let alice = gpg_key(&repo, "alice@example.com", "never");
+    let bob = gpg_key(&repo, "bob@example.com", "never");
+    let signed = pgp_commit(&repo, "a", &alice, None);
+    let allowed = keyring(&repo, &alice);
+    let signer = repo.verify(&signed, &allowed).unwrap();
+    assert_eq!(signer.principals, "T <alice@example.com>");
+    assert_eq!(signer.fingerprint, alice);
+    // The same signature over other bytes (another commit's payload) does not verify.
+    let opened = gix::open(repo.dir.path()).unwrap();
+    let commit = opened
+        .find_commit(gix::ObjectId::from_hex(signed.as_bytes()).unwrap())
+        .unwrap();
+    let (armoured, _) = commit.signature().unwrap().unwrap();
+    let moved = allowed.verify(&armoured.to_string(), b"tree 0000\n", SystemTime::now());
+    assert!(
+        matches!(moved, Err(Unverified::BadSignature(_))),
+        "{moved:?}"
+    );
+
+    // Bob is not in the keyring; an SSH keyring does not take an OpenPGP signature.
+    let by_bob = pgp_commit(&repo, "b", &bob, None);
+    assert!(matches!(
+        repo.verify(&by_bob, &allowed),
+        Err(Unverified::UnknownKey(_))
+    ));
+    let ssh = repo.key("carol");
+    let ssh_only = signers(&format!("carol {ssh}"));
+    assert_eq!(
+        repo.verify(&signed, &ssh_only),
+        Err(Unverified::OtherFormat("OpenPGP"))
+    );
+
+    // Alice's key, revoked (gpg left its revocation certificate at generation).
+    let home = repo.dir.path();
+    let certificate = home.join(format!(".gnupg/openpgp-revocs.d/{alice}.rev"));
+    let text = std::fs::read_to_string(&certificate)
+        .unwrap()
+        .replace(":-----BEGIN", "-----BEGIN");
+    std::fs::write(&certificate, text).unwrap();
+    gpg(home, &["--import", certificate.to_str().unwrap()]);
+    match repo.verify(&signed, &keyring(&repo, &alice)) {
+        Err(Unverified::NotAllowed(why)) => assert!(why.contains("a revoked key"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+
+    // A key that expires in a day, and a commit dated three days on.
+    let dave = gpg_key(&repo, "dave@example.com", "1d");
+    let later =
+        humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(3 * 86_400));
+    let late = pgp_commit(&repo, "d", &dave, Some(&later.to_string()));
+    match repo.verify(&late, &keyring(&repo, &dave)) {
+        Err(Unverified::NotAllowed(why)) => assert!(why.contains("after the key expired"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    let timely = pgp_commit(&repo, "e", &dave, None);
+    assert!(repo.verify(&timely, &keyring(&repo, &dave)).is_ok());
+}
