@@ -148,7 +148,8 @@ pub struct RunOptions {
 
     /// Apply only revisions signed by these keys (git's allowed_signers format, SSH keys):
     /// the manifest and its pictures are then read from the commit HEAD names, never from
-    /// the files on disk. One-shot modes for now [default: $AVATAR_SYNC_VERIFY_SIGNERS]
+    /// the files on disk; the daemon keeps the last verified revision while a newer one is
+    /// not [default: $AVATAR_SYNC_VERIFY_SIGNERS]
     #[arg(long, value_name = "FILE")]
     pub verify_signers: Option<PathBuf>,
 

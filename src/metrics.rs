@@ -44,6 +44,11 @@ struct Sha256Label {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CommitLabel {
+    commit: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabel {
     version: &'static str,
 }
@@ -59,6 +64,8 @@ pub(crate) struct Metrics {
     last_pass: Gauge<f64, AtomicU64>,
     manifest_ok: Gauge,
     manifest_info: Family<Sha256Label, Gauge>,
+    revision_info: Family<CommitLabel, Gauge>,
+    revision_verified: Family<CommitLabel, Gauge>,
     /// Requests so far, per method (for `--json` and the logs).
     calls: [AtomicU64; 3],
 }
@@ -119,6 +126,19 @@ impl Metrics {
             "The manifest in force, by the SHA-256 of its bytes (always 1)",
             manifest_info.clone(),
         );
+        let revision_info = Family::<CommitLabel, Gauge>::default();
+        registry.register(
+            "revision_info",
+            "--verify-signers: the verified revision in force, by its short commit id (always 1)",
+            revision_info.clone(),
+        );
+        let revision_verified = Family::<CommitLabel, Gauge>::default();
+        registry.register(
+            "revision_verified",
+            "--verify-signers: 1 when the revision at HEAD is verified and in force, 0 when it \
+             is not verified (the last verified one stays in force)",
+            revision_verified.clone(),
+        );
         let build_info = Family::<VersionLabel, Gauge>::default();
         build_info
             .get_or_create(&VersionLabel {
@@ -139,6 +159,8 @@ impl Metrics {
             last_pass,
             manifest_ok,
             manifest_info,
+            revision_info,
+            revision_verified,
             calls: Default::default(),
         };
         metrics.set_instances(&Summary::default());
@@ -202,6 +224,26 @@ impl Metrics {
                 })
                 .set(1);
         }
+    }
+
+    /// With signed revisions: the one in force, and whether `HEAD` is it.
+    pub(crate) fn revision(&self, revision: &crate::manifest::Revision) {
+        let short = |c: &str| c[..12.min(c.len())].to_owned();
+        let in_force = short(revision.commit.as_deref().unwrap_or_default());
+        self.revision_info.clear();
+        self.revision_info
+            .get_or_create(&CommitLabel {
+                commit: in_force.clone(),
+            })
+            .set(1);
+        self.revision_verified.clear();
+        let (head, verified) = match &revision.unverified {
+            Some(newer) => (newer.split(':').next().unwrap_or_default().to_owned(), 0),
+            None => (in_force, 1),
+        };
+        self.revision_verified
+            .get_or_create(&CommitLabel { commit: head })
+            .set(verified);
     }
 
     /// The text Prometheus scrapes (OpenMetrics).

@@ -116,11 +116,99 @@ fn only_a_signed_revision_is_applied_and_from_its_commit_not_the_disk() {
         )),
         "{check:?}"
     );
-    // The daemon does not take it yet: said, not ignored.
-    let daemon = world.run(&["--verify-signers", signers]);
-    assert_eq!(daemon.code, 64, "{daemon:?}");
-    assert!(
-        daemon.stderr.contains("not yet supported by the daemon"),
-        "{daemon:?}"
+}
+
+#[test]
+#[ignore = "needs ssh-keygen (Debian's openssh-client); .ci/run runs it"]
+fn the_daemon_keeps_the_last_signed_revision_while_a_newer_one_is_not_verified() {
+    let world = World::new(Duration::from_secs(1));
+    world.instance(ID);
+    let alice = keygen(&world, "alice");
+    world.write(
+        "allowed_signers",
+        format!("alice@example.com {alice}").as_bytes(),
     );
+    let signers = world.path("allowed_signers");
+    world.write("a.jpg", &jpeg(1));
+    world.write_manifest(&format!(
+        "apiUrl: {{url}}\nminInterval: 1s\ninstances:\n  - idInstance: \"{ID}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n"
+    ));
+    let first = commit(&world, Some("alice"));
+    let args = [
+        "--verify-signers",
+        signers.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let daemon = Daemon::start(&world, &args);
+    let calls = daemon.wait_for_requests(&world, 1);
+    assert_eq!(calls[0].file, jpeg(1));
+    let address = world.state_dir().join("listen-address");
+    daemon.wait_until("the listen address", || address.exists());
+    let addr = std::fs::read_to_string(&address).unwrap();
+
+    // An unsigned commit with another picture: noticed (HEAD moved), not applied, shown.
+    world.write("a.jpg", &jpeg(2));
+    let unsigned = commit(&world, None);
+    let log = daemon.wait_for_log("the commit is not signed");
+    assert!(
+        log.contains(&format!("revision HEAD ({})", &unsigned[..12])),
+        "{log}"
+    );
+    let short = |c: &str| c[..12].to_owned();
+    let metrics_say = |verified: &str| {
+        let line = format!(
+            "avatar_sync_revision_verified{{commit=\"{}\"}} {verified}",
+            short(&unsigned)
+        );
+        move |text: &str| text.contains(&line)
+    };
+    let mut metrics = String::new();
+    daemon.wait_until("revision_verified 0 in /metrics", || {
+        metrics = get(&addr, "/metrics");
+        metrics_say("0")(&metrics)
+    });
+    assert!(
+        metrics.contains(&format!(
+            "avatar_sync_revision_info{{commit=\"{}\"}} 1",
+            short(&first)
+        )),
+        "{metrics}"
+    );
+    let page = get(&addr, "/");
+    assert!(page.contains("newer revision not applied"), "{page}");
+    assert!(
+        page.contains(&format!(
+            "at revision <code>{first}</code> signed by alice@example.com"
+        )),
+        "{page}"
+    );
+
+    // The next signed commit is applied: its picture, once.
+    world.write("a.jpg", &jpeg(3));
+    let signed = commit(&world, Some("alice"));
+    let calls = daemon.wait_for_requests(&world, 2);
+    assert_eq!(calls[1].file, jpeg(3), "the signed commit's picture");
+    assert!(
+        calls.iter().all(|c| c.file != jpeg(2)),
+        "nothing from the unsigned commit"
+    );
+    daemon.wait_until("revision_verified 1", || {
+        get(&addr, "/metrics").contains(&format!(
+            "avatar_sync_revision_verified{{commit=\"{}\"}} 1",
+            short(&signed)
+        ))
+    });
+    assert_eq!(daemon.stop(), 0);
+}
+
+/// The body of `GET path` on the daemon's listener.
+fn get(addr: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
 }

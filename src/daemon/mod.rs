@@ -72,7 +72,8 @@ pub(crate) struct Parts<G, N> {
     pub notifier: N,
     /// Spreads the resync timer.
     pub jitter: Jitter,
-    /// Called with the manifest in force after every pass (the watcher follows its files).
+    /// Called with the manifest in force after every pass, and the source's own files to
+    /// watch besides (the watcher follows them all).
     pub follow: Follow,
     /// Where the loop says it is alive and ready and shows its report (`/healthz`,
     /// `/readyz`, `/`), when listening.
@@ -80,7 +81,7 @@ pub(crate) struct Parts<G, N> {
 }
 
 /// What the loop calls with the manifest in force after every pass.
-pub(crate) type Follow = Box<dyn FnMut(&Arc<Manifest>) + Send>;
+pub(crate) type Follow = Box<dyn FnMut(&Arc<Manifest>, &[std::path::PathBuf]) + Send>;
 
 /// Why a pass starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,7 +123,7 @@ struct Loop<G, N> {
 impl<G: Gateway, N: Notify> Loop<G, N> {
     /// Says the daemon is up: the first pass is planned.
     fn start(mut parts: Parts<G, N>) -> Self {
-        (parts.follow)(parts.reconciler.manifest());
+        (parts.follow)(parts.reconciler.manifest(), &parts.source.also_watched());
         let metrics = Arc::clone(parts.reconciler.metrics());
         metrics.manifest_loaded(parts.source.last_load());
         parts.notifier.notify(Notice::Ready);
@@ -155,8 +156,13 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
 
     /// Reads the git revision again, for the status page: once a pass, since a pass follows
     /// every change of the files it names (a commit of unchanged files shows at the next).
+    /// With signed revisions, the one in force and a newer one not applied, also in
+    /// `/metrics`.
     fn read_revision(&mut self) {
-        if self.parts.observed.is_some() {
+        if let Some(revision) = self.parts.source.revision() {
+            self.metrics.revision(&revision);
+            self.revision = Some(revision);
+        } else if self.parts.observed.is_some() {
             self.revision = git_revision(self.parts.reconciler.manifest());
         }
     }
@@ -223,7 +229,7 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
             .map(Arc::new)
             .unwrap_or_else(|| Arc::clone(parts.reconciler.manifest()));
         self.metrics.manifest_loaded(parts.source.last_load());
-        (parts.follow)(&manifest);
+        (parts.follow)(&manifest, &parts.source.also_watched());
         parts.reconciler.set_manifest(manifest);
         if pass == Pass::Reload {
             parts.reconciler.retry_blocked_now();

@@ -20,6 +20,20 @@ pub(crate) struct ManifestSource {
     last_ok: bool,
     /// Reads of the file that failed in a row.
     failed_reads: u32,
+    /// `--verify-signers`: the manifest comes from the verified commit at `HEAD`.
+    signed: Option<Signed>,
+}
+
+/// The daemon's signed revisions: the last verified one stays in force while a newer one
+/// at `HEAD` is not verified.
+pub(crate) struct Signed {
+    signers: manifest::AllowedSigners,
+    /// The revision in force, its files kept while its manifest is.
+    pinned: manifest::Pinned,
+    /// A newer `HEAD` that is not applied: its commit and why (logged once).
+    refused: Option<(String, String)>,
+    /// The repository's files that move with `HEAD`.
+    git_files: Vec<PathBuf>,
 }
 
 /// The first wait before reading a manifest that could not be read again; doubled after
@@ -41,7 +55,55 @@ impl ManifestSource {
             in_force,
             last_ok: true,
             failed_reads: 0,
+            signed: None,
         }
+    }
+
+    /// As [`ManifestSource::new`], for signed revisions: `pinned` is the verified revision
+    /// the daemon starts on.
+    pub(crate) fn signed(
+        path: PathBuf,
+        scope: Scope,
+        signers: manifest::AllowedSigners,
+        pinned: manifest::Pinned,
+    ) -> Self {
+        let git_files = manifest::head_commit(&path)
+            .map(|(_, f)| f)
+            .unwrap_or_default();
+        let mut source = Self::new(path, scope);
+        source.in_force = pinned.commit.clone();
+        source.signed = Some(Signed {
+            signers,
+            pinned,
+            refused: None,
+            git_files,
+        });
+        source
+    }
+
+    /// Besides the manifest's own files, what to watch: with signed revisions, the
+    /// manifest's path on disk and the repository's `HEAD` and refs.
+    pub(crate) fn also_watched(&self) -> Vec<PathBuf> {
+        match &self.signed {
+            Some(signed) => std::iter::once(self.path.clone())
+                .chain(signed.git_files.iter().cloned())
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// With signed revisions: the revision in force, who signed it, and a newer one not
+    /// applied.
+    pub(crate) fn revision(&self) -> Option<manifest::Revision> {
+        let signed = self.signed.as_ref()?;
+        Some(manifest::Revision {
+            commit: Some(signed.pinned.commit.clone()),
+            branch: None,
+            dirty: Vec::new(),
+            signer: signed.pinned.signer.as_ref().map(ToString::to_string),
+            unverified: (signed.refused.as_ref())
+                .map(|(commit, why)| format!("{}: {why}", &commit[..12.min(commit.len())])),
+        })
     }
 
     /// How long to wait before reading the manifest again, when the last read failed.
@@ -63,6 +125,9 @@ impl ManifestSource {
     /// Reads the manifest again; `Some` when it changed (or `force`) and is valid, `None`
     /// when it is unchanged or (logged) invalid. `force` also re-reports a broken manifest.
     pub(crate) fn reload(&mut self, force: bool) -> Option<Manifest> {
+        if self.signed.is_some() {
+            return self.reload_signed(force);
+        }
         let bytes = match manifest::read_bytes(&self.path) {
             Ok(bytes) => bytes,
             Err(e) => {
@@ -111,6 +176,66 @@ impl ManifestSource {
             Err(e) => {
                 log_problems(&e);
                 self.last_ok = false;
+                None
+            }
+        }
+    }
+}
+
+impl ManifestSource {
+    /// Signed revisions: the commit at `HEAD`, when it is not the one in force (or `force`)
+    /// and is verified; else the last verified one stays, and a refused one is logged once.
+    fn reload_signed(&mut self, force: bool) -> Option<Manifest> {
+        let signed = self.signed.as_mut()?;
+        let head = manifest::head_commit(&self.path);
+        if let Some((_, files)) = &head {
+            signed.git_files.clone_from(files);
+        }
+        let head = head.map(|(id, _)| id);
+        let known = head.as_deref() == Some(signed.pinned.commit.as_str())
+            || (signed.refused.as_ref()).is_some_and(|(id, _)| head.as_deref() == Some(id));
+        if known && !force {
+            if head.as_deref() == Some(signed.pinned.commit.as_str()) {
+                signed.refused = None;
+            }
+            return None;
+        }
+        let env = |name: &str| std::env::var(name).ok();
+        let shard = self.scope.shard();
+        let read = manifest::snapshot(&self.path, "HEAD", shard, &env, Some(&signed.signers));
+        match read {
+            Ok(snapshot) => {
+                let (mut manifest, pinned) = snapshot.split();
+                manifest.restrict(&self.scope);
+                tracing::info!(
+                    commit = %pinned.commit,
+                    signer = %pinned.signer.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    "revision verified; applying it"
+                );
+                self.in_force = pinned.commit.clone();
+                self.last_ok = true;
+                signed.pinned = pinned;
+                signed.refused = None;
+                Some(manifest)
+            }
+            Err(e) => {
+                let why = e.to_string();
+                let commit = head.unwrap_or_default();
+                if force || signed.refused.as_ref().is_none_or(|(id, _)| *id != commit) {
+                    match &e {
+                        manifest::SnapshotError::Manifest(problems) => log_problems(problems),
+                        _ => tracing::warn!("{why}"),
+                    }
+                    tracing::warn!(
+                        in_force = %signed.pinned.commit,
+                        "the last verified revision stays in force; nothing is uploaded from the newer one"
+                    );
+                }
+                let reason = why
+                    .split_once(" is not applied: ")
+                    .map_or(why.as_str(), |(_, reason)| reason)
+                    .to_owned();
+                signed.refused = Some((commit, reason));
                 None
             }
         }

@@ -240,7 +240,7 @@ fn start_with(
         source: ManifestSource::new(world.manifest_path(), crate::manifest::Scope::all()),
         notifier: notices.clone(),
         jitter: Jitter::Fixed(0.0),
-        follow: Box::new(|_: &Arc<Manifest>| {}),
+        follow: Box::new(|_: &Arc<Manifest>, _: &[std::path::PathBuf]| {}),
         observed,
     };
     let (events, receiver) = tokio::sync::mpsc::unbounded_channel();

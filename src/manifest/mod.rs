@@ -41,7 +41,7 @@ pub use model::{
 };
 pub use problem::{ManifestError, PictureRef, Problem, ProblemKind};
 pub use processing::{Fit, Processing, parse_background};
-pub use revision::{Revision, git_revision};
+pub use revision::{Revision, git_revision, head_commit};
 pub use schema::json_schema;
 pub use scope::Scope;
 pub use sealed::{AgeIdentities, use_identities};

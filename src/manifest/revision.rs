@@ -24,6 +24,10 @@ pub struct Revision {
     /// With `--verify-signers`: who signed the commit (`principals (SHA256:…)`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signer: Option<String>,
+    /// With `--verify-signers`, in the daemon: a newer revision at `HEAD` that is not
+    /// applied, and why (`1a2b3c4d5e6f: the commit is not signed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unverified: Option<String>,
 }
 
 /// At most this many dirty files are named in a line; the rest are counted.
@@ -40,6 +44,9 @@ impl fmt::Display for Revision {
         }
         if let Some(signer) = &self.signer {
             write!(f, ", signed by {signer}")?;
+        }
+        if let Some(newer) = &self.unverified {
+            write!(f, "; newer revision {newer}, not applied")?;
         }
         if !self.dirty.is_empty() {
             f.write_str(", with changes not committed: ")?;
@@ -67,6 +74,26 @@ pub fn git_revision(manifest: &Manifest) -> Option<Revision> {
             None
         }
     }
+}
+
+/// The commit `HEAD` names in the repository holding `manifest`, and the files of the
+/// repository that move when it changes (`HEAD`, the branch's ref, `packed-refs`), for a
+/// daemon to watch; `None` outside a work tree or before the first commit.
+pub fn head_commit(manifest: &Path) -> Option<(String, Vec<PathBuf>)> {
+    let folder = std::path::absolute(manifest).ok()?.parent()?.to_owned();
+    let options = gix::open::Options::isolated();
+    let repo = gix::discover_opts(&folder, Default::default(), options).ok()?;
+    let head = repo.head().ok()?;
+    let mut files = vec![
+        repo.git_dir().join("HEAD"),
+        repo.common_dir().join("packed-refs"),
+    ];
+    if let Some(name) = head.referent_name() {
+        let name = gix::path::from_bstr(name.as_bstr()).into_owned();
+        files.push(repo.common_dir().join(name));
+    }
+    let id = head.id()?.to_string();
+    Some((id, files))
 }
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -136,6 +163,7 @@ fn read(manifest: &Path, files: &BTreeSet<&Path>) -> Result<Option<Revision>, Fa
         branch,
         dirty,
         signer: None,
+        unverified: None,
     }))
 }
 

@@ -11,7 +11,7 @@ use crate::daemon::http;
 use crate::daemon::watch::Watcher;
 use crate::daemon::{self, ManifestSource, Parts, Systemd, watched_files};
 use crate::gateway::HttpGateway;
-use crate::manifest::{InstanceId, Manifest, PendingCache, Scope};
+use crate::manifest::{AllowedSigners, InstanceId, Manifest, PendingCache, Pinned, Scope};
 use crate::reconcile::{Options, Reconciler};
 use crate::state::{StateDir, StateStore};
 use std::net::SocketAddr;
@@ -40,6 +40,8 @@ pub(crate) struct Settings {
     pub parse_to_keep: Option<PendingCache>,
     /// `--replace`: instances uploaded again though their records say applied.
     pub replace: Vec<InstanceId>,
+    /// `--verify-signers`: the keys, and the verified revision the daemon starts on.
+    pub signed: Option<(AllowedSigners, Pinned)>,
 }
 
 /// Runs the daemon on `first` (the manifest as loaded at start) until SIGTERM or SIGINT.
@@ -53,10 +55,14 @@ pub(crate) async fn serve(settings: Settings, first: Manifest) -> Result<(), Err
         listen_hosts,
         parse_to_keep,
         replace,
+        signed,
     } = settings;
     let clock = Clock::start();
     let manifest_path_shown = manifest_path.clone();
-    let source = ManifestSource::new(manifest_path, scope);
+    let source = match signed {
+        Some((signers, pinned)) => ManifestSource::signed(manifest_path, scope, signers, pinned),
+        None => ManifestSource::new(manifest_path, scope),
+    };
     let lock = dir.lock("avatar-sync daemon")?;
     if let Some(parse) = parse_to_keep {
         parse.save();
@@ -113,11 +119,11 @@ pub(crate) async fn serve(settings: Settings, first: Manifest) -> Result<(), Err
             // The files of a manifest are found once (a fleet's are 100,000 paths); the
             // watches follow them after every pass, since symlinks on the way may move.
             let mut files: (Weak<Manifest>, Vec<PathBuf>) = (Weak::new(), Vec::new());
-            move |manifest: &Arc<Manifest>| {
+            move |manifest: &Arc<Manifest>, also: &[PathBuf]| {
                 if !std::ptr::eq(files.0.as_ptr(), Arc::as_ptr(manifest)) {
                     files = (Arc::downgrade(manifest), watched_files(manifest));
                 }
-                watcher.follow(files.1.iter().map(PathBuf::as_path));
+                watcher.follow(files.1.iter().chain(also).map(PathBuf::as_path));
             }
         }),
         observed,

@@ -81,13 +81,6 @@ fn run_mode(
         Ok((prepared, dir?))
     };
     let concurrency = usize::from(args.run.concurrency);
-    if mode == Mode::Daemon && args.verify_signers(env).is_some() {
-        return Err(Error::Usage(
-            "--verify-signers is not yet supported by the daemon: run --reconcile from a \
-             timer (avatar-sync-reconcile.timer) to apply only signed revisions"
-                .to_owned(),
-        ));
-    }
     match mode {
         Mode::PrintSchema => Ok(Output {
             stdout: manifest::json_schema(),
@@ -130,6 +123,8 @@ fn run_mode(
                 manifest,
                 parse_to_keep,
                 scope,
+                signers,
+                pinned,
                 ..
             } = prepared;
             let settings = daemon::Settings {
@@ -141,6 +136,7 @@ fn run_mode(
                 listen_hosts: args.listen.hosts.clone(),
                 parse_to_keep,
                 replace: args.scope.replace.clone(),
+                signed: signers.zip(pinned),
             };
             let daemon = daemon::serve(settings, manifest);
             runtime()?.block_on(daemon)?;
@@ -208,6 +204,7 @@ fn verified(pinned: &manifest::Pinned) -> manifest::Revision {
         branch: None,
         dirty: Vec::new(),
         signer: pinned.signer.as_ref().map(ToString::to_string),
+        unverified: None,
     }
 }
 
@@ -223,6 +220,8 @@ struct Prepared {
     shard_line: Option<ShardLine>,
     /// With `--verify-signers`: the verified commit, whose files the manifest names.
     pinned: Option<manifest::Pinned>,
+    /// `--verify-signers`'s keys.
+    signers: Option<manifest::AllowedSigners>,
 }
 
 /// Loads the manifest (its parse cached in the state directory `dir`, when the mode has
@@ -298,6 +297,7 @@ fn prepare(
         scope,
         shard_line,
         pinned,
+        signers,
     })
 }
 

@@ -57,6 +57,16 @@ pub(crate) fn page(report: &Report, context: &PageContext<'_>) -> String {
         if let Some(branch) = &revision.branch {
             let _ = write!(out, " ({})", escape(branch));
         }
+        if let Some(signer) = &revision.signer {
+            let _ = write!(out, " signed by {}", escape(signer));
+        }
+        if let Some(newer) = &revision.unverified {
+            let _ = write!(
+                out,
+                " <span class=dirty>newer revision not applied: {}</span>",
+                escape(newer)
+            );
+        }
         if !revision.dirty.is_empty() {
             let files: Vec<String> = revision.dirty.iter().map(|f| escape(f)).collect();
             let _ = write!(
@@ -251,6 +261,7 @@ mod tests {
                 branch: Some("main".to_owned()),
                 dirty: vec!["avatars/<new>.jpg".to_owned()],
                 signer: None,
+                unverified: None,
             }))),
             at: SystemTime::UNIX_EPOCH,
         }
