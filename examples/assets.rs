@@ -99,7 +99,8 @@ fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
 
 /// Every key of the manifest, with its type, default and meaning (src/manifest/keys.rs is the
 /// list of keys; src/manifest/model.rs and validate.rs the defaults and checks). Written as
-/// roff (`.SH`, `.SS`, `.TP`, `.PP` lines) with plain text between them.
+/// roff (`.SH`, `.SS`, `.TP`, `.PP` lines; `.nf`/`.fi` around commands) with plain text
+/// between them.
 const MANIFEST_REFERENCE: &str = "\
 .SH MANIFEST REFERENCE
 The manifest is one YAML mapping. Unknown keys, duplicate keys, values of the wrong type or
@@ -209,6 +210,33 @@ JPEG quality of a re-encoded upload.
 
 /// Sections written as roff (`.SH`, `.TP` lines) with plain text between them.
 const ENVIRONMENT_AND_FILES: &str = "\
+.SH SIGNED REVISIONS
+With --verify-signers FILE, only a commit signed by an allowed key is applied, and the
+manifest and every picture are read from the tree of the commit HEAD names, never from the
+disk. FILE is git's allowed_signers format (SSH keys) or an armoured OpenPGP keyring. Set up
+signing with SSH keys:
+.PP
+.nf
+  git config gpg.format ssh
+  git config user.signingkey ~/.ssh/id_ed25519.pub
+  git config commit.gpgsign true
+  echo \"alice@example.com $(cat ~/.ssh/id_ed25519.pub)\" >> /etc/avatar-sync/allowed_signers
+.fi
+.PP
+An unsigned commit, a key not listed (or not for namespace git, or outside its
+valid-after/valid-before, written in UTC with a Z), a revoked or expired OpenPGP key, or a
+signature that does not match its commit: one-shot modes exit 1 naming the revision and
+the reason; the daemon keeps the last verified revision, shows the newer one as not applied
+(status page, avatar_sync_revision_verified 0 in /metrics) and uploads nothing from it.
+.SH SEALED TOKENS
+A token file or variable that is an age file (age -r RECIPIENT, binary or -a armoured) is
+opened in memory with --age-identity FILE, a file of AGE-SECRET-KEY-1... lines as age-keygen
+writes it; under systemd, give it as an encrypted credential:
+.PP
+.nf
+  LoadCredentialEncrypted=age-identity:/etc/avatar-sync/age-identity.cred
+  Environment=AVATAR_SYNC_AGE_IDENTITY=%d/age-identity
+.fi
 .SH SIGNALS
 .TP
 SIGHUP
@@ -231,6 +259,12 @@ The address of --listen, when it is not given.
 .TP
 AVATAR_SYNC_SHARD
 The shard (K/N) of --shard, when it is not given.
+.TP
+AVATAR_SYNC_VERIFY_SIGNERS
+The allowed signers of --verify-signers, when it is not given.
+.TP
+AVATAR_SYNC_AGE_IDENTITY
+The identities of --age-identity, when it is not given.
 .TP
 HOSTNAME
 The host name --shard-from-hostname reads K from (else the kernel's).
@@ -276,7 +310,7 @@ fn roff_escape(text: &str) -> String {
         .map(|line| {
             if line.starts_with(".SH ")
                 || line.starts_with(".SS ")
-                || [".TP", ".PP", ".IP"].contains(&line)
+                || [".TP", ".PP", ".IP", ".nf", ".fi"].contains(&line)
             {
                 return format!("{line}\n");
             }

@@ -107,6 +107,7 @@ fn only_a_signed_revision_is_applied_and_from_its_commit_not_the_disk() {
         "{status:?}"
     );
     assert_eq!(revision["dirty"], serde_json::json!([]), "{status:?}");
+
     // --check names them too.
     let check = world.run(&["--check", "--verify-signers", signers]);
     assert_eq!(check.code, 0, "{check:?}");
@@ -116,6 +117,67 @@ fn only_a_signed_revision_is_applied_and_from_its_commit_not_the_disk() {
         )),
         "{check:?}"
     );
+
+    // Alice's signature copied onto a commit of another tree (another picture): refused.
+    world.write("a.jpg", &jpeg(5));
+    let git = |args: &[&str]| git(world.dir.path(), args, None);
+    git(&["add", "a.jpg"]);
+    let tree = git(&["write-tree"]);
+    let raw = git(&["cat-file", "commit", &signed]);
+    let forged: Vec<String> = (raw.lines())
+        .map(|l| {
+            if l.starts_with("tree ") {
+                format!("tree {tree}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    world.write("forged", format!("{}\n", forged.join("\n")).as_bytes());
+    let path = world.path("forged");
+    let forged = git(&["hash-object", "-t", "commit", "-w", path.to_str().unwrap()]);
+    git(&["update-ref", "refs/heads/main", &forged]);
+    let run = world.run(&["--reconcile", "--verify-signers", signers]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("the signature does not match the commit"),
+        "{run:?}"
+    );
+    assert_eq!(
+        world.fake.request_count(),
+        1,
+        "nothing from the forged commit"
+    );
+}
+
+#[test]
+#[ignore = "needs ssh-keygen (Debian's openssh-client); .ci/run runs it"]
+fn a_repository_without_a_commit_or_a_manifest_outside_git_is_refused_naming_it() {
+    let world = World::new(Duration::from_secs(1));
+    world.instance(ID);
+    let alice = keygen(&world, "alice");
+    world.write(
+        "allowed_signers",
+        format!("alice@example.com {alice}").as_bytes(),
+    );
+    let signers = world.path("allowed_signers");
+    let signers = signers.to_str().unwrap();
+    world.write("a.jpg", &jpeg(1));
+    world.write_manifest(&format!(
+        "apiUrl: {{url}}\ninstances:\n  - idInstance: \"{ID}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n"
+    ));
+    let outside = world.run(&["--reconcile", "--verify-signers", signers]);
+    assert_eq!(outside.code, 1, "{outside:?}");
+    assert!(
+        outside.stderr.contains("is not in a git work tree"),
+        "{outside:?}"
+    );
+    git(world.dir.path(), &["init", "-q", "-b", "main"], None);
+    let empty = world.run(&["--reconcile", "--verify-signers", signers]);
+    assert_eq!(empty.code, 1, "{empty:?}");
+    assert!(empty.stderr.contains("has no commit yet"), "{empty:?}");
+    assert_eq!(world.fake.request_count(), 0);
 }
 
 #[test]

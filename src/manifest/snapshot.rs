@@ -113,6 +113,12 @@ pub fn snapshot(
     let relative = (absolute.strip_prefix(&workdir))
         .map_err(|e| git(e.into()))?
         .to_owned();
+    if repo.head().is_ok_and(|head| head.is_unborn()) {
+        return Err(SnapshotError::Git(format!(
+            "revision {spec}: the repository of {} has no commit yet",
+            manifest.display()
+        )));
+    }
     let commit = (repo.rev_parse_single(spec))
         .map_err(|e| {
             // CI checkouts are often shallow: the base of a pull request is then missing.
