@@ -28,9 +28,12 @@ pub enum Error {
     /// The `--age-identity` file cannot be used.
     #[error("{0}")]
     Identity(String),
-    /// A git revision cannot be read (`--plan`).
+    /// A git revision cannot be read (`--plan`, `--verify-signers`).
     #[error("{0}")]
     Revision(String),
+    /// `--verify-signers`: the commit at `HEAD` is not signed by an allowed key.
+    #[error("{0}")]
+    Unverified(String),
     /// The state directory cannot be used.
     #[error(transparent)]
     State(#[from] StateError),
@@ -58,6 +61,7 @@ impl Error {
             Self::Manifest(_) => MANIFEST_INVALID,
             Self::Identity(_) => "age-identity",
             Self::Revision(_) => "revision",
+            Self::Unverified(_) => "revision-unverified",
             Self::State(e) => e.label(),
             Self::Gateway(_) => "http-client",
             Self::Host { .. } => "host",

@@ -21,3 +21,16 @@ pub(crate) const PREPARED_FOLDER: &str = "prepared";
 /// Ids of instances to upload again, one a line, written by an operator; the daemon reads
 /// and removes it on SIGHUP (`systemctl reload`).
 pub(crate) const REPLACE_FILE: &str = "replace";
+/// The last revision verified and applied under `--verify-signers` (its commit id), for
+/// `--status` to show while a newer one at `HEAD` is not verified.
+pub(crate) const VERIFIED_REVISION_FILE: &str = "verified-revision";
+
+/// Records `commit` as the last verified revision applied from the state directory `dir`
+/// ([`VERIFIED_REVISION_FILE`]). A failure is logged, not fatal: the record only names what
+/// the state already shows.
+pub(crate) fn record_verified(dir: &std::path::Path, commit: &str) {
+    let file = dir.join(VERIFIED_REVISION_FILE);
+    if let Err(e) = crate::fsio::write_bytes_atomically(&file, format!("{commit}\n").as_bytes()) {
+        tracing::warn!("cannot write {}: {e}", file.display());
+    }
+}

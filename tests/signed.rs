@@ -239,6 +239,21 @@ fn the_daemon_keeps_the_last_signed_revision_while_a_newer_one_is_not_verified()
     );
     let page = get(&addr, "/");
     assert!(page.contains("newer revision not applied"), "{page}");
+    // --status (beside the daemon) shows the revision in force and the newer one; exit 1.
+    let status = world.run(&[
+        "--status",
+        "--json",
+        "--verify-signers",
+        signers.to_str().unwrap(),
+    ]);
+    assert_eq!(status.code, 1, "{status:?}");
+    let revision = &status.json()["revision"];
+    assert_eq!(revision["commit"], first.as_str(), "{status:?}");
+    let newer = revision["unverified"].as_str().unwrap();
+    assert!(
+        newer.contains(&short(&unsigned)) && newer.contains("not signed"),
+        "{newer}"
+    );
     assert!(
         page.contains(&format!(
             "at revision <code>{first}</code> signed by alice@example.com"

@@ -34,6 +34,8 @@ pub(crate) struct Signed {
     refused: Option<(String, String)>,
     /// The repository's files that move with `HEAD`.
     git_files: Vec<PathBuf>,
+    /// The state directory, where the revision applied is recorded.
+    state_dir: PathBuf,
 }
 
 /// The first wait before reading a manifest that could not be read again; doubled after
@@ -66,6 +68,7 @@ impl ManifestSource {
         scope: Scope,
         signers: manifest::AllowedSigners,
         pinned: manifest::Pinned,
+        state_dir: PathBuf,
     ) -> Self {
         let git_files = manifest::head_commit(&path)
             .map(|(_, f)| f)
@@ -77,8 +80,17 @@ impl ManifestSource {
             pinned,
             refused: None,
             git_files,
+            state_dir,
         });
         source
+    }
+
+    /// With signed revisions, records the one in force in the state directory (once the
+    /// daemon holds its lock).
+    pub(crate) fn record_in_force(&self) {
+        if let Some(signed) = &self.signed {
+            crate::layout::record_verified(&signed.state_dir, &signed.pinned.commit);
+        }
     }
 
     /// Besides the manifest's own files, what to watch: with signed revisions, the
@@ -214,6 +226,7 @@ impl ManifestSource {
                 );
                 self.in_force = pinned.commit.clone();
                 self.last_ok = true;
+                crate::layout::record_verified(&signed.state_dir, &pinned.commit);
                 signed.pinned = pinned;
                 signed.refused = None;
                 Some(manifest)

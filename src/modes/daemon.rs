@@ -60,10 +60,14 @@ pub(crate) async fn serve(settings: Settings, first: Manifest) -> Result<(), Err
     let clock = Clock::start();
     let manifest_path_shown = manifest_path.clone();
     let source = match signed {
-        Some((signers, pinned)) => ManifestSource::signed(manifest_path, scope, signers, pinned),
+        Some((signers, pinned)) => {
+            let state = dir.path().to_owned();
+            ManifestSource::signed(manifest_path, scope, signers, pinned, state)
+        }
         None => ManifestSource::new(manifest_path, scope),
     };
     let lock = dir.lock("avatar-sync daemon")?;
+    source.record_in_force();
     if let Some(parse) = parse_to_keep {
         parse.save();
     }

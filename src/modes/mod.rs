@@ -73,7 +73,9 @@ fn run_mode(
 ) -> Result<Output, Error> {
     let manifest_path = args.manifest_path(env);
     let state_dir = || args.state_dir(env).map(StateDir::new).map_err(Error::Usage);
-    let prepare = |dir: Option<&StateDir>| prepare(args, env, mode, &manifest_path, dir);
+    let prepare_at =
+        |dir: Option<&StateDir>, at: &str| prepare(args, env, mode, &manifest_path, dir, at);
+    let prepare = |dir: Option<&StateDir>| prepare_at(dir, "HEAD");
     // The manifest's problems come first, then the state directory's, as in every mode.
     let prepare_in_dir = || -> Result<(Prepared, StateDir), Error> {
         let dir = state_dir();
@@ -166,6 +168,9 @@ fn run_mode(
             };
             let once = once::reconcile(prepared.manifest, prepared.parse_to_keep, opened, run);
             let mut report = runtime()?.block_on(once)?;
+            if let Some(pinned) = &prepared.pinned {
+                crate::layout::record_verified(dir.path(), &pinned.commit);
+            }
             report.shard = prepared.shard_line;
             Ok(Output::of(&report.listing(args.output.all), args.run.json))
         }
@@ -184,14 +189,40 @@ fn run_mode(
             Ok(Output::of(&report.listing(args.output.all), args.run.json))
         }
         Mode::Status => {
-            let (prepared, dir) = prepare_in_dir()?;
+            let (prepared, dir, unverified) = match prepare_in_dir() {
+                // HEAD is not verified: the state as of the last verified revision the
+                // state directory records, and the newer one named; exit 1.
+                Err(Error::Unverified(why)) => {
+                    let dir = state_dir()?;
+                    let file = dir.path().join(crate::layout::VERIFIED_REVISION_FILE);
+                    let Some(last) = std::fs::read_to_string(&file).ok() else {
+                        return Err(Error::Unverified(why));
+                    };
+                    let at = last.trim();
+                    let prepared = prepare_at(Some(&dir), at)?;
+                    (prepared, dir, Some(why))
+                }
+                other => {
+                    let (prepared, dir) = other?;
+                    (prepared, dir, None)
+                }
+            };
             let mut report = once::plan_only(&prepared.manifest, &dir, Tokens::Optional)?;
             report.revision = match &prepared.pinned {
-                Some(pinned) => Some(verified(pinned)),
+                Some(pinned) => Some(manifest::Revision {
+                    unverified: (unverified.as_deref())
+                        .map(|why| why.trim_start_matches("revision ").to_owned()),
+                    ..verified(pinned)
+                }),
                 None => manifest::git_revision(&prepared.manifest),
             };
             report.shard = prepared.shard_line;
-            Ok(Output::of(&report, args.run.json))
+            let mut output = Output::of(&report, args.run.json);
+            if let Some(why) = unverified {
+                tracing::error!(kind = "revision-unverified", "{why}");
+                output.exit_code = 1;
+            }
+            Ok(output)
         }
     }
 }
@@ -233,6 +264,7 @@ fn prepare(
     mode: Mode,
     path: &Path,
     dir: Option<&StateDir>,
+    at: &str,
 ) -> Result<Prepared, Error> {
     let started = std::time::Instant::now();
     // The state directory's writers keep a fresh parse there; readers only use it.
@@ -254,11 +286,12 @@ fn prepare(
         // Signed revisions: the manifest and pictures of HEAD's commit, verified; never
         // the disk, and never a cached parse of it.
         (Some(signers), _) => {
-            let snapshot = manifest::snapshot(path, "HEAD", shard, env, Some(signers));
+            let snapshot = manifest::snapshot(path, at, shard, env, Some(signers));
             let (manifest, pinned) = snapshot
                 .map_err(|e| match e {
                     manifest::SnapshotError::Manifest(problems) => Error::Manifest(problems),
-                    other => Error::Revision(other.to_string()),
+                    manifest::SnapshotError::Unverified(why) => Error::Unverified(why),
+                    manifest::SnapshotError::Git(why) => Error::Revision(why),
                 })?
                 .split();
             tracing::info!(
