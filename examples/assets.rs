@@ -217,6 +217,7 @@ disk. FILE is git's allowed_signers format (SSH keys) or an armoured OpenPGP key
 signing with SSH keys:
 .PP
 .nf
+  ssh-keygen -t ed25519 -C alice@example.com
   git config gpg.format ssh
   git config user.signingkey ~/.ssh/id_ed25519.pub
   git config commit.gpgsign true
