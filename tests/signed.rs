@@ -33,23 +33,29 @@ fn commit(world: &World, signer: Option<&str>) -> String {
     git(&["rev-parse", "HEAD"])
 }
 
-#[test]
-#[ignore = "needs ssh-keygen (Debian's openssh-client); .ci/run runs it"]
-fn only_a_signed_revision_is_applied_and_from_its_commit_not_the_disk() {
+/// A world whose manifest (with `top` lines) names `a.jpg` for one instance, and whose
+/// allowed signers are alice's key; the allowed signers' path.
+fn alice_signs(top: &str) -> (World, std::path::PathBuf) {
     let world = World::new(Duration::from_secs(1));
     world.instance(ID);
     let alice = keygen(&world, "alice");
-    keygen(&world, "mallory");
-    world.write(
+    let signers = world.write(
         "allowed_signers",
         format!("alice@example.com {alice}").as_bytes(),
     );
-    let signers = world.path("allowed_signers");
-    let signers = signers.to_str().unwrap();
     world.write("a.jpg", &jpeg(1));
     world.write_manifest(&format!(
-        "apiUrl: {{url}}\ninstances:\n  - idInstance: \"{ID}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n"
+        "apiUrl: {{url}}\n{top}instances:\n  - idInstance: \"{ID}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n"
     ));
+    (world, signers)
+}
+
+#[test]
+#[ignore = "needs ssh-keygen (Debian's openssh-client); .ci/run runs it"]
+fn only_a_signed_revision_is_applied_and_from_its_commit_not_the_disk() {
+    let (world, signers) = alice_signs("");
+    let signers = signers.to_str().unwrap();
+    keygen(&world, "mallory");
 
     // Unsigned: refused, naming the revision and why; nothing sent.
     let unsigned = commit(&world, None);
@@ -154,19 +160,8 @@ fn only_a_signed_revision_is_applied_and_from_its_commit_not_the_disk() {
 #[test]
 #[ignore = "needs ssh-keygen (Debian's openssh-client); .ci/run runs it"]
 fn a_repository_without_a_commit_or_a_manifest_outside_git_is_refused_naming_it() {
-    let world = World::new(Duration::from_secs(1));
-    world.instance(ID);
-    let alice = keygen(&world, "alice");
-    world.write(
-        "allowed_signers",
-        format!("alice@example.com {alice}").as_bytes(),
-    );
-    let signers = world.path("allowed_signers");
+    let (world, signers) = alice_signs("");
     let signers = signers.to_str().unwrap();
-    world.write("a.jpg", &jpeg(1));
-    world.write_manifest(&format!(
-        "apiUrl: {{url}}\ninstances:\n  - idInstance: \"{ID}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n"
-    ));
     let outside = world.run(&["--reconcile", "--verify-signers", signers]);
     assert_eq!(outside.code, 1, "{outside:?}");
     assert!(
@@ -183,18 +178,7 @@ fn a_repository_without_a_commit_or_a_manifest_outside_git_is_refused_naming_it(
 #[test]
 #[ignore = "needs ssh-keygen (Debian's openssh-client); .ci/run runs it"]
 fn the_daemon_keeps_the_last_signed_revision_while_a_newer_one_is_not_verified() {
-    let world = World::new(Duration::from_secs(1));
-    world.instance(ID);
-    let alice = keygen(&world, "alice");
-    world.write(
-        "allowed_signers",
-        format!("alice@example.com {alice}").as_bytes(),
-    );
-    let signers = world.path("allowed_signers");
-    world.write("a.jpg", &jpeg(1));
-    world.write_manifest(&format!(
-        "apiUrl: {{url}}\nminInterval: 1s\ninstances:\n  - idInstance: \"{ID}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n"
-    ));
+    let (world, signers) = alice_signs("minInterval: 1s\n");
     let first = commit(&world, Some("alice"));
     let args = [
         "--verify-signers",
