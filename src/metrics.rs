@@ -5,7 +5,7 @@
 //! Built on `prometheus-client` (the Prometheus project's own Rust client): typed metric
 //! families, and a text encoder that writes the OpenMetrics format Prometheus scrapes.
 
-use crate::report::{Calls, Summary};
+use crate::report::{Calls, Summary, short_sha};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -226,23 +226,21 @@ impl Metrics {
         }
     }
 
-    /// With signed revisions: the one in force, and whether `HEAD` is it.
-    pub(crate) fn revision(&self, revision: &crate::manifest::Revision) {
-        let short = |c: &str| c[..12.min(c.len())].to_owned();
-        let in_force = short(revision.commit.as_deref().unwrap_or_default());
+    /// With signed revisions: the commit in force, and a newer one at `HEAD` that is not
+    /// verified (else `HEAD` is the one in force).
+    pub(crate) fn revision(&self, in_force: &str, unverified_head: Option<&str>) {
+        let label = |commit: &str| CommitLabel {
+            commit: short_sha(commit).to_owned(),
+        };
         self.revision_info.clear();
-        self.revision_info
-            .get_or_create(&CommitLabel {
-                commit: in_force.clone(),
-            })
-            .set(1);
+        self.revision_info.get_or_create(&label(in_force)).set(1);
         self.revision_verified.clear();
-        let (head, verified) = match &revision.unverified {
-            Some(newer) => (newer.split(':').next().unwrap_or_default().to_owned(), 0),
+        let (head, verified) = match unverified_head {
+            Some(newer) => (newer, 0),
             None => (in_force, 1),
         };
         self.revision_verified
-            .get_or_create(&CommitLabel { commit: head })
+            .get_or_create(&label(head))
             .set(verified);
     }
 

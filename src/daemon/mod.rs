@@ -160,7 +160,9 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
     /// `/metrics`.
     fn read_revision(&mut self) {
         if let Some(revision) = self.parts.source.revision() {
-            self.metrics.revision(&revision);
+            if let Some((in_force, unverified)) = self.parts.source.commits() {
+                self.metrics.revision(in_force, unverified);
+            }
             self.revision = Some(revision);
         } else if self.parts.observed.is_some() {
             self.revision = git_revision(self.parts.reconciler.manifest());

@@ -6,6 +6,7 @@
 
 use crate::manifest::{self, Manifest, Scope, TokenSource};
 use crate::picture::Digest;
+use crate::report::short_sha;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -104,17 +105,22 @@ impl ManifestSource {
         }
     }
 
+    /// With signed revisions: the commit in force, and a newer one at `HEAD` that is not
+    /// verified.
+    pub(crate) fn commits(&self) -> Option<(&str, Option<&str>)> {
+        let signed = self.signed.as_ref()?;
+        let refused = signed.refused.as_ref().map(|(commit, _)| commit.as_str());
+        Some((signed.pinned.commit.as_str(), refused))
+    }
+
     /// With signed revisions: the revision in force, who signed it, and a newer one not
     /// applied.
     pub(crate) fn revision(&self) -> Option<manifest::Revision> {
         let signed = self.signed.as_ref()?;
         Some(manifest::Revision {
-            commit: Some(signed.pinned.commit.clone()),
-            branch: None,
-            dirty: Vec::new(),
-            signer: signed.pinned.signer.as_ref().map(ToString::to_string),
             unverified: (signed.refused.as_ref())
-                .map(|(commit, why)| format!("{}: {why}", &commit[..12.min(commit.len())])),
+                .map(|(commit, why)| format!("{}: {why}", short_sha(commit))),
+            ..signed.pinned.revision()
         })
     }
 

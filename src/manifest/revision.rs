@@ -80,9 +80,7 @@ pub fn git_revision(manifest: &Manifest) -> Option<Revision> {
 /// repository that move when it changes (`HEAD`, the branch's ref, `packed-refs`), for a
 /// daemon to watch; `None` outside a work tree or before the first commit.
 pub fn head_commit(manifest: &Path) -> Option<(String, Vec<PathBuf>)> {
-    let folder = std::path::absolute(manifest).ok()?.parent()?.to_owned();
-    let options = gix::open::Options::isolated();
-    let repo = gix::discover_opts(&folder, Default::default(), options).ok()?;
+    let (repo, _) = work_tree(manifest).ok()??;
     let head = repo.head().ok()?;
     let mut files = vec![
         repo.git_dir().join("HEAD"),
@@ -96,9 +94,13 @@ pub fn head_commit(manifest: &Path) -> Option<(String, Vec<PathBuf>)> {
     Some((id, files))
 }
 
-type Failure = Box<dyn std::error::Error + Send + Sync>;
+pub(super) type Failure = Box<dyn std::error::Error + Send + Sync>;
 
-fn read(manifest: &Path, files: &BTreeSet<&Path>) -> Result<Option<Revision>, Failure> {
+/// The repository whose work tree holds `manifest`'s folder, and that work tree: found as
+/// git finds it (a `.git` folder or the `.git` file of a linked worktree or git-sync), but
+/// reading no environment variable and no global or system config. `None` outside a work
+/// tree (a bare repository has none).
+pub(super) fn work_tree(manifest: &Path) -> Result<Option<(gix::Repository, PathBuf)>, Failure> {
     let manifest = std::path::absolute(manifest)?;
     let Some(folder) = manifest.parent() else {
         return Ok(None);
@@ -110,6 +112,13 @@ fn read(manifest: &Path, files: &BTreeSet<&Path>) -> Result<Option<Revision>, Fa
         Err(e) => return Err(e.into()),
     };
     let Some(workdir) = repo.workdir().map(Path::to_owned) else {
+        return Ok(None);
+    };
+    Ok(Some((repo, workdir)))
+}
+
+fn read(manifest: &Path, files: &BTreeSet<&Path>) -> Result<Option<Revision>, Failure> {
+    let Some((repo, workdir)) = work_tree(manifest)? else {
         return Ok(None);
     };
     let mut head = repo.head()?;
@@ -135,7 +144,9 @@ fn read(manifest: &Path, files: &BTreeSet<&Path>) -> Result<Option<Revision>, Fa
             continue;
         };
         let in_tree = match &mut trees {
-            Some(trees) => trees.blob(relative)?,
+            Some(trees) => (trees.entry(relative)?)
+                .filter(|(_, mode)| mode.is_blob_or_symlink())
+                .map(|(id, _)| id),
             None => None,
         };
         let clean = match in_tree {
@@ -169,21 +180,25 @@ fn read(manifest: &Path, files: &BTreeSet<&Path>) -> Result<Option<Revision>, Fa
 
 /// The commit's trees, each folder's read once: a fleet's pictures share a few folders,
 /// and looking each path up from the root would read a folder's tree once per picture.
-struct Trees<'repo> {
+pub(super) struct Trees<'repo> {
     root: gix::Tree<'repo>,
     folders: HashMap<PathBuf, Option<gix::Tree<'repo>>>,
 }
 
 impl<'repo> Trees<'repo> {
-    fn new(root: gix::Tree<'repo>) -> Self {
+    pub(super) fn new(root: gix::Tree<'repo>) -> Self {
         Self {
             root,
             folders: HashMap::new(),
         }
     }
 
-    /// The blob at `relative` (to the work tree), if the commit has a file there.
-    fn blob(&mut self, relative: &Path) -> Result<Option<gix::ObjectId>, Failure> {
+    /// The entry at `relative` (to the work tree), if the commit has one there: its object
+    /// and its mode.
+    pub(super) fn entry(
+        &mut self,
+        relative: &Path,
+    ) -> Result<Option<(gix::ObjectId, gix::object::tree::EntryMode)>, Failure> {
         let (Some(folder), Some(name)) = (relative.parent(), relative.file_name()) else {
             return Ok(None);
         };
@@ -201,9 +216,7 @@ impl<'repo> Trees<'repo> {
         };
         let name = gix::path::into_bstr(Path::new(name));
         let entry = tree.and_then(|tree| tree.find_entry(name.clone().into_owned()));
-        Ok(entry
-            .filter(|entry| entry.mode().is_blob_or_symlink())
-            .map(|entry| entry.object_id()))
+        Ok(entry.map(|entry| (entry.object_id(), entry.mode())))
     }
 }
 

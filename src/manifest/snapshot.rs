@@ -5,6 +5,7 @@
 //! tree (an absolute path elsewhere) is no part of any revision and is read from the disk.
 //! `--plan` reads its two sides this way.
 
+use super::revision::{Failure, Revision, Trees, work_tree};
 use super::signers::{AllowedSigners, Signer, commit_time};
 use super::{Manifest, ManifestError, Shard, from_bytes_in};
 use std::collections::BTreeMap;
@@ -35,6 +36,19 @@ pub struct Pinned {
     /// Who signed it, when it was verified.
     pub signer: Option<Signer>,
     _folder: tempfile::TempDir,
+}
+
+impl Pinned {
+    /// The revision in force: read from the commit, never the disk, so nothing is dirty.
+    pub fn revision(&self) -> Revision {
+        Revision {
+            commit: Some(self.commit.clone()),
+            branch: None,
+            dirty: Vec::new(),
+            signer: self.signer.as_ref().map(ToString::to_string),
+            unverified: None,
+        }
+    }
 }
 
 impl Snapshot {
@@ -82,8 +96,6 @@ impl std::fmt::Display for SnapshotError {
     }
 }
 
-type Failure = Box<dyn std::error::Error + Send + Sync>;
-
 /// The manifest at `manifest` (a path in a git work tree) and its pictures as the commit
 /// `spec` names has them, the instances of `shard`; with `signers`, only when the commit
 /// carries a valid signature by one of them.
@@ -96,17 +108,9 @@ pub fn snapshot(
 ) -> Result<Snapshot, SnapshotError> {
     let git = |e: Failure| SnapshotError::Git(format!("revision {spec}: {e}"));
     let absolute = std::path::absolute(manifest).map_err(|e| git(e.into()))?;
-    let folder_of = absolute.parent().unwrap_or(Path::new("/"));
-    let options = gix::open::Options::isolated();
-    let repo = gix::discover_opts(folder_of, Default::default(), options).map_err(|_| {
-        SnapshotError::Git(format!(
-            "{} is not in a git work tree: --plan reads revisions from git",
-            manifest.display()
-        ))
-    })?;
-    let Some(workdir) = repo.workdir().map(Path::to_owned) else {
+    let Some((repo, workdir)) = work_tree(manifest).map_err(git)? else {
         return Err(SnapshotError::Git(format!(
-            "{} is in a bare repository",
+            "{} is not in a git work tree: revisions are read from git",
             manifest.display()
         )));
     };
@@ -145,16 +149,17 @@ pub fn snapshot(
             ))
         })?),
     };
-    let tree = commit.tree().map_err(|e| git(e.into()))?;
-    let read_blob = |path: &Path| -> Result<Option<(gix::ObjectId, Vec<u8>)>, Failure> {
-        let Some(entry) = tree.lookup_entry_by_path(path)? else {
+    let mut trees = Trees::new(commit.tree().map_err(|e| git(e.into()))?);
+    // A file of the commit (a symlink is not one): its blob and its bytes.
+    let mut read_blob = |path: &Path| -> Result<Option<(gix::ObjectId, Vec<u8>)>, Failure> {
+        let Some((id, mode)) = trees.entry(path)? else {
             return Ok(None);
         };
-        if !entry.mode().is_blob() {
+        if !mode.is_blob() {
             return Ok(None);
         }
-        let object = entry.object()?;
-        Ok(Some((entry.object_id(), object.data.clone())))
+        let object = repo.find_object(id)?;
+        Ok(Some((id, object.data.clone())))
     };
     let Some((_, bytes)) = read_blob(&relative).map_err(git)? else {
         return Err(SnapshotError::Git(format!(

@@ -105,7 +105,7 @@ fn run_mode(
         Mode::Check => {
             let prepared = prepare(None)?;
             let mut report = check::check(&prepared.manifest, args.modes.strict);
-            report.revision = prepared.pinned.as_ref().map(verified);
+            report.revision = prepared.pinned.as_ref().map(manifest::Pinned::revision);
             Ok(Output::of(&report, args.run.json))
         }
         Mode::Preview => {
@@ -212,7 +212,7 @@ fn run_mode(
                 Some(pinned) => Some(manifest::Revision {
                     unverified: (unverified.as_deref())
                         .map(|why| why.trim_start_matches("revision ").to_owned()),
-                    ..verified(pinned)
+                    ..pinned.revision()
                 }),
                 None => manifest::git_revision(&prepared.manifest),
             };
@@ -224,18 +224,6 @@ fn run_mode(
             }
             Ok(output)
         }
-    }
-}
-
-/// The revision of a verified commit: read from the commit, never the disk, so nothing
-/// is dirty.
-fn verified(pinned: &manifest::Pinned) -> manifest::Revision {
-    manifest::Revision {
-        commit: Some(pinned.commit.clone()),
-        branch: None,
-        dirty: Vec::new(),
-        signer: pinned.signer.as_ref().map(ToString::to_string),
-        unverified: None,
     }
 }
 

@@ -278,13 +278,12 @@ impl PlanReport {
     /// The Markdown comment: a heading naming both revisions, a table of the changed
     /// instances, then the counts.
     pub(crate) fn markdown(&self) -> String {
-        let short = |c: &str| c[..12.min(c.len())].to_owned();
         let mut out = format!(
             "### avatar-sync plan: `{}` ({}) → `{}` ({})\n\n",
             cell(&self.base.revision),
-            short(&self.base.commit),
+            short_sha(&self.base.commit),
             cell(&self.head.revision),
-            short(&self.head.commit)
+            short_sha(&self.head.commit)
         );
         if self.changes.is_empty() {
             let _ = writeln!(

@@ -98,7 +98,7 @@ pub(crate) fn thousands(n: usize) -> String {
     out
 }
 
-/// The first 12 hex digits of a SHA-256, for tables.
+/// The first 12 hex digits of a SHA-256 or a commit id, for tables, messages and labels.
 pub(crate) fn short_sha(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
 }
