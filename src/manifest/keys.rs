@@ -28,6 +28,18 @@ pub enum KeyType {
     Id,
     /// The list of instances.
     Instances,
+    /// A mapping of these keys.
+    Mapping(&'static [Key]),
+    /// A list of mappings, each of these keys.
+    Mappings(&'static [Key]),
+    /// A number of instances: a count (`2`) or a percentage (`10%`).
+    Amount,
+    /// A list of [`KeyType::Amount`]s.
+    Amounts,
+    /// A cron schedule: five fields (minute first), or six (seconds first).
+    Cron,
+    /// An IANA time zone name, such as `Europe/Berlin`.
+    TimeZone,
 }
 
 impl KeyType {
@@ -43,12 +55,23 @@ impl KeyType {
             Self::Colour => "a colour such as #ffffff".to_owned(),
             Self::Id => "an idInstance (digits, such as 1101000001)".to_owned(),
             Self::Instances => "a list of instances (each a mapping)".to_owned(),
+            Self::Mapping(keys) => format!("a mapping of {}", names(keys)),
+            Self::Mappings(keys) => format!("a list of mappings, each of {}", names(keys)),
+            Self::Amount => "a count (such as 2) or a percentage (such as 10%)".to_owned(),
+            Self::Amounts => "a list of counts or percentages, such as [1, 10%, 100%]".to_owned(),
+            Self::Cron => "a cron schedule such as \"0 9 * * 1-5\"".to_owned(),
+            Self::TimeZone => "an IANA time zone name such as Europe/Berlin".to_owned(),
         }
     }
 }
 
+/// `a, b or c`: the names of `keys`.
+fn names(keys: &[Key]) -> String {
+    keys.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+}
+
 /// One key of the manifest.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Key {
     /// The key as YAML writes it.
     pub name: &'static str,
@@ -108,8 +131,64 @@ pub const PROCESSING_KEYS: [Key; 4] = [
     ),
 ];
 
+/// The keys of `rollout:`.
+pub const ROLLOUT_KEYS: [Key; 4] = [
+    key(
+        "waves",
+        KeyType::Amounts,
+        "How many of the instances a revision changes have their new picture once each wave \
+         is done, cumulative (canaries first): [1, 10%, 100%] is one, then a tenth, then \
+         all. Default [100%].",
+    ),
+    key(
+        "verify",
+        KeyType::Bool,
+        "Read each upload back (getWaSettings, compared perceptually) before its wave \
+         counts as landed; a mismatch is a failure. Default false.",
+    ),
+    key(
+        "maxFailures",
+        KeyType::Amount,
+        "More failures than this in one wave (a count, or a percentage of the wave) halt \
+         the rollout. Default 0.",
+    ),
+    key(
+        "pause",
+        KeyType::Duration,
+        "The least time between a wave landing and the next one starting. Default 0s.",
+    ),
+];
+
+/// The keys of one change window (`windows:`).
+pub const WINDOW_KEYS: [Key; 4] = [
+    key(
+        "allow",
+        KeyType::Cron,
+        "When an allow window opens (cron, in timezone): uploads happen only inside one. \
+         One of allow, deny.",
+    ),
+    key(
+        "deny",
+        KeyType::Cron,
+        "When a deny window opens (cron, in timezone): no upload while it is open.",
+    ),
+    required(
+        "duration",
+        KeyType::Duration,
+        "How long the window stays open each time, in real time.",
+    ),
+    key(
+        "timezone",
+        KeyType::TimeZone,
+        "The IANA time zone the schedule is read in. Default UTC.",
+    ),
+];
+
+/// The keys of a window that say when it opens: exactly one of them is written.
+pub const WINDOW_KIND_KEYS: [&str; 2] = ["allow", "deny"];
+
 /// The manifest's top-level keys.
-pub const TOP_KEYS: [Key; 11] = [
+pub const TOP_KEYS: [Key; 13] = [
     key(
         "apiUrl",
         KeyType::Url,
@@ -147,6 +226,16 @@ pub const TOP_KEYS: [Key; 11] = [
     PROCESSING_KEYS[1],
     PROCESSING_KEYS[2],
     PROCESSING_KEYS[3],
+    key(
+        "rollout",
+        KeyType::Mapping(&ROLLOUT_KEYS),
+        "Spread the uploads a revision changes in waves, read back, halted on failures.",
+    ),
+    key(
+        "windows",
+        KeyType::Mappings(&WINDOW_KEYS),
+        "When uploads may happen: allow and deny windows (cron, duration, timezone).",
+    ),
     required(
         "instances",
         KeyType::Instances,
@@ -155,7 +244,7 @@ pub const TOP_KEYS: [Key; 11] = [
 ];
 
 /// The keys of one instance.
-pub const INSTANCE_KEYS: [Key; 12] = [
+pub const INSTANCE_KEYS: [Key; 13] = [
     required(
         "idInstance",
         KeyType::Id,
@@ -201,6 +290,11 @@ pub const INSTANCE_KEYS: [Key; 12] = [
         "suspend",
         KeyType::Bool,
         "true: make no calls for this instance (its record stays). Default false.",
+    ),
+    key(
+        "canary",
+        KeyType::Bool,
+        "true: always in a rollout's first wave. Default false.",
     ),
 ];
 

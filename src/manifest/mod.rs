@@ -16,9 +16,12 @@ mod limits;
 mod model;
 mod openpgp;
 mod parsed;
+#[cfg(test)]
+mod policy_tests;
 mod problem;
 mod processing;
 mod revision;
+mod rollout;
 mod schema;
 mod scope;
 mod sealed;
@@ -28,12 +31,13 @@ mod snapshot;
 mod token;
 mod validate;
 mod values;
+mod windows;
 mod yaml;
 
 pub use cache::PendingCache;
 pub use drift::DriftMode;
 pub(crate) use expand::ExpandError;
-pub use keys::{INSTANCE_KEYS, Key, KeyType, PROCESSING_KEYS, TOP_KEYS};
+pub use keys::{INSTANCE_KEYS, Key, KeyType, PROCESSING_KEYS, ROLLOUT_KEYS, TOP_KEYS, WINDOW_KEYS};
 pub use limits::MAX_MANIFEST_BYTES;
 pub use model::{
     DEFAULT_API_URL, DEFAULT_DRIFT_INTERVAL, DEFAULT_MIN_INTERVAL, DEFAULT_RESYNC_INTERVAL,
@@ -42,6 +46,7 @@ pub use model::{
 pub use problem::{ManifestError, PictureRef, Problem, ProblemKind};
 pub use processing::{Fit, Processing, parse_background};
 pub use revision::{Revision, git_revision, head_commit};
+pub use rollout::{Amount, RolloutPolicy};
 pub use schema::json_schema;
 pub use scope::Scope;
 pub use sealed::{AgeIdentities, use_identities};
@@ -52,6 +57,7 @@ pub use token::{TokenError, TokenSource};
 pub use values::{
     ApiToken, ApiUrl, IdHasher, IdMap, InstanceId, credentials_fingerprint, is_loopback,
 };
+pub use windows::{Gate, Window, WindowKind, Windows, local_time};
 
 use std::path::Path;
 use validate::Validator;

@@ -1,7 +1,10 @@
 //! The validated manifest: what the rest of the program sees of it (typed ids, resolved
 //! paths, durations, secret tokens), and its defaults.
 
-use super::{ApiUrl, DriftMode, ExpandError, InstanceId, Problem, Processing, TokenSource};
+use super::{
+    ApiUrl, DriftMode, ExpandError, InstanceId, Problem, Processing, RolloutPolicy, TokenSource,
+    Windows,
+};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,6 +31,10 @@ pub struct Manifest {
     pub adopt: bool,
     /// How often the daemon reads each in-sync instance's live picture (`driftInterval`).
     pub drift_interval: Duration,
+    /// `rollout:`: the uploads a revision changes go out in waves. `None`: all at once.
+    pub rollout: Option<RolloutPolicy>,
+    /// `windows:`: when uploads may happen (none: always).
+    pub windows: Windows,
     /// The instances, in manifest order (a shard's: only its own).
     pub instances: Vec<Instance>,
     /// How many instances the manifest writes, in every shard.
@@ -52,6 +59,8 @@ pub struct Instance {
     pub processing: Processing,
     /// `suspend: true`: leave this instance alone.
     pub suspend: bool,
+    /// `canary: true`: always in a rollout's first wave.
+    pub canary: bool,
     /// What the daemon does when its live picture drifts (`drift`: the instance's own, else
     /// the manifest's, else `warn`).
     pub drift: DriftMode,

@@ -42,6 +42,39 @@ pub(super) struct ParsedTop {
     pub(super) drift_interval: Option<At<String>>,
     #[serde(default, skip_serializing_if = "ParsedProcessing::is_empty")]
     pub(super) processing: ParsedProcessing,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) rollout: Option<At<ParsedRollout>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) windows: Vec<At<ParsedWindow>>,
+}
+
+/// `rollout:` as written.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct ParsedRollout {
+    /// Each wave's amount, as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) waves: Option<At<Vec<At<String>>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) verify: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) max_failures: Option<At<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) pause: Option<At<String>>,
+}
+
+/// One item of `windows:` as written.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct ParsedWindow {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) allow: Option<At<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) deny: Option<At<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) duration: Option<At<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) timezone: Option<At<String>>,
 }
 
 /// One instance as written.
@@ -66,6 +99,8 @@ pub(super) struct ParsedInstance {
     pub(super) drift: Option<At<String>>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(super) suspend: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) canary: bool,
 }
 
 /// `fit`, `size`, `background`, `quality` as written at one level (top or instance).

@@ -3,7 +3,7 @@
 //! `avatar-sync --print-schema` prints it; `schema/manifest.schema.json` is its copy in the
 //! repository and the package.
 
-use super::keys::{INSTANCE_KEYS, Key, KeyType, TOKEN_KEYS, TOP_KEYS};
+use super::keys::{INSTANCE_KEYS, Key, KeyType, TOKEN_KEYS, TOP_KEYS, WINDOW_KIND_KEYS};
 use serde_json::{Map, Value, json};
 
 /// The schema, as a JSON document ending in a newline.
@@ -83,7 +83,33 @@ fn value(ty: KeyType) -> Value {
             "type": "array",
             "items": { "$ref": "#/definitions/instance" },
         }),
+        KeyType::Mapping(keys) => object(keys),
+        KeyType::Mappings(keys) => {
+            let mut item = object(keys);
+            // A window says when it opens with exactly one of allow, deny.
+            if keys.iter().any(|k| WINDOW_KIND_KEYS.contains(&k.name)) {
+                let one_of: Vec<Value> = (WINDOW_KIND_KEYS.iter())
+                    .map(|key| json!({ "required": [key] }))
+                    .collect();
+                item["oneOf"] = Value::Array(one_of);
+            }
+            json!({ "type": "array", "items": item })
+        }
+        KeyType::Amount => amount(),
+        KeyType::Amounts => json!({ "type": "array", "items": amount(), "minItems": 1 }),
+        KeyType::Cron => json!({ "type": "string", "pattern": "^\\S+(\\s+\\S+){4,5}$" }),
+        KeyType::TimeZone => json!({ "type": "string", "minLength": 1 }),
     }
+}
+
+/// A count of instances, or a percentage of them.
+fn amount() -> Value {
+    json!({
+        "oneOf": [
+            { "type": "integer", "minimum": 0 },
+            { "type": "string", "pattern": "^(100|[1-9]?[0-9])%$" },
+        ],
+    })
 }
 
 #[cfg(test)]

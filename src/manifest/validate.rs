@@ -19,6 +19,8 @@ type TokenSources = (Option<At<String>>, Option<At<String>>, Option<At<String>>)
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod policy;
+
 pub(super) struct Validator<'a> {
     path: &'a Path,
     base: PathBuf,
@@ -37,6 +39,8 @@ pub(super) struct Building<'a> {
     resync_interval: Duration,
     drift_interval: Duration,
     adopt: bool,
+    rollout: Option<super::RolloutPolicy>,
+    windows: super::Windows,
     /// The line each `idInstance` was first defined at, to name it in a duplicate's problem.
     first_line: IdMap<u64>,
     instances: Vec<Instance>,
@@ -96,6 +100,8 @@ impl Building<'_> {
                 resync_interval: self.resync_interval,
                 adopt: self.adopt,
                 drift_interval: self.drift_interval,
+                rollout: self.rollout,
+                windows: self.windows,
                 instances: self.instances,
                 written: self.written,
                 warnings: validator.warnings,
@@ -307,6 +313,8 @@ impl<'a> Validator<'a> {
         );
         let default_drift = self.drift_mode(top.drift, DriftMode::default(), None);
         let defaults = self.processing(top.processing, Processing::default(), None);
+        let rollout = self.rollout(top.rollout);
+        let windows = self.windows(top.windows);
         Building {
             validator: self,
             default_url,
@@ -316,6 +324,8 @@ impl<'a> Validator<'a> {
             resync_interval,
             drift_interval,
             adopt: top.adopt.unwrap_or(true),
+            rollout,
+            windows,
             first_line: IdMap::with_capacity_and_hasher(expected, Default::default()),
             instances: Vec::with_capacity(expected),
             written,
@@ -373,6 +383,7 @@ impl<'a> Validator<'a> {
             picture,
             processing,
             suspend: raw.suspend,
+            canary: raw.canary,
             drift,
             line,
         })

@@ -10,8 +10,10 @@
 //! shard, not the fleet. Anchors, aliases and merge keys (`<<`) work as YAML says, within
 //! [`super::limits`].
 
-use super::keys::{INSTANCE_KEYS, Key, KeyType, TOP_KEYS, suggest};
-use super::parsed::{At, ParsedInstance, ParsedManifest, ParsedProcessing, ParsedTop};
+use super::keys::{INSTANCE_KEYS, Key, KeyType, ROLLOUT_KEYS, TOP_KEYS, WINDOW_KEYS, suggest};
+use super::parsed::{
+    At, ParsedInstance, ParsedManifest, ParsedProcessing, ParsedRollout, ParsedTop, ParsedWindow,
+};
 use super::problem::{ManifestError, Problem, ProblemKind, visible};
 use super::{InstanceId, Shard};
 use granit_parser::{Event, Parser, ScalarStyle, ScanError, Span, StrInput};
@@ -128,6 +130,12 @@ fn to_line(line: usize) -> u64 {
 
 fn line_of(span: &Span) -> u64 {
     to_line(span.start.line())
+}
+
+/// The known keys of a mapping, with their values, and the line it starts at.
+struct MapOf {
+    line: u64,
+    known: Vec<(&'static Key, Node)>,
 }
 
 struct Reader<'a> {
@@ -358,8 +366,99 @@ impl<'a> Reader<'a> {
             "adopt" => top.adopt = self.boolean(key, node, None),
             "drift" => top.drift = self.text(key, node, None),
             "driftInterval" => top.drift_interval = self.text(key, node, None),
+            "rollout" => top.rollout = self.rollout(key, node),
+            "windows" => top.windows = self.windows(key, node),
             _ => processing(self, &mut top.processing, key, node, None),
         }
+    }
+
+    /// The pairs of a mapping of `keys` (each known and written once), or `None` (and a
+    /// problem) when `node` is not a mapping.
+    fn mapping(&mut self, key: &Key, node: Node, keys: &'static [Key]) -> Option<MapOf> {
+        let line = node.line;
+        let Value::Map(pairs) = node.value else {
+            self.wrong_type(key, &node, None);
+            return None;
+        };
+        let mut seen = HashMap::new();
+        let mut known = Vec::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            if let Some(k) = self.key(&name, keys, &mut seen, None) {
+                known.push((k, value));
+            }
+        }
+        for k in keys.iter().filter(|k| k.required) {
+            if !seen.contains_key(k.name) {
+                let message = format!("`{}` has no `{}`", key.name, k.name);
+                self.problem(ProblemKind::MissingKey, line, None, message);
+            }
+        }
+        Some(MapOf { line, known })
+    }
+
+    /// `rollout:`, a mapping of [`ROLLOUT_KEYS`].
+    fn rollout(&mut self, key: &Key, node: Node) -> Option<At<ParsedRollout>> {
+        let map = self.mapping(key, node, &ROLLOUT_KEYS)?;
+        let mut rollout = ParsedRollout::default();
+        for (k, value) in map.known {
+            match k.name {
+                "waves" => rollout.waves = self.amounts(k, value),
+                "verify" => rollout.verify = self.boolean(k, value, None),
+                "maxFailures" => rollout.max_failures = self.amount(k, value),
+                _ => rollout.pause = self.text(k, value, None),
+            }
+        }
+        Some(At(rollout, map.line))
+    }
+
+    /// `windows:`, a list of mappings of [`WINDOW_KEYS`].
+    fn windows(&mut self, key: &Key, node: Node) -> Vec<At<ParsedWindow>> {
+        let Value::List(items) = node.value else {
+            self.wrong_type(key, &node, None);
+            return Vec::new();
+        };
+        let mut windows = Vec::with_capacity(items.len());
+        for item in items {
+            let Some(map) = self.mapping(key, item, &WINDOW_KEYS) else {
+                continue;
+            };
+            let mut window = ParsedWindow::default();
+            for (k, value) in map.known {
+                let text = self.text(k, value, None);
+                match k.name {
+                    "allow" => window.allow = text,
+                    "deny" => window.deny = text,
+                    "duration" => window.duration = text,
+                    _ => window.timezone = text,
+                }
+            }
+            windows.push(At(window, map.line));
+        }
+        windows
+    }
+
+    /// A count or a percentage, as written (checked by validation).
+    fn amount(&mut self, key: &Key, node: Node) -> Option<At<String>> {
+        match node.scalar() {
+            Some((text, _)) if !is_null(text) => Some(At(text.to_owned(), node.line)),
+            _ => {
+                self.wrong_type(key, &node, None);
+                None
+            }
+        }
+    }
+
+    /// A list of counts or percentages.
+    fn amounts(&mut self, key: &Key, node: Node) -> Option<At<Vec<At<String>>>> {
+        let line = node.line;
+        let Value::List(items) = node.value else {
+            self.wrong_type(key, &node, None);
+            return None;
+        };
+        let amounts: Vec<At<String>> = (items.into_iter())
+            .filter_map(|item| self.amount(key, item))
+            .collect();
+        Some(At(amounts, line))
     }
 
     /// A value of a text type (text, a duration, a URL, a word, a colour, an id).
@@ -580,6 +679,7 @@ struct Fields {
     processing: ParsedProcessing,
     drift: Option<At<String>>,
     suspend: bool,
+    canary: bool,
 }
 
 impl Fields {
@@ -593,6 +693,7 @@ impl Fields {
             "apiUrl" => self.api_url = reader.text(key, node, who),
             "drift" => self.drift = reader.text(key, node, who),
             "suspend" => self.suspend = reader.boolean(key, node, who).unwrap_or(false),
+            "canary" => self.canary = reader.boolean(key, node, who).unwrap_or(false),
             _ => processing(reader, &mut self.processing, key, node, who),
         }
     }
@@ -609,6 +710,7 @@ impl Fields {
             processing: self.processing,
             drift: self.drift,
             suspend: self.suspend,
+            canary: self.canary,
         })
     }
 }
