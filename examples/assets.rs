@@ -151,6 +151,20 @@ looking. Top level only.
 .TP
 fit, size, background, quality
 The processing of every instance that sets none; see Processing keys.
+.TP
+rollout (mapping; default: none, every upload at once)
+Spread the uploads a revision changes in waves (see ROLLOUTS AND CHANGE WINDOWS): waves
+(cumulative counts or percentages of the instances whose upload changed, canaries first;
+default [100%]), verify (read each upload back before the next wave; default false),
+maxFailures (more failures than this in one wave halt the rollout; a count or a percentage of
+the wave; default 0), pause (least time between a wave landing and the next starting;
+default 0s).
+.TP
+windows (list; default: none, uploads any time)
+Change windows, each a mapping: allow or deny (a cron schedule: minute hour day-of-month
+month day-of-week, Sunday 0 or 7; or six fields with seconds first), duration (how long each
+opening lasts, in real time; required), timezone (an IANA name such as Europe/Berlin;
+default UTC). No upload inside a deny window; with allow windows, uploads only inside one.
 .SS Per-instance keys
 .TP
 idInstance (digits; required)
@@ -187,6 +201,9 @@ This instance's processing; see Processing keys.
 .TP
 suspend (true or false; default false)
 true: leave this instance alone (no call, no check), reported as suspended.
+.TP
+canary (true or false; default false)
+true: always in the first wave of a rollout.
 .SS Processing keys (top level, and per instance)
 An instance's own value wins over the top level's, which wins over the default. Uploads are
 baseline JPEGs without metadata (no EXIF, no GPS), the EXIF orientation applied; a JPEG that
@@ -210,6 +227,28 @@ JPEG quality of a re-encoded upload.
 
 /// Sections written as roff (`.SH`, `.TP` lines) with plain text between them.
 const ENVIRONMENT_AND_FILES: &str = "\
+.SH ROLLOUTS AND CHANGE WINDOWS
+With rollout:, the instances whose upload a revision changes (the manifest's desired
+pictures: any change of a picture is a new revision) go out in waves: canaries first, then by
+a stable hash of the id, so the same revision always makes the same waves. A wave starts when
+the one before has landed (each upload confirmed, and with verify read back with
+getWaSettings and compared perceptually, as drift compares) and pause has passed;
+--reconcile waits for pauses within --timeout and otherwise exits 0 with the instances
+held, and the next run (a timer) continues. The rollout is kept in the state directory
+(rollout.json): a restart, a kill or a later one-shot run continues it where it was.
+.PP
+More failures in a wave than maxFailures (a failed upload, a picture read back as another, a
+read-back that failed 5 times) halt the rollout: nothing more is uploaded for that revision;
+--status, the status page and /metrics (avatar_sync_rollout_halted) say so with the failures.
+avatar-sync --reconcile --resume, or SIGUSR1 to the daemon (systemctl kill -s USR1
+avatar-sync), resumes it: the halted wave counts as landed and the next starts. A new
+revision (a fix, a revert) starts a new rollout.
+.PP
+Inside a deny window (or outside every allow window, when there are allow windows) nothing
+is uploaded; reads, drift warnings and the status page go on. --reconcile exits 0 and says
+when the window opens; the daemon waits for it; --check prints the next opening. A window's
+schedule is read in its time zone: a daylight-saving change neither opens a window twice
+nor skips one.
 .SH SIGNED REVISIONS
 With --verify-signers FILE, only a commit signed by an allowed key is applied, and the
 manifest and every picture are read from the tree of the commit HEAD names, never from the
@@ -243,6 +282,9 @@ writes it; under systemd, give it as an encrypted credential:
 SIGHUP
 The daemon reloads the manifest and reconciles everything now (slow backoffs get a fresh
 chance), and takes the ids in the state directory's replace file, as --replace.
+.TP
+SIGUSR1
+The daemon resumes a halted rollout (as --reconcile --resume).
 .TP
 SIGTERM, SIGINT
 No new calls; a call in flight finishes (at most 10 s); state is saved; exit 0. A second one

@@ -178,6 +178,15 @@ pub struct ScopeOptions {
     )]
     pub replace: Vec<InstanceId>,
 
+    /// --reconcile and the daemon: resume the halted rollout of the revision in force (its
+    /// halted wave counts as landed, the next one starts now). The daemon also resumes on
+    /// SIGUSR1.
+    #[arg(
+        long,
+        conflicts_with_all = ["dry_run", "check", "status", "preview", "drift"]
+    )]
+    pub resume: bool,
+
     /// Act only on the instances that hash to shard K of N (K from 0 to N-1), each shard
     /// with its own state directory. --check still validates the whole manifest.
     // Read as text and parsed when the shard is needed: a bad AVATAR_SYNC_SHARD in the

@@ -21,6 +21,8 @@ pub(crate) const PREPARED_FOLDER: &str = "prepared";
 /// Ids of instances to upload again, one a line, written by an operator; the daemon reads
 /// and removes it on SIGHUP (`systemctl reload`).
 pub(crate) const REPLACE_FILE: &str = "replace";
+/// The rollout in progress: its revision, instances in wave order, wave, pause, halt.
+pub(crate) const ROLLOUT_FILE: &str = "rollout.json";
 /// The last revision verified and applied under `--verify-signers` (its commit id), for
 /// `--status` to show while a newer one at `HEAD` is not verified.
 pub(crate) const VERIFIED_REVISION_FILE: &str = "verified-revision";

@@ -66,6 +66,8 @@ pub(crate) struct Metrics {
     manifest_info: Family<Sha256Label, Gauge>,
     revision_info: Family<CommitLabel, Gauge>,
     revision_verified: Family<CommitLabel, Gauge>,
+    rollout_wave: Gauge,
+    rollout_halted: Gauge,
     /// Requests so far, per method (for `--json` and the logs).
     calls: [AtomicU64; 3],
 }
@@ -139,6 +141,20 @@ impl Metrics {
              is not verified (the last verified one stays in force)",
             revision_verified.clone(),
         );
+        let rollout_wave = Gauge::default();
+        registry.register(
+            "rollout_wave",
+            "rollout: the wave released of the revision's rollout (from 1); 0 when no rollout \
+             is in progress",
+            rollout_wave.clone(),
+        );
+        let rollout_halted = Gauge::default();
+        registry.register(
+            "rollout_halted",
+            "rollout: 1 when the revision's rollout halted (nothing more is uploaded for it \
+             until it is resumed or a new revision comes), else 0",
+            rollout_halted.clone(),
+        );
         let build_info = Family::<VersionLabel, Gauge>::default();
         build_info
             .get_or_create(&VersionLabel {
@@ -161,6 +177,8 @@ impl Metrics {
             manifest_info,
             revision_info,
             revision_verified,
+            rollout_wave,
+            rollout_halted,
             calls: Default::default(),
         };
         metrics.set_instances(&Summary::default());
@@ -242,6 +260,15 @@ impl Metrics {
         self.revision_verified
             .get_or_create(&label(head))
             .set(verified);
+    }
+
+    /// The rollout in progress: the wave released (from 1) and whether it halted; `None`
+    /// when none is in progress.
+    pub(crate) fn rollout(&self, rollout: Option<(usize, bool)>) {
+        let (wave, halted) = rollout.unwrap_or((0, false));
+        self.rollout_wave
+            .set(i64::try_from(wave).unwrap_or(i64::MAX));
+        self.rollout_halted.set(i64::from(halted));
     }
 
     /// The text Prometheus scrapes (OpenMetrics).

@@ -93,7 +93,7 @@ fn converges_once_then_makes_no_call() {
     }
 
     let state = world.state();
-    assert_eq!(state["version"], 2);
+    assert_eq!(state["version"], 3);
     assert_eq!(
         state["instances"]["1101000001"]["applied"]["sha256"],
         sha256(SUPPORT_JPG)
@@ -435,15 +435,22 @@ fn status_reads_the_record_without_the_services_secrets() {
 }
 
 #[test]
-fn a_version_1_state_directory_is_migrated_without_a_call() {
+fn version_1_and_2_state_directories_are_migrated_without_a_call() {
+    for version in [1, 2] {
+        migrated_without_a_call(version);
+    }
+}
+
+fn migrated_without_a_call(version: u32) {
     let world = World::new(MIN);
     three_instances(&world);
     assert_eq!(world.run(&["--reconcile"]).code, 0);
     assert_eq!(world.fake.request_count(), 3);
-    // The state directory as the release before changes.jsonl left it: one pretty-printed
-    // version 1 document, no changes file; the caches are dropped too.
+    // The state directory as an older release left it: one pretty-printed document of
+    // that version (1: before changes.jsonl; 2: before rollout.json), no changes file;
+    // the caches are dropped too.
     let mut v1 = world.state();
-    v1["version"] = 1.into();
+    v1["version"] = version.into();
     let state_dir = world.state_dir();
     std::fs::write(
         state_dir.join("state.json"),
@@ -460,7 +467,7 @@ fn a_version_1_state_directory_is_migrated_without_a_call() {
     assert_eq!(run.json()["summary"]["inSync"], 3, "{run:?}");
     assert_eq!(world.fake.request_count(), 3, "no call after the migration");
     let migrated = world.state();
-    assert_eq!(migrated["version"], 2);
+    assert_eq!(migrated["version"], 3);
     assert_eq!(migrated["instances"], v1["instances"]);
 }
 

@@ -313,7 +313,7 @@ impl Soak {
         if let Ok(bytes) = std::fs::read(state_dir.join("state.json")) {
             let doc: serde_json::Value = serde_json::from_slice(&bytes)
                 .unwrap_or_else(|e| panic!("round {round}: state.json is not JSON: {e}"));
-            assert_eq!(doc["version"], 2, "round {round}");
+            assert_eq!(doc["version"], 3, "round {round}");
             assert!(doc["instances"].is_object(), "round {round}");
         }
         // Every complete line of the changes is a record (only a torn last one may not be).

@@ -13,7 +13,8 @@
 //! - A manifest edit that does not parse is logged (file, line) and ignored; the last good
 //!   manifest stays in force. The manifest is parsed only when its bytes changed.
 //! - [`Event::Reload`] (SIGHUP) reloads, gives instances in a slow backoff a fresh
-//!   chance and takes the ids of the state directory's `replace` file ([`replace`]); [`Event::Stop`] (SIGTERM/SIGINT) stops taking new work, lets calls in flight
+//!   chance and takes the ids of the state directory's `replace` file ([`replace`]);
+//!   [`Event::Resume`] (SIGUSR1) resumes a halted rollout; [`Event::Stop`] (SIGTERM/SIGINT) stops taking new work, lets calls in flight
 //!   finish (at most [`DRAIN`]), saves, returns; a second one returns at once, the state
 //!   file still whole (it is only ever replaced atomically).
 
@@ -58,6 +59,8 @@ pub(crate) enum Event {
     Changed,
     /// SIGHUP: reload the manifest and reconcile everything now.
     Reload,
+    /// SIGUSR1: resume the halted rollout.
+    Resume,
     /// SIGTERM or SIGINT: stop gracefully; a second one stops at once.
     Stop,
 }
@@ -189,6 +192,11 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
             event = events.recv() => match event {
                 Some(Event::Changed) => self.quiet.note(Instant::now()),
                 Some(Event::Reload) => pass = Some(Pass::Reload),
+                Some(Event::Resume) => {
+                    tracing::info!("SIGUSR1: resuming the halted rollout");
+                    reconciler.resume();
+                    self.report_status();
+                }
                 Some(Event::Stop) | None => return false,
             },
             () = sleep_until_opt(self.reread_at) => pass = Some(Pass::Changed),
@@ -299,6 +307,7 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
         let reconciler = &self.parts.reconciler;
         let summary = reconciler.summary();
         self.metrics.set_instances(&summary);
+        self.metrics.rollout(reconciler.rollout_metrics());
         if let Some(observed) = &self.parts.observed {
             let mut report = reconciler.report();
             report.revision.clone_from(&self.revision);

@@ -220,6 +220,7 @@ fn start_with(
         // Looks and polls on, as the daemon runs.
         live_reads: true,
         observe_only: false,
+        wait_for_windows: true,
     };
     let reconciler = Reconciler::new(
         Arc::new(manifest),

@@ -19,6 +19,7 @@ type TokenSources = (Option<At<String>>, Option<At<String>>, Option<At<String>>)
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[path = "validate_policy.rs"]
 mod policy;
 
 pub(super) struct Validator<'a> {

@@ -161,15 +161,12 @@ impl Windows {
         if denied.is_some() {
             return Some(denied);
         }
-        let mut allows = self
-            .0
-            .iter()
+        let allows: Vec<&Window> = (self.0.iter())
             .filter(|w| w.kind == WindowKind::Allow)
-            .peekable();
-        if allows.peek().is_none() {
+            .collect();
+        if allows.is_empty() {
             return None;
         }
-        let allows: Vec<&Window> = allows.collect();
         if allows.iter().any(|w| w.open_until(t).is_some()) {
             return None;
         }

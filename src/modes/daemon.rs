@@ -40,6 +40,8 @@ pub(crate) struct Settings {
     pub parse_to_keep: Option<PendingCache>,
     /// `--replace`: instances uploaded again though their records say applied.
     pub replace: Vec<InstanceId>,
+    /// `--resume`: resume a halted rollout at start.
+    pub resume: bool,
     /// `--verify-signers`: the keys, and the verified revision the daemon starts on.
     pub signed: Option<(AllowedSigners, Pinned)>,
 }
@@ -55,6 +57,7 @@ pub(crate) async fn serve(settings: Settings, first: Manifest) -> Result<(), Err
         listen_hosts,
         parse_to_keep,
         replace,
+        resume,
         signed,
     } = settings;
     let clock = Clock::start();
@@ -90,12 +93,16 @@ pub(crate) async fn serve(settings: Settings, first: Manifest) -> Result<(), Err
         give_up_when_blocked: false,
         settle: crate::picture::SETTLE,
         live_reads: true,
+        wait_for_windows: true,
         observe_only: false,
     };
     let manifest = Arc::new(first);
     let mut reconciler =
         Reconciler::new(manifest, store, gateway, clock, Jitter::random(), options);
     reconciler.replace(replace);
+    if resume {
+        reconciler.resume();
+    }
     let observed = match listen {
         Some(addr) => {
             let observed = Arc::new(Observed {

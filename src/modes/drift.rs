@@ -36,6 +36,7 @@ pub(crate) async fn drift(
         // Pictures are read as they are, as `--check` reads them.
         settle: Duration::ZERO,
         live_reads: false,
+        wait_for_windows: false,
         observe_only: true,
     };
     let clock = Clock::start();

@@ -138,6 +138,7 @@ fn run_mode(
                 listen_hosts: args.listen.hosts.clone(),
                 parse_to_keep,
                 replace: args.scope.replace.clone(),
+                resume: args.scope.resume,
                 signed: signers.zip(pinned),
             };
             let daemon = daemon::serve(settings, manifest);
@@ -165,6 +166,7 @@ fn run_mode(
                     Rows::Listed
                 },
                 replace: args.scope.replace.clone(),
+                resume: args.scope.resume,
             };
             let once = once::reconcile(prepared.manifest, prepared.parse_to_keep, opened, run);
             let mut report = runtime()?.block_on(once)?;

@@ -4,13 +4,15 @@
 use crate::Error;
 use crate::clock::{Clock, Jitter};
 use crate::gateway::{GatewayInitError, HttpGateway};
-use crate::manifest::{InstanceId, Manifest, PendingCache};
+use crate::manifest::{Gate, IdMap, InstanceId, Manifest, PendingCache};
 use crate::picture::caches::Caches;
 use crate::picture::pass::Uses;
-use crate::plan::{self, Policy};
+use crate::plan::rollout::{self, Member};
+use crate::plan::{self, Decision, Desired, Hold, Policy};
 use crate::reconcile::target;
 use crate::reconcile::{Options, Reconciler, Rows};
-use crate::report::{self, Report, ReportKind, Status, ThisRun};
+use crate::report::{self, Report, ReportKind, RolloutView, Status, ThisRun, WindowView};
+use crate::state::rollout::RolloutRecord;
 use crate::state::{Loaded, StateDir, StateLock, StateStore};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -66,6 +68,8 @@ pub(crate) struct Run {
     pub rows: Rows,
     /// `--replace`: instances uploaded again though their records say applied.
     pub replace: Vec<InstanceId>,
+    /// `--resume`: resume the halted rollout of the revision in force.
+    pub resume: bool,
 }
 
 /// `--reconcile`: converge once, waiting out throttles and retryable failures until `timeout`.
@@ -80,6 +84,7 @@ pub(crate) async fn reconcile(
         timeout,
         rows,
         replace,
+        resume,
     } = run;
     let clock = Clock::start();
     // Loading the TLS roots takes tens of milliseconds: done beside the state's folding.
@@ -94,6 +99,7 @@ pub(crate) async fn reconcile(
         give_up_when_blocked: true,
         settle: crate::picture::SETTLE,
         live_reads: false,
+        wait_for_windows: false,
         observe_only: false,
     };
     let manifest = Arc::new(manifest);
@@ -103,6 +109,9 @@ pub(crate) async fn reconcile(
     let mut reconciler =
         Reconciler::new(manifest, store, gateway, clock, Jitter::random(), options);
     reconciler.replace(replace);
+    if resume {
+        reconciler.resume();
+    }
     reconciler.run_until(clock.now() + timeout).await?;
     let saves = reconciler.save_cost();
     tracing::debug!(
@@ -138,13 +147,41 @@ pub(crate) fn plan_only(
     let policy = Policy {
         min_interval: manifest.min_interval,
     };
+    let rollout = recorded_rollout(manifest, &targets, dir);
+    let position: IdMap<usize> = (rollout.iter())
+        .flat_map(|r| r.instances.iter().enumerate())
+        .map(|(place, id)| (id.clone(), place))
+        .collect();
+    let window = manifest.windows.gate(now);
+    let (mut landed, mut failed) = (0, 0);
     let rows = manifest
         .instances
         .iter()
         .zip(&targets)
         .map(|(instance, target)| {
             let record = state.instances.get(&instance.id);
-            let decision = plan::decide(&target.desired, record, now, &policy);
+            let mut decision = plan::decide(&target.desired, record, now, &policy);
+            let place = position.get(&instance.id).copied();
+            if let (Some(place), Desired::Picture { digest, .. }) = (place, &target.desired) {
+                match rollout::member(record, &decision, *digest) {
+                    Member::Landed | Member::Verified => landed += 1,
+                    Member::Failed(_) => failed += 1,
+                    Member::Waiting => {}
+                }
+                let hold = (rollout.as_ref()).and_then(|r| rollout::hold(r, place));
+                if let (Decision::Due { digest }, Some(hold)) = (&decision, hold) {
+                    decision = Decision::Held {
+                        digest: *digest,
+                        hold,
+                    };
+                }
+            }
+            if let (Decision::Due { digest }, Gate::Closed { opens }) = (&decision, window) {
+                decision = Decision::Held {
+                    digest: *digest,
+                    hold: Hold::Window { opens },
+                };
+            }
             report::row(
                 instance,
                 &target.desired,
@@ -158,9 +195,37 @@ pub(crate) fn plan_only(
         Tokens::Required => ReportKind::DryRun,
         Tokens::Optional => ReportKind::Status,
     };
-    let report = Report::new(rows, kind);
+    let mut report = Report::new(rows, kind);
+    report.rollout = (rollout.as_ref()).map(|r| RolloutView::of(r, landed, failed));
+    if let Gate::Closed { opens } = window {
+        report.window = Some(WindowView { opens_at: opens });
+    }
     log_summary(&report);
     Ok(report)
+}
+
+/// The rollout the state directory records, if it is the one of the manifest's revision
+/// (another belongs to an older revision: the next run starts a new one).
+fn recorded_rollout(
+    manifest: &Manifest,
+    targets: &[target::Target],
+    dir: &StateDir,
+) -> Option<RolloutRecord> {
+    manifest.rollout.as_ref()?;
+    let record = match crate::state::rollout::load(dir.path()) {
+        Ok(record) => record?,
+        Err(e) => {
+            tracing::warn!("{e}");
+            return None;
+        }
+    };
+    let desired = (manifest.instances.iter().zip(targets)).filter_map(|(instance, target)| {
+        match &target.desired {
+            Desired::Picture { digest, .. } => Some((&instance.id, *digest)),
+            _ => None,
+        }
+    });
+    (rollout::revision(desired) == record.revision).then_some(record)
 }
 
 fn log_summary(report: &Report) {

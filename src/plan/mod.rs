@@ -15,6 +15,7 @@ use crate::state::{Failure, InstanceRecord};
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
+pub mod rollout;
 pub mod transition;
 
 /// The ladder's cap for retryable failures.
@@ -96,6 +97,78 @@ pub enum WaitCause {
     Backoff(Failure),
 }
 
+/// What holds back an upload that is due (CONTRACT section 12). The engine keeps one timer
+/// for each (the next wave, the window's opening), not one per instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// Its wave (0 is the first, of `waves`) has not started: the one before has not landed
+    /// yet, or its pause runs until `opens`.
+    Wave {
+        /// Its wave.
+        wave: usize,
+        /// How many waves the rollout has.
+        waves: usize,
+        /// When it starts, once known.
+        opens: Option<SystemTime>,
+    },
+    /// The rollout halted at `wave`: nothing more is uploaded for this revision.
+    Halted {
+        /// The wave that failed.
+        wave: usize,
+        /// How many waves the rollout has.
+        waves: usize,
+    },
+    /// A change window holds every upload until `opens` (`None`: not within a year).
+    Window {
+        /// When uploads may happen again.
+        opens: Option<SystemTime>,
+    },
+}
+
+impl Hold {
+    /// The stable label, as `errorKind`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Wave { .. } => "rollout-wave",
+            Self::Halted { .. } => "rollout-halted",
+            Self::Window { .. } => "change-window",
+        }
+    }
+
+    /// Why, for people.
+    pub fn describe(self) -> String {
+        let when = |at: Option<SystemTime>| match at {
+            Some(at) => crate::clock::rfc3339(at),
+            None => "not within a year".to_owned(),
+        };
+        match self {
+            Self::Wave {
+                wave,
+                waves,
+                opens: Some(at),
+            } => format!(
+                "in wave {} of {waves}, which starts at {} (the pause after wave {})",
+                wave + 1,
+                crate::clock::rfc3339(at),
+                wave
+            ),
+            Self::Wave { wave, waves, .. } => format!(
+                "in wave {} of {waves}, which starts once wave {} has landed",
+                wave + 1,
+                wave
+            ),
+            Self::Halted { wave, waves } => format!(
+                "the rollout halted at wave {} of {waves}; `avatar-sync --reconcile --resume` \
+                 (or SIGUSR1 to the daemon) resumes it, a new revision starts a new one",
+                wave + 1
+            ),
+            Self::Window { opens } => {
+                format!("a change window holds uploads; it opens at {}", when(opens))
+            }
+        }
+    }
+}
+
 /// The decision for one instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -132,6 +205,13 @@ pub enum Decision {
         until: SystemTime,
         /// Why.
         cause: WaitCause,
+    },
+    /// Call, but a rollout or a change window holds it back.
+    Held {
+        /// The picture to send.
+        digest: Digest,
+        /// What holds it.
+        hold: Hold,
     },
     /// The instance is not usable (bad token, wrong host, logged out): retried slowly,
     /// or at once when the picture or credentials change; one-shot runs give up.

@@ -40,6 +40,7 @@ fn record(rng: &mut fastrand::Rng) -> InstanceRecord {
         }),
         last_call_at: rng.bool().then(|| time(rng)),
         live_checked_at: rng.bool().then(|| time(rng)),
+        live_matched_at: rng.bool().then(|| time(rng)),
         read_started_at: rng.bool().then(|| time(rng)),
         state_instance: None,
         drifted: rng.bool().then(|| "another picture is live".to_owned()),

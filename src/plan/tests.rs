@@ -93,6 +93,7 @@ fn shape(decision: &Decision) -> String {
         Decision::Blocked { until, failure, .. } => {
             format!("blocked {} until {}", failure.kind, secs(until))
         }
+        Decision::Held { hold, .. } => format!("held {}", hold.label()),
     }
 }
 

@@ -53,6 +53,7 @@ pub fn record_adopted(
     record.failure = None;
     record.drifted = None;
     record.live_checked_at = Some(at);
+    record.live_matched_at = Some(at);
     record
 }
 
@@ -145,7 +146,10 @@ pub fn record_looked(
     let mut record = previous.clone();
     record.live_checked_at = Some(at);
     match sight {
-        Sight::Matches => record.drifted = None,
+        Sight::Matches => {
+            record.drifted = None;
+            record.live_matched_at = Some(at);
+        }
         Sight::Differs(why) => record.drifted = Some(why.to_owned()),
         Sight::Unknown => {}
     }

@@ -7,7 +7,7 @@ use super::Reconciler;
 use super::apply::{self, Call, Landed};
 use super::live::Look;
 use crate::gateway::Gateway;
-use crate::manifest::{ApiToken, InstanceId, TokenError};
+use crate::manifest::{ApiToken, Gate, InstanceId, TokenError};
 use crate::outcome::LocalKind;
 use crate::picture::process;
 use crate::plan::{Decision, Desired};
@@ -76,7 +76,13 @@ impl<G: Gateway> Reconciler<G> {
         let Decision::Due { digest } = self.table.slots[index].decision else {
             return None;
         };
-        let manifest = self.table.manifest();
+        // A change window that closed since it was planned holds it.
+        let now = self.clock.now();
+        let manifest = Arc::clone(self.table.manifest());
+        if let Gate::Closed { .. } = self.gates.window_gate(&manifest.windows, now) {
+            self.plan_one(index, now);
+            return None;
+        }
         let instance = &manifest.instances[index];
         let target = &self.table.slots[index].target;
         let (
@@ -97,11 +103,14 @@ impl<G: Gateway> Reconciler<G> {
         if !self.flight.claim(&instance.id) {
             return None;
         }
-        // A replace is an upload, never an adoption.
-        let unknown = !self.store.state().instances.contains_key(&instance.id)
+        // A replace is an upload, never an adoption. A call whose answer was never
+        // recorded (the process was killed while it was in flight) may have landed: the
+        // live picture is looked at first, so it is not uploaded twice.
+        let record = self.store.state().instances.get(&instance.id);
+        let unknown = record.is_none_or(|r| r.call_started_at.is_some())
             && !self.table.replacing(&instance.id);
         let call = Call {
-            manifest: Arc::clone(manifest),
+            manifest: Arc::clone(&manifest),
             index,
             path: self.uploads.path(digest),
             filename: apply::upload_filename(path),

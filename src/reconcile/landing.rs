@@ -132,6 +132,9 @@ impl<G: Gateway> Reconciler<G> {
         at: SystemTime,
     ) -> Option<usize> {
         self.flight.over(id);
+        if matches!(look, Look::Unknown { .. }) {
+            self.read_back_unknown(id);
+        }
         let drifted = self.record_look(id, digest, &look, at);
         let index = self.table.index_of(id);
         if self.options.observe_only {

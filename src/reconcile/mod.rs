@@ -19,6 +19,7 @@
 pub(crate) mod apply;
 mod dispatch;
 pub(crate) mod flight;
+mod gates;
 mod landing;
 pub(crate) mod live;
 mod passes;
@@ -61,6 +62,9 @@ pub(crate) struct Options {
     /// `--drift`: read every instance's live picture once, compare it with the desired
     /// one, record what was seen, and send nothing.
     pub observe_only: bool,
+    /// Wait for a change window to open (the daemon); one-shot runs end instead, saying
+    /// when it opens.
+    pub wait_for_windows: bool,
 }
 
 /// What ended a [`Reconciler::wait`].
@@ -88,6 +92,8 @@ pub(crate) struct Reconciler<G> {
     flight: Flight,
     /// When to look again at pictures that were still being written.
     recheck_at: Option<SystemTime>,
+    /// The rollout in force and the change windows.
+    gates: gates::Gates,
 }
 
 impl<G: Gateway> Reconciler<G> {
@@ -108,6 +114,7 @@ impl<G: Gateway> Reconciler<G> {
             false => Caches::writer(store.dir().path()),
         };
         caches.hashes.require_settled(options.settle);
+        let store_dir = store.dir().path().to_owned();
         let mut reconciler = Self {
             options,
             gateway,
@@ -120,6 +127,7 @@ impl<G: Gateway> Reconciler<G> {
             schedule: Schedule::default(),
             flight: Flight::default(),
             recheck_at: None,
+            gates: gates::Gates::load(store_dir, options.wait_for_windows),
         };
         reconciler.set_manifest(manifest);
         reconciler
@@ -154,6 +162,7 @@ impl<G: Gateway> Reconciler<G> {
     /// time has come are queued, and, when `start`, due calls (then reads) start while
     /// fewer than `concurrency` are in flight.
     pub fn step(&mut self, start: bool) {
+        self.open_gates(self.clock.now());
         self.fire_timers(self.clock.now());
         if start {
             self.dispatch();
@@ -171,7 +180,8 @@ impl<G: Gateway> Reconciler<G> {
         // Work queued that cannot start before the deadline (calls held back) ends the
         // run at the deadline.
         let deadline = until.filter(|&until| now < until && self.schedule.queued());
-        [timer, self.recheck_before(until), deadline]
+        let gates = self.gates.wake_at(until.filter(|&until| now < until));
+        [timer, self.recheck_before(until), deadline, gates]
             .into_iter()
             .flatten()
             .map(|at| self.clock.instant_at(at))
@@ -276,6 +286,7 @@ impl<G: Gateway> Reconciler<G> {
             && (!self.schedule.queued() || now >= deadline)
             && self.schedule.next_at().is_none_or(|at| at > deadline)
             && self.recheck_before(Some(deadline)).is_none()
+            && (now >= deadline || self.gates.wake_at(Some(deadline)).is_none())
     }
 
     fn recheck_before(&self, until: Option<SystemTime>) -> Option<SystemTime> {
@@ -326,6 +337,11 @@ impl<G: Gateway> Reconciler<G> {
         self.store.save()
     }
 
+    /// The rollout in progress, for `/metrics`: its wave (from 1) and whether it halted.
+    pub fn rollout_metrics(&self) -> Option<(usize, bool)> {
+        self.gates.metrics()
+    }
+
     /// How many instances are in each status, without building the report.
     pub fn summary(&self) -> report::Summary {
         self.table.summary()
@@ -344,7 +360,10 @@ impl<G: Gateway> Reconciler<G> {
     /// [`Self::report`], with a row for each instance (`Rows::All`) or only for those the
     /// table lists (`Rows::Listed`); the summary counts them all.
     pub fn report_rows(&self, rows: Rows) -> Report {
-        (self.table).report(self.store.state(), rows, ReportKind::Reconcile)
+        let mut report = (self.table).report(self.store.state(), rows, ReportKind::Reconcile);
+        report.rollout = self.gates.view();
+        report.window = self.gates.window_view();
+        report
     }
 
     /// Ends the run: the state directory is released, and what is sized by the fleet (the

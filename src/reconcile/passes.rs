@@ -58,6 +58,9 @@ impl<G: Gateway> Reconciler<G> {
         // Each instance's desired state and plan in one step: its record is looked at
         // (at fleet size, a cache miss or two) while it is at hand.
         self.table.clear(manifest.instances.len());
+        // With a rollout, every target is known before any instance is planned: the
+        // revision and its waves are made from them all.
+        let rollout = manifest.rollout.is_some();
         for (index, instance) in manifest.instances.iter().enumerate() {
             let uses = &self.table.index.uses;
             let picture = uses.picture_of(index).and_then(|p| digests.get(p));
@@ -71,8 +74,16 @@ impl<G: Gateway> Reconciler<G> {
                 look_at: None,
                 seen: None,
             });
-            if !self.flight.is_uploading(&instance.id) {
+            if !rollout && !self.flight.is_uploading(&instance.id) {
                 self.plan_one(index, now);
+            }
+        }
+        self.begin_rollout(&manifest, now);
+        if rollout {
+            for (index, instance) in manifest.instances.iter().enumerate() {
+                if !self.flight.is_uploading(&instance.id) {
+                    self.plan_one(index, now);
+                }
             }
         }
         let settling = self.table.settling() && !self.options.settle.is_zero();
@@ -213,6 +224,7 @@ impl<G: Gateway> Reconciler<G> {
             );
             self.store.set(id.clone(), clamped);
         }
+        let decision = self.gated(index, decision, now);
         if self.options.observe_only {
             // One look, as soon as the one-read-a-second rule allows (another run may have
             // read a moment ago), at every instance with a desired picture; nothing is sent.
@@ -244,6 +256,12 @@ impl<G: Gateway> Reconciler<G> {
     /// in-sync instance's picture (drift), or a poll of a blocked one. `last` is the
     /// record's `liveCheckedAt`.
     fn plan_read(&mut self, index: usize, now: SystemTime, last: Option<SystemTime>) {
+        // A rollout's upload that landed is read back first, whatever else is read.
+        if let Some(at) = self.read_back_at(index, now) {
+            self.table.slots[index].look_at = Some(at);
+            self.schedule.read_at(index, at);
+            return;
+        }
         let instance = &self.table.manifest().instances[index];
         let slot = &self.table.slots[index];
         let read = match &slot.decision {

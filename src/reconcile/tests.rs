@@ -39,6 +39,7 @@ fn with_gateway<G: Gateway>(
         settle: std::time::Duration::ZERO,
         live_reads: false,
         observe_only: false,
+        wait_for_windows: false,
     };
     Reconciler::new(
         Arc::new(manifest),

@@ -32,7 +32,7 @@ h1{font-size:1.4rem;margin:0}h2{font-size:1.1rem;margin:1.5rem 0 .5rem}\
 .meta{color:#555;margin:.2rem 0 1rem;word-break:break-all}\
 .counts{display:flex;flex-wrap:wrap;gap:.5rem}\
 .count{border-radius:.5rem;padding:.4rem .8rem;background:#eee}.count b{font-size:1.3rem;display:block}\
-.failed{background:#fde2e1}.throttled,.pending,.unreachable{background:#fff3cd}.in-sync{background:#dcf5e3}.drifted{background:#e7e1fd}\
+.failed,.halted li{background:#fde2e1}.held{background:#e1effd}.throttled,.pending,.unreachable{background:#fff3cd}.in-sync{background:#dcf5e3}.drifted{background:#e7e1fd}\
 .attention{list-style:none;padding:0;margin:0}\
 .attention li{border-top:1px solid #ddd;padding:.5rem 0;overflow-wrap:anywhere}\
 .badge{border-radius:.3rem;padding:0 .4rem;margin-left:.3rem}.when{color:#555}\
@@ -78,6 +78,7 @@ pub(crate) fn page(report: &Report, context: &PageContext<'_>) -> String {
     }
     let _ = write!(out, " · as of {}</p>", rfc3339(context.at));
     counts(&mut out, report);
+    rollout(&mut out, report);
     attention(&mut out, report, context.at);
     pictures(&mut out, report);
     out.push_str("</body></html>\n");
@@ -98,6 +99,32 @@ fn counts(out: &mut String, report: &Report) {
         );
     }
     out.push_str("</section>");
+}
+
+/// The rollout and the change window, when there are (section 12): the same lines as the
+/// table's, a halt in the failure colour.
+fn rollout(out: &mut String, report: &Report) {
+    let mut lines: Vec<String> = Vec::new();
+    if let Some(rollout) = &report.rollout {
+        lines.extend(rollout.lines());
+    }
+    if let Some(window) = &report.window {
+        lines.push(window.line());
+    }
+    if lines.is_empty() {
+        return;
+    }
+    let halted = report.rollout.as_ref().is_some_and(|r| r.halted.is_some());
+    out.push_str("<h2>Rollout</h2>");
+    let _ = write!(
+        out,
+        "<ul class=\"attention{}\">",
+        if halted { " halted" } else { "" }
+    );
+    for line in lines {
+        let _ = write!(out, "<li>{}</li>", escape(line.trim()));
+    }
+    out.push_str("</ul>");
 }
 
 fn needs_attention(row: &Row) -> bool {
@@ -278,7 +305,11 @@ mod tests {
             let label = standing.replace('-', " ");
             let count = format!("<div class=\"count {standing}\"><b>1</b>{label}</div>");
             assert!(html.contains(&count), "{status:?}: {html}");
-            let listed = !matches!(status.standing(), Status::InSync | Status::Suspended);
+            // Held instances are the rollout's, shown in its section.
+            let listed = !matches!(
+                status.standing(),
+                Status::InSync | Status::Suspended | Status::Held
+            );
             assert_eq!(
                 html.contains("<span class=\"badge"),
                 listed,

@@ -6,7 +6,10 @@
 //! `--dry-run`, `--status`, a daemon pass); `--check` and `--preview` have their own rows.
 
 pub(crate) mod html;
+mod rollout;
 mod table;
+
+pub(crate) use rollout::{RolloutView, WindowView};
 
 pub(crate) use table::{Table, plural, short_sha, thousands};
 
@@ -54,11 +57,13 @@ pub(crate) enum Status {
     Failed,
     /// `suspend: true`.
     Suspended,
+    /// Would be set, but a rollout's wave or a change window holds it back (section 12).
+    Held,
 }
 
 impl Status {
     /// Every status, in the order reports list them.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::InSync,
         Self::Applied,
         Self::Adopted,
@@ -68,6 +73,7 @@ impl Status {
         Self::Unreachable,
         Self::Failed,
         Self::Suspended,
+        Self::Held,
     ];
 
     /// Where an instance in this status stands once the run is over, as the status page
@@ -97,6 +103,7 @@ impl Status {
             Self::Unreachable => "unreachable",
             Self::Failed => "failed",
             Self::Suspended => "suspended",
+            Self::Held => "held",
         }
     }
 }
@@ -185,6 +192,13 @@ pub(crate) struct Summary {
     pub failed: usize,
     /// `suspended`.
     pub suspended: usize,
+    /// `held` (only with a rollout or change windows: without them, `--json` is as before).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub held: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Summary {
@@ -200,8 +214,9 @@ impl Summary {
             unreachable,
             failed,
             suspended,
+            held,
         } = *self;
-        in_sync
+        held + in_sync
             + applied
             + adopted
             + drifted
@@ -261,6 +276,7 @@ impl Summary {
             Status::Unreachable => &mut self.unreachable,
             Status::Failed => &mut self.failed,
             Status::Suspended => &mut self.suspended,
+            Status::Held => &mut self.held,
         }
     }
 }
@@ -296,6 +312,12 @@ pub(crate) struct Report {
     /// it has them (`--status` and the status page, when in a checkout).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revision: Option<Revision>,
+    /// The rollout of the revision in force, when `rollout:` is written (section 12).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutView>,
+    /// The change window holding uploads, when one does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowView>,
     /// Which mode made it (decides the exit code).
     #[serde(skip)]
     pub kind: ReportKind,
@@ -354,6 +376,8 @@ impl Report {
             calls: None,
             shard: None,
             revision: None,
+            rollout: None,
+            window: None,
             kind,
             list_all: kind == ReportKind::Status,
         }
@@ -372,7 +396,10 @@ impl Render for Report {
     fn exit_code(&self) -> u8 {
         let s = &self.summary;
         let waiting = s.pending + s.throttled + s.unreachable;
+        // Held by a wave or a window is the rollout working as asked; a halt needs someone.
+        let halted = self.rollout.as_ref().is_some_and(|r| r.halted.is_some());
         match self.kind {
+            ReportKind::Reconcile | ReportKind::Status if halted => 1,
             ReportKind::Drift if s.failed > 0 => 1,
             ReportKind::Drift if s.drifted > 0 => 2,
             ReportKind::Reconcile if s.failed + waiting > 0 => 1,
@@ -400,6 +427,12 @@ impl Render for Report {
                 .notes
                 .push(format!("\nmanifest at git revision {revision}"));
         }
+        if let Some(rollout) = &self.rollout {
+            table.notes.extend(rollout.lines());
+        }
+        if let Some(window) = &self.window {
+            table.notes.push(window.line());
+        }
         let s = &self.summary;
         let counted = match &self.shard {
             Some(line) => format!(
@@ -421,6 +454,7 @@ impl Render for Report {
         );
         // Only where they occur: a run without live reads has neither.
         for (count, what) in [
+            (s.held, "held"),
             (s.unreachable, "unreachable"),
             (s.adopted, "adopted"),
             (s.drifted, "drifted"),
@@ -490,7 +524,7 @@ fn detail(row: &Row, now: SystemTime) -> String {
             text
         }
         Status::Suspended => "suspend: true".to_owned(),
-        Status::Drifted => row.error.clone().unwrap_or_default(),
+        Status::Drifted | Status::Held => row.error.clone().unwrap_or_default(),
     }
 }
 
@@ -540,6 +574,7 @@ pub(crate) fn row(
             ..
         }
         | Decision::Blocked { failure, .. } => (failure.kind.label(), failure.reason.clone()),
+        Decision::Held { hold, .. } => (hold.label(), hold.describe()),
     };
     row.trouble(kind, error);
     row
@@ -578,6 +613,7 @@ pub(crate) fn status(decision: &Decision, this_run: ThisRun) -> Status {
             ..
         } if failure.kind == FailureKind::Connection => Status::Unreachable,
         Decision::Wait { .. } => Status::Throttled,
+        Decision::Held { .. } => Status::Held,
         Decision::Unusable(_) | Decision::Refused { .. } | Decision::Blocked { .. } => {
             Status::Failed
         }

@@ -41,6 +41,7 @@ fn seed() -> Vec<u8> {
         last_call_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_100)),
         call_started_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_200)),
         live_checked_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_300)),
+        live_matched_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_300)),
         read_started_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_301)),
         state_instance: Some("notAuthorized".to_owned()),
         drifted: Some("another picture is live".to_owned()),

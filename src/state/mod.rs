@@ -12,6 +12,7 @@
 mod changes;
 mod dir;
 mod journal;
+pub(crate) mod rollout;
 mod schema;
 mod store;
 

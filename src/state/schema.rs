@@ -15,8 +15,10 @@ use std::time::SystemTime;
 
 /// The state document's format version. Bump on incompatible changes. Version 2 is version
 /// 1's document with `changes.jsonl` beside it (an older avatar-sync, which would not read
-/// the changes, refuses it instead of acting on stale records).
-pub(crate) const SCHEMA_VERSION: u32 = 2;
+/// the changes, refuses it instead of acting on stale records). Version 3 is version 2's
+/// with `rollout.json` beside it and `liveMatchedAt` in records: an older avatar-sync,
+/// which would upload a halted or paused rollout's pictures at once, refuses it.
+pub(crate) const SCHEMA_VERSION: u32 = 3;
 /// How many refused pictures to remember per instance.
 pub(super) const MAX_REFUSED: usize = 8;
 
@@ -69,6 +71,14 @@ pub struct InstanceRecord {
         with = "serde_rfc3339_opt"
     )]
     pub read_started_at: Option<SystemTime>,
+    /// When a look last found the applied picture live (or adoption found it so): a
+    /// rollout's read-back (`verify`) of an upload is this, after the upload.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "serde_rfc3339_opt"
+    )]
+    pub live_matched_at: Option<SystemTime>,
     /// Why the live picture is not the applied one, when the last look found so; cleared
     /// by a look that matches or by a new upload.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -33,6 +33,7 @@ fn full_record() -> InstanceRecord {
         last_call_at: Some(at_ms(1_800_000_100_456)),
         call_started_at: Some(at_ms(1_800_000_150_000)),
         live_checked_at: Some(at_ms(1_800_000_160_000)),
+        live_matched_at: Some(at_ms(1_800_000_160_000)),
         read_started_at: Some(at_ms(1_800_000_161_000)),
         state_instance: Some("authorized".to_owned()),
         drifted: Some("another picture is live".to_owned()),
@@ -101,7 +102,7 @@ fn the_state_file_is_versioned_json_with_labels_and_rfc3339_times() {
     let text = std::fs::read_to_string(dir.state_file()).unwrap();
     assert!(text.starts_with('{'), "{text}");
     assert!(text.ends_with("}\n"), "{text}");
-    assert!(text.contains("\"version\":2"), "{text}");
+    assert!(text.contains("\"version\":3"), "{text}");
     assert!(text.contains("\"1101000001\":{"), "{text}");
     assert!(text.contains("\"kind\":\"rate-overlimit\""), "{text}");
     assert!(
@@ -119,7 +120,7 @@ fn the_state_file_is_versioned_json_with_labels_and_rfc3339_times() {
         "{text}"
     );
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(doc["version"], 2);
+    assert_eq!(doc["version"], 3);
     // An empty record stays small: nothing but lastCallAt (null).
     assert_eq!(
         doc["instances"]["1101000002"],
@@ -670,12 +671,20 @@ fn a_damaged_changes_file_is_moved_aside_and_the_state_file_kept() {
 }
 
 #[test]
-fn a_version_1_state_file_is_read_and_rewritten_as_version_2_at_once() {
+fn a_version_1_or_2_state_file_is_read_and_rewritten_as_version_3_at_once() {
+    for version in [1, 2] {
+        migrates_from(version);
+    }
+}
+
+fn migrates_from(version: u32) {
     let (_tmp, dir) = fresh();
     std::fs::create_dir_all(dir.path()).unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let v1 = "{\n  \"version\": 1,\n  \"instances\": {\n    \"1101000001\": {\n      \"lastCallAt\": \"2027-01-15T08:01:40.456Z\"\n    }\n  }\n}\n";
-    std::fs::write(dir.state_file(), v1).unwrap();
+    let v1 = format!(
+        "{{\n  \"version\": {version},\n  \"instances\": {{\n    \"1101000001\": {{\n      \"lastCallAt\": \"2027-01-15T08:01:40.456Z\"\n    }}\n  }}\n}}\n"
+    );
+    std::fs::write(dir.state_file(), &v1).unwrap();
     assert_eq!(dir.load().unwrap().state.instances.len(), 1);
     assert_eq!(
         std::fs::read_to_string(dir.state_file()).unwrap(),
@@ -687,8 +696,14 @@ fn a_version_1_state_file_is_read_and_rewritten_as_version_2_at_once() {
     let loaded = dir.load_for_write(&lock).unwrap();
     let store = StateStore::new(dir.clone(), lock, loaded).unwrap();
     let text = std::fs::read_to_string(dir.state_file()).unwrap();
-    assert!(text.starts_with("{\"version\":2,"), "{text}");
+    assert!(text.starts_with("{\"version\":3,"), "{text}");
     assert_eq!(on_disk(&dir), *store.state());
+    let id = InstanceId::parse_written("1101000001").unwrap();
+    assert_eq!(
+        store.state().instances[&id].last_call_at,
+        Some(at_ms(1_800_000_100_456)),
+        "the record is kept as it was"
+    );
     assert_eq!(mode(&dir.state_file()), 0o600);
 }
 
