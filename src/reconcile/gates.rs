@@ -366,7 +366,17 @@ impl<G: Gateway> Reconciler<G> {
             return;
         };
         let record = &live.record;
-        if record.halted.is_some() || record.done_at.is_some() || record.next_wave_at.is_some() {
+        if let Some(halt) = &record.halted {
+            // Uploads of the halted wave already sent are still read back: the halt names
+            // every failure found.
+            if halt.wave == record.wave && live.failed > halt.failed {
+                live.record = rollout::halted(record, halt.at, live.failures());
+                live.dirty = true;
+                self.gates.save();
+            }
+            return;
+        }
+        if record.done_at.is_some() || record.next_wave_at.is_some() {
             return;
         }
         let now = self.clock.now();
@@ -398,6 +408,17 @@ impl<G: Gateway> Reconciler<G> {
             );
             live.record = rollout::halted(record, now, failures);
             live.dirty = true;
+            // Everyone the rollout holds now says why.
+            let ids = live.record.instances.clone();
+            self.gates.save();
+            for id in ids {
+                if let Some(index) = self.table.index_of(&id)
+                    && !self.flight.is_busy(&id)
+                {
+                    self.plan_one(index, now);
+                }
+            }
+            return;
         } else if live.settled == size {
             live.record = rollout::wave_landed(record, now, live.policy.pause);
             live.dirty = true;
