@@ -16,6 +16,7 @@ mod listen;
 mod pictures;
 mod plan;
 mod reconcile;
+mod rollout;
 mod safety;
 mod schema;
 mod scope;

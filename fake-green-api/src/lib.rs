@@ -291,6 +291,14 @@ impl FakeGreenApi {
         state.instance(id).live.show(Some(picture.into()), path);
     }
 
+    /// From now on, every picture applied to instance `id` shows as `picture` instead (a
+    /// CDN serving another picture, a re-encode gone wrong): `setProfilePicture` answers
+    /// applied with the upload's URL, and `getWaSettings` links to `picture` under another
+    /// path.
+    pub fn show_instead(&self, id: &str, picture: &[u8]) {
+        self.shared.state().instance(id).shows_instead = Some(picture.into());
+    }
+
     /// The picture removed "from the phone".
     pub fn remove_live_picture(&self, id: &str) {
         let mut state = self.shared.state();
@@ -431,6 +439,8 @@ struct Instance {
     /// What WhatsApp shows, and the scripted answers to reads.
     live: live::Live,
     read_script: VecDeque<Answer>,
+    /// Shown instead of every picture applied ([`FakeGreenApi::show_instead`]).
+    shows_instead: Option<Arc<[u8]>>,
 }
 
 fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
@@ -850,6 +860,10 @@ fn handle(shared: &Shared, head: &Head, body: Vec<u8>) -> Outcome {
                             .or_insert_with(|| part.data.as_slice().into());
                         instance.live.show(Some(Arc::clone(shown)), *next_path);
                         let url = instance.live.url(&base, id, live::FULL_SIDE);
+                        if let Some(instead) = instance.shows_instead.clone() {
+                            *next_path += 1;
+                            instance.live.show(Some(instead), *next_path);
+                        }
                         let body = serde_json::json!({
                             "urlAvatar": url,
                             "setProfilePicture": true,

@@ -96,8 +96,8 @@ impl Window {
         (at.duration_since(start).ok()? < HORIZON).then_some(start)
     }
 
-    /// When it next opens after `at` (strictly), if within the horizon.
-    fn next_start(&self, at: SystemTime) -> Option<SystemTime> {
+    /// When it next opens after `at` (strictly), if within a year.
+    pub fn next_start(&self, at: SystemTime) -> Option<SystemTime> {
         let zoned = to_timestamp(at)?.to_zoned(self.zone.clone());
         let start = self.cron.find_next_occurrence(&zoned, false).ok()?;
         let start = SystemTime::from(start.timestamp());

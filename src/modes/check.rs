@@ -52,6 +52,12 @@ pub(crate) struct CheckReport {
     /// signer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revision: Option<crate::manifest::Revision>,
+    /// `rollout:`, as written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<super::policy::RolloutCheck>,
+    /// `windows:`: open now or not, and when next.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub windows: Option<super::policy::WindowsCheck>,
 }
 
 /// Checks every instance of a parsed manifest; `strict` (`--strict`) makes every warning
@@ -128,6 +134,8 @@ pub(crate) fn check(manifest: &Manifest, strict: bool) -> CheckReport {
         summary,
         strict,
         revision: None,
+        rollout: super::policy::rollout(manifest),
+        windows: super::policy::windows(manifest, SystemTime::now()),
     }
 }
 
@@ -168,6 +176,12 @@ impl Render for CheckReport {
             table
                 .notes
                 .push(format!("\nmanifest at git revision {revision}"));
+        }
+        if let Some(rollout) = &self.rollout {
+            table.notes.push(rollout.line());
+        }
+        if let Some(windows) = &self.windows {
+            table.notes.extend(windows.lines());
         }
         let s = &self.summary;
         let verdict = match (s.failed, self.strict && s.warnings > 0) {

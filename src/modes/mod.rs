@@ -6,6 +6,7 @@ mod daemon;
 mod drift;
 mod once;
 mod plan;
+mod policy;
 mod preview;
 mod problems;
 
