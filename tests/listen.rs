@@ -2,43 +2,10 @@
 //! real HTTP from the real binary running against the GREEN-API fake.
 
 use crate::util::*;
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::net::TcpStream;
 use std::process::Stdio;
 use std::time::Duration;
-
-/// `GET path` (or another method) over HTTP/1.1; the status and the body as text.
-fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
-    let (status, _, body) = fetch(addr, method, path);
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
-/// `method path` over HTTP/1.1; the status, the head and the body's bytes.
-fn fetch(addr: &str, method: &str, path: &str) -> (u16, String, Vec<u8>) {
-    try_fetch(addr, method, path).unwrap_or_else(|e| panic!("{method} http://{addr}{path}: {e}"))
-}
-
-/// As [`fetch`], or the error when nothing answers.
-fn try_fetch(addr: &str, method: &str, path: &str) -> std::io::Result<(u16, String, Vec<u8>)> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(GENEROUS)).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let split = (response.windows(4))
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(response.len());
-    let head = String::from_utf8_lossy(&response[..split]).into_owned();
-    let body = response.get(split + 4..).unwrap_or_default().to_vec();
-    let status = (head.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, head, body))
-}
 
 /// Four instances against the fake (two in sync, one with a wrong token, one that WhatsApp's
 /// rate limit holds back for a minute), their manifest in a git checkout, and a daemon

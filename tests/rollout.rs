@@ -368,3 +368,49 @@ fn the_daemon_holds_uploads_until_the_deny_window_opens_then_sends_them_all() {
     );
     daemon.stop();
 }
+
+#[test]
+fn the_daemon_shows_a_halt_everywhere_and_sigusr1_resumes_it() {
+    let world = revised(ROLLOUT);
+    for n in CANARIES {
+        world.fake.show_instead(&id(n), &photo(99));
+    }
+    let daemon = Daemon::start(&world, &["--listen", "127.0.0.1:0"]);
+    let address_file = world.state_dir().join("listen-address");
+    daemon.wait_until("the listen address", || address_file.exists());
+    let addr = std::fs::read_to_string(&address_file).unwrap();
+    daemon.wait_for_log("HALTED at wave 1 of 3");
+    daemon.wait_until("the halt in /metrics", || {
+        http(&addr, "GET", "/metrics")
+            .1
+            .contains("avatar_sync_rollout_halted 1")
+    });
+    let metrics = http(&addr, "GET", "/metrics").1;
+    assert!(metrics.contains("avatar_sync_rollout_wave 1"), "{metrics}");
+    assert!(
+        metrics.contains("avatar_sync_instances{status=\"held\"} 98"),
+        "{metrics}"
+    );
+    let page = http(&addr, "GET", "/").1;
+    assert!(page.contains("<h2>Rollout</h2>"), "{page}");
+    assert!(page.contains("HALTED at wave 1 of 3"), "{page}");
+    assert!(page.contains(&id(7)), "{page}");
+    let status = daemon.run_beside(&["--status", "--json"]);
+    assert_eq!(status.code, 1, "{status:?}");
+    assert_eq!(status.json()["rollout"]["halted"]["failed"], 2);
+    assert_eq!(world.fake.request_count(), FLEET as usize + 2);
+
+    daemon.signal("USR1");
+    daemon.wait_for_requests(&world, 2 * FLEET as usize);
+    daemon.wait_until("the rollout done in /metrics", || {
+        let metrics = http(&addr, "GET", "/metrics").1;
+        metrics.contains("avatar_sync_rollout_wave 0")
+            && metrics.contains("avatar_sync_rollout_halted 0")
+    });
+    assert!(
+        daemon
+            .log()
+            .contains("SIGUSR1: resuming the halted rollout")
+    );
+    assert_eq!(daemon.stop(), 0);
+}

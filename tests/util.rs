@@ -4,6 +4,7 @@
 
 pub use fake_green_api::{Answer, FakeGreenApi, Request};
 use std::ffi::OsString;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -505,4 +506,37 @@ pub fn git(dir: &Path, args: &[&str], signing_key: Option<&Path>) -> String {
     let out = cmd.args(args).output().expect("git");
     assert!(out.status.success(), "git {args:?}: {out:?}");
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// `GET path` (or another method) over HTTP/1.1; the status and the body as text.
+pub fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
+    let (status, _, body) = fetch(addr, method, path);
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// `method path` over HTTP/1.1; the status, the head and the body's bytes.
+pub fn fetch(addr: &str, method: &str, path: &str) -> (u16, String, Vec<u8>) {
+    try_fetch(addr, method, path).unwrap_or_else(|e| panic!("{method} http://{addr}{path}: {e}"))
+}
+
+/// As [`fetch`], or the error when nothing answers.
+pub fn try_fetch(addr: &str, method: &str, path: &str) -> std::io::Result<(u16, String, Vec<u8>)> {
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(GENEROUS)).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = (response.windows(4))
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(response.len());
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let body = response.get(split + 4..).unwrap_or_default().to_vec();
+    let status = (head.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, head, body))
 }
