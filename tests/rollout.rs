@@ -124,6 +124,16 @@ fn print_waves(
 #[test]
 fn a_revision_goes_out_in_waves_of_2_then_10_then_all_each_read_back_and_paused() {
     let world = revised(ROLLOUT);
+    // What the run will do: the canaries now, the others held by their waves.
+    let dry = world.run(&["--dry-run", "--json"]);
+    assert_eq!(dry.code, 2, "{dry:?}");
+    let summary = &dry.json()["summary"];
+    assert_eq!(
+        (summary["pending"].as_u64(), summary["held"].as_u64()),
+        (Some(2), Some(98))
+    );
+    assert_eq!(dry.row(&id(7))["status"], "pending");
+    assert_eq!(dry.row(&id(1))["errorKind"], "rollout-wave");
     let start = Instant::now();
     let run = world.run(&["--reconcile", "--json", "--concurrency", "8"]);
     assert_eq!(run.code, 0, "{run:?}");

@@ -5,6 +5,7 @@ use crate::Error;
 use crate::clock::{Clock, Jitter};
 use crate::gateway::{GatewayInitError, HttpGateway};
 use crate::manifest::{Gate, IdMap, InstanceId, Manifest, PendingCache};
+use crate::picture::Digest;
 use crate::picture::caches::Caches;
 use crate::picture::pass::Uses;
 use crate::plan::rollout::{self, Member};
@@ -147,7 +148,7 @@ pub(crate) fn plan_only(
     let policy = Policy {
         min_interval: manifest.min_interval,
     };
-    let rollout = recorded_rollout(manifest, &targets, dir);
+    let rollout = recorded_rollout(manifest, &targets, dir, &state);
     let position: IdMap<usize> = (rollout.iter())
         .flat_map(|r| r.instances.iter().enumerate())
         .map(|(place, id)| (id.clone(), place))
@@ -204,28 +205,40 @@ pub(crate) fn plan_only(
     Ok(report)
 }
 
-/// The rollout the state directory records, if it is the one of the manifest's revision
-/// (another belongs to an older revision: the next run starts a new one).
+/// The rollout of the manifest's revision: the one the state directory records, or the
+/// one the next run would start (over the instances whose upload the revision changes).
 fn recorded_rollout(
     manifest: &Manifest,
     targets: &[target::Target],
     dir: &StateDir,
+    state: &crate::state::State,
 ) -> Option<RolloutRecord> {
-    manifest.rollout.as_ref()?;
-    let record = match crate::state::rollout::load(dir.path()) {
-        Ok(record) => record?,
-        Err(e) => {
-            tracing::warn!("{e}");
-            return None;
-        }
-    };
-    let desired = (manifest.instances.iter().zip(targets)).filter_map(|(instance, target)| {
-        match &target.desired {
-            Desired::Picture { digest, .. } => Some((&instance.id, *digest)),
+    let policy = manifest.rollout.as_ref()?;
+    let desired: Vec<(&InstanceId, Digest, bool)> = (manifest.instances.iter().zip(targets))
+        .filter_map(|(instance, target)| match &target.desired {
+            Desired::Picture { digest, .. } => Some((&instance.id, *digest, instance.canary)),
             _ => None,
-        }
-    });
-    (rollout::revision(desired) == record.revision).then_some(record)
+        })
+        .collect();
+    let revision = rollout::revision(desired.iter().map(|&(id, digest, _)| (id, digest)));
+    match crate::state::rollout::load(dir.path()) {
+        Ok(Some(record)) if record.revision == revision => return Some(record),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("{e}"),
+    }
+    let changed = (desired.iter())
+        .filter(|&&(id, digest, _)| {
+            let applied = state.instances.get(id).and_then(|r| r.applied.as_ref());
+            applied.map(|a| a.sha256) != Some(digest)
+        })
+        .map(|&(id, _, canary)| (id.clone(), canary))
+        .collect();
+    rollout::start(
+        revision,
+        rollout::wave_order(changed),
+        policy,
+        SystemTime::now(),
+    )
 }
 
 fn log_summary(report: &Report) {
