@@ -38,6 +38,13 @@ fn the_example_manifest_parses_into_what_its_comments_say() {
     assert!(matches!(&m.instances[1].token, TokenSource::Env(name) if name == "SALES_TOKEN"));
     assert!(matches!(&m.instances[2].token, TokenSource::Inline(_)));
     assert!(m.instances[3].suspend);
+    assert!(m.instances[0].canary && !m.instances[1].canary);
+    let rollout = m.rollout.as_ref().unwrap();
+    assert_eq!(rollout.waves.len(), 3);
+    assert!(rollout.verify);
+    assert_eq!(rollout.pause, std::time::Duration::from_secs(600));
+    assert_eq!(m.windows.0.len(), 1);
+    assert_eq!(m.windows.0[0].zone_name, "Europe/Berlin");
     use avatar_sync::picture::process::Fit;
     assert_eq!(m.instances[0].processing.fit, Fit::None);
     assert_eq!(m.instances[1].processing.fit, Fit::Cover);
@@ -72,7 +79,7 @@ fn the_example_manifest_passes_check_where_secrets_are_absent() {
         doc["warnings"][0]
             .as_str()
             .unwrap()
-            .contains("manifest.yaml:61"),
+            .contains("manifest.yaml:78"),
         "{doc:#}"
     );
 }

@@ -60,6 +60,15 @@ fn the_schema_refuses_what_the_reader_refuses_and_takes_what_it_takes() {
              apiTokenFile: t.token\n    picture: a.jpg\n    suspend: true\n"
                 .to_owned(),
         ),
+        (
+            "a rollout and windows",
+            format!(
+                "rollout:\n  waves: [1, 10%, 100%]\n  verify: true\n  maxFailures: 5%\n  \
+                 pause: 10m\nwindows:\n  - deny: \"0 9 * * 1-5\"\n    duration: 8h\n    \
+                 timezone: Europe/Berlin\n  - allow: \"0 22 * * *\"\n    duration: 8h\n\
+                 instances:\n{instance}    canary: true\n"
+            ),
+        ),
     ];
     for (name, yaml) in good {
         world.write_manifest(&yaml);
@@ -130,6 +139,26 @@ fn the_schema_refuses_what_the_reader_refuses_and_takes_what_it_takes() {
         (
             "a URL that is not one",
             format!("apiUrl: api.green-api.com\ninstances:\n{instance}"),
+        ),
+        (
+            "a misspelt rollout key",
+            format!("rollout:\n  wave: [1, 100%]\ninstances:\n{instance}"),
+        ),
+        (
+            "a wave that is neither a count nor a percentage",
+            format!("rollout:\n  waves: [1, half]\ninstances:\n{instance}"),
+        ),
+        (
+            "a window that neither allows nor denies",
+            format!("windows:\n  - duration: 1h\ninstances:\n{instance}"),
+        ),
+        (
+            "a window without a duration",
+            format!("windows:\n  - deny: \"0 9 * * *\"\ninstances:\n{instance}"),
+        ),
+        (
+            "a cron schedule of three fields",
+            format!("windows:\n  - deny: \"0 9 *\"\n    duration: 1h\ninstances:\n{instance}"),
         ),
     ];
     for (name, yaml) in bad {
