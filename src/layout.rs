@@ -8,6 +8,12 @@ pub(crate) const STATE_FILE: &str = "state.json";
 pub(crate) const CHANGES_FILE: &str = "changes.jsonl";
 /// The calls started (and bytes refused) since the last save, appended before each call.
 pub(crate) const JOURNAL_FILE: &str = "calls.journal";
+/// Messages to receivers of `notify:` not yet delivered, one file each, written before
+/// they are sent and removed once a receiver answered 2xx.
+pub(crate) const OUTBOX_FOLDER: &str = "outbox";
+/// What each receiver of `notify:` was told (keys, never text), so a restart does not
+/// tell it again.
+pub(crate) const TOLD_FILE: &str = "notified.json";
 /// The one writer's lock; it says who holds it.
 pub(crate) const LOCK_FILE: &str = "lock";
 /// The manifest's last parse, keyed by the manifest file's SHA-256.

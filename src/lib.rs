@@ -33,6 +33,7 @@ pub mod logging;
 pub mod manifest;
 pub(crate) mod metrics;
 pub mod modes;
+pub(crate) mod notify;
 pub(crate) mod outcome;
 pub mod picture;
 pub(crate) mod plan;

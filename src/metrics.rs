@@ -34,6 +34,14 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+/// The `outcome`s of `avatar_sync_notifications_total`, all shown from the start.
+pub(crate) const NOTIFICATION_OUTCOMES: [&str; 3] = ["sent", "failed", "dropped"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabel {
     method: &'static str,
 }
@@ -68,6 +76,8 @@ pub(crate) struct Metrics {
     revision_verified: Family<CommitLabel, Gauge>,
     rollout_wave: Gauge,
     rollout_halted: Gauge,
+    notifications: Family<OutcomeLabel, Counter>,
+    outbox: Gauge,
     /// Requests so far, per method (for `--json` and the logs).
     calls: [AtomicU64; 3],
 }
@@ -155,6 +165,22 @@ impl Metrics {
              until it is resumed or a new revision comes), else 0",
             rollout_halted.clone(),
         );
+        let notifications = Family::<OutcomeLabel, Counter>::default();
+        for outcome in NOTIFICATION_OUTCOMES {
+            let _ = notifications.get_or_create(&OutcomeLabel { outcome });
+        }
+        registry.register(
+            "notifications",
+            "Messages to the receivers of notify: sent (a 2xx), failed (an attempt that will be \
+             retried) or dropped (the outbox was full, or the receiver left the manifest)",
+            notifications.clone(),
+        );
+        let outbox = Gauge::default();
+        registry.register(
+            "notification_outbox_messages",
+            "Messages in the outbox, not yet delivered",
+            outbox.clone(),
+        );
         let build_info = Family::<VersionLabel, Gauge>::default();
         build_info
             .get_or_create(&VersionLabel {
@@ -179,6 +205,8 @@ impl Metrics {
             revision_verified,
             rollout_wave,
             rollout_halted,
+            notifications,
+            outbox,
             calls: Default::default(),
         };
         metrics.set_instances(&Summary::default());
@@ -199,6 +227,18 @@ impl Metrics {
         self.request_duration
             .get_or_create(&MethodLabel { method })
             .observe(took.as_secs_f64());
+    }
+
+    /// A message to a receiver was `outcome` (one of [`NOTIFICATION_OUTCOMES`]).
+    pub(crate) fn notification(&self, outcome: &'static str) {
+        self.notifications
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    /// How many messages wait in the outbox.
+    pub(crate) fn set_outbox(&self, messages: usize) {
+        self.outbox.set(i64::try_from(messages).unwrap_or(i64::MAX));
     }
 
     /// GREEN-API requests so far, per method.

@@ -13,6 +13,7 @@ mod examples;
 mod first_hour;
 mod hardening;
 mod listen;
+mod notify;
 mod pictures;
 mod plan;
 mod reconcile;

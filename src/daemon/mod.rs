@@ -167,9 +167,12 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
                 self.metrics.revision(in_force, unverified);
             }
             self.revision = Some(revision);
-        } else if self.parts.observed.is_some() {
+        } else if self.parts.observed.is_some() || self.parts.reconciler.notifies() {
             self.revision = git_revision(self.parts.reconciler.manifest());
         }
+        // Messages name the commit the daemon acts on.
+        let commit = self.revision.as_ref().and_then(|r| r.commit.clone());
+        self.parts.reconciler.set_revision(commit);
     }
 
     /// Sleeps until something is due, does it; `false` once asked to stop.

@@ -248,7 +248,7 @@ fn transport_failure(err: reqwest::Error) -> CallFailure {
 }
 
 /// An error and its sources on one line: `a: b: c`, with repeats dropped.
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut parts: Vec<String> = vec![err.to_string()];
     let mut source = err.source();
     while let Some(cause) = source {

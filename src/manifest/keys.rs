@@ -40,6 +40,8 @@ pub enum KeyType {
     Cron,
     /// An IANA time zone name, such as `Europe/Berlin`.
     TimeZone,
+    /// A list of these words, each at most once (`events: [failed, drifted]`).
+    Words(&'static [&'static str]),
 }
 
 impl KeyType {
@@ -61,6 +63,7 @@ impl KeyType {
             Self::Amounts => "a list of counts or percentages, such as [1, 10%, 100%]".to_owned(),
             Self::Cron => "a cron schedule such as \"0 9 * * 1-5\"".to_owned(),
             Self::TimeZone => "an IANA time zone name such as Europe/Berlin".to_owned(),
+            Self::Words(words) => format!("a list of: {}", words.join(", ")),
         }
     }
 }
@@ -85,6 +88,11 @@ pub struct Key {
 
 const FITS: &[&str] = &["none", "cover", "contain"];
 const DRIFTS: &[&str] = &["off", "warn", "heal"];
+/// A receiver's message formats.
+pub const NOTIFY_FORMATS: &[&str] = &["json", "slack"];
+/// The events a receiver may be told (`events:`). `halted` and `rollout` are the rollout's
+/// (a halt, and one digest message per wave).
+pub const NOTIFY_EVENTS: &[&str] = &["applied", "failed", "drifted", "halted", "rollout"];
 
 const fn key(name: &'static str, ty: KeyType, doc: &'static str) -> Key {
     Key {
@@ -187,8 +195,41 @@ pub const WINDOW_KEYS: [Key; 4] = [
 /// The keys of a window that say when it opens: exactly one of them is written.
 pub const WINDOW_KIND_KEYS: [&str; 2] = ["allow", "deny"];
 
+/// The keys of one receiver of `notify:`.
+pub const NOTIFY_KEYS: [Key; 5] = [
+    required(
+        "url",
+        KeyType::Url,
+        "Where messages are POSTed: https://, or http:// to a loopback address only. \
+         Redirects are not followed.",
+    ),
+    key(
+        "format",
+        KeyType::OneOf(NOTIFY_FORMATS),
+        "json (the documented, versioned body) or slack (an incoming webhook's \
+         {\"text\": ...}). Default json.",
+    ),
+    key(
+        "secretFile",
+        KeyType::Text,
+        "A file holding a secret (relative to the manifest's folder; ${NAME} expands): each \
+         body is signed with HMAC-SHA256 in the header X-Avatar-Sync-Signature.",
+    ),
+    key(
+        "events",
+        KeyType::Words(NOTIFY_EVENTS),
+        "The events told: applied, failed (and its recovery), drifted, halted, rollout. \
+         Default all but applied.",
+    ),
+    key(
+        "after",
+        KeyType::Whole { min: 1, max: 1000 },
+        "A failure is told once it has happened this many times in a row. Default 1.",
+    ),
+];
+
 /// The manifest's top-level keys.
-pub const TOP_KEYS: [Key; 13] = [
+pub const TOP_KEYS: [Key; 14] = [
     key(
         "apiUrl",
         KeyType::Url,
@@ -235,6 +276,12 @@ pub const TOP_KEYS: [Key; 13] = [
         "windows",
         KeyType::Mappings(&WINDOW_KEYS),
         "When uploads may happen: allow and deny windows (cron, duration, timezone).",
+    ),
+    key(
+        "notify",
+        KeyType::Mappings(&NOTIFY_KEYS),
+        "Who is told what happens (failures, drift, rollouts), each a receiver: a JSON or \
+         Slack webhook.",
     ),
     required(
         "instances",

@@ -20,6 +20,7 @@ mod parsed;
 mod policy_tests;
 mod problem;
 mod processing;
+mod receiver;
 mod revision;
 mod rollout;
 mod schema;
@@ -37,7 +38,10 @@ mod yaml;
 pub use cache::PendingCache;
 pub use drift::DriftMode;
 pub(crate) use expand::ExpandError;
-pub use keys::{INSTANCE_KEYS, Key, KeyType, PROCESSING_KEYS, ROLLOUT_KEYS, TOP_KEYS, WINDOW_KEYS};
+pub use keys::{
+    INSTANCE_KEYS, Key, KeyType, NOTIFY_EVENTS, NOTIFY_KEYS, PROCESSING_KEYS, ROLLOUT_KEYS,
+    TOP_KEYS, WINDOW_KEYS,
+};
 pub use limits::MAX_MANIFEST_BYTES;
 pub use model::{
     DEFAULT_API_URL, DEFAULT_DRIFT_INTERVAL, DEFAULT_MIN_INTERVAL, DEFAULT_RESYNC_INTERVAL,
@@ -45,6 +49,7 @@ pub use model::{
 };
 pub use problem::{ManifestError, PictureRef, Problem, ProblemKind};
 pub use processing::{Fit, Processing, parse_background};
+pub use receiver::{EventName, NotifyFormat, Receiver, WebhookUrl};
 pub use revision::{Revision, git_revision, head_commit};
 pub use rollout::{Amount, RolloutPolicy};
 pub use schema::json_schema;

@@ -2,8 +2,8 @@
 //! paths, durations, secret tokens), and its defaults.
 
 use super::{
-    ApiUrl, DriftMode, ExpandError, InstanceId, Problem, Processing, RolloutPolicy, TokenSource,
-    Windows,
+    ApiUrl, DriftMode, ExpandError, InstanceId, Problem, Processing, Receiver, RolloutPolicy,
+    TokenSource, Windows,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -41,6 +41,8 @@ pub struct Manifest {
     pub written: usize,
     /// Things that are allowed but worth saying (a token written in the manifest).
     pub warnings: Vec<Problem>,
+    /// `notify:`: who is told what happens.
+    pub notify: Vec<Receiver>,
 }
 
 /// One instance of the manifest.

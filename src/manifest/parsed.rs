@@ -46,6 +46,9 @@ pub(super) struct ParsedTop {
     pub(super) rollout: Option<At<ParsedRollout>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) windows: Vec<At<ParsedWindow>>,
+    /// `notify:`, each receiver as written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) notify: Vec<At<ParsedReceiver>>,
 }
 
 /// `rollout:` as written.
@@ -75,6 +78,22 @@ pub(super) struct ParsedWindow {
     pub(super) duration: Option<At<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) timezone: Option<At<String>>,
+}
+
+/// One receiver of `notify:` as written.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct ParsedReceiver {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) url: Option<At<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) format: Option<At<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) secret_file: Option<At<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) events: Option<At<Vec<String>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) after: Option<At<u32>>,
 }
 
 /// One instance as written.

@@ -99,6 +99,11 @@ fn value(ty: KeyType) -> Value {
         KeyType::Amounts => json!({ "type": "array", "items": amount(), "minItems": 1 }),
         KeyType::Cron => json!({ "type": "string", "pattern": "^\\S+(\\s+\\S+){4,5}$" }),
         KeyType::TimeZone => json!({ "type": "string", "minLength": 1 }),
+        KeyType::Words(words) => json!({
+            "type": "array",
+            "items": { "type": "string", "enum": words },
+            "uniqueItems": true,
+        }),
     }
 }
 
@@ -115,6 +120,7 @@ fn amount() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::keys::NOTIFY_KEYS;
     use std::path::Path;
 
     /// The committed copy is what the binary prints.
@@ -136,6 +142,7 @@ mod tests {
         let levels = [
             (&doc, &TOP_KEYS[..]),
             (&doc["definitions"]["instance"], &INSTANCE_KEYS[..]),
+            (&doc["properties"]["notify"]["items"], &NOTIFY_KEYS[..]),
         ];
         for (level, keys) in levels {
             let properties = level["properties"].as_object().unwrap();

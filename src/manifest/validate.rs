@@ -3,9 +3,12 @@
 
 use super::drift::DriftMode;
 use super::expand::{ExpandError, expand_vars, is_env_name};
-use super::parsed::{At, ParsedInstance, ParsedManifest, ParsedProcessing, ParsedTop};
+use super::parsed::{
+    At, ParsedInstance, ParsedManifest, ParsedProcessing, ParsedReceiver, ParsedTop,
+};
 use super::problem::{ManifestError, PictureRef, Problem, ProblemKind};
 use super::processing::{Fit, Processing, parse_background};
+use super::receiver::{EventName, NotifyFormat, Receiver, WebhookUrl};
 use super::token::TokenSource;
 use super::values::{ApiToken, ApiUrl, IdMap, InstanceId};
 use super::{
@@ -47,6 +50,7 @@ pub(super) struct Building<'a> {
     instances: Vec<Instance>,
     /// How many instances the manifest writes, in every shard.
     written: usize,
+    notify: Vec<Receiver>,
 }
 
 impl Building<'_> {
@@ -106,6 +110,7 @@ impl Building<'_> {
                 instances: self.instances,
                 written: self.written,
                 warnings: validator.warnings,
+                notify: self.notify,
             })
         } else {
             validator.problems.sort_by_key(|p| p.line.unwrap_or(0));
@@ -259,6 +264,59 @@ impl<'a> Validator<'a> {
         options
     }
 
+    /// One receiver of `notify:`, or `None` (and its problems).
+    fn receiver(&mut self, raw: At<ParsedReceiver>) -> Option<Receiver> {
+        let At(raw, line) = raw;
+        let url = match raw.url.map(|url| (WebhookUrl::parse(&url.0), url.line())) {
+            Some((Ok(url), _)) => Some(url),
+            Some((Err(e), at)) => {
+                self.problem(ProblemKind::InvalidUrl, at, None, e);
+                None
+            }
+            None => None, // the reader named the missing key
+        };
+        let format = match raw.format.as_ref().map(|f| f.0.as_str()) {
+            None | Some("json") => NotifyFormat::Json,
+            Some("slack") => NotifyFormat::Slack,
+            Some(other) => {
+                let at = raw.format.as_ref().map_or(line, At::line);
+                let message = format!("format `{other}`: one of json, slack");
+                self.problem(ProblemKind::InvalidOption, at, None, message);
+                NotifyFormat::Json
+            }
+        };
+        let secret_file = match raw.secret_file {
+            Some(file) => match self.expand(&file.0) {
+                Ok(path) => Some(self.base.join(path)),
+                Err(e) => {
+                    self.problem(
+                        ProblemKind::InvalidOption,
+                        file.line(),
+                        None,
+                        format!("secretFile: {e}"),
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        let events = match raw.events {
+            Some(At(names, _)) => names.iter().filter_map(|n| EventName::parse(n)).collect(),
+            // Every event but `applied`, which is one message per upload.
+            None => (EventName::ALL.into_iter())
+                .filter(|&e| e != EventName::Applied)
+                .collect(),
+        };
+        Some(Receiver {
+            url: url?,
+            format,
+            secret_file,
+            events,
+            after: raw.after.map_or(1, |a| a.0),
+            line,
+        })
+    }
+
     /// Validates a whole parsed manifest.
     pub(super) fn manifest(self, parsed: ParsedManifest) -> Result<Manifest, ManifestError> {
         let mut building = self.start(parsed.top, parsed.instances.len(), parsed.written);
@@ -316,7 +374,11 @@ impl<'a> Validator<'a> {
         let defaults = self.processing(top.processing, Processing::default(), None);
         let rollout = self.rollout(top.rollout);
         let windows = self.windows(top.windows);
+        let notify = (top.notify.into_iter())
+            .filter_map(|raw| self.receiver(raw))
+            .collect();
         Building {
+            notify,
             validator: self,
             default_url,
             defaults,

@@ -10,9 +10,12 @@
 //! shard, not the fleet. Anchors, aliases and merge keys (`<<`) work as YAML says, within
 //! [`super::limits`].
 
-use super::keys::{INSTANCE_KEYS, Key, KeyType, ROLLOUT_KEYS, TOP_KEYS, WINDOW_KEYS, suggest};
+use super::keys::{
+    INSTANCE_KEYS, Key, KeyType, NOTIFY_KEYS, ROLLOUT_KEYS, TOP_KEYS, WINDOW_KEYS, suggest,
+};
 use super::parsed::{
-    At, ParsedInstance, ParsedManifest, ParsedProcessing, ParsedRollout, ParsedTop, ParsedWindow,
+    At, ParsedInstance, ParsedManifest, ParsedProcessing, ParsedReceiver, ParsedRollout, ParsedTop,
+    ParsedWindow,
 };
 use super::problem::{ManifestError, Problem, ProblemKind, visible};
 use super::{InstanceId, Shard};
@@ -368,6 +371,7 @@ impl<'a> Reader<'a> {
             "driftInterval" => top.drift_interval = self.text(key, node, None),
             "rollout" => top.rollout = self.rollout(key, node),
             "windows" => top.windows = self.windows(key, node),
+            "notify" => top.notify = self.receivers(key, node),
             _ => processing(self, &mut top.processing, key, node, None),
         }
     }
@@ -459,6 +463,66 @@ impl<'a> Reader<'a> {
             .filter_map(|item| self.amount(key, item))
             .collect();
         Some(At(amounts, line))
+    }
+
+    /// `notify:`, a list of mappings of [`NOTIFY_KEYS`].
+    fn receivers(&mut self, key: &Key, node: Node) -> Vec<At<ParsedReceiver>> {
+        let Value::List(items) = node.value else {
+            self.wrong_type(key, &node, None);
+            return Vec::new();
+        };
+        let mut receivers = Vec::with_capacity(items.len());
+        for item in items {
+            let Some(map) = self.mapping(key, item, &NOTIFY_KEYS) else {
+                continue;
+            };
+            let mut receiver = ParsedReceiver::default();
+            for (k, value) in map.known {
+                match k.name {
+                    "url" => receiver.url = self.text(k, value, None),
+                    "format" => receiver.format = self.text(k, value, None),
+                    "secretFile" => receiver.secret_file = self.text(k, value, None),
+                    "events" => receiver.events = self.words(k, value),
+                    _ => receiver.after = self.whole(k, value, None),
+                }
+            }
+            receivers.push(At(receiver, map.line));
+        }
+        receivers
+    }
+
+    /// A list of words (`[failed, drifted]`), each one of its key's, each at most once.
+    fn words(&mut self, key: &Key, node: Node) -> Option<At<Vec<String>>> {
+        let KeyType::Words(allowed) = key.ty else {
+            unreachable!("words() is called for list-of-words keys");
+        };
+        let Value::List(items) = &node.value else {
+            self.wrong_type(key, &node, None);
+            return None;
+        };
+        let mut words: Vec<String> = Vec::with_capacity(items.len());
+        for item in items {
+            match item.scalar() {
+                Some((text, _)) if allowed.contains(&text) => {
+                    if words.iter().any(|w| w == text) {
+                        let message = format!("`{}` names `{text}` twice", key.name);
+                        self.problem(ProblemKind::InvalidOption, item.line, None, message);
+                    } else {
+                        words.push(text.to_owned());
+                    }
+                }
+                _ => {
+                    let message = format!(
+                        "`{}` may name {}, not {}",
+                        key.name,
+                        allowed.join(", "),
+                        item.describe()
+                    );
+                    self.problem(ProblemKind::InvalidOption, item.line, None, message);
+                }
+            }
+        }
+        Some(At(words, node.line))
     }
 
     /// A value of a text type (text, a duration, a URL, a word, a colour, an id).

@@ -103,6 +103,17 @@ pub(crate) async fn serve(settings: Settings, first: Manifest) -> Result<(), Err
     if resume {
         reconciler.resume();
     }
+    // The notifier: its own task, fed without waiting; it sends what a previous process
+    // left in the outbox first.
+    match crate::notify::HttpPost::new()
+        .map_err(std::io::Error::other)
+        .and_then(|post| {
+            let metrics = Arc::clone(reconciler.metrics());
+            crate::notify::spawn(dir.path(), &reconciler.manifest().notify, post, metrics)
+        }) {
+        Ok((notices, _task)) => reconciler.notify_to(notices),
+        Err(e) => tracing::error!("notifications are off: cannot start the notifier: {e}"),
+    }
     let observed = match listen {
         Some(addr) => {
             let observed = Arc::new(Observed {

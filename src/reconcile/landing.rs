@@ -69,6 +69,10 @@ impl<G: Gateway> Reconciler<G> {
         if let (Some(fingerprint), true) = (&fingerprint, applied) {
             self.uploads.remember(digest, Arc::clone(fingerprint));
         }
+        // Before the record changes: a success after failures is a recovery.
+        let failures_before = (self.store.state().instances.get(id))
+            .and_then(|r| r.failure.as_ref())
+            .map(|f| f.consecutive);
         let record = transition::record_outcome(
             self.store.state().instances.get(id),
             digest,
@@ -87,7 +91,15 @@ impl<G: Gateway> Reconciler<G> {
         {
             self.store.bytes_refused(id, digest);
         }
+        let consecutive = record.failure.as_ref().map_or(0, |f| f.consecutive);
         self.store.set(id.clone(), record);
+        self.tell_called(
+            id,
+            digest,
+            outcome,
+            (failures_before, consecutive),
+            finished_at,
+        );
         if applied && self.table.replaced(id) {
             tracing::info!(instance = %id, "replace: uploaded again");
         }
@@ -187,6 +199,7 @@ impl<G: Gateway> Reconciler<G> {
             }
             (None, Look::Differs(why)) => {
                 tracing::warn!(instance = %id, "the live picture drifted: {why}");
+                self.tell_drifted(id, digest, why, at);
             }
             (_, Look::Unknown { why, .. }) => {
                 tracing::debug!(instance = %id, "cannot look at the live picture: {why}");

@@ -26,6 +26,7 @@ mod passes;
 pub(crate) mod schedule;
 mod table;
 pub(crate) mod target;
+mod tell;
 mod uploads;
 
 pub use table::Rows;
@@ -94,6 +95,8 @@ pub(crate) struct Reconciler<G> {
     recheck_at: Option<SystemTime>,
     /// The rollout in force and the change windows.
     gates: gates::Gates,
+    /// Where events go to be told to the receivers of `notify:`, when anyone listens.
+    notices: Option<crate::notify::Notices>,
 }
 
 impl<G: Gateway> Reconciler<G> {
@@ -128,6 +131,7 @@ impl<G: Gateway> Reconciler<G> {
             flight: Flight::default(),
             recheck_at: None,
             gates: gates::Gates::load(store_dir, options.wait_for_windows),
+            notices: None,
         };
         reconciler.set_manifest(manifest);
         reconciler

@@ -24,6 +24,9 @@ impl<G: Gateway> Reconciler<G> {
     /// every instance again. Calls in flight finish and are recorded; instances that left
     /// the manifest are not touched again.
     pub fn set_manifest(&mut self, manifest: Arc<Manifest>) {
+        if let Some(notices) = &self.notices {
+            notices.set_receivers(&manifest.notify);
+        }
         self.plan_all(manifest, false);
     }
 

@@ -12,11 +12,13 @@
 mod changes;
 mod dir;
 mod journal;
+mod outbox;
 pub(crate) mod rollout;
 mod schema;
 mod store;
 
 pub(crate) use dir::{Loaded, StateDir, StateError, StateLock};
+pub(crate) use outbox::{Outbox, Queued};
 pub(crate) use schema::{Applied, Failure, InstanceRecord, State};
 pub(crate) use store::{SAVE_RETRY, SaveCost, StateStore};
 

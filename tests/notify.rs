@@ -1,0 +1,361 @@
+//! Notifications end to end: the real binary as a daemon against the GREEN-API fake, and a
+//! real webhook receiver on 127.0.0.1 that records every request's headers and body and
+//! answers as a test tells it (2xx, 500, or never). Exact messages for a failure told
+//! after 3 in a row and its recovery, a failed upload, a drift; the HMAC checked here with
+//! the secret; a kill -9 between writing a message and its delivery.
+
+use crate::util::*;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const A: &str = "1101000001";
+const B: &str = "1101000002";
+const SECRET: &str = "hook-secret-0123456789";
+
+/// How the receiver answers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    Answer(u16),
+    /// Read the request, never answer.
+    Hang,
+}
+
+/// One request the receiver read.
+#[derive(Clone, Debug)]
+struct Hook {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: String,
+    answered: Option<u16>,
+}
+
+impl Hook {
+    fn header(&self, name: &str) -> Option<&str> {
+        (self.headers.iter())
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+}
+
+/// A webhook receiver on 127.0.0.1.
+struct Receiver {
+    port: u16,
+    mode: Arc<Mutex<Mode>>,
+    hooks: Arc<Mutex<Vec<Hook>>>,
+}
+
+impl Receiver {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mode = Arc::new(Mutex::new(Mode::Answer(200)));
+        let hooks: Arc<Mutex<Vec<Hook>>> = Arc::default();
+        let (m, h) = (Arc::clone(&mode), Arc::clone(&hooks));
+        std::thread::spawn(move || {
+            let mut hung: Vec<TcpStream> = Vec::new();
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let Some(mut hook) = read_request(&stream) else {
+                    continue;
+                };
+                let mode = *m.lock().unwrap();
+                match mode {
+                    Mode::Answer(code) => {
+                        hook.answered = Some(code);
+                        h.lock().unwrap().push(hook);
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 {code} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                        );
+                    }
+                    Mode::Hang => {
+                        h.lock().unwrap().push(hook);
+                        hung.push(stream);
+                    }
+                }
+            }
+        });
+        Self { port, mode, hooks }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn set(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    fn hooks(&self) -> Vec<Hook> {
+        self.hooks.lock().unwrap().clone()
+    }
+
+    /// The requests to `path` answered 2xx.
+    fn delivered(&self, path: &str) -> Vec<Hook> {
+        (self.hooks().into_iter())
+            .filter(|h| h.path == path && h.answered.is_some_and(|c| (200..300).contains(&c)))
+            .collect()
+    }
+
+    fn wait_for(&self, daemon: &Daemon, path: &str, n: usize) -> Vec<Hook> {
+        daemon.wait_until(&format!("{n} messages to {path}"), || {
+            self.delivered(path).len() >= n
+        });
+        self.delivered(path)
+    }
+}
+
+fn read_request(stream: &TcpStream) -> Option<Hook> {
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let path = line.split(' ').nth(1)?.to_owned();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':')?;
+        headers.push((name.trim().to_owned(), value.trim().to_owned()));
+    }
+    let length: usize = (headers.iter())
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Hook {
+        path,
+        headers,
+        body: String::from_utf8(body).ok()?,
+        answered: None,
+    })
+}
+
+/// `sha256=<hex>` of `body` under [`SECRET`], computed here, independently of the binary.
+fn hmac_of(body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let hex: String = (mac.finalize().into_bytes().iter())
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+/// `body` without `id` and `time`, after checking their shape: the rest is compared whole.
+fn fixed_part(hook: &Hook) -> Value {
+    let mut body = hook.json();
+    let id = body["id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 32, "{body}");
+    assert_eq!(hook.header("X-Avatar-Sync-Id"), Some(id.as_str()));
+    let time = body["time"].as_str().unwrap();
+    assert!(time.ends_with('Z') && time.len() == 24, "{time}");
+    let object = body.as_object_mut().unwrap();
+    object.remove("id");
+    object.remove("time");
+    body
+}
+
+#[test]
+fn a_failure_is_told_after_3_in_a_row_and_its_recovery_once_signed_and_to_slack() {
+    let world = World::new(Duration::from_secs(1));
+    let receiver = Receiver::start();
+    world.instance(A);
+    world.instance(B);
+    world.write("pictures/a.jpg", &jpeg(1));
+    world.write("pictures/b.jpg", &jpeg(2));
+    world.write("hook.secret", format!("{SECRET}\n").as_bytes());
+    let error = || fake_green_api::Answer::Status(500, "{\"message\":\"boom\"}".to_owned());
+    world.fake.script(A, [error(), error(), error(), error()]);
+    world.fake.script(
+        B,
+        [fake_green_api::Answer::Status(
+            400,
+            "File is empty".to_owned(),
+        )],
+    );
+    world.write_manifest(&format!(
+        "apiUrl: {{url}}\nminInterval: 1s\nnotify:\n  - url: {}\n    secretFile: hook.secret\n    events: [failed]\n    after: 3\n  - url: {}\n    format: slack\n    events: [failed]\ninstances:\n  - idInstance: \"{A}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: pictures/a.jpg\n  - idInstance: \"{B}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: pictures/b.jpg\n",
+        receiver.url("/json"),
+        receiver.url("/slack"),
+    ));
+    let daemon = Daemon::start(&world, &["-v"]);
+    let told = receiver.wait_for(&daemon, "/json", 2);
+    let slack = receiver.wait_for(&daemon, "/slack", 3);
+    // A few seconds more: nothing else is told (A is applied, B waits for a new picture).
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(receiver.delivered("/json").len(), 2);
+    assert_eq!(receiver.delivered("/slack").len(), 3);
+
+    let requests = world.fake.requests_for(A);
+    assert_eq!(requests.len(), 5, "four 500s, then applied");
+    let a_sha = sha256(&requests[4].file);
+    let b_sha = sha256(&world.fake.requests_for(B)[0].file);
+    assert_eq!(
+        fixed_part(&told[0]),
+        json!({
+            "version": 1,
+            "event": "failed",
+            "instance": A,
+            "revision": null,
+            "picture": "pictures/a.jpg",
+            "desiredSha256": a_sha,
+            "appliedSha256": null,
+            "outcome": "server-error",
+            "consecutive": 3,
+            "detail": "HTTP 500: {\"message\":\"boom\"}",
+            "text": format!("avatar-sync: instance {A} failed 3 time(s) in a row to set picture {} (server-error: HTTP 500: {{\"message\":\"boom\"}})", &a_sha[..12]),
+        })
+    );
+    assert_eq!(
+        fixed_part(&told[1]),
+        json!({
+            "version": 1,
+            "event": "recovered",
+            "instance": A,
+            "revision": null,
+            "picture": "pictures/a.jpg",
+            "desiredSha256": a_sha,
+            "appliedSha256": a_sha,
+            "outcome": "applied",
+            "consecutive": 4,
+            "detail": null,
+            "text": format!("avatar-sync: instance {A} recovered: picture {} set after 4 failure(s)", &a_sha[..12]),
+        })
+    );
+    for hook in &told {
+        assert_eq!(
+            hook.header("X-Avatar-Sync-Signature"),
+            Some(hmac_of(&hook.body).as_str())
+        );
+        assert_eq!(hook.header("Content-Type"), Some("application/json"));
+    }
+    // Slack: `after` is 1 there, so B's refused upload and A's first failure are told.
+    let texts: Vec<Value> = slack.iter().map(Hook::json).collect();
+    assert!(
+        slack
+            .iter()
+            .all(|h| h.header("X-Avatar-Sync-Signature").is_none())
+    );
+    let mut expected = vec![
+        json!({"text": format!("avatar-sync: instance {A} failed 1 time(s) in a row to set picture {} (server-error: HTTP 500: {{\"message\":\"boom\"}})", &a_sha[..12])}),
+        json!({"text": format!("avatar-sync: instance {B} failed 1 time(s) in a row to set picture {} (refused-bytes: HTTP 400: File is empty)", &b_sha[..12])}),
+        json!({"text": format!("avatar-sync: instance {A} recovered: picture {} set after 4 failure(s)", &a_sha[..12])}),
+    ];
+    let mut got = texts.clone();
+    got.sort_by_key(Value::to_string);
+    expected.sort_by_key(Value::to_string);
+    assert_eq!(got, expected);
+    // No token in any message or header.
+    for hook in receiver.hooks() {
+        assert!(!shows_token(&hook.body) && !hook.body.contains(TOKEN));
+        assert!(hook.headers.iter().all(|(_, v)| !v.contains(TOKEN)));
+    }
+    assert!(!daemon.log().contains(SECRET));
+    // The outbox is empty once all is delivered.
+    let left = std::fs::read_dir(world.state_dir().join("outbox")).map_or(0, |d| d.count());
+    assert_eq!(left, 0);
+}
+
+#[test]
+fn a_drift_is_told_once() {
+    let world = World::new(Duration::from_secs(1));
+    let receiver = Receiver::start();
+    world.instance(A);
+    world.write("p.jpg", &photo(1));
+    world.write_manifest(&format!(
+        "apiUrl: {{url}}\nminInterval: 1s\ndriftInterval: 1s\nnotify:\n  - url: {}\n    events: [drifted, failed]\ninstances:\n  - idInstance: \"{A}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: p.jpg\n",
+        receiver.url("/hook"),
+    ));
+    let daemon = Daemon::start(&world, &["-v"]);
+    daemon.wait_for_requests(&world, 1);
+    daemon.wait_until("the upload recorded", || {
+        world
+            .try_state()
+            .is_some_and(|s| s["instances"][A]["applied"].is_object())
+    });
+    let uploaded = world.fake.requests()[0].file.clone();
+    world.fake.set_live_picture(A, &photo(50));
+    let told = receiver.wait_for(&daemon, "/hook", 1);
+    // Looks go on every second, each seeing the drift: still one message.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(receiver.delivered("/hook").len(), 1);
+    let sha = sha256(&uploaded);
+    let body = fixed_part(&told[0]);
+    let why = body["detail"].as_str().unwrap().to_owned();
+    assert!(why.contains("another picture"), "{why}");
+    assert_eq!(
+        body,
+        json!({
+            "version": 1,
+            "event": "drifted",
+            "instance": A,
+            "revision": null,
+            "picture": "p.jpg",
+            "desiredSha256": sha,
+            "appliedSha256": sha,
+            "outcome": "drifted",
+            "consecutive": null,
+            "detail": why,
+            "text": format!("avatar-sync: instance {A} drifted: {why} (it should show picture {})", &sha[..12]),
+        })
+    );
+    assert_eq!(world.fake.requests().len(), 1, "drift: warn sends nothing");
+}
+
+#[test]
+fn killed_between_writing_and_delivering_a_message_is_delivered_once_after_restart() {
+    let world = World::new(Duration::from_secs(1));
+    let receiver = Receiver::start();
+    receiver.set(Mode::Hang);
+    world.instance(A);
+    world.write("a.jpg", &jpeg(1));
+    world.fake.script(
+        A,
+        [fake_green_api::Answer::Status(
+            400,
+            "File is empty".to_owned(),
+        )],
+    );
+    world.write_manifest(&format!(
+        "apiUrl: {{url}}\nminInterval: 1s\nnotify:\n  - url: {}\ninstances:\n  - idInstance: \"{A}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n",
+        receiver.url("/hook"),
+    ));
+    let mut daemon = Daemon::start(&world, &["-v"]);
+    // The message is written, and its delivery under way (the receiver never answers).
+    daemon.wait_until("an attempt the receiver holds", || {
+        !receiver.hooks().is_empty()
+    });
+    let outbox = world.state_dir().join("outbox");
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 1);
+    daemon.kill();
+
+    receiver.set(Mode::Answer(204));
+    let daemon = Daemon::start(&world, &["-v"]);
+    let delivered = receiver.wait_for(&daemon, "/hook", 1);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(receiver.delivered("/hook").len(), 1, "once");
+    assert_eq!(delivered[0].json()["event"], "failed");
+    assert_eq!(delivered[0].json()["outcome"], "refused-bytes");
+    // The same message: the one held by the killed process, with its id.
+    assert_eq!(delivered[0].body, receiver.hooks()[0].body);
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 0);
+    assert_eq!(
+        world.fake.requests_for(A).len(),
+        1,
+        "refused bytes are not sent again"
+    );
+}
