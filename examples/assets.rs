@@ -165,6 +165,11 @@ Change windows, each a mapping: allow or deny (a cron schedule: minute hour day-
 month day-of-week, Sunday 0 or 7; or six fields with seconds first), duration (how long each
 opening lasts, in real time; required), timezone (an IANA name such as Europe/Berlin;
 default UTC). No upload inside a deny window; with allow windows, uploads only inside one.
+.TP
+notify (list)
+Who is told what happens, each item a receiver (see Receiver keys): a failure, its
+recovery, a drift, a rollout. At most one message per (receiver, instance, desired picture,
+event), kept across restarts; each goes through the outbox in the state directory.
 .SS Per-instance keys
 .TP
 idInstance (digits; required)
@@ -204,6 +209,27 @@ true: leave this instance alone (no call, no check), reported as suspended.
 .TP
 canary (true or false; default false)
 true: always in the first wave of a rollout.
+.SS Receiver keys (each item of notify)
+.TP
+url (URL; required)
+Where each message is POSTed: https://, or http:// to a loopback address only. Redirects are
+not followed; the answer must be 2xx within 10 s, or the message is sent again later (1 s,
+2 s, 4 s, ... at most 5 minutes apart). The URL is never logged (a Slack webhook's is a
+secret).
+.TP
+format (json or slack; default json)
+json: the versioned body of docs/notifications.md (event, instance, revision, picture hashes,
+outcome, time). slack: an incoming webhook's {\"text\": ...}.
+.TP
+secretFile (path)
+A file holding a secret (relative to the manifest's folder; ${NAME} expands), read at each
+send: the header X-Avatar-Sync-Signature carries sha256= and the hex HMAC-SHA256 of the body.
+.TP
+events (list of applied, failed, drifted, halted, rollout; default all but applied)
+The events told. failed includes the recovery of a failure that was told.
+.TP
+after (integer, 1 to 1000; default 1)
+A failure is told once it has happened this many times in a row.
 .SS Processing keys (top level, and per instance)
 An instance's own value wins over the top level's, which wins over the default. Uploads are
 baseline JPEGs without metadata (no EXIF, no GPS), the EXIF orientation applied; a JPEG that

@@ -133,6 +133,10 @@ fn the_man_page_names_every_manifest_key() {
     assert!(top.contains("driftInterval") && instance.contains("idInstance"));
     assert_eq!(man_keys(&assets, "Top-level keys"), top);
     assert_eq!(man_keys(&assets, "Per-instance keys"), instance);
+    assert_eq!(
+        man_keys(&assets, "Receiver keys (each item of notify)"),
+        names(&crate::manifest::NOTIFY_KEYS)
+    );
     // The processing keys are the ones both levels take.
     let both: BTreeSet<_> = top.intersection(&instance).cloned().collect();
     let processing = man_keys(&assets, "Processing keys (top level, and per instance)");

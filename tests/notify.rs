@@ -216,8 +216,8 @@ fn a_failure_is_told_after_3_in_a_row_and_its_recovery_once_signed_and_to_slack(
             "appliedSha256": null,
             "outcome": "server-error",
             "consecutive": 3,
-            "detail": "HTTP 500: {\"message\":\"boom\"}",
-            "text": format!("avatar-sync: instance {A} failed 3 time(s) in a row to set picture {} (server-error: HTTP 500: {{\"message\":\"boom\"}})", &a_sha[..12]),
+            "detail": "GREEN-API answered 500: {\"message\":\"boom\"}",
+            "text": format!("avatar-sync: instance {A} failed 3 time(s) in a row to set picture {} (server-error: GREEN-API answered 500: {{\"message\":\"boom\"}})", &a_sha[..12]),
         })
     );
     assert_eq!(
@@ -251,8 +251,8 @@ fn a_failure_is_told_after_3_in_a_row_and_its_recovery_once_signed_and_to_slack(
             .all(|h| h.header("X-Avatar-Sync-Signature").is_none())
     );
     let mut expected = vec![
-        json!({"text": format!("avatar-sync: instance {A} failed 1 time(s) in a row to set picture {} (server-error: HTTP 500: {{\"message\":\"boom\"}})", &a_sha[..12])}),
-        json!({"text": format!("avatar-sync: instance {B} failed 1 time(s) in a row to set picture {} (refused-bytes: HTTP 400: File is empty)", &b_sha[..12])}),
+        json!({"text": format!("avatar-sync: instance {A} failed 1 time(s) in a row to set picture {} (server-error: GREEN-API answered 500: {{\"message\":\"boom\"}})", &a_sha[..12])}),
+        json!({"text": format!("avatar-sync: instance {B} failed 1 time(s) in a row to set picture {} (refused-bytes: GREEN-API answered 400: File is empty)", &b_sha[..12])}),
         json!({"text": format!("avatar-sync: instance {A} recovered: picture {} set after 4 failure(s)", &a_sha[..12])}),
     ];
     let mut got = texts.clone();
@@ -280,7 +280,7 @@ fn a_drift_is_told_once() {
         "apiUrl: {{url}}\nminInterval: 1s\ndriftInterval: 1s\nnotify:\n  - url: {}\n    events: [drifted, failed]\ninstances:\n  - idInstance: \"{A}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: p.jpg\n",
         receiver.url("/hook"),
     ));
-    let daemon = Daemon::start(&world, &["-v"]);
+    let daemon = Daemon::start(&world, &["-v", "--listen", "127.0.0.1:0"]);
     daemon.wait_for_requests(&world, 1);
     daemon.wait_until("the upload recorded", || {
         world
@@ -314,6 +314,63 @@ fn a_drift_is_told_once() {
         })
     );
     assert_eq!(world.fake.requests().len(), 1, "drift: warn sends nothing");
+    // /metrics counts it, and the outbox is empty.
+    let addr = std::fs::read_to_string(world.state_dir().join("listen-address")).unwrap();
+    let metrics = get(&addr, "/metrics");
+    for line in [
+        "avatar_sync_notifications_total{outcome=\"sent\"} 1",
+        "avatar_sync_notifications_total{outcome=\"failed\"} 0",
+        "avatar_sync_notifications_total{outcome=\"dropped\"} 0",
+        "avatar_sync_notification_outbox_messages 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+}
+
+/// `GET path` over HTTP/1.1: the body.
+fn get(addr: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(GENEROUS)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
+}
+
+#[test]
+fn a_reconcile_run_tells_before_it_exits_and_leaves_what_failed_in_the_outbox() {
+    let world = World::new(Duration::from_secs(1));
+    let receiver = Receiver::start();
+    world.instance(A);
+    world.write("a.jpg", &jpeg(1));
+    let refused = || fake_green_api::Answer::Status(400, "File is empty".to_owned());
+    world.fake.script(A, [refused(), refused()]);
+    world.write_manifest(&format!(
+        "apiUrl: {{url}}\nminInterval: 1s\nnotify:\n  - url: {}\ninstances:\n  - idInstance: \"{A}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n",
+        receiver.url("/hook"),
+    ));
+    let run = world.run(&["--reconcile", "-v"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(receiver.delivered("/hook").len(), 1, "told before it exits: {run:?}");
+
+    // The receiver fails: the run does not wait out a backoff; the message waits.
+    receiver.set(Mode::Answer(500));
+    world.write("a.jpg", &jpeg(2));
+    let started = std::time::Instant::now();
+    let run = world.run(&["--reconcile"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    let outbox = world.state_dir().join("outbox");
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 1);
+
+    // The next run (nothing to upload) delivers it.
+    receiver.set(Mode::Answer(200));
+    world.run(&["--reconcile"]);
+    let delivered = receiver.delivered("/hook");
+    assert_eq!(delivered.len(), 2, "{:?}", receiver.hooks());
+    assert_ne!(delivered[0].json()["desiredSha256"], delivered[1].json()["desiredSha256"]);
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 0);
+    assert_eq!(world.fake.requests_for(A).len(), 2);
 }
 
 #[test]

@@ -113,7 +113,17 @@ pub(crate) async fn reconcile(
     if resume {
         reconciler.resume();
     }
+    // Receivers are told what this run did; messages not delivered within a few seconds
+    // wait in the outbox for the next run (or the daemon).
+    let notifier = notifier(&reconciler);
+    if let Some((notices, _)) = &notifier {
+        reconciler.notify_to(notices.clone());
+    }
     reconciler.run_until(clock.now() + timeout).await?;
+    if let Some((notices, task)) = notifier {
+        reconciler.stop_notifying();
+        crate::notify::finish(notices, task, NOTIFY_FLUSH).await;
+    }
     let saves = reconciler.save_cost();
     tracing::debug!(
         saves = saves.count,
@@ -131,6 +141,28 @@ pub(crate) async fn reconcile(
     }
     log_summary(&report);
     Ok(report)
+}
+
+/// How long a one-shot run waits, at its end, for receivers to take its messages.
+const NOTIFY_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The notifier of a run whose manifest has receivers (on the run's state directory).
+fn notifier<G: crate::gateway::Gateway>(
+    reconciler: &Reconciler<G>,
+) -> Option<(crate::notify::Notices, tokio::task::JoinHandle<()>)> {
+    let receivers = &reconciler.manifest().notify;
+    if receivers.is_empty() {
+        return None;
+    }
+    let started = crate::notify::HttpPost::new()
+        .map_err(std::io::Error::other)
+        .and_then(|post| {
+            let metrics = Arc::clone(reconciler.metrics());
+            crate::notify::spawn(reconciler.state_dir().path(), receivers, post, metrics)
+        });
+    started
+        .inspect_err(|e| tracing::error!("notifications are off: cannot start the notifier: {e}"))
+        .ok()
 }
 
 /// `--dry-run` (tokens required: a missing one would fail the real run) and `--status`

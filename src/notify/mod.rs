@@ -20,7 +20,7 @@ pub(crate) mod teller;
 
 pub(crate) use event::{Event, EventKind, Subject};
 pub(crate) use post::HttpPost;
-pub(crate) use sender::{Notices, spawn};
+pub(crate) use sender::{Notices, finish, spawn};
 
 #[cfg(test)]
 mod tests;

@@ -136,6 +136,26 @@ pub(crate) fn spawn<P: Post>(
     Ok((notices, tokio::spawn(sender.run(events_rx))))
 }
 
+/// Ends notifying: the engine's handle is dropped, and the task sends what it can at once
+/// (no waiting out a backoff) for at most `within`; the rest stays in the outbox for the
+/// next run. For one-shot runs, before the state directory's lock is released.
+pub(crate) async fn finish(
+    notices: Notices,
+    mut task: tokio::task::JoinHandle<()>,
+    within: Duration,
+) {
+    drop(notices);
+    if tokio::time::timeout(within, &mut task).await.is_err() {
+        tracing::warn!(
+            "notifications: receivers did not answer within {}; the messages left are sent \
+             by the next run",
+            crate::clock::human_duration(within)
+        );
+        task.abort();
+        let _ = task.await;
+    }
+}
+
 /// One receiver's lane: its failures in a row and when it may be tried again.
 #[derive(Debug, Default)]
 struct Lane {
@@ -160,12 +180,21 @@ struct Sender<P> {
 
 impl<P: Post> Sender<P> {
     async fn run(mut self, mut events: mpsc::Receiver<Event>) {
+        let mut open = true;
         loop {
-            self.start_due();
+            let started = self.start_due();
+            // Every handle gone (a one-shot run ends): send what can go now, wait for no
+            // backoff; what is left waits in the outbox for the next run.
+            if !open && started == 0 && self.in_flight.is_empty() {
+                break;
+            }
             let wake = self.next_wake();
             tokio::select! {
-                event = events.recv() => {
-                    let Some(event) = event else { break };
+                event = events.recv(), if open => {
+                    let Some(event) = event else {
+                        open = false;
+                        continue;
+                    };
                     let mut batch = vec![event];
                     while batch.len() < 256 {
                         match events.try_recv() {
@@ -234,8 +263,8 @@ impl<P: Post> Sender<P> {
     }
 
     /// Starts, for each lane free and due, an attempt of its oldest message; drops the
-    /// messages of receivers no longer in the manifest.
-    fn start_due(&mut self) {
+    /// messages of receivers no longer in the manifest. How many attempts started.
+    fn start_due(&mut self) -> usize {
         let receivers = Arc::clone(&self.receivers.borrow());
         let now = Instant::now();
         let mut gone = Vec::new();
@@ -264,6 +293,7 @@ impl<P: Post> Sender<P> {
                 );
             }
         }
+        let started = due.len();
         for (seq, index) in due {
             let receiver = receivers[index].clone();
             let Some(message) = self
@@ -303,6 +333,7 @@ impl<P: Post> Sender<P> {
             });
         }
         self.metrics.set_outbox(self.outbox.len());
+        started
     }
 
     /// Records an attempt: a 2xx removes the message; anything else backs the lane off.

@@ -106,7 +106,7 @@ impl Told {
                 .or_default();
             let due = match &event.kind {
                 EventKind::Failed { consecutive, .. } => {
-                    *consecutive >= receiver.after && ledger.failing.is_none()
+                    *consecutive >= receiver.after && ledger.failing != Some(subject.desired)
                 }
                 // Only a failure that was told is told to have ended.
                 EventKind::Recovered { .. } => ledger.failing.is_some(),

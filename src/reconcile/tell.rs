@@ -18,6 +18,11 @@ impl<G: Gateway> Reconciler<G> {
         self.notices = Some(notices);
     }
 
+    /// Stops sending events (a one-shot run's end); the handle it held, if any.
+    pub(crate) fn stop_notifying(&mut self) -> Option<Notices> {
+        self.notices.take()
+    }
+
     /// Whether events are told to anyone (the manifest has receivers).
     pub(crate) fn notifies(&self) -> bool {
         self.notices.is_some() && !self.manifest().notify.is_empty()
