@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["state"],
     &["plan"],
     &["gateway"],
-    &["report", "metrics"],
+    &["report", "metrics", "notify"],
     &["reconcile"],
     &["daemon"],
     &[

@@ -331,10 +331,17 @@ fn a_drift_is_told_once() {
 fn get(addr: &str, path: &str) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(GENEROUS)).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -351,7 +358,11 @@ fn a_reconcile_run_tells_before_it_exits_and_leaves_what_failed_in_the_outbox() 
     ));
     let run = world.run(&["--reconcile", "-v"]);
     assert_eq!(run.code, 1, "{run:?}");
-    assert_eq!(receiver.delivered("/hook").len(), 1, "told before it exits: {run:?}");
+    assert_eq!(
+        receiver.delivered("/hook").len(),
+        1,
+        "told before it exits: {run:?}"
+    );
 
     // The receiver fails: the run does not wait out a backoff; the message waits.
     receiver.set(Mode::Answer(500));
@@ -359,7 +370,11 @@ fn a_reconcile_run_tells_before_it_exits_and_leaves_what_failed_in_the_outbox() 
     let started = std::time::Instant::now();
     let run = world.run(&["--reconcile"]);
     assert_eq!(run.code, 1, "{run:?}");
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
     let outbox = world.state_dir().join("outbox");
     assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 1);
 
@@ -368,7 +383,10 @@ fn a_reconcile_run_tells_before_it_exits_and_leaves_what_failed_in_the_outbox() 
     world.run(&["--reconcile"]);
     let delivered = receiver.delivered("/hook");
     assert_eq!(delivered.len(), 2, "{:?}", receiver.hooks());
-    assert_ne!(delivered[0].json()["desiredSha256"], delivered[1].json()["desiredSha256"]);
+    assert_ne!(
+        delivered[0].json()["desiredSha256"],
+        delivered[1].json()["desiredSha256"]
+    );
     assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 0);
     assert_eq!(world.fake.requests_for(A).len(), 2);
 }

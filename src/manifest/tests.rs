@@ -954,3 +954,92 @@ fn n16_a_variable_set_to_nothing_is_an_error_like_an_unset_one() {
     let manifest = parse(text, Path::new(PATH), &env).unwrap();
     assert!(manifest.instances[0].picture.path.is_err());
 }
+
+const RECEIVERS: &str = "notify:\n  - url: https://hooks.slack.com/services/T0/B0/XYZ\n    format: slack\n    events: [failed, drifted, halted, rollout]\n    after: 3\n  - url: http://127.0.0.1:8080/hook\n    secretFile: ${CREDENTIALS_DIRECTORY}/hook.secret\ninstances:\n  - idInstance: \"1\"\n    apiTokenEnv: T\n    picture: a.jpg\n";
+
+#[test]
+fn receivers_are_read_with_their_defaults_and_a_secret_file_beside_the_manifest() {
+    let env = env_of(&[(
+        "CREDENTIALS_DIRECTORY",
+        "/run/credentials/avatar-sync.service",
+    )]);
+    let manifest = parse(RECEIVERS, Path::new(PATH), &env).unwrap();
+    let [slack, json] = &manifest.notify[..] else {
+        panic!("{:?}", manifest.notify)
+    };
+    assert_eq!(slack.format, NotifyFormat::Slack);
+    assert_eq!(slack.after, 3);
+    assert_eq!(
+        slack.events,
+        [
+            EventName::Failed,
+            EventName::Drifted,
+            EventName::Halted,
+            EventName::Rollout
+        ]
+    );
+    // The secret part of a Slack URL never shows.
+    assert!(!format!("{:?}", manifest.notify).contains("XYZ"));
+    assert_eq!(json.format, NotifyFormat::Json);
+    assert_eq!(json.after, 1);
+    assert!(!json.tells(EventName::Applied) && json.tells(EventName::Failed));
+    assert_eq!(
+        json.secret_file.as_deref(),
+        Some(Path::new(
+            "/run/credentials/avatar-sync.service/hook.secret"
+        ))
+    );
+    assert_eq!(json.line, 6);
+}
+
+#[test]
+fn a_receiver_is_held_to_the_api_url_rules_and_its_own_keys() {
+    let with = |receiver: &str| {
+        format!(
+            "notify:\n  - {receiver}\ninstances:\n  - idInstance: \"1\"\n    apiTokenEnv: T\n    picture: a.jpg\n"
+        )
+    };
+    let problem = one_problem_at(
+        &with("url: http://hooks.example.com/x"),
+        2,
+        ProblemKind::InvalidUrl,
+    );
+    assert!(problem.message.contains("loopback"), "{problem}");
+    let problem = one_problem_at(
+        &with("url: https://h.example/x\n    events: [failed, sent]"),
+        3,
+        ProblemKind::InvalidOption,
+    );
+    assert!(
+        problem
+            .message
+            .contains("applied, failed, drifted, halted, rollout"),
+        "{problem}"
+    );
+    let problem = one_problem_at(
+        &with("url: https://h.example/x\n    events: [failed, failed]"),
+        3,
+        ProblemKind::InvalidOption,
+    );
+    assert!(problem.message.contains("twice"), "{problem}");
+    let problem = one_problem_at(
+        &with("url: https://h.example/x\n    aftr: 3"),
+        3,
+        ProblemKind::UnknownKey,
+    );
+    assert!(
+        problem.message.contains("did you mean `after`?"),
+        "{problem}"
+    );
+    one_problem_at(&with("format: slack"), 2, ProblemKind::MissingKey);
+    one_problem_at(
+        &with("url: https://h.example/x\n    after: 0"),
+        3,
+        ProblemKind::InvalidOption,
+    );
+    one_problem_at(
+        &with("url: https://h.example/x\n    format: teams"),
+        3,
+        ProblemKind::InvalidOption,
+    );
+}

@@ -213,7 +213,7 @@ impl<P: Post> Sender<P> {
                         self.on_attempt(attempt);
                     }
                 }
-                () = crate::reconcile::sleep_until_opt(wake) => {}
+                () = sleep_until_opt(wake) => {}
             }
         }
     }
@@ -383,6 +383,14 @@ impl<P: Post> Sender<P> {
             .filter_map(|lane| lane.next_at)
             .filter(|_| self.outbox.len() > 0)
             .min()
+    }
+}
+
+/// Sleeps until `at`, or forever when nothing waits.
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

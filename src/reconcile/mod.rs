@@ -389,4 +389,6 @@ pub(crate) async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
 #[cfg(test)]
 mod gates_tests;
 #[cfg(test)]
+mod notify_tests;
+#[cfg(test)]
 mod tests;
