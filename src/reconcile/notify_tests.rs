@@ -31,13 +31,16 @@ fn subject(id: &str, picture: &[u8]) -> Subject {
     }
 }
 
+/// One attempt a receiver saw: when (since the start), its answer, the headers, the body.
+type Attempt = (Duration, u16, Vec<(&'static str, String)>, String);
+
 /// A receiver in memory: answers 500 until `healthy_at`, then 200, recording each attempt
 /// (when, the answer, the headers and the body).
 #[derive(Clone)]
 struct Memory {
     start: Instant,
     healthy_at: Duration,
-    attempts: Arc<Mutex<Vec<(Duration, u16, Vec<(&'static str, String)>, String)>>>,
+    attempts: Arc<Mutex<Vec<Attempt>>>,
 }
 
 impl Post for Memory {
