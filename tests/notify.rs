@@ -55,7 +55,12 @@ struct Receiver {
 
 impl Receiver {
     fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on(0)
+    }
+
+    /// A receiver on `port` of 127.0.0.1 (0: any free one).
+    fn start_on(port: u16) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let mode = Arc::new(Mutex::new(Mode::Answer(200)));
         let hooks: Arc<Mutex<Vec<Hook>>> = Arc::default();
@@ -433,4 +438,46 @@ fn killed_between_writing_and_delivering_a_message_is_delivered_once_after_resta
         1,
         "refused bytes are not sent again"
     );
+}
+
+#[test]
+fn killed_before_a_message_reached_its_receiver_it_is_delivered_once_after_restart() {
+    // A port nothing listens on yet: the message is written, every attempt is refused.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let world = World::new(Duration::from_secs(1));
+    world.instance(A);
+    world.write("a.jpg", &jpeg(1));
+    world.fake.script(
+        A,
+        [fake_green_api::Answer::Status(
+            400,
+            "File is empty".to_owned(),
+        )],
+    );
+    world.write_manifest(&format!(
+        "apiUrl: {{url}}\nminInterval: 1s\nnotify:\n  - url: http://127.0.0.1:{port}/hook\ninstances:\n  - idInstance: \"{A}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n",
+    ));
+    let mut daemon = Daemon::start(&world, &["-v"]);
+    let outbox = world.state_dir().join("outbox");
+    daemon.wait_until("the message in the outbox", || {
+        std::fs::read_dir(&outbox).is_ok_and(|d| d.count() == 1)
+    });
+    daemon.wait_for_log("notifications: a receiver");
+    daemon.kill();
+
+    let receiver = Receiver::start_on(port);
+    let daemon = Daemon::start(&world, &["-v"]);
+    let delivered = receiver.wait_for(&daemon, "/hook", 1);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        receiver.hooks().len(),
+        1,
+        "sent once, never before the restart"
+    );
+    assert_eq!(delivered[0].json()["event"], "failed");
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 0);
 }
