@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::state::{Outbox, Queued};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -125,7 +125,7 @@ pub(crate) fn spawn<P: Post>(
     };
     let sender = Sender {
         post,
-        outbox,
+        outbox: Arc::new(Mutex::new(outbox)),
         told,
         receivers: receivers_rx,
         revision: revision_rx,
@@ -169,7 +169,9 @@ type Attempt = (String, u64, Result<u16, String>);
 
 struct Sender<P> {
     post: P,
-    outbox: Outbox,
+    /// Shared only with the blocking task that writes it: file writes and fsyncs run off
+    /// the runtime's thread, which the engine shares.
+    outbox: Arc<Mutex<Outbox>>,
     told: Told,
     receivers: watch::Receiver<Arc<Vec<Receiver>>>,
     revision: watch::Receiver<Option<String>>,
@@ -202,7 +204,7 @@ impl<P: Post> Sender<P> {
                             Err(_) => break,
                         }
                     }
-                    self.on_events(&batch);
+                    self.on_events(&batch).await;
                 }
                 Ok(()) = self.receivers.changed() => {
                     let receivers = Arc::clone(&self.receivers.borrow_and_update());
@@ -218,48 +220,68 @@ impl<P: Post> Sender<P> {
         }
     }
 
-    /// Decides, renders and writes the messages a batch of events makes.
-    fn on_events(&mut self, batch: &[Event]) {
+    /// Decides, renders and writes the messages a batch of events makes; the writes (and
+    /// their fsyncs) on a blocking thread, so the engine's thread never waits for a disk.
+    async fn on_events(&mut self, batch: &[Event]) {
         let receivers = Arc::clone(&self.receivers.borrow());
         let revision = self.revision.borrow().clone();
-        let mut told_any = false;
+        let mut messages = Vec::new();
         for event in batch {
             for tell in self.told.tell(&receivers, event) {
-                told_any = true;
                 let receiver = &receivers[tell.receiver];
                 let id = tell.id();
-                let message = Queued {
+                messages.push(Queued {
                     receiver: tell.receiver_key.clone(),
                     id: id.clone(),
                     instance: tell.instance.clone(),
                     event: tell.event.to_owned(),
                     desired: tell.desired.to_string(),
                     body: render(receiver.format, &id, event, revision.as_deref()),
-                };
-                match self.outbox.put(message) {
-                    Ok((_, dropped)) => {
-                        for old in dropped {
-                            self.metrics.notification("dropped");
-                            tracing::warn!(
-                                receiver = %old.receiver,
-                                "notifications: the outbox is full; its oldest message \
-                                 ({} of instance {}) was dropped",
-                                old.event,
-                                old.instance
-                            );
-                        }
-                    }
-                    Err(e) => {
-                        self.metrics.notification("dropped");
-                        tracing::error!("notifications: cannot write to the outbox: {e}");
-                    }
-                }
+                });
             }
         }
-        if told_any && let Err(e) = self.outbox.write_told(&self.told.to_json()) {
+        if messages.is_empty() {
+            return;
+        }
+        let told = self.told.to_json();
+        let outbox = Arc::clone(&self.outbox);
+        let written = tokio::task::spawn_blocking(move || {
+            let mut outbox = lock(&outbox);
+            let mut dropped = Vec::new();
+            let mut failed = Vec::new();
+            for message in messages {
+                match outbox.put(message) {
+                    Ok((_, old)) => dropped.extend(old),
+                    Err(e) => failed.push(e),
+                }
+            }
+            // After the messages it covers: a message in the outbox counts as told.
+            let saved = outbox.write_told(&told);
+            (dropped, failed, saved, outbox.len())
+        })
+        .await;
+        let Ok((dropped, failed, saved, len)) = written else {
+            tracing::error!("notifications: the outbox writer stopped");
+            return;
+        };
+        for old in dropped {
+            self.metrics.notification("dropped");
+            tracing::warn!(
+                receiver = %old.receiver,
+                "notifications: the outbox is full; its oldest message ({} of instance {}) \
+                 was dropped",
+                old.event,
+                old.instance
+            );
+        }
+        for e in failed {
+            self.metrics.notification("dropped");
+            tracing::error!("notifications: cannot write to the outbox: {e}");
+        }
+        if let Err(e) = saved {
             tracing::error!("notifications: cannot save what was told: {e}");
         }
-        self.metrics.set_outbox(self.outbox.len());
+        self.metrics.set_outbox(len);
     }
 
     /// Starts, for each lane free and due, an attempt of its oldest message; drops the
@@ -268,24 +290,27 @@ impl<P: Post> Sender<P> {
         let receivers = Arc::clone(&self.receivers.borrow());
         let now = Instant::now();
         let mut gone = Vec::new();
-        let mut due: Vec<(u64, usize)> = Vec::new();
-        let mut seen: Vec<&str> = Vec::new();
-        for (seq, message) in self.outbox.queued() {
-            if seen.contains(&message.receiver.as_str()) {
-                continue; // only a lane's oldest message goes
-            }
-            seen.push(&message.receiver);
-            let Some(index) = receivers.iter().position(|r| r.key() == message.receiver) else {
-                gone.push(seq);
-                continue;
-            };
-            let lane = self.lanes.entry(message.receiver.clone()).or_default();
-            if !lane.busy && lane.next_at.is_none_or(|at| at <= now) {
-                due.push((seq, index));
+        let mut due: Vec<(u64, usize, Queued)> = Vec::new();
+        {
+            let outbox = lock(&self.outbox);
+            let mut seen: Vec<&str> = Vec::new();
+            for (seq, message) in outbox.queued() {
+                if seen.contains(&message.receiver.as_str()) {
+                    continue; // only a lane's oldest message goes
+                }
+                seen.push(&message.receiver);
+                let Some(index) = receivers.iter().position(|r| r.key() == message.receiver) else {
+                    gone.push(seq);
+                    continue;
+                };
+                let lane = self.lanes.entry(message.receiver.clone()).or_default();
+                if !lane.busy && lane.next_at.is_none_or(|at| at <= now) {
+                    due.push((seq, index, message.clone()));
+                }
             }
         }
         for seq in gone {
-            if let Ok(Some(message)) = self.outbox.take(seq) {
+            if let Ok(Some(message)) = self.outbox().take(seq) {
                 self.metrics.notification("dropped");
                 tracing::warn!(
                     receiver = %message.receiver,
@@ -294,16 +319,8 @@ impl<P: Post> Sender<P> {
             }
         }
         let started = due.len();
-        for (seq, index) in due {
+        for (seq, index, message) in due {
             let receiver = receivers[index].clone();
-            let Some(message) = self
-                .outbox
-                .queued()
-                .find(|(s, _)| *s == seq)
-                .map(|(_, m)| m)
-            else {
-                continue;
-            };
             let key = message.receiver.clone();
             let body = message.body.clone();
             let mut headers = vec![
@@ -332,7 +349,7 @@ impl<P: Post> Sender<P> {
                 (key, seq, answer)
             });
         }
-        self.metrics.set_outbox(self.outbox.len());
+        self.metrics.set_outbox(self.outbox().len());
         started
     }
 
@@ -345,7 +362,7 @@ impl<P: Post> Sender<P> {
                 lane.failures = 0;
                 lane.next_at = None;
                 self.metrics.notification("sent");
-                match self.outbox.take(seq) {
+                match self.outbox().take(seq) {
                     Ok(Some(message)) => tracing::info!(
                         receiver = %key,
                         "notifications: told {} of instance {} (HTTP {status})",
@@ -373,7 +390,11 @@ impl<P: Post> Sender<P> {
                 );
             }
         }
-        self.metrics.set_outbox(self.outbox.len());
+        self.metrics.set_outbox(self.outbox().len());
+    }
+
+    fn outbox(&self) -> MutexGuard<'_, Outbox> {
+        lock(&self.outbox)
     }
 
     /// When a lane that waits may be tried again.
@@ -381,9 +402,16 @@ impl<P: Post> Sender<P> {
         (self.lanes.values())
             .filter(|lane| !lane.busy)
             .filter_map(|lane| lane.next_at)
-            .filter(|_| self.outbox.len() > 0)
+            .filter(|_| self.outbox().len() > 0)
             .min()
     }
+}
+
+/// The outbox, whoever held it last (a panic while writing leaves it as it was on disk).
+fn lock(outbox: &Mutex<Outbox>) -> MutexGuard<'_, Outbox> {
+    outbox
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Sleeps until `at`, or forever when nothing waits.
