@@ -79,7 +79,7 @@ impl Receiver {
                         h.lock().unwrap().push(hook);
                         let _ = write!(
                             stream,
-                            "HTTP/1.1 {code} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                            "HTTP/1.1 {code} X\r\nLocation: /elsewhere\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
                         );
                     }
                     Mode::Hang => {
@@ -184,7 +184,7 @@ fn a_failure_is_told_after_3_in_a_row_and_its_recovery_once_signed_and_to_slack(
     world.write("pictures/b.jpg", &jpeg(2));
     world.write("hook.secret", format!("{SECRET}\n").as_bytes());
     let error = || fake_green_api::Answer::Status(500, "{\"message\":\"boom\"}".to_owned());
-    world.fake.script(A, [error(), error(), error(), error()]);
+    world.fake.script(A, [error(), error(), error()]);
     world.fake.script(
         B,
         [fake_green_api::Answer::Status(
@@ -206,8 +206,8 @@ fn a_failure_is_told_after_3_in_a_row_and_its_recovery_once_signed_and_to_slack(
     assert_eq!(receiver.delivered("/slack").len(), 3);
 
     let requests = world.fake.requests_for(A);
-    assert_eq!(requests.len(), 5, "four 500s, then applied");
-    let a_sha = sha256(&requests[4].file);
+    assert_eq!(requests.len(), 4, "three 500s, then applied");
+    let a_sha = sha256(&requests[3].file);
     let b_sha = sha256(&world.fake.requests_for(B)[0].file);
     assert_eq!(
         fixed_part(&told[0]),
@@ -236,9 +236,9 @@ fn a_failure_is_told_after_3_in_a_row_and_its_recovery_once_signed_and_to_slack(
             "desiredSha256": a_sha,
             "appliedSha256": a_sha,
             "outcome": "applied",
-            "consecutive": 4,
+            "consecutive": 3,
             "detail": null,
-            "text": format!("avatar-sync: instance {A} recovered: picture {} set after 4 failure(s)", &a_sha[..12]),
+            "text": format!("avatar-sync: instance {A} recovered: picture {} set after 3 failure(s)", &a_sha[..12]),
         })
     );
     for hook in &told {
@@ -258,7 +258,7 @@ fn a_failure_is_told_after_3_in_a_row_and_its_recovery_once_signed_and_to_slack(
     let mut expected = vec![
         json!({"text": format!("avatar-sync: instance {A} failed 1 time(s) in a row to set picture {} (server-error: GREEN-API answered 500: {{\"message\":\"boom\"}})", &a_sha[..12])}),
         json!({"text": format!("avatar-sync: instance {B} failed 1 time(s) in a row to set picture {} (refused-bytes: GREEN-API answered 400: File is empty)", &b_sha[..12])}),
-        json!({"text": format!("avatar-sync: instance {A} recovered: picture {} set after 4 failure(s)", &a_sha[..12])}),
+        json!({"text": format!("avatar-sync: instance {A} recovered: picture {} set after 3 failure(s)", &a_sha[..12])}),
     ];
     let mut got = texts.clone();
     got.sort_by_key(Value::to_string);
@@ -276,7 +276,7 @@ fn a_failure_is_told_after_3_in_a_row_and_its_recovery_once_signed_and_to_slack(
 }
 
 #[test]
-fn a_drift_is_told_once() {
+fn a_drift_is_told_once_naming_the_git_revision() {
     let world = World::new(Duration::from_secs(1));
     let receiver = Receiver::start();
     world.instance(A);
@@ -285,6 +285,12 @@ fn a_drift_is_told_once() {
         "apiUrl: {{url}}\nminInterval: 1s\ndriftInterval: 1s\nnotify:\n  - url: {}\n    events: [drifted, failed]\ninstances:\n  - idInstance: \"{A}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: p.jpg\n",
         receiver.url("/hook"),
     ));
+    // The manifest and its picture committed: messages name the commit.
+    let git = |args: &[&str]| crate::util::git(world.dir.path(), args, None);
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "manifest.yaml", "p.jpg"]);
+    git(&["commit", "-q", "-m", "pictures"]);
+    let commit = git(&["rev-parse", "HEAD"]);
     let daemon = Daemon::start(&world, &["-v", "--listen", "127.0.0.1:0"]);
     daemon.wait_for_requests(&world, 1);
     daemon.wait_until("the upload recorded", || {
@@ -308,7 +314,7 @@ fn a_drift_is_told_once() {
             "version": 1,
             "event": "drifted",
             "instance": A,
-            "revision": null,
+            "revision": commit,
             "picture": "p.jpg",
             "desiredSha256": sha,
             "appliedSha256": sha,
@@ -480,4 +486,33 @@ fn killed_before_a_message_reached_its_receiver_it_is_delivered_once_after_resta
     );
     assert_eq!(delivered[0].json()["event"], "failed");
     assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 0);
+}
+
+#[test]
+fn a_redirect_is_not_followed_and_the_message_waits() {
+    let world = World::new(Duration::from_secs(1));
+    let receiver = Receiver::start();
+    receiver.set(Mode::Answer(307)); // with `Location: /elsewhere`
+    world.instance(A);
+    world.write("a.jpg", &jpeg(1));
+    world.fake.script(
+        A,
+        [fake_green_api::Answer::Status(
+            400,
+            "File is empty".to_owned(),
+        )],
+    );
+    world.write_manifest(&format!(
+        "apiUrl: {{url}}\nminInterval: 1s\nnotify:\n  - url: {}\ninstances:\n  - idInstance: \"{A}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n",
+        receiver.url("/hook"),
+    ));
+    let daemon = Daemon::start(&world, &["-v"]);
+    // Tried again (1 s, then 2 s later), never at the redirect's target.
+    daemon.wait_until("a second attempt", || receiver.hooks().len() >= 2);
+    let hooks = receiver.hooks();
+    assert!(hooks.iter().all(|h| h.path == "/hook"), "{hooks:?}");
+    assert_eq!(hooks[0].body, hooks[1].body);
+    let outbox = world.state_dir().join("outbox");
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 1);
+    daemon.wait_for_log("answered HTTP 307");
 }
