@@ -69,6 +69,14 @@ fn the_schema_refuses_what_the_reader_refuses_and_takes_what_it_takes() {
                  instances:\n{instance}    canary: true\n"
             ),
         ),
+        (
+            "receivers",
+            format!(
+                "notify:\n  - url: https://hooks.slack.com/services/T0/B0/X\n    format: slack\n    \
+                 events: [failed, drifted, halted, rollout]\n    after: 3\n  - url: \
+                 http://127.0.0.1:8080/hook\n    secretFile: hook.secret\ninstances:\n{instance}"
+            ),
+        ),
     ];
     for (name, yaml) in good {
         world.write_manifest(&yaml);
@@ -155,6 +163,24 @@ fn the_schema_refuses_what_the_reader_refuses_and_takes_what_it_takes() {
         (
             "a window without a duration",
             format!("windows:\n  - deny: \"0 9 * * *\"\ninstances:\n{instance}"),
+        ),
+        (
+            "a receiver without a url",
+            format!("notify:\n  - format: slack\ninstances:\n{instance}"),
+        ),
+        (
+            "an event that is not one",
+            format!("notify:\n  - url: https://h.example/x\n    events: [sent]\ninstances:\n{instance}"),
+        ),
+        (
+            "an event named twice",
+            format!(
+                "notify:\n  - url: https://h.example/x\n    events: [failed, failed]\ninstances:\n{instance}"
+            ),
+        ),
+        (
+            "a receiver told after no failure",
+            format!("notify:\n  - url: https://h.example/x\n    after: 0\ninstances:\n{instance}"),
         ),
         (
             "a cron schedule of three fields",
