@@ -197,7 +197,7 @@ fn a_failure_is_told_after_3_in_a_row_and_its_recovery_once_signed_and_to_slack(
         receiver.url("/json"),
         receiver.url("/slack"),
     ));
-    let daemon = Daemon::start(&world, &["-v"]);
+    let daemon = Daemon::start(&world, &["-v", "--listen", "127.0.0.1:0"]);
     let told = receiver.wait_for(&daemon, "/json", 2);
     let slack = receiver.wait_for(&daemon, "/slack", 3);
     // A few seconds more: nothing else is told (A is applied, B waits for a new picture).
@@ -270,9 +270,19 @@ fn a_failure_is_told_after_3_in_a_row_and_its_recovery_once_signed_and_to_slack(
         assert!(hook.headers.iter().all(|(_, v)| !v.contains(TOKEN)));
     }
     assert!(!daemon.log().contains(SECRET));
-    // The outbox is empty once all is delivered.
+    // The outbox is empty once all is delivered, and /metrics says so.
     let left = std::fs::read_dir(world.state_dir().join("outbox")).map_or(0, |d| d.count());
     assert_eq!(left, 0);
+    let addr = std::fs::read_to_string(world.state_dir().join("listen-address")).unwrap();
+    let metrics = get(&addr, "/metrics");
+    for line in [
+        "avatar_sync_notifications_total{outcome=\"sent\"} 5",
+        "avatar_sync_notifications_total{outcome=\"failed\"} 0",
+        "avatar_sync_notifications_total{outcome=\"dropped\"} 0",
+        "avatar_sync_notification_outbox_messages 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
 }
 
 #[test]
@@ -291,7 +301,7 @@ fn a_drift_is_told_once_naming_the_git_revision() {
     git(&["add", "manifest.yaml", "p.jpg"]);
     git(&["commit", "-q", "-m", "pictures"]);
     let commit = git(&["rev-parse", "HEAD"]);
-    let daemon = Daemon::start(&world, &["-v", "--listen", "127.0.0.1:0"]);
+    let daemon = Daemon::start(&world, &["-v"]);
     daemon.wait_for_requests(&world, 1);
     daemon.wait_until("the upload recorded", || {
         world
@@ -325,17 +335,6 @@ fn a_drift_is_told_once_naming_the_git_revision() {
         })
     );
     assert_eq!(world.fake.requests().len(), 1, "drift: warn sends nothing");
-    // /metrics counts it, and the outbox is empty.
-    let addr = std::fs::read_to_string(world.state_dir().join("listen-address")).unwrap();
-    let metrics = get(&addr, "/metrics");
-    for line in [
-        "avatar_sync_notifications_total{outcome=\"sent\"} 1",
-        "avatar_sync_notifications_total{outcome=\"failed\"} 0",
-        "avatar_sync_notifications_total{outcome=\"dropped\"} 0",
-        "avatar_sync_notification_outbox_messages 0",
-    ] {
-        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
-    }
 }
 
 /// `GET path` over HTTP/1.1: the body.

@@ -170,7 +170,9 @@ fn the_schema_refuses_what_the_reader_refuses_and_takes_what_it_takes() {
         ),
         (
             "an event that is not one",
-            format!("notify:\n  - url: https://h.example/x\n    events: [sent]\ninstances:\n{instance}"),
+            format!(
+                "notify:\n  - url: https://h.example/x\n    events: [sent]\ninstances:\n{instance}"
+            ),
         ),
         (
             "an event named twice",

@@ -36,7 +36,7 @@ pub(crate) use source::{ManifestSource, watched_files};
 use crate::clock::{Jitter, human_duration};
 use crate::gateway::Gateway;
 use crate::manifest::Manifest;
-use crate::manifest::{Revision, git_revision};
+use crate::manifest::{Revision, git_revision, head_commit};
 use crate::reconcile::{Reconciler, Woke, sleep_until_opt};
 use crate::state::{SAVE_RETRY, StateError};
 use board::Observed;
@@ -167,12 +167,18 @@ impl<G: Gateway, N: Notify> Loop<G, N> {
                 self.metrics.revision(in_force, unverified);
             }
             self.revision = Some(revision);
-        } else if self.parts.observed.is_some() || self.parts.reconciler.notifies() {
+        } else if self.parts.observed.is_some() {
             self.revision = git_revision(self.parts.reconciler.manifest());
         }
-        // Messages name the commit the daemon acts on.
-        let commit = self.revision.as_ref().and_then(|r| r.commit.clone());
-        self.parts.reconciler.set_revision(commit);
+        // Messages name the commit the daemon acts on (only `HEAD`'s id when no page
+        // needs the rest: the files that differ from it cost a pass over the fleet).
+        if self.parts.reconciler.notifies() {
+            let commit = match &self.revision {
+                Some(revision) => revision.commit.clone(),
+                None => head_commit(&self.parts.reconciler.manifest().path).map(|(id, _)| id),
+            };
+            self.parts.reconciler.set_revision(commit);
+        }
     }
 
     /// Sleeps until something is due, does it; `false` once asked to stop.
