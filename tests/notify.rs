@@ -515,3 +515,82 @@ fn a_redirect_is_not_followed_and_the_message_waits() {
     assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 1);
     daemon.wait_for_log("answered HTTP 307");
 }
+
+#[test]
+fn a_halted_rollout_is_one_message_naming_its_failures_and_each_wave_one_digest() {
+    let world = World::new(Duration::from_secs(1));
+    let receiver = Receiver::start();
+    let ids: Vec<String> = (1..=20).map(|n| format!("{}", 1_101_000_000 + n)).collect();
+    let mut yaml = format!(
+        "apiUrl: {{url}}\nminInterval: 1s\nrollout:\n  waves: [2, 100%]\n  verify: true\n\
+         notify:\n  - url: {}\n    events: [halted, rollout]\ninstances:\n",
+        receiver.url("/hook")
+    );
+    for (n, id) in ids.iter().enumerate() {
+        world.instance(id);
+        yaml.push_str(&format!(
+            "  - idInstance: \"{id}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n"
+        ));
+        if n < 2 {
+            yaml.push_str("    canary: true\n");
+            // WhatsApp shows another picture than the one uploaded.
+            world.fake.show_instead(id, &jpeg(99));
+        }
+    }
+    world.write("a.jpg", &photo(1));
+    world.write_manifest(&yaml);
+    let run = world.run(&["--reconcile"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let delivered = receiver.delivered("/hook");
+    assert_eq!(
+        delivered.len(),
+        1,
+        "one message for the halt: {delivered:?}"
+    );
+    let halt = delivered[0].json();
+    assert_eq!(halt["event"], "halted");
+    assert_eq!(halt["outcome"], "halted");
+    assert_eq!(halt["instance"], Value::Null);
+    assert_eq!(
+        (
+            halt["rollout"]["wave"].as_u64(),
+            halt["rollout"]["waves"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
+    assert_eq!(halt["rollout"]["failed"], 2);
+    let named: Vec<&str> = (halt["rollout"]["failures"].as_array().unwrap().iter())
+        .map(|f| f["instance"].as_str().unwrap())
+        .collect();
+    assert!(
+        named.contains(&ids[0].as_str()) && named.contains(&ids[1].as_str()),
+        "{halt}"
+    );
+    assert!(!delivered[0].body.contains(TOKEN));
+
+    // Another run holds and tells nothing new; the resumed run's last wave is one digest.
+    assert_eq!(world.run(&["--reconcile"]).code, 1);
+    assert_eq!(receiver.delivered("/hook").len(), 1);
+    let resumed = world.run(&["--reconcile", "--resume"]);
+    assert_eq!(resumed.code, 0, "{resumed:?}");
+    assert_eq!(world.fake.request_count(), 20);
+    let delivered = receiver.delivered("/hook");
+    assert_eq!(delivered.len(), 2, "{delivered:?}");
+    let wave = delivered[1].json();
+    assert_eq!(wave["event"], "rollout");
+    assert_eq!(wave["outcome"], "landed");
+    assert_eq!(
+        (
+            wave["rollout"]["wave"].as_u64(),
+            wave["rollout"]["instances"].as_u64()
+        ),
+        (Some(2), Some(18))
+    );
+    assert!(
+        wave["text"]
+            .as_str()
+            .unwrap()
+            .contains("the rollout is done"),
+        "{wave}"
+    );
+}

@@ -42,7 +42,22 @@ pub(crate) fn json_body(id: &str, event: &Event, revision: Option<&str>) -> Valu
         } => (*outcome, Some(scrub(detail)), Some(*consecutive)),
         EventKind::Recovered { failures, .. } => ("applied", None, Some(*failures)),
         EventKind::Drifted { why, .. } => ("drifted", Some(scrub(why)), None),
+        EventKind::Halted(_) => ("halted", None, None),
+        EventKind::Wave(_) => ("landed", None, None),
     };
+    let rollout = event.kind.rollout().map(|news| {
+        json!({
+            "revision": news.revision,
+            "wave": news.wave,
+            "waves": news.waves,
+            "instances": news.instances,
+            "failed": news.failed,
+            "failures": (news.failures.iter())
+                .map(|(id, why)| json!({ "instance": id.to_string(), "reason": scrub(why) }))
+                .collect::<Vec<_>>(),
+            "nextWaveAt": news.next_wave_at.map(crate::clock::rfc3339),
+        })
+    });
     json!({
         "version": BODY_VERSION,
         "id": id,
@@ -57,6 +72,7 @@ pub(crate) fn json_body(id: &str, event: &Event, revision: Option<&str>) -> Valu
         "detail": detail,
         "time": crate::clock::rfc3339(event.at),
         "text": text(event),
+        "rollout": rollout,
     })
 }
 
@@ -92,6 +108,46 @@ pub(crate) fn text(event: &Event) -> String {
             scrub(why),
             short(&subject.desired)
         ),
+        EventKind::Halted(news) => {
+            let names: Vec<String> = (news.failures.iter().take(5))
+                .map(|(id, why)| format!("{id} ({})", scrub(why)))
+                .collect();
+            format!(
+                "avatar-sync: the rollout of revision {} HALTED at wave {} of {}: {} of its {} \
+                 instances failed: {}{}; nothing more is uploaded until it is resumed or a \
+                 new revision comes",
+                &news.revision[..12.min(news.revision.len())],
+                news.wave,
+                news.waves,
+                news.failed,
+                news.instances,
+                names.join(", "),
+                if news.failed > names.len() {
+                    ", …"
+                } else {
+                    ""
+                }
+            )
+        }
+        EventKind::Wave(news) => {
+            let next = match news.next_wave_at {
+                Some(at) => format!(
+                    "; wave {} starts at {}",
+                    news.wave + 1,
+                    crate::clock::rfc3339(at)
+                ),
+                None => "; the rollout is done".to_owned(),
+            };
+            format!(
+                "avatar-sync: the rollout of revision {}: wave {} of {} landed ({} instances, \
+                 {} failed){next}",
+                &news.revision[..12.min(news.revision.len())],
+                news.wave,
+                news.waves,
+                news.instances,
+                news.failed
+            )
+        }
     }
 }
 

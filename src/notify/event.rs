@@ -30,9 +30,37 @@ pub(crate) struct Subject {
     pub picture: Option<String>,
 }
 
-/// What happened. New kinds (a rollout's `Halted { failures }` and `Wave { n, instances }`)
-/// are added here with their [`EventKind::name`], [`EventKind::label`] and a line in the
-/// teller; a kind with no [`Subject`] is keyed by its label and the revision.
+/// A rollout's news: which revision and wave, how it went (CONTRACT section 12).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct RolloutNews {
+    /// The rollout's revision (SHA-256 of its desired pictures, hex).
+    pub revision: String,
+    /// The wave, from 1.
+    pub wave: usize,
+    /// How many waves the rollout has.
+    pub waves: usize,
+    /// How many instances the wave has.
+    pub instances: usize,
+    /// How many of them failed.
+    pub failed: usize,
+    /// The first few failures, with why.
+    pub failures: Vec<(InstanceId, String)>,
+    /// When the next wave starts (a wave that landed, not the last).
+    pub next_wave_at: Option<SystemTime>,
+}
+
+impl RolloutNews {
+    /// What a message about it is keyed by, in place of an instance and its picture: the
+    /// rollout and the wave (one message per wave, however often it is told).
+    pub(crate) fn key(&self) -> (String, Digest) {
+        let short: String = self.revision.chars().take(12).collect();
+        let wave = Digest::of(format!("{} {}", self.revision, self.wave).as_bytes());
+        (format!("rollout {short}"), wave)
+    }
+}
+
+/// What happened. A kind with no [`Subject`] (a rollout's) is keyed by its rollout and wave
+/// ([`RolloutNews::key`]).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum EventKind {
     /// A picture was set.
@@ -62,6 +90,10 @@ pub(crate) enum EventKind {
         /// Why, for people.
         why: String,
     },
+    /// A rollout halted: more failures in a wave than `maxFailures`.
+    Halted(RolloutNews),
+    /// A rollout's wave landed: one digest message per wave.
+    Wave(RolloutNews),
 }
 
 impl EventKind {
@@ -71,6 +103,8 @@ impl EventKind {
             Self::Applied(_) => EventName::Applied,
             Self::Failed { .. } | Self::Recovered { .. } => EventName::Failed,
             Self::Drifted { .. } => EventName::Drifted,
+            Self::Halted(_) => EventName::Halted,
+            Self::Wave(_) => EventName::Rollout,
         }
     }
 
@@ -89,6 +123,25 @@ impl EventKind {
             | Self::Failed { subject, .. }
             | Self::Recovered { subject, .. }
             | Self::Drifted { subject, .. } => Some(subject),
+            Self::Halted(_) | Self::Wave(_) => None,
+        }
+    }
+
+    /// The rollout it is about, if any.
+    pub(crate) fn rollout(&self) -> Option<&RolloutNews> {
+        match self {
+            Self::Halted(news) | Self::Wave(news) => Some(news),
+            _ => None,
+        }
+    }
+
+    /// What its message is keyed by besides the receiver and the event: the instance and
+    /// its desired picture, or the rollout and the wave.
+    pub(crate) fn key(&self) -> Option<(String, Digest)> {
+        match (self.subject(), self.rollout()) {
+            (Some(subject), _) => Some((subject.id.to_string(), subject.desired)),
+            (None, Some(news)) => Some(news.key()),
+            (None, None) => None,
         }
     }
 }

@@ -18,7 +18,7 @@ pub(crate) mod post;
 pub(crate) mod sender;
 pub(crate) mod teller;
 
-pub(crate) use event::{Event, EventKind, Subject};
+pub(crate) use event::{Event, EventKind, RolloutNews, Subject};
 pub(crate) use post::HttpPost;
 pub(crate) use sender::{Notices, finish, spawn};
 

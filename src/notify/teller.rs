@@ -92,7 +92,7 @@ impl Told {
 
     /// The messages `event` makes, each recorded as told.
     pub(crate) fn tell(&mut self, receivers: &[Receiver], event: &Event) -> Vec<Tell> {
-        let Some(subject) = event.kind.subject() else {
+        let Some((instance, desired)) = event.kind.key() else {
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -102,26 +102,29 @@ impl Told {
             }
             let key = receiver.key();
             let ledger = (self.receivers.entry(key.clone()).or_default())
-                .entry(subject.id.to_string())
+                .entry(instance.clone())
                 .or_default();
             let due = match &event.kind {
                 EventKind::Failed { consecutive, .. } => {
-                    *consecutive >= receiver.after && ledger.failing != Some(subject.desired)
+                    *consecutive >= receiver.after && ledger.failing != Some(desired)
                 }
                 // Only a failure that was told is told to have ended.
                 EventKind::Recovered { .. } => ledger.failing.is_some(),
-                EventKind::Applied(_) | EventKind::Drifted { .. } => true,
+                EventKind::Applied(_)
+                | EventKind::Drifted { .. }
+                | EventKind::Halted(_)
+                | EventKind::Wave(_) => true,
             };
             let label = event.kind.label();
-            if !due || ledger.has(label, subject.desired) {
+            if !due || ledger.has(label, desired) {
                 continue;
             }
             let tell = Tell {
                 receiver: index,
                 receiver_key: key,
-                instance: subject.id.to_string(),
+                instance: instance.clone(),
                 event: label,
-                desired: subject.desired,
+                desired,
             };
             self.record(&tell);
             out.push(tell);

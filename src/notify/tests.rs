@@ -92,3 +92,67 @@ fn a_failure_is_told_after_n_in_a_row_once_whatever_its_text_and_its_recovery_on
     assert!(told.tell(&receivers, &failed(&a2, 2, "x")).is_empty());
     assert_eq!(told.tell(&receivers, &failed(&a2, 3, "x")).len(), 1);
 }
+
+fn rollout_news(wave: usize, failed: usize) -> RolloutNews {
+    RolloutNews {
+        revision: "3c1f0a9e2b7d".repeat(5) + "abcd",
+        wave,
+        waves: 3,
+        instances: 2,
+        failed,
+        failures: (0..failed)
+            .map(|n| {
+                let id = InstanceId::parse(&format!("110100000{n}")).unwrap();
+                (id, format!("read back: another picture is live ({n})"))
+            })
+            .collect(),
+        next_wave_at: None,
+    }
+}
+
+#[test]
+fn a_halt_is_one_message_and_each_wave_one_digest_whatever_is_told_again() {
+    let receivers = [
+        receiver(1, &["halted", "rollout"]),
+        receiver(1, &["failed"]),
+    ];
+    let mut told = Told::new();
+    let event = |kind| Event {
+        at: SystemTime::UNIX_EPOCH,
+        kind,
+    };
+    let wave1 = told.tell(&receivers, &event(EventKind::Wave(rollout_news(1, 0))));
+    assert_eq!(wave1.len(), 1);
+    assert_eq!((wave1[0].receiver, wave1[0].event), (0, "rollout"));
+    assert!(wave1[0].instance.starts_with("rollout 3c1f0a9e2b7d"));
+    assert!(
+        told.tell(&receivers, &event(EventKind::Wave(rollout_news(1, 0))))
+            .is_empty()
+    );
+    let halted = told.tell(&receivers, &event(EventKind::Halted(rollout_news(2, 1))));
+    assert_eq!(halted.len(), 1);
+    assert_eq!(halted[0].event, "halted");
+    // The same halt told again with more failures found: still one message, and after a
+    // restart too.
+    let mut told = Told::from_json(&told.to_json()).unwrap();
+    assert!(
+        told.tell(&receivers, &event(EventKind::Halted(rollout_news(2, 2))))
+            .is_empty()
+    );
+    let body = body::json_body(
+        "id",
+        &event(EventKind::Halted(rollout_news(2, 2))),
+        Some("3f2a"),
+    );
+    assert_eq!(body["event"], "halted");
+    assert_eq!(body["instance"], serde_json::Value::Null);
+    assert_eq!(body["rollout"]["wave"], 2);
+    assert_eq!(body["rollout"]["failures"][1]["instance"], "1101000001");
+    assert!(
+        body["text"]
+            .as_str()
+            .unwrap()
+            .contains("HALTED at wave 2 of 3"),
+        "{body}"
+    );
+}

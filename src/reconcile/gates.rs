@@ -11,6 +11,7 @@ use super::Reconciler;
 use super::schedule::READ_SPACING;
 use crate::gateway::Gateway;
 use crate::manifest::{Gate, IdMap, InstanceId, Manifest, RolloutPolicy};
+use crate::notify::{EventKind, RolloutNews};
 use crate::picture::Digest;
 use crate::plan::rollout::{self, Member};
 use crate::plan::{Decision, Desired, Hold};
@@ -18,6 +19,25 @@ use crate::report::{RolloutView, WindowView};
 use crate::state::rollout::RolloutRecord;
 use std::path::PathBuf;
 use std::time::SystemTime;
+
+/// A rollout's news for the notifier: its wave `record.wave` of `size` instances and the
+/// wave's `failures`.
+fn news(
+    record: &RolloutRecord,
+    size: usize,
+    failures: &[(InstanceId, String)],
+    next_wave_at: Option<SystemTime>,
+) -> RolloutNews {
+    RolloutNews {
+        revision: record.revision.clone(),
+        wave: record.wave + 1,
+        waves: record.waves.len(),
+        instances: size,
+        failed: failures.len(),
+        failures: failures.iter().take(20).cloned().collect(),
+        next_wave_at,
+    }
+}
 
 /// How many reads that could not tell (a failed `getWaSettings`) a read-back tries before
 /// the upload counts as a failure of its wave.
@@ -50,6 +70,9 @@ struct Live {
     failed: usize,
     /// Read-backs that could not tell, per instance.
     tries: IdMap<u8>,
+    /// The halt was told (once every upload of the halted wave already sent was read
+    /// back, so the message names every failure; the notifier keeps it to one message).
+    halt_told: bool,
     /// The record changed since it was written.
     dirty: bool,
 }
@@ -68,6 +91,7 @@ impl Live {
             settled: 0,
             failed: 0,
             tries: IdMap::default(),
+            halt_told: false,
             dirty: false,
         }
     }
@@ -374,82 +398,126 @@ impl<G: Gateway> Reconciler<G> {
                 live.dirty = true;
                 self.gates.save();
             }
+            self.tell_halt();
             return;
         }
         if record.done_at.is_some() || record.next_wave_at.is_some() {
             return;
         }
+        let size = rollout::wave_positions(record, record.wave).len();
+        let budget = rollout::failure_budget(record, record.wave, live.policy.max_failures);
         let now = self.clock.now();
-        let wave = record.wave;
-        let size = rollout::wave_positions(record, wave).len();
-        let budget = rollout::failure_budget(record, wave, live.policy.max_failures);
         if live.failed > budget {
-            let failures = live.failures();
-            let names: Vec<String> = (failures.iter().take(5))
-                .map(|(id, why)| format!("{id} ({why})"))
-                .collect();
-            tracing::error!(
-                revision = &record.revision[..12],
+            self.halt(now, size, budget);
+        } else if live.settled == size {
+            self.land(now, size);
+        }
+    }
+
+    /// Halts the rollout at `now`: its released wave (of `size`) has more failures than
+    /// `budget`. Logged with the failures, told, and every instance it holds planned again
+    /// (to say why).
+    fn halt(&mut self, now: SystemTime, size: usize, budget: usize) {
+        let Some(live) = self.gates.rollout.as_mut() else {
+            return;
+        };
+        let record = &live.record;
+        let failures = live.failures();
+        let names: Vec<String> = (failures.iter().take(5))
+            .map(|(id, why)| format!("{id} ({why})"))
+            .collect();
+        let more = if failures.len() > names.len() {
+            ", …"
+        } else {
+            ""
+        };
+        tracing::error!(
+            revision = &record.revision[..12],
+            wave = record.wave + 1,
+            failed = failures.len(),
+            "rollout of revision {} HALTED at wave {} of {}: {} of its {size} instances failed \
+             (maxFailures allows {budget}): {}{more}; nothing more is uploaded for this \
+             revision until `avatar-sync --reconcile --resume` (or SIGUSR1 to the daemon)",
+            &record.revision[..12],
+            record.wave + 1,
+            record.waves.len(),
+            failures.len(),
+            names.join(", "),
+        );
+        live.record = rollout::halted(record, now, failures);
+        live.dirty = true;
+        let held = live.record.instances.clone();
+        self.gates.save();
+        self.tell_halt();
+        for id in held {
+            if let Some(index) = self.table.index_of(&id)
+                && !self.flight.is_busy(&id)
+            {
+                self.plan_one(index, now);
+            }
+        }
+    }
+
+    /// Tells the halt, once: when no upload of the halted wave is in flight or waits to be
+    /// read back, so its message names every failure.
+    fn tell_halt(&mut self) {
+        let Some(live) = self.gates.rollout.as_mut().filter(|l| !l.halt_told) else {
+            return;
+        };
+        let Some(halt) = &live.record.halted else {
+            return;
+        };
+        let places = rollout::wave_positions(&live.record, halt.wave);
+        let unsettled = places.clone().any(|place| {
+            live.members[place] == Member::Landed && live.policy.verify
+                || self.flight.is_busy(&live.record.instances[place])
+        });
+        if unsettled {
+            return;
+        }
+        live.halt_told = true;
+        let at = halt.at;
+        let news = news(&live.record, places.len(), &live.failures(), None);
+        self.tell_rollout(EventKind::Halted(news), at);
+    }
+
+    /// Notes at `now` that the released wave (of `size`) landed: the rollout is done, or
+    /// the next wave starts after the pause. Logged and told.
+    fn land(&mut self, now: SystemTime, size: usize) {
+        let Some(live) = self.gates.rollout.as_mut() else {
+            return;
+        };
+        let wave = live.record.wave;
+        live.record = rollout::wave_landed(&live.record, now, live.policy.pause);
+        live.dirty = true;
+        let record = &live.record;
+        let short = &record.revision[..12];
+        match record.next_wave_at {
+            None => tracing::info!(
+                revision = short,
+                "rollout of revision {short}: wave {n} of {n} landed; done ({} instances, {} \
+                 failed)",
+                record.instances.len(),
+                (live.members.iter())
+                    .filter(|m| matches!(m, Member::Failed(_)))
+                    .count(),
+                n = wave + 1,
+            ),
+            Some(at) => tracing::info!(
+                revision = short,
                 wave = wave + 1,
-                failed = live.failed,
-                "rollout of revision {} HALTED at wave {} of {}: {} of its {size} instances \
-                 failed (maxFailures allows {budget}): {}{}; nothing more is uploaded for this \
-                 revision until `avatar-sync --reconcile --resume` (or SIGUSR1 to the daemon)",
-                &record.revision[..12],
+                "rollout of revision {short}: wave {} of {} landed ({} failed); wave {} starts \
+                 at {}",
                 wave + 1,
                 record.waves.len(),
                 live.failed,
-                names.join(", "),
-                if failures.len() > names.len() {
-                    ", …"
-                } else {
-                    ""
-                },
-            );
-            live.record = rollout::halted(record, now, failures);
-            live.dirty = true;
-            // Everyone the rollout holds now says why.
-            let ids = live.record.instances.clone();
-            self.gates.save();
-            for id in ids {
-                if let Some(index) = self.table.index_of(&id)
-                    && !self.flight.is_busy(&id)
-                {
-                    self.plan_one(index, now);
-                }
-            }
-            return;
-        } else if live.settled == size {
-            live.record = rollout::wave_landed(record, now, live.policy.pause);
-            live.dirty = true;
-            match (live.record.done_at, live.record.next_wave_at) {
-                (Some(_), _) => tracing::info!(
-                    revision = &live.record.revision[..12],
-                    "rollout of revision {}: wave {wave_n} of {wave_n} landed; done ({} \
-                     instances, {} failed)",
-                    &live.record.revision[..12],
-                    live.record.instances.len(),
-                    live.members
-                        .iter()
-                        .filter(|m| matches!(m, Member::Failed(_)))
-                        .count(),
-                    wave_n = wave + 1,
-                ),
-                (None, Some(at)) => tracing::info!(
-                    revision = &live.record.revision[..12],
-                    wave = wave + 1,
-                    "rollout of revision {}: wave {} of {} landed ({} failed); wave {} starts at {}",
-                    &live.record.revision[..12],
-                    wave + 1,
-                    live.record.waves.len(),
-                    live.failed,
-                    wave + 2,
-                    crate::clock::rfc3339(at)
-                ),
-                (None, None) => {}
-            }
+                wave + 2,
+                crate::clock::rfc3339(at)
+            ),
         }
+        let news = news(record, size, &live.failures(), record.next_wave_at);
         self.gates.save();
+        self.tell_rollout(EventKind::Wave(news), now);
     }
 
     /// Releases the next wave when its pause is over, and plans again what a window held

@@ -262,9 +262,10 @@ async fn a_scripted_day_tells_a_handful_of_messages_not_one_per_event() {
     };
     let clock = Clock::start();
     let t0 = clock.now();
+    // The revision at 1 h goes out in waves (1, then a tenth, then all, 10 minutes apart).
     let yaml = |picture: &str| {
         let mut yaml = String::from(
-            "apiUrl: http://127.0.0.1:9\nnotify:\n  - url: http://127.0.0.1:1/hook\n    events: [failed, drifted, halted, rollout]\n    after: 3\ninstances:\n",
+            "apiUrl: http://127.0.0.1:9\nnotify:\n  - url: http://127.0.0.1:1/hook\n    events: [failed, drifted, halted, rollout]\n    after: 3\nrollout:\n  waves: [1, 10%, 100%]\n  maxFailures: 10%\n  pause: 10m\ninstances:\n",
         );
         for i in 1..=100 {
             yaml.push_str(&format!(
@@ -345,7 +346,9 @@ async fn a_scripted_day_tells_a_handful_of_messages_not_one_per_event() {
         (count("failed"), count("recovered"), count("drifted")),
         (3, 3, 1)
     );
-    assert_eq!(sent.len(), 7);
+    // One digest per wave, where a per-instance notifier would send 100.
+    assert_eq!((count("rollout"), count("halted")), (3, 0), "{sent:?}");
+    assert_eq!(sent.len(), 10);
     assert!(
         calls > 100 + 3 * 10,
         "100 rollout uploads and each failing one retried: {calls}"

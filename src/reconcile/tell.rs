@@ -81,6 +81,13 @@ impl<G: Gateway> Reconciler<G> {
         notices.tell(Event { at, kind });
     }
 
+    /// A rollout halted, or one of its waves landed.
+    pub(super) fn tell_rollout(&self, kind: EventKind, at: SystemTime) {
+        if let Some(notices) = &self.notices {
+            notices.tell(Event { at, kind });
+        }
+    }
+
     /// Instance `id` and its pictures, as a message may name them.
     fn subject(&self, id: &InstanceId, desired: Digest) -> Subject {
         let applied = (self.store.state().instances.get(id))
