@@ -58,7 +58,7 @@ pub(crate) fn json_body(id: &str, event: &Event, revision: Option<&str>) -> Valu
             "nextWaveAt": news.next_wave_at.map(crate::clock::rfc3339),
         })
     });
-    json!({
+    let mut body = json!({
         "version": BODY_VERSION,
         "id": id,
         "event": event.kind.label(),
@@ -72,8 +72,12 @@ pub(crate) fn json_body(id: &str, event: &Event, revision: Option<&str>) -> Valu
         "detail": detail,
         "time": crate::clock::rfc3339(event.at),
         "text": text(event),
-        "rollout": rollout,
-    })
+    });
+    // Only in a rollout's messages: an instance's body is as it was.
+    if let Some(rollout) = rollout {
+        body["rollout"] = rollout;
+    }
+    body
 }
 
 /// One line for people (Slack's message, and the JSON body's `text`).
