@@ -86,7 +86,7 @@ pub struct Key {
     pub doc: &'static str,
 }
 
-const FITS: &[&str] = &["none", "cover", "contain"];
+const FITS: &[&str] = &["none", "cover", "contain", "face"];
 const DRIFTS: &[&str] = &["off", "warn", "heal"];
 /// A receiver's message formats.
 pub const NOTIFY_FORMATS: &[&str] = &["json", "slack"];
@@ -119,8 +119,9 @@ pub const PROCESSING_KEYS: [Key; 4] = [
         "fit",
         KeyType::OneOf(FITS),
         "How a picture is shaped: none (keep the aspect, only scale down), cover (crop the \
-         centre to a square) or contain (fit inside a square, padded with the background). \
-         Default none.",
+         centre to a square), contain (fit inside a square, padded with the background) or \
+         face (a square around the faces found, kept inside the circle WhatsApp shows; \
+         else around what stands out; else the centre). Default none.",
     ),
     key(
         "size",

@@ -13,6 +13,9 @@ pub enum Fit {
     Cover,
     /// Scale down to fit inside a square, then pad to that square with the background.
     Contain,
+    /// Crop to a square around the faces found (inside the circle WhatsApp shows), else
+    /// around what stands out (edges, skin, saturation), else the centre; then scale down.
+    Face,
 }
 
 impl fmt::Display for Fit {
@@ -21,6 +24,7 @@ impl fmt::Display for Fit {
             Self::None => "none",
             Self::Cover => "cover",
             Self::Contain => "contain",
+            Self::Face => "face",
         })
     }
 }
@@ -33,8 +37,9 @@ impl FromStr for Fit {
             "none" => Ok(Self::None),
             "cover" => Ok(Self::Cover),
             "contain" => Ok(Self::Contain),
+            "face" => Ok(Self::Face),
             _ => Err(format!(
-                "`{text}` is not a fit; expected one of: none, cover, contain"
+                "`{text}` is not a fit; expected one of: none, cover, contain, face"
             )),
         }
     }

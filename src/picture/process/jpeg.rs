@@ -34,6 +34,11 @@ pub(super) struct JpegLayout {
     frame: Option<Frame>,
     /// The orientation value in the last EXIF APP1, as the decoder would read it.
     pub(super) orientation: Option<u16>,
+    /// The ICC profile's APP2 chunks: (sequence number, chunk count, the chunk's bytes).
+    icc: Vec<(u8, u8, Range<usize>)>,
+    /// The colour transform of an Adobe APP14 segment (0: none, so CMYK is stored inverted;
+    /// 1: YCbCr; 2: YCCK), if there is one.
+    pub(super) adobe: Option<u8>,
 }
 
 impl JpegLayout {
@@ -44,6 +49,8 @@ impl JpegLayout {
         let mut kept = Vec::new();
         let mut frame = None;
         let mut orientation = None;
+        let mut icc = Vec::new();
+        let mut adobe = None;
         let mut at = 2; // after SOI
         let scan = loop {
             let marker = next_marker(bytes, at, true)?;
@@ -70,6 +77,19 @@ impl JpegLayout {
                     {
                         orientation = exif_orientation(tiff);
                     }
+                    // "ICC_PROFILE\0", the chunk's number (from 1), the number of chunks.
+                    if code == 0xE2
+                        && let Some(&[seq, count, ..]) = payload.strip_prefix(ICC_TAG)
+                    {
+                        let start = marker.after + 2 + ICC_TAG.len() + 2;
+                        icc.push((seq, count, start..end));
+                    }
+                    // "Adobe", version (2 bytes), flags0, flags1 (2 bytes each), transform.
+                    if code == 0xEE
+                        && let Some(rest) = payload.strip_prefix(b"Adobe")
+                    {
+                        adobe = rest.get(6).copied();
+                    }
                     if keeps_segment(code, payload) {
                         kept.push(marker.start..end);
                     }
@@ -95,7 +115,42 @@ impl JpegLayout {
             end,
             frame,
             orientation,
+            icc,
+            adobe,
         })
+    }
+
+    /// The embedded ICC profile, its APP2 chunks put together in their numbered order, or
+    /// `None` without one. Chunks that do not number 1 to n exactly once are an error, as a
+    /// profile pieced together from them would be garbage.
+    pub(super) fn icc_profile(&self, bytes: &[u8]) -> Result<Option<Vec<u8>>, ProcessError> {
+        let Some(&(_, count, _)) = self.icc.first() else {
+            return Ok(None);
+        };
+        let broken = || {
+            ProcessError::Profile(format!(
+                "its {} APP2 chunks are not numbered 1 to {count}",
+                self.icc.len()
+            ))
+        };
+        if count == 0 || self.icc.len() != usize::from(count) {
+            return Err(broken());
+        }
+        let mut chunks: Vec<_> = self.icc.iter().collect();
+        chunks.sort_by_key(|(seq, _, _)| *seq);
+        let mut profile = Vec::new();
+        for (expected, (seq, chunk_count, range)) in (1..=count).zip(chunks) {
+            if *seq != expected || *chunk_count != count {
+                return Err(broken());
+            }
+            profile.extend_from_slice(bytes.get(range.clone()).ok_or_else(broken)?);
+        }
+        Ok(Some(profile))
+    }
+
+    /// How many components the frame has (1 grey, 3 colour, 4 CMYK or YCCK), 0 without one.
+    pub(super) fn components(&self) -> u8 {
+        self.frame.map_or(0, |frame| frame.components)
     }
 
     /// True when uploading this JPEG's own image data gives exactly what `options` ask for:
@@ -128,6 +183,9 @@ impl JpegLayout {
         out
     }
 }
+
+/// How an APP2 segment holding a piece of an ICC profile starts.
+const ICC_TAG: &[u8] = b"ICC_PROFILE\0";
 
 /// A marker found in a JPEG.
 struct Marker {
@@ -217,7 +275,7 @@ fn read_frame(marker: u8, payload: &[u8]) -> Option<Frame> {
 fn keeps_segment(code: u8, payload: &[u8]) -> bool {
     match code {
         0xE0 | 0xEE => true,
-        0xE2 => payload.starts_with(b"ICC_PROFILE\0"),
+        0xE2 => payload.starts_with(ICC_TAG),
         0xE1 | 0xE3..=0xED | 0xEF | 0xFE => false,
         _ => true,
     }

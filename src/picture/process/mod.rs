@@ -18,18 +18,30 @@ use std::fmt;
 use std::io::Cursor;
 
 mod budget;
+mod cmyk;
+mod colour;
+#[cfg(test)]
+mod colour_tests;
+mod face;
+#[cfg(test)]
+mod face_tests;
 mod jpeg;
 #[cfg(test)]
 mod tests;
 
 pub use crate::manifest::{Fit, Processing};
+use colour::{Colour, Pixels as Kind};
+pub use face::{Found, Square};
 use jpeg::JpegLayout;
 
-/// Bump when the output bytes for the same input and options change.
-pub const PIPELINE_VERSION: u32 = 1;
+/// Bump when the output bytes for the same input and options change. 2: pictures with a
+/// wide-gamut ICC profile (or a CMYK one) are converted to sRGB; everything else gives the
+/// bytes version 1 gave, so after an upgrade the prepared pictures are made once more (the
+/// cache's keys change) but the uploads' digests, which decide what is sent, do not.
+pub const PIPELINE_VERSION: u32 = 2;
 
 /// Stable text naming `options` and the pipeline version, e.g.
-/// "v1;fit=cover;size=640;bg=ffffff;q=90": the prepared-picture cache's key.
+/// "v2;fit=cover;size=640;bg=ffffff;q=90": the prepared-picture cache's key.
 pub fn cache_key(options: &Processing) -> String {
     let [r, g, b] = options.background;
     format!(
@@ -98,6 +110,9 @@ pub enum ProcessError {
     /// The picture is damaged or uses a feature the decoder does not support.
     #[error("the picture cannot be decoded: {0}")]
     Decode(String),
+    /// The picture's embedded ICC colour profile cannot be read or used.
+    #[error("the picture's embedded ICC colour profile is broken: {0}")]
+    Profile(String),
     /// The processed picture could not be encoded as a JPEG.
     #[error("the processed picture cannot be encoded as a JPEG: {0}")]
     Encode(String),
@@ -111,7 +126,7 @@ impl ProcessError {
             Self::UnsupportedFormat { .. } => LocalKind::PictureUnsupportedFormat,
             Self::Truncated { .. } => LocalKind::PictureTruncated,
             Self::TooLarge { .. } => LocalKind::PictureTooLarge,
-            Self::Decode(_) => LocalKind::PictureUndecodable,
+            Self::Decode(_) | Self::Profile(_) => LocalKind::PictureUndecodable,
             Self::Encode(_) => LocalKind::PictureUnencodable,
         }
     }
@@ -134,27 +149,120 @@ pub enum Route {
 /// Turns a source picture (JPEG, PNG or WebP bytes) into the JPEG to upload. Deterministic:
 /// the same bytes and options always give the same output bytes.
 pub fn process(source: &[u8], options: &Processing) -> Result<(Vec<u8>, Route), ProcessError> {
-    let format = detect(source)?;
-    let source = if format == Format::Jpeg {
-        let jpeg = JpegLayout::read(source)?;
-        if jpeg.needs_no_pixel_change(options) {
-            return Ok((jpeg.stripped(source), Route::Stripped));
-        }
-        // Only the primary image: whatever follows its end marker (secondary MPF images, a
-        // motion photo's video) is not part of the picture.
-        source.get(..jpeg.end).unwrap_or(source)
-    } else {
-        source
+    let (image, _pixels) = match pixels(source, options)? {
+        Pixels::Stripped(bytes) => return Ok((bytes, Route::Stripped)),
+        Pixels::Decoded(image, reservation) => (image, reservation),
     };
     // The reservation is held until the processed picture is encoded.
-    let (image, _pixels) = decode(format, source, MAX_SIDE)?;
-    let image = flatten(image, options.background);
     let image = shape(image, options);
     let mut out = Vec::new();
     JpegEncoder::new_with_quality(&mut out, options.quality.clamp(1, 100))
         .encode_image(&image)
         .map_err(|e| ProcessError::Encode(e.to_string()))?;
     Ok((out, Route::Reencoded))
+}
+
+/// Where an upload's pixels came from, for `--preview`: the picture as it stands (upright,
+/// in sRGB, flattened), at most `side` pixels a side, and the square cut from it (in its
+/// pixels), if the fit cuts one.
+pub struct Explained {
+    /// The whole source picture, scaled down.
+    pub picture: RgbImage,
+    /// The square the upload was cut from, scaled as `picture`.
+    pub square: Option<Square>,
+}
+
+/// Explains how `source` becomes its upload under `options` ([`Explained`]).
+pub fn explain(source: &[u8], options: &Processing, side: u32) -> Result<Explained, ProcessError> {
+    let image = match pixels(source, options)? {
+        // Uploaded as it is: decoded only to be shown.
+        Pixels::Stripped(bytes) => decode(Format::Jpeg, &bytes, MAX_SIDE)?.0.into_rgb8(),
+        Pixels::Decoded(image, _reservation) => image,
+    };
+    let square = match options.fit {
+        Fit::Cover => Some(face::centre(image.width(), image.height())),
+        Fit::Face => Some(face::square(&image)),
+        Fit::None | Fit::Contain => None,
+    };
+    let width = image.width();
+    let picture = scale_within(image, side);
+    let ratio = f64::from(picture.width()) / f64::from(width.max(1));
+    let square = square.map(|s| {
+        let at = |v: u32| (f64::from(v) * ratio).round() as u32;
+        Square {
+            x: at(s.x),
+            y: at(s.y),
+            side: at(s.side).max(1),
+            found: s.found,
+        }
+    });
+    Ok(Explained { picture, square })
+}
+
+/// A picture's pixels, ready to be shaped, or the JPEG that needs none.
+enum Pixels {
+    /// A JPEG that is uploaded as it is, less its metadata.
+    Stripped(Vec<u8>),
+    /// Upright, sRGB, flattened onto the background; with its share of the decodes' budget.
+    Decoded(RgbImage, budget::Reservation<'static>),
+}
+
+/// Decodes `source`, converts it to sRGB and flattens it; or strips it, when it is a JPEG
+/// that needs no pixel change.
+fn pixels(source: &[u8], options: &Processing) -> Result<Pixels, ProcessError> {
+    let format = detect(source)?;
+    let mut cmyk = None;
+    let mut jpeg_colour = None;
+    let source = if format == Format::Jpeg {
+        let jpeg = JpegLayout::read(source)?;
+        let kind = match jpeg.components() {
+            1 => Kind::Grey,
+            4 => Kind::Cmyk,
+            _ => Kind::Rgb,
+        };
+        let colour = Colour::read(jpeg.icc_profile(source)?.as_deref(), kind)?;
+        if colour.is_srgb() && jpeg.needs_no_pixel_change(options) {
+            return Ok(Pixels::Stripped(jpeg.stripped(source)));
+        }
+        // Only the primary image: whatever follows its end marker (secondary MPF images, a
+        // motion photo's video) is not part of the picture.
+        let primary = source.get(..jpeg.end).unwrap_or(source);
+        match colour {
+            Colour::Convert(profile) if kind == Kind::Cmyk => {
+                cmyk = Some((profile, jpeg.adobe, jpeg.orientation));
+            }
+            other => jpeg_colour = Some(other),
+        }
+        primary
+    } else {
+        source
+    };
+    let (image, reservation) = match cmyk {
+        Some((profile, adobe, orientation)) => cmyk::decode(source, &profile, adobe, orientation)?,
+        None => {
+            let (image, icc, reservation) = decode(format, source, MAX_SIDE)?;
+            let kind = if image.color().has_color() {
+                Kind::Rgb
+            } else {
+                Kind::Grey
+            };
+            // A JPEG's profile was read from its own APP2 chunks above.
+            let colour = match jpeg_colour {
+                Some(colour) => colour,
+                None => Colour::read(icc.as_deref(), kind)?,
+            };
+            // Colour before anything else: resizing mixes neighbouring pixels, which is only
+            // right in the space the eye will see them in.
+            match colour {
+                Colour::Srgb => (image, reservation),
+                Colour::Convert(profile) => (colour::to_srgb(image, &profile)?, reservation),
+            }
+        }
+    };
+    Ok(Pixels::Decoded(
+        flatten(image, options.background),
+        reservation,
+    ))
 }
 
 /// The longest side of a live picture that is decoded. WhatsApp serves avatars of at most
@@ -165,21 +273,21 @@ pub const MAX_LIVE_SIDE: u32 = 2048;
 /// The perceptual hash of a picture (JPEG, PNG or WebP bytes: one of our uploads), decoded
 /// with the same limits as any decode.
 pub fn perceptual_hash(bytes: &[u8]) -> Result<super::phash::PerceptualHash, ProcessError> {
-    let (image, _pixels) = decode(detect(bytes)?, bytes, MAX_SIDE)?;
+    let (image, _, _pixels) = decode(detect(bytes)?, bytes, MAX_SIDE)?;
     Ok(super::phash::PerceptualHash::of(&image))
 }
 
 /// The perceptual hash of a live avatar a server sent: as [`perceptual_hash`], refused
 /// before decoding when a side is over [`MAX_LIVE_SIDE`].
 pub fn live_perceptual_hash(bytes: &[u8]) -> Result<super::phash::PerceptualHash, ProcessError> {
-    let (image, _pixels) = decode(detect(bytes)?, bytes, MAX_LIVE_SIDE)?;
+    let (image, _, _pixels) = decode(detect(bytes)?, bytes, MAX_LIVE_SIDE)?;
     Ok(super::phash::PerceptualHash::of(&image))
 }
 
 /// A small JPEG of an upload, for the status page: `side` pixels on its longest edge (never
 /// larger than the upload), with the same limits as any decode.
 pub fn thumbnail(upload: &[u8], side: u32) -> Result<Vec<u8>, ProcessError> {
-    let (image, _pixels) = decode(Format::Jpeg, upload, MAX_SIDE)?;
+    let (image, _, _pixels) = decode(Format::Jpeg, upload, MAX_SIDE)?;
     let image = image.to_rgb8();
     let image = scale_within(image, side);
     let mut out = Vec::new();
@@ -233,14 +341,13 @@ fn detect(bytes: &[u8]) -> Result<Format, ProcessError> {
     Err(ProcessError::UnsupportedFormat { found })
 }
 
+/// A decoded picture, its embedded ICC profile's bytes, and its share of the decodes' budget.
+type Decoded = (DynamicImage, Option<Vec<u8>>, budget::Reservation<'static>);
+
 /// Decodes under `max_side` (at most [`MAX_SIDE`]) and [`MAX_DECODED_BYTES`], within the
 /// decodes' shared budget (held by the returned reservation), then turns the picture upright
-/// by the orientation its own metadata (EXIF) gives.
-fn decode(
-    format: Format,
-    bytes: &[u8],
-    max_side: u32,
-) -> Result<(DynamicImage, budget::Reservation<'static>), ProcessError> {
+/// by the orientation its own metadata (EXIF) gives. The ICC profile comes with it.
+fn decode(format: Format, bytes: &[u8], max_side: u32) -> Result<Decoded, ProcessError> {
     let mut limits = Limits::default();
     limits.max_image_width = Some(max_side.min(MAX_SIDE));
     limits.max_image_height = Some(max_side.min(MAX_SIDE));
@@ -269,7 +376,7 @@ fn decode_with(
     mut decoder: impl ImageDecoder,
     mut limits: Limits,
     format: Format,
-) -> Result<(DynamicImage, budget::Reservation<'static>), ProcessError> {
+) -> Result<Decoded, ProcessError> {
     let dimensions = decoder.dimensions();
     if dimensions.0 == 0 || dimensions.1 == 0 {
         return Err(ProcessError::Decode(format!("the {format} has no pixels")));
@@ -285,9 +392,14 @@ fn decode_with(
     let pixels = budget::DECODES.reserve(decoder.total_bytes().saturating_mul(2));
     decoder.set_limits(limits).map_err(fail)?;
     let orientation = decoder.orientation().map_err(fail)?;
+    // A profile the container cannot even hand over (a PNG iCCP that does not inflate) is
+    // as broken as one that does not parse.
+    let icc = decoder
+        .icc_profile()
+        .map_err(|e| ProcessError::Profile(e.to_string()))?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(fail)?;
     image.apply_orientation(orientation);
-    Ok((image, pixels))
+    Ok((image, icc, pixels))
 }
 
 /// Width and height from a PNG's IHDR chunk, which must come first.
@@ -351,6 +463,17 @@ fn shape(image: RgbImage, options: &Processing) -> RgbImage {
             scale_within(square, size)
         }
         Fit::Contain => pad_to_square(scale_within(image, size), options.background),
+        Fit::Face => {
+            let (width, height) = image.dimensions();
+            if width == height {
+                return scale_within(image, size);
+            }
+            let square = face::square(&image);
+            let cropped = DynamicImage::ImageRgb8(image)
+                .crop_imm(square.x, square.y, square.side, square.side)
+                .into_rgb8();
+            scale_within(cropped, size)
+        }
     }
 }
 

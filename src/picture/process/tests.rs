@@ -225,10 +225,12 @@ fn jpeg_with_metadata(base: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let comment = segment(0xFE, b"a secret comment");
     let iptc = segment(0xED, b"Photoshop 3.0\0 8BIM caption");
     let mpf = segment(0xE2, b"MPF\0 secondary images");
-    // Kept, with the fill byte (an extra FF) before its marker.
+    // Kept, with the fill byte (an extra FF) before its marker: an sRGB profile, which
+    // needs no conversion (a broken one would be refused, a wide-gamut one converted).
+    let srgb = moxcms::ColorProfile::new_srgb().encode().unwrap();
     let icc = [
         &[0xFF][..],
-        &segment(0xE2, b"ICC_PROFILE\0\x01\x01 profile"),
+        &segment(0xE2, &[&b"ICC_PROFILE\0\x01\x01"[..], &srgb].concat()),
     ]
     .concat();
     let adobe = segment(0xEE, b"Adobe\0\x64\0\0\0\0\x01");
@@ -585,13 +587,13 @@ fn output_is_deterministic_and_follows_the_options() {
 #[test]
 fn the_cache_key_names_every_option_and_the_pipeline_version() {
     let base = Processing::default();
-    assert_eq!(cache_key(&base), "v1;fit=none;size=640;bg=ffffff;q=90");
+    assert_eq!(cache_key(&base), "v2;fit=none;size=640;bg=ffffff;q=90");
     let cover = Processing {
         fit: Fit::Cover,
         background: [0x12, 0xAB, 0x00],
         ..base
     };
-    assert_eq!(cache_key(&cover), "v1;fit=cover;size=640;bg=12ab00;q=90");
+    assert_eq!(cache_key(&cover), "v2;fit=cover;size=640;bg=12ab00;q=90");
     assert!(cache_key(&base).starts_with(&format!("v{PIPELINE_VERSION};")));
     let variants = [
         Processing {
@@ -628,7 +630,7 @@ fn fit_and_background_parse_only_their_documented_forms() {
     let error = "fill".parse::<Fit>().unwrap_err();
     assert_eq!(
         error,
-        "`fill` is not a fit; expected one of: none, cover, contain"
+        "`fill` is not a fit; expected one of: none, cover, contain, face"
     );
     assert!("Cover".parse::<Fit>().is_err());
     assert!("".parse::<Fit>().is_err());
