@@ -232,13 +232,16 @@ after (integer, 1 to 1000; default 1)
 A failure is told once it has happened this many times in a row.
 .SS Processing keys (top level, and per instance)
 An instance's own value wins over the top level's, which wins over the default. Uploads are
-baseline JPEGs without metadata (no EXIF, no GPS), the EXIF orientation applied; a JPEG that
-needs no pixel change is not re-encoded, only stripped of its metadata. --preview DIR writes
-what would be sent.
+baseline JPEGs without metadata (no EXIF, no GPS), the EXIF orientation applied, colours
+converted to sRGB from an embedded ICC profile (a broken profile is an error of the
+instance); a JPEG that needs no pixel change is not re-encoded, only stripped of its
+metadata. --preview DIR writes what would be sent, and an index.html showing where each
+upload was cut from and the circle WhatsApp shows.
 .TP
-fit (none, cover or contain; default none)
+fit (none, cover, contain or face; default none)
 none keeps the aspect ratio; cover centre-crops to a square; contain fits inside a square,
-padded with background.
+padded with background; face crops a square around the faces found, kept inside the circle
+WhatsApp shows (else around what stands out, else the centre).
 .TP
 size (integer, 16 to 4096; default 640)
 The longest edge in pixels after processing; pictures are never scaled up.

@@ -162,6 +162,15 @@ pub fn process(source: &[u8], options: &Processing) -> Result<(Vec<u8>, Route), 
     Ok((out, Route::Reencoded))
 }
 
+/// The pixels [`process`] would encode: for the encoder comparison
+/// (`cargo bench --bench pictures -- encoders`), which encodes them other ways.
+pub fn shaped(source: &[u8], options: &Processing) -> Result<RgbImage, ProcessError> {
+    match pixels(source, options)? {
+        Pixels::Stripped(bytes) => Ok(decode(Format::Jpeg, &bytes, MAX_SIDE)?.0.into_rgb8()),
+        Pixels::Decoded(image, _reservation) => Ok(shape(image, options)),
+    }
+}
+
 /// Where an upload's pixels came from, for `--preview`: the picture as it stands (upright,
 /// in sRGB, flattened), at most `side` pixels a side, and the square cut from it (in its
 /// pixels), if the fit cuts one.
