@@ -193,7 +193,7 @@ impl Page {
                     None => self.rows.push_str("</svg><br>the whole picture"),
                 }
             }
-            None => self.rows.push_str("—"),
+            None => self.rows.push('—'),
         }
         let _ = write!(
             self.rows,
