@@ -124,7 +124,7 @@ fn n16_type_errors_speak_the_manifests_words() {
         ),
         (
             "fit: [cover]",
-            "`fit` must be one of: none, cover, contain, not a list",
+            "`fit` must be one of: none, cover, contain, face, not a list",
         ),
         (
             "apiUrl:",
