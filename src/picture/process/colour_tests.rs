@@ -594,3 +594,34 @@ fn debian_profiles_convert_within_delta_e_2_and_their_srgb_changes_nothing() {
         assert_eq!(plain, tagged, "{path} counts as sRGB");
     }
 }
+
+#[test]
+fn a_greyscale_png_with_a_grey_profile_is_converted_and_an_rgb_profile_on_grey_is_ignored() {
+    // Grey 2.2 against sRGB's curve: mid-grey 128 is 0.216 linear under gamma 2.2, which
+    // sRGB writes as 128.6, but a dark 32 (0.0104 linear) is 26.5 in sRGB: converted, the
+    // dark end moves.
+    let grey = image::GrayImage::from_pixel(16, 16, image::Luma([32]));
+    let png = |icc: Option<Vec<u8>>| {
+        let mut out = Vec::new();
+        let mut encoder = PngEncoder::new(&mut out);
+        if let Some(icc) = icc {
+            encoder.set_icc_profile(icc).unwrap();
+        }
+        encoder
+            .write_image(grey.as_raw(), 16, 16, ExtendedColorType::L8)
+            .unwrap();
+        out
+    };
+    let gamma = ColorProfile::new_gray_with_gamma(2.2).encode().unwrap();
+    let converted = measured_flat(&process(&png(Some(gamma)), &untouched()).unwrap().0);
+    assert!(
+        converted.iter().all(|&c| (22.0..=30.0).contains(&c)),
+        "{converted:?}"
+    );
+    // An RGB profile in a greyscale picture does not apply: the bytes are as untagged.
+    let rgb = ColorProfile::new_adobe_rgb().encode().unwrap();
+    assert_eq!(
+        process(&png(Some(rgb)), &untouched()).unwrap(),
+        process(&png(None), &untouched()).unwrap()
+    );
+}
