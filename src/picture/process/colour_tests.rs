@@ -618,6 +618,21 @@ fn a_greyscale_png_with_a_grey_profile_is_converted_and_an_rgb_profile_on_grey_i
         converted.iter().all(|&c| (22.0..=30.0).contains(&c)),
         "{converted:?}"
     );
+    // With alpha too (grey and alpha through the profile, then flattened onto white).
+    let grey_alpha = image::GrayAlphaImage::from_pixel(16, 16, image::LumaA([32, 255]));
+    let mut with_alpha = Vec::new();
+    let mut encoder = PngEncoder::new(&mut with_alpha);
+    encoder
+        .set_icc_profile(ColorProfile::new_gray_with_gamma(2.2).encode().unwrap())
+        .unwrap();
+    encoder
+        .write_image(grey_alpha.as_raw(), 16, 16, ExtendedColorType::La8)
+        .unwrap();
+    let converted = measured_flat(&process(&with_alpha, &untouched()).unwrap().0);
+    assert!(
+        converted.iter().all(|&c| (22.0..=30.0).contains(&c)),
+        "{converted:?}"
+    );
     // An RGB profile in a greyscale picture does not apply: the bytes are as untagged.
     let rgb = ColorProfile::new_adobe_rgb().encode().unwrap();
     assert_eq!(

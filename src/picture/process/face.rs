@@ -160,9 +160,9 @@ fn heads(faces: &[Area], scale: f64, width: u32, height: u32) -> Area {
 }
 
 /// The largest square inside the picture whose inscribed circle holds `area`, centred on it
-/// as far as the picture's edges allow; when none does (the area is in a corner, or larger
-/// than the picture's short side), the smallest square that still shows a portrait (2.5
-/// times the area's height, so a face is never blown up to fill the frame) is used.
+/// as far as the picture's edges allow; when none does (the area is hard in a corner, or
+/// wider than the picture's short side), the smallest square tried: one whose circle would
+/// just hold the area if it could be centred on it (its diagonal, plus 5 %).
 fn around(area: Area, width: u32, height: u32, found: Found) -> Square {
     let short = width.min(height);
     let (cx, cy) = (
