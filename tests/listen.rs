@@ -411,3 +411,32 @@ fn n2_a_flood_of_held_connections_starves_neither_the_probes_nor_the_engine() {
     );
     assert_eq!(daemon.stop(), 0);
 }
+
+#[test]
+fn the_status_page_says_where_each_picture_was_cut_from() {
+    let world = World::new(Duration::from_secs(1));
+    world.instance("1101000001");
+    world.instance("1101000002");
+    world.write("wide.jpg", &photo(3));
+    world.write_manifest(
+        "apiUrl: {url}\ninstances:\n  - idInstance: \"1101000001\"\n    apiTokenEnv: TOKEN_ENV\n    \
+         picture: wide.jpg\n    fit: face\n  - idInstance: \"1101000002\"\n    apiTokenEnv: TOKEN_ENV\n    \
+         picture: wide.jpg\n    fit: cover\n",
+    );
+    let daemon = Daemon::start(&world, &["--listen", "127.0.0.1:0"]);
+    let address_file = world.state_dir().join("listen-address");
+    daemon.wait_until("the listen address", || address_file.exists());
+    let addr = std::fs::read_to_string(&address_file).unwrap();
+    daemon.wait_for_requests(&world, 2);
+    daemon.wait_until("both pictures on the page", || {
+        http(&addr, "GET", "/").1.matches("<small class=cut>").count() == 2
+    });
+    let page = http(&addr, "GET", "/").1;
+    // No face in it: `face` falls back to what stands out; `cover` is the centre.
+    assert!(
+        page.contains("cut from the centre: a 120 px square at (20, 0) of the 160 × 120 picture"),
+        "{page}"
+    );
+    assert!(page.contains("of the 160 × 120 picture</small>"), "{page}");
+    assert_eq!(daemon.stop(), 0);
+}

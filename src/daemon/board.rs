@@ -93,10 +93,13 @@ impl Board {
             let latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
             (Arc::clone(&latest.report), latest.at)
         };
+        // Where each upload was cut from its source, as the prepared index records it.
+        let cuts = crate::picture::prepared::cuts(&self.state_dir);
         let context = PageContext {
             manifest: &self.manifest,
             revision: report.revision.as_ref(),
             at,
+            cuts: &cuts,
         };
         crate::redact::scrub(&page(&report, &context)).into_owned()
     }

@@ -23,12 +23,18 @@ use std::sync::Mutex;
 pub(crate) use crate::layout::{PREPARED_FOLDER as FOLDER, PREPARED_INDEX_FILE as INDEX_FILE};
 /// The index's format version; another version is ignored (and rebuilt).
 const VERSION: u32 = 1;
+/// The largest index read (a fleet shows a few pictures: entries are a few per picture).
+const MAX_INDEX_BYTES: u64 = 256 * 1024 * 1024;
 
 #[derive(Serialize, Deserialize)]
 struct Index {
     version: u32,
     /// `<source sha256>;<options cache key>` → prepared sha256.
     prepared: HashMap<String, Digest>,
+    /// Prepared sha256 → where it was cut from its source (`fit: cover`, `fit: face`), for
+    /// the status page.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    cuts: HashMap<Digest, String>,
 }
 
 /// Where prepared bytes go.
@@ -46,6 +52,8 @@ enum Outputs {
 #[derive(Debug)]
 pub struct Prepared {
     index: HashMap<String, Digest>,
+    /// Where each prepared picture was cut from its source, when it was cut.
+    cuts: HashMap<Digest, String>,
     outputs: Outputs,
     dirty: bool,
     /// The folder may hold files no longer used: set by new files and dropped entries.
@@ -60,8 +68,10 @@ pub struct Prepared {
 impl Prepared {
     /// The writer's view: the index of a state directory, and its folder for new pictures.
     pub fn writer(dir: &Path) -> Self {
+        let (index, cuts) = load_index(dir);
         Self {
-            index: load_index(dir),
+            index,
+            cuts,
             outputs: Outputs::Folder(dir.join(FOLDER)),
             dirty: false,
             unswept: true,
@@ -72,8 +82,10 @@ impl Prepared {
 
     /// A reader's view: uses the index of a state directory, writes nothing.
     pub fn reader(dir: &Path) -> Self {
+        let (index, cuts) = load_index(dir);
         Self {
-            index: load_index(dir),
+            index,
+            cuts,
             outputs: Outputs::Discard,
             dirty: false,
             unswept: false,
@@ -86,6 +98,7 @@ impl Prepared {
     pub fn in_memory(keep: bool) -> Self {
         Self {
             index: HashMap::new(),
+            cuts: HashMap::new(),
             outputs: if keep {
                 Outputs::Keep(HashMap::new())
             } else {
@@ -110,7 +123,10 @@ impl Prepared {
         if let Some(digest) = self.known(&key) {
             return Ok(digest);
         }
-        let (digest, bytes) = make(path, source, options)?;
+        let (digest, bytes, cut) = make(path, source, options)?;
+        if let Some(cut) = cut {
+            self.cuts.insert(digest, cut.to_string());
+        }
         let written = match &self.outputs {
             Outputs::Folder(folder) => {
                 Some(write_prepared(folder, digest, &bytes).map_err(|e| cannot_keep(path, &e))?)
@@ -146,7 +162,13 @@ impl Prepared {
             _ => None,
         };
         let keep_bytes = matches!(self.outputs, Outputs::Keep(_));
-        type Made = (String, Digest, Vec<u8>, Option<picture::Identity>);
+        type Made = (
+            String,
+            Digest,
+            Vec<u8>,
+            Option<picture::Identity>,
+            Option<process::Cut>,
+        );
         let made: Vec<Made> = std::thread::scope(|scope| {
             let workers: Vec<_> = todo
                 .chunks(per_thread)
@@ -155,7 +177,7 @@ impl Prepared {
                         chunk
                             .iter()
                             .filter_map(|(path, source, options, key)| {
-                                let (digest, bytes) = make(path, *source, options).ok()?;
+                                let (digest, bytes, cut) = make(path, *source, options).ok()?;
                                 let written = match folder {
                                     Some(folder) => {
                                         Some(write_prepared(folder, digest, &bytes).ok()?)
@@ -164,7 +186,7 @@ impl Prepared {
                                 };
                                 // Only --preview keeps the bytes: a fleet's would not fit.
                                 let bytes = if keep_bytes { bytes } else { Vec::new() };
-                                Some((key.clone(), digest, bytes, written))
+                                Some((key.clone(), digest, bytes, written, cut))
                             })
                             .collect::<Vec<_>>()
                     })
@@ -175,7 +197,10 @@ impl Prepared {
                 .flat_map(|worker| worker.join().unwrap_or_default())
                 .collect()
         });
-        for (key, digest, bytes, written) in made {
+        for (key, digest, bytes, written, cut) in made {
+            if let Some(cut) = cut {
+                self.cuts.insert(digest, cut.to_string());
+            }
             self.record(key, digest, bytes, written);
         }
     }
@@ -245,6 +270,7 @@ impl Prepared {
     pub fn retain(&mut self, live: &HashSet<Digest>) {
         let before = self.index.len();
         self.index.retain(|_, digest| live.contains(digest));
+        self.cuts.retain(|digest, _| live.contains(digest));
         if self.index.len() != before {
             self.dirty = true;
             self.unswept = true;
@@ -287,6 +313,7 @@ impl Prepared {
         let index = Index {
             version: VERSION,
             prepared: self.index.clone(),
+            cuts: self.cuts.clone(),
         };
         save_json(dir.join(INDEX_FILE), &index)?;
         self.dirty = false;
@@ -357,7 +384,7 @@ fn make(
     path: &Path,
     source: Digest,
     options: &Processing,
-) -> Result<(Digest, Vec<u8>), LocalProblem> {
+) -> Result<(Digest, Vec<u8>, Option<process::Cut>), LocalProblem> {
     let picture = picture::read(path).map_err(|e| LocalProblem::new(e.kind(), e.to_string()))?;
     if picture.digest != source {
         let e = picture::PictureError::Changing {
@@ -365,11 +392,11 @@ fn make(
         };
         return Err(LocalProblem::new(e.kind(), e.to_string()));
     }
-    let (bytes, route) = process::process(&picture.bytes, options)
+    let (bytes, route, cut) = process::process_cut(&picture.bytes, options)
         .map_err(|e| LocalProblem::new(e.kind(), format!("picture {}: {e}", path.display())))?;
     let digest = Digest::of(&bytes);
     tracing::debug!(picture = %path.display(), ?route, sha256 = %digest.short(), "prepared");
-    Ok((digest, bytes))
+    Ok((digest, bytes, cut))
 }
 
 fn cannot_keep(path: &Path, e: &std::io::Error) -> LocalProblem {
@@ -387,13 +414,23 @@ pub fn path_in(dir: &Path, digest: Digest) -> PathBuf {
     dir.join(FOLDER).join(format!("{digest}.jpg"))
 }
 
-fn load_index(dir: &Path) -> HashMap<String, Digest> {
-    std::fs::read(dir.join(INDEX_FILE))
+/// The index of state directory `dir`, and where its pictures were cut from.
+fn load_index(dir: &Path) -> (HashMap<String, Digest>, HashMap<Digest, String>) {
+    crate::fsio::read_regular(&dir.join(INDEX_FILE), MAX_INDEX_BYTES)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Index>(&bytes).ok())
         .filter(|index| index.version == VERSION)
-        .map(|index| index.prepared)
+        .map(|index| (index.prepared, index.cuts))
         .unwrap_or_default()
+}
+
+/// Where each picture prepared in state directory `dir` was cut from its source, by its
+/// SHA-256 (hex): what the status page says under it.
+pub fn cuts(dir: &Path) -> HashMap<String, String> {
+    let (_, cuts) = load_index(dir);
+    (cuts.into_iter())
+        .map(|(digest, cut)| (digest.to_string(), cut))
+        .collect()
 }
 
 /// Writes a prepared picture under its digest: temporary file, rename; says the file's
@@ -511,5 +548,35 @@ mod tests {
         other.push(0);
         std::fs::write(&file, &other).unwrap();
         assert_eq!(checked.read(&file, digest), None);
+    }
+
+    #[test]
+    fn where_a_picture_was_cut_is_kept_with_the_index_for_the_status_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("wide.png");
+        let mut png = Vec::new();
+        image::RgbImage::from_fn(160, 120, |x, _| image::Rgb([x as u8, 90, 200]))
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        std::fs::write(&source, &png).unwrap();
+        let mut prepared = Prepared::writer(dir.path());
+        let cover = Processing {
+            fit: process::Fit::Cover,
+            ..Processing::default()
+        };
+        let cut = prepared.digest(&source, Digest::of(&png), &cover).unwrap();
+        // Not cut: no note.
+        let whole = (prepared.digest(&source, Digest::of(&png), &Processing::default())).unwrap();
+        prepared.save(dir.path()).unwrap();
+        let cuts = super::cuts(dir.path());
+        assert_eq!(
+            cuts.get(&cut.to_string()).map(String::as_str),
+            Some("cut from the centre: a 120 px square at (20, 0) of the 160 × 120 picture")
+        );
+        assert!(!cuts.contains_key(&whole.to_string()));
+        // Dropped with its picture.
+        prepared.retain(&HashSet::from([whole]));
+        prepared.save(dir.path()).unwrap();
+        assert!(super::cuts(dir.path()).is_empty());
     }
 }

@@ -24,6 +24,9 @@ pub(crate) struct PageContext<'a> {
     pub revision: Option<&'a Revision>,
     /// When the report was made.
     pub at: SystemTime,
+    /// Where each upload (by SHA-256) was cut from its source (`fit: cover`, `fit: face`):
+    /// the circle WhatsApp shows is cut from that square.
+    pub cuts: &'a std::collections::HashMap<String, String>,
 }
 
 const STYLE: &str = "\
@@ -80,7 +83,7 @@ pub(crate) fn page(report: &Report, context: &PageContext<'_>) -> String {
     counts(&mut out, report);
     rollout(&mut out, report);
     attention(&mut out, report, context.at);
-    pictures(&mut out, report);
+    pictures(&mut out, report, context.cuts);
     out.push_str("</body></html>\n");
     out
 }
@@ -189,7 +192,7 @@ fn attention(out: &mut String, report: &Report, now: SystemTime) {
     }
 }
 
-fn pictures(out: &mut String, report: &Report) {
+fn pictures(out: &mut String, report: &Report, cuts: &std::collections::HashMap<String, String>) {
     // Each distinct upload: where it comes from, who should show it, who does not yet.
     let mut by_digest: BTreeMap<&str, (&str, usize, Vec<&str>)> = BTreeMap::new();
     for row in &report.instances {
@@ -235,6 +238,9 @@ fn pictures(out: &mut String, report: &Report) {
                     String::new()
                 }
             );
+        }
+        if let Some(cut) = cuts.get(*digest) {
+            let _ = write!(out, "<br><small class=cut>{}</small>", escape(cut));
         }
         let _ = write!(
             out,
@@ -291,6 +297,7 @@ mod tests {
                 unverified: None,
             }))),
             at: SystemTime::UNIX_EPOCH,
+            cuts: Box::leak(Box::default()),
         }
     }
 
@@ -391,5 +398,28 @@ mod tests {
         assert!(html.len() < 1024 * 1024, "{} bytes", html.len());
         assert!(html.contains("… and 9,800 more"), "the rest is counted");
         assert_eq!(html.matches("<img class=avatar").count(), 1000);
+    }
+
+    #[test]
+    fn a_picture_says_where_it_was_cut_from() {
+        let report = Report::new(
+            vec![row("1", Status::InSync, "a", None)],
+            ReportKind::Status,
+        );
+        let digest = report.instances[0].detail.desired_sha256.clone().unwrap();
+        let cuts = std::collections::HashMap::from([(
+            digest,
+            "cut around 1 face: a 812 px square at (1204, 310) of the 4000 × 3000 picture"
+                .to_owned(),
+        )]);
+        let context = PageContext {
+            cuts: &cuts,
+            ..context()
+        };
+        let html = page(&report, &context);
+        assert!(
+            html.contains("<small class=cut>cut around 1 face: a 812 px square at (1204, 310) of the 4000 × 3000 picture</small>"),
+            "{html}"
+        );
     }
 }

@@ -149,17 +149,60 @@ pub enum Route {
 /// Turns a source picture (JPEG, PNG or WebP bytes) into the JPEG to upload. Deterministic:
 /// the same bytes and options always give the same output bytes.
 pub fn process(source: &[u8], options: &Processing) -> Result<(Vec<u8>, Route), ProcessError> {
+    process_cut(source, options).map(|(bytes, route, _)| (bytes, route))
+}
+
+/// Where an upload was cut from its source: the square (in the upright source's pixels,
+/// with how it was chosen) and the source's size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cut {
+    /// The square.
+    pub square: Square,
+    /// The upright source's width and height.
+    pub width: u32,
+    /// Its height.
+    pub height: u32,
+}
+
+impl std::fmt::Display for Cut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Square { x, y, side, found } = self.square;
+        let how = match found {
+            Found::Faces(_) => format!("cut around {found}"),
+            Found::Saliency => "cut around what stands out (no face found)".to_owned(),
+            Found::Centre => "cut from the centre".to_owned(),
+        };
+        write!(
+            f,
+            "{how}: a {side} px square at ({x}, {y}) of the {} × {} picture",
+            self.width, self.height
+        )
+    }
+}
+
+/// [`process`], and where the upload was cut from its source (`fit: cover` and `fit:
+/// face`, when the source is not square already).
+pub fn process_cut(
+    source: &[u8],
+    options: &Processing,
+) -> Result<(Vec<u8>, Route, Option<Cut>), ProcessError> {
     let (image, _pixels) = match pixels(source, options)? {
-        Pixels::Stripped(bytes) => return Ok((bytes, Route::Stripped)),
+        Pixels::Stripped(bytes) => return Ok((bytes, Route::Stripped, None)),
         Pixels::Decoded(image, reservation) => (image, reservation),
     };
     // The reservation is held until the processed picture is encoded.
-    let image = shape(image, options);
+    let (width, height) = image.dimensions();
+    let (image, square) = shape_cut(image, options);
     let mut out = Vec::new();
     JpegEncoder::new_with_quality(&mut out, options.quality.clamp(1, 100))
         .encode_image(&image)
         .map_err(|e| ProcessError::Encode(e.to_string()))?;
-    Ok((out, Route::Reencoded))
+    let cut = square.map(|square| Cut {
+        square,
+        width,
+        height,
+    });
+    Ok((out, Route::Reencoded, cut))
 }
 
 /// The pixels [`process`] would encode: for the encoder comparison
@@ -456,34 +499,27 @@ fn flatten(image: DynamicImage, background: [u8; 3]) -> RgbImage {
 
 /// Crops, scales and pads by `options.fit`; never scales up.
 fn shape(image: RgbImage, options: &Processing) -> RgbImage {
+    shape_cut(image, options).0
+}
+
+/// [`shape`], and the square it cut, if it cut one.
+fn shape_cut(image: RgbImage, options: &Processing) -> (RgbImage, Option<Square>) {
     let size = options.size.max(1);
-    match options.fit {
-        Fit::None => scale_within(image, size),
-        Fit::Cover => {
-            let (width, height) = image.dimensions();
-            let side = width.min(height);
-            let square = if width == height {
-                image
-            } else {
-                DynamicImage::ImageRgb8(image)
-                    .crop_imm((width - side) / 2, (height - side) / 2, side, side)
-                    .into_rgb8()
-            };
-            scale_within(square, size)
+    let (width, height) = image.dimensions();
+    let square = match options.fit {
+        Fit::None => return (scale_within(image, size), None),
+        Fit::Contain => {
+            let padded = pad_to_square(scale_within(image, size), options.background);
+            return (padded, None);
         }
-        Fit::Contain => pad_to_square(scale_within(image, size), options.background),
-        Fit::Face => {
-            let (width, height) = image.dimensions();
-            if width == height {
-                return scale_within(image, size);
-            }
-            let square = face::square(&image);
-            let cropped = DynamicImage::ImageRgb8(image)
-                .crop_imm(square.x, square.y, square.side, square.side)
-                .into_rgb8();
-            scale_within(cropped, size)
-        }
-    }
+        _ if width == height => return (scale_within(image, size), None),
+        Fit::Cover => face::centre(width, height),
+        Fit::Face => face::square(&image),
+    };
+    let cropped = DynamicImage::ImageRgb8(image)
+        .crop_imm(square.x, square.y, square.side, square.side)
+        .into_rgb8();
+    (scale_within(cropped, size), Some(square))
 }
 
 /// Scales down so the long edge is at most `size` pixels, keeping the aspect ratio.
