@@ -429,7 +429,11 @@ fn the_status_page_says_where_each_picture_was_cut_from() {
     let addr = std::fs::read_to_string(&address_file).unwrap();
     daemon.wait_for_requests(&world, 2);
     daemon.wait_until("both pictures on the page", || {
-        http(&addr, "GET", "/").1.matches("<small class=cut>").count() == 2
+        http(&addr, "GET", "/")
+            .1
+            .matches("<small class=cut>")
+            .count()
+            == 2
     });
     let page = http(&addr, "GET", "/").1;
     // No face in it: `face` falls back to what stands out; `cover` is the centre.
