@@ -401,24 +401,24 @@ fn a_reconcile_run_tells_before_it_exits_and_leaves_what_failed_in_the_outbox() 
     assert_eq!(world.fake.requests_for(A).len(), 2);
 }
 
+/// Instance [`A`], whose one upload GREEN-API refuses (`400 File is empty`: never sent
+/// again), told to the receiver at `url`.
+fn one_refused_upload(world: &World, url: &str) {
+    world.instance(A);
+    world.write("a.jpg", &jpeg(1));
+    let refused = fake_green_api::Answer::Status(400, "File is empty".to_owned());
+    world.fake.script(A, [refused]);
+    world.write_manifest(&format!(
+        "apiUrl: {{url}}\nminInterval: 1s\nnotify:\n  - url: {url}\ninstances:\n  - idInstance: \"{A}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n",
+    ));
+}
+
 #[test]
 fn killed_between_writing_and_delivering_a_message_is_delivered_once_after_restart() {
     let world = World::new(Duration::from_secs(1));
     let receiver = Receiver::start();
     receiver.set(Mode::Hang);
-    world.instance(A);
-    world.write("a.jpg", &jpeg(1));
-    world.fake.script(
-        A,
-        [fake_green_api::Answer::Status(
-            400,
-            "File is empty".to_owned(),
-        )],
-    );
-    world.write_manifest(&format!(
-        "apiUrl: {{url}}\nminInterval: 1s\nnotify:\n  - url: {}\ninstances:\n  - idInstance: \"{A}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n",
-        receiver.url("/hook"),
-    ));
+    one_refused_upload(&world, &receiver.url("/hook"));
     let mut daemon = Daemon::start(&world, &["-v"]);
     // The message is written, and its delivery under way (the receiver never answers).
     daemon.wait_until("an attempt the receiver holds", || {
@@ -454,18 +454,7 @@ fn killed_before_a_message_reached_its_receiver_it_is_delivered_once_after_resta
         .unwrap()
         .port();
     let world = World::new(Duration::from_secs(1));
-    world.instance(A);
-    world.write("a.jpg", &jpeg(1));
-    world.fake.script(
-        A,
-        [fake_green_api::Answer::Status(
-            400,
-            "File is empty".to_owned(),
-        )],
-    );
-    world.write_manifest(&format!(
-        "apiUrl: {{url}}\nminInterval: 1s\nnotify:\n  - url: http://127.0.0.1:{port}/hook\ninstances:\n  - idInstance: \"{A}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n",
-    ));
+    one_refused_upload(&world, &format!("http://127.0.0.1:{port}/hook"));
     let mut daemon = Daemon::start(&world, &["-v"]);
     let outbox = world.state_dir().join("outbox");
     daemon.wait_until("the message in the outbox", || {
@@ -492,19 +481,7 @@ fn a_redirect_is_not_followed_and_the_message_waits() {
     let world = World::new(Duration::from_secs(1));
     let receiver = Receiver::start();
     receiver.set(Mode::Answer(307)); // with `Location: /elsewhere`
-    world.instance(A);
-    world.write("a.jpg", &jpeg(1));
-    world.fake.script(
-        A,
-        [fake_green_api::Answer::Status(
-            400,
-            "File is empty".to_owned(),
-        )],
-    );
-    world.write_manifest(&format!(
-        "apiUrl: {{url}}\nminInterval: 1s\nnotify:\n  - url: {}\ninstances:\n  - idInstance: \"{A}\"\n    apiTokenEnv: TOKEN_ENV\n    picture: a.jpg\n",
-        receiver.url("/hook"),
-    ));
+    one_refused_upload(&world, &receiver.url("/hook"));
     let daemon = Daemon::start(&world, &["-v"]);
     // Tried again (1 s, then 2 s later), never at the redirect's target.
     daemon.wait_until("a second attempt", || receiver.hooks().len() >= 2);

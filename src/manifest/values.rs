@@ -129,31 +129,10 @@ pub struct ApiUrl(pub(super) String);
 impl ApiUrl {
     /// Validates `text` as an API URL.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let url = reqwest::Url::parse(text.trim())
-            .map_err(|e| format!("apiUrl `{text}` is not a URL ({e})"))?;
-        let host = url.host_str().unwrap_or_default();
-        match url.scheme() {
-            "https" => {}
-            "http" if is_loopback(host) => {}
-            "http" => {
-                return Err(format!(
-                    "apiUrl `{text}` uses http:// to a host that is not loopback; the token \
-                     travels in the URL, so use https:// (http:// is allowed only for \
-                     127.0.0.1, ::1 and localhost)"
-                ));
-            }
-            other => return Err(format!("apiUrl `{text}` must be https:// (not {other}://)")),
-        }
-        if host.is_empty() {
-            return Err(format!("apiUrl `{text}` has no host"));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(format!(
-                "apiUrl `{text}` must not carry a user name or password"
-            ));
-        }
+        let who = format!("apiUrl `{text}`");
+        let url = secure_url(text, &who, "the token travels in the URL, so ")?;
         if url.query().is_some() || url.fragment().is_some() {
-            return Err(format!("apiUrl `{text}` must not have a query or fragment"));
+            return Err(format!("{who} must not have a query or fragment"));
         }
         Ok(Self(url.as_str().trim_end_matches('/').to_owned()))
     }
@@ -168,6 +147,33 @@ impl fmt::Display for ApiUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// `text` as a URL that may carry a secret (`apiUrl`'s token in its path, a receiver's
+/// whole URL): `https://`, or `http://` to a loopback host only; a host; no user name or
+/// password. `who` names it in errors (`apiUrl \`…\``, `notify url`); `why` comes before
+/// "use https://" when http:// goes elsewhere. The rule `apiUrl` and `notify:` share.
+pub(crate) fn secure_url(text: &str, who: &str, why: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text.trim()).map_err(|e| format!("{who} is not a URL ({e})"))?;
+    let host = url.host_str().unwrap_or_default();
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(host) => {}
+        "http" => {
+            return Err(format!(
+                "{who} uses http:// to a host that is not loopback; {why}use https:// \
+                 (http:// is allowed only for 127.0.0.1, ::1 and localhost)"
+            ));
+        }
+        other => return Err(format!("{who} must be https:// (not {other}://)")),
+    }
+    if host.is_empty() {
+        return Err(format!("{who} has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("{who} must not carry a user name or password"));
+    }
+    Ok(url)
 }
 
 /// Whether `host` (a URL's host, IPv6 in brackets or not) is `localhost` or a loopback

@@ -130,14 +130,7 @@ fn engine(
     let lock = state_dir.lock("test").unwrap();
     let loaded: Loaded = state_dir.load_for_write(&lock).unwrap();
     let store = StateStore::new(state_dir, lock, loaded).unwrap();
-    let options = Options {
-        concurrency: 8,
-        give_up_when_blocked: true,
-        settle: Duration::ZERO,
-        live_reads: false,
-        observe_only: false,
-        wait_for_windows: false,
-    };
+    let options = Options::one_shot(8);
     Reconciler::new(
         Arc::new(manifest),
         store,

@@ -68,6 +68,22 @@ pub(crate) struct Options {
     pub wait_for_windows: bool,
 }
 
+#[cfg(test)]
+impl Options {
+    /// A one-shot run's options (`--reconcile`) with `concurrency`, pictures taken at
+    /// once: what the engine's tests start from.
+    pub(crate) fn one_shot(concurrency: usize) -> Self {
+        Self {
+            concurrency,
+            give_up_when_blocked: true,
+            settle: std::time::Duration::ZERO,
+            live_reads: false,
+            observe_only: false,
+            wait_for_windows: false,
+        }
+    }
+}
+
 /// What ended a [`Reconciler::wait`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Woke {

@@ -136,12 +136,8 @@ async fn run(notify: bool) -> (Vec<(Duration, String)>, Memory) {
     let lock = state_dir.lock("test").unwrap();
     let store = StateStore::new(state_dir.clone(), lock, Loaded::from(State::default())).unwrap();
     let options = Options {
-        concurrency: 8,
         give_up_when_blocked: false,
-        settle: Duration::ZERO,
-        live_reads: false,
-        wait_for_windows: false,
-        observe_only: false,
+        ..Options::one_shot(8)
     };
     let clock = Clock::start();
     let first = Arc::new(manifest(dir.path(), 10, "a.jpg"));
@@ -253,12 +249,8 @@ async fn a_scripted_day_tells_a_handful_of_messages_not_one_per_event() {
     let lock = state_dir.lock("test").unwrap();
     let store = StateStore::new(state_dir.clone(), lock, Loaded::from(State::default())).unwrap();
     let options = Options {
-        concurrency: 8,
         give_up_when_blocked: false,
-        settle: Duration::ZERO,
-        live_reads: false,
-        wait_for_windows: false,
-        observe_only: false,
+        ..Options::one_shot(8)
     };
     let clock = Clock::start();
     let t0 = clock.now();

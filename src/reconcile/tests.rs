@@ -33,14 +33,7 @@ fn with_gateway<G: Gateway>(
     let state_dir = StateDir::new(dir.join("state"));
     let lock = state_dir.lock("test").unwrap();
     let store = StateStore::new(state_dir, lock, Loaded::from(State::default())).unwrap();
-    let options = Options {
-        concurrency: 4,
-        give_up_when_blocked: true,
-        settle: std::time::Duration::ZERO,
-        live_reads: false,
-        observe_only: false,
-        wait_for_windows: false,
-    };
+    let options = Options::one_shot(4);
     Reconciler::new(
         Arc::new(manifest),
         store,
