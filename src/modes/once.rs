@@ -5,10 +5,9 @@ use crate::Error;
 use crate::clock::{Clock, Jitter};
 use crate::gateway::{GatewayInitError, HttpGateway};
 use crate::manifest::{Gate, IdMap, InstanceId, Manifest, PendingCache};
-use crate::picture::Digest;
 use crate::picture::caches::Caches;
 use crate::picture::pass::Uses;
-use crate::plan::rollout::{self, Member};
+use crate::plan::rollout::{self, Current, Member, Wanted};
 use crate::plan::{self, Decision, Desired, Hold, Policy};
 use crate::reconcile::target;
 use crate::reconcile::{Options, Reconciler, Rows};
@@ -246,31 +245,30 @@ fn recorded_rollout(
     state: &crate::state::State,
 ) -> Option<RolloutRecord> {
     let policy = manifest.rollout.as_ref()?;
-    let desired: Vec<(&InstanceId, Digest, bool)> = (manifest.instances.iter().zip(targets))
+    let wanted: Vec<Wanted<'_>> = (manifest.instances.iter().zip(targets))
         .filter_map(|(instance, target)| match &target.desired {
-            Desired::Picture { digest, .. } => Some((&instance.id, *digest, instance.canary)),
+            Desired::Picture { digest, .. } => Some(Wanted {
+                id: &instance.id,
+                digest: *digest,
+                canary: instance.canary,
+            }),
             _ => None,
         })
         .collect();
-    let revision = rollout::revision(desired.iter().map(|&(id, digest, _)| (id, digest)));
-    match crate::state::rollout::load(dir.path()) {
-        Ok(Some(record)) if record.revision == revision => return Some(record),
-        Ok(_) => {}
-        Err(e) => tracing::warn!("{e}"),
+    let recorded = crate::state::rollout::load(dir.path())
+        .inspect_err(|e| tracing::warn!("{e}"))
+        .ok()
+        .flatten();
+    let applied = |id: &InstanceId| {
+        let record = state.instances.get(id)?;
+        record.applied.as_ref().map(|a| a.sha256)
+    };
+    let revision = rollout::revision_of(&wanted);
+    let now = SystemTime::now();
+    match rollout::current(revision, &wanted, applied, recorded, policy, now) {
+        Current::Recorded(record) | Current::Started(record) => Some(record),
+        Current::Nothing => None,
     }
-    let changed = (desired.iter())
-        .filter(|&&(id, digest, _)| {
-            let applied = state.instances.get(id).and_then(|r| r.applied.as_ref());
-            applied.map(|a| a.sha256) != Some(digest)
-        })
-        .map(|&(id, _, canary)| (id.clone(), canary))
-        .collect();
-    rollout::start(
-        revision,
-        rollout::wave_order(changed),
-        policy,
-        SystemTime::now(),
-    )
 }
 
 fn log_summary(report: &Report) {

@@ -65,6 +65,57 @@ pub fn start(
     })
 }
 
+/// An instance the manifest gives a picture: what a revision is made of.
+#[derive(Clone, Copy, Debug)]
+pub struct Wanted<'a> {
+    /// The instance.
+    pub id: &'a InstanceId,
+    /// Its desired picture.
+    pub digest: Digest,
+    /// `canary: true`.
+    pub canary: bool,
+}
+
+/// The revision `wanted` makes ([`revision`]).
+pub fn revision_of(wanted: &[Wanted<'_>]) -> String {
+    revision(wanted.iter().map(|w| (w.id, w.digest)))
+}
+
+/// Where the rollout of a revision stands.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Current {
+    /// The one recorded is this revision's: carried on.
+    Recorded(RolloutRecord),
+    /// A new one, started now.
+    Started(RolloutRecord),
+    /// The revision changes no instance's upload: no rollout.
+    Nothing,
+}
+
+/// The rollout of `revision` (made of `wanted`): `recorded` when it is that revision's,
+/// else a new one started at `now` over the instances whose `applied` picture is not the
+/// desired one.
+pub fn current(
+    revision: String,
+    wanted: &[Wanted<'_>],
+    applied: impl Fn(&InstanceId) -> Option<Digest>,
+    recorded: Option<RolloutRecord>,
+    policy: &RolloutPolicy,
+    now: SystemTime,
+) -> Current {
+    if let Some(record) = recorded.filter(|r| r.revision == revision) {
+        return Current::Recorded(record);
+    }
+    let changed = (wanted.iter())
+        .filter(|w| applied(w.id) != Some(w.digest))
+        .map(|w| (w.id.clone(), w.canary))
+        .collect();
+    match start(revision, wave_order(changed), policy, now) {
+        Some(record) => Current::Started(record),
+        None => Current::Nothing,
+    }
+}
+
 /// What became of one instance of a rollout, as its record and decision tell.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Member {

@@ -208,3 +208,52 @@ fn what_became_of_an_instance_is_read_from_its_record() {
         Member::Failed("gone".to_owned())
     );
 }
+
+#[test]
+fn a_revision_carries_on_its_recorded_rollout_or_starts_one_over_what_it_changes() {
+    let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
+    let ids = [id(1), id(2), id(3)];
+    let wanted: Vec<Wanted<'_>> = (ids.iter().enumerate())
+        .map(|(n, id)| Wanted {
+            id,
+            digest: b,
+            canary: n == 2,
+        })
+        .collect();
+    let revision = revision_of(&wanted);
+    let policy = policy(&[Amount::Count(1), Amount::Percent(100)], 0);
+    // Instance 1 already shows b: the rollout is over 2 and 3, the canary first.
+    let applied = |i: &InstanceId| Some(if *i == id(1) { b } else { a });
+    let Current::Started(started) =
+        current(revision.clone(), &wanted, applied, None, &policy, t(0))
+    else {
+        panic!("started");
+    };
+    assert_eq!(started.instances, vec![id(3), id(2)]);
+    // The same revision again: the recorded one, as it was.
+    let halted = halted(&started, t(5), vec![]);
+    let again = current(
+        revision.clone(),
+        &wanted,
+        applied,
+        Some(halted.clone()),
+        &policy,
+        t(9),
+    );
+    assert_eq!(again, Current::Recorded(halted.clone()));
+    // Another revision: a new one; a revision that changes nothing: none.
+    let other = current(
+        "other".to_owned(),
+        &wanted,
+        applied,
+        Some(halted),
+        &policy,
+        t(9),
+    );
+    assert!(matches!(other, Current::Started(r) if r.revision == "other"));
+    let all_b = |_: &InstanceId| Some(b);
+    assert_eq!(
+        current(revision, &wanted, all_b, None, &policy, t(9)),
+        Current::Nothing
+    );
+}

@@ -12,8 +12,7 @@ use super::schedule::READ_SPACING;
 use crate::gateway::Gateway;
 use crate::manifest::{Gate, IdMap, InstanceId, Manifest, RolloutPolicy};
 use crate::notify::{EventKind, RolloutNews};
-use crate::picture::Digest;
-use crate::plan::rollout::{self, Member};
+use crate::plan::rollout::{self, Current, Member, Wanted};
 use crate::plan::{Decision, Desired, Hold};
 use crate::report::{RolloutView, WindowView};
 use crate::state::rollout::RolloutRecord;
@@ -133,16 +132,24 @@ impl Live {
             .collect()
     }
 
-    fn landed(&self) -> usize {
-        (self.members.iter())
-            .filter(|m| matches!(m, Member::Landed | Member::Verified))
-            .count()
+    /// How many of all its instances landed, and how many failed.
+    fn tally(&self) -> (usize, usize) {
+        let mut tally = (0, 0);
+        for member in &self.members {
+            match member {
+                Member::Landed | Member::Verified => tally.0 += 1,
+                Member::Failed(_) => tally.1 += 1,
+                Member::Waiting => {}
+            }
+        }
+        tally
     }
 }
 
 impl Gates {
-    /// The gates of state directory `dir`, with the rollout it records.
-    pub fn load(dir: PathBuf, wait_for_windows: bool) -> Self {
+    /// The gates of state directory `dir`; the rollout it records is read when a pass
+    /// finds `rollout:` in the manifest.
+    pub fn new(dir: PathBuf, wait_for_windows: bool) -> Self {
         Self {
             dir,
             rollout: None,
@@ -220,10 +227,8 @@ impl Gates {
     /// The rollout for reports.
     pub fn view(&self) -> Option<RolloutView> {
         let live = self.rollout.as_ref()?;
-        let failed = (live.members.iter())
-            .filter(|m| matches!(m, Member::Failed(_)))
-            .count();
-        Some(RolloutView::of(&live.record, live.landed(), failed))
+        let (landed, failed) = live.tally();
+        Some(RolloutView::of(&live.record, landed, failed))
     }
 
     /// The window for reports, while one holds uploads.
@@ -257,14 +262,17 @@ impl<G: Gateway> Reconciler<G> {
             }
             return;
         };
-        let desired: Vec<(usize, Digest)> = (self.table.slots.iter().enumerate())
-            .filter_map(|(index, slot)| match &slot.target.desired {
-                Desired::Picture { digest, .. } => Some((index, *digest)),
+        let wanted: Vec<Wanted<'_>> = (self.table.slots.iter().zip(&manifest.instances))
+            .filter_map(|(slot, instance)| match &slot.target.desired {
+                Desired::Picture { digest, .. } => Some(Wanted {
+                    id: &instance.id,
+                    digest: *digest,
+                    canary: instance.canary,
+                }),
                 _ => None,
             })
             .collect();
-        let ids = &manifest.instances;
-        let revision = rollout::revision(desired.iter().map(|&(i, d)| (&ids[i].id, d)));
+        let revision = rollout::revision_of(&wanted);
         if let Some(live) = self.gates.rollout.as_mut()
             && live.record.revision == revision
         {
@@ -272,26 +280,22 @@ impl<G: Gateway> Reconciler<G> {
             live.policy = policy;
             return;
         }
-        let current = match self.gates.rollout.take() {
+        let recorded = match self.gates.rollout.take() {
             Some(live) => Some(live.record),
             None => self.gates.recorded(),
         };
-        let record = match current.filter(|r| r.revision == revision) {
-            Some(record) => record,
-            None => {
-                let state = self.store.state();
-                let changed: Vec<(InstanceId, bool)> = (desired.iter())
-                    .filter(|&&(i, digest)| {
-                        let record = state.instances.get(&ids[i].id);
-                        record.and_then(|r| r.applied.as_ref()).map(|a| a.sha256) != Some(digest)
-                    })
-                    .map(|&(i, _)| (ids[i].id.clone(), ids[i].canary))
-                    .collect();
-                let order = rollout::wave_order(changed);
-                let Some(record) = rollout::start(revision, order, &policy, now) else {
-                    self.gates.clear();
-                    return;
-                };
+        let state = self.store.state();
+        let applied = |id: &InstanceId| {
+            let record = state.instances.get(id)?;
+            record.applied.as_ref().map(|a| a.sha256)
+        };
+        let record = match rollout::current(revision, &wanted, applied, recorded, &policy, now) {
+            Current::Recorded(record) => record,
+            Current::Nothing => {
+                self.gates.clear();
+                return;
+            }
+            Current::Started(record) => {
                 tracing::info!(
                     revision = &record.revision[..12],
                     instances = record.instances.len(),
@@ -498,9 +502,7 @@ impl<G: Gateway> Reconciler<G> {
                 "rollout of revision {short}: wave {n} of {n} landed; done ({} instances, {} \
                  failed)",
                 record.instances.len(),
-                (live.members.iter())
-                    .filter(|m| matches!(m, Member::Failed(_)))
-                    .count(),
+                live.tally().1,
                 n = wave + 1,
             ),
             Some(at) => tracing::info!(

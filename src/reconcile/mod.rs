@@ -146,7 +146,7 @@ impl<G: Gateway> Reconciler<G> {
             schedule: Schedule::default(),
             flight: Flight::default(),
             recheck_at: None,
-            gates: gates::Gates::load(store_dir, options.wait_for_windows),
+            gates: gates::Gates::new(store_dir, options.wait_for_windows),
             notices: None,
         };
         reconciler.set_manifest(manifest);
