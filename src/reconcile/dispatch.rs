@@ -15,6 +15,7 @@ use crate::state::SAVE_RETRY;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// The most reads of live state in flight at once beside the uploads (drift looks and
 /// polls are spread over hours; two keep up with a fleet of 100,000 at one a second each).
@@ -31,7 +32,7 @@ impl<G: Gateway> Reconciler<G> {
             let Some(index) = self.schedule.next_call(now) else {
                 break;
             };
-            if let Some(call) = self.call_for(index) {
+            if let Some(call) = self.call_for(index, now) {
                 starting.push(call);
             }
         }
@@ -70,14 +71,14 @@ impl<G: Gateway> Reconciler<G> {
         }
     }
 
-    /// The upload instance `index` is due for, its instance claimed; `None` when it can
-    /// no longer be made (re-planned meanwhile, or already in flight).
-    fn call_for(&mut self, index: usize) -> Option<(InstanceId, Call)> {
+    /// The upload instance `index` is due for at `now`, its instance claimed; `None` when it
+    /// can no longer be made (re-planned meanwhile, held by a window, or already in flight).
+    fn call_for(&mut self, index: usize, now: SystemTime) -> Option<(InstanceId, Call)> {
         let Decision::Due { digest } = self.table.slots[index].decision else {
             return None;
         };
-        // A change window that closed since it was planned holds it.
-        let now = self.clock.now();
+        // A change window that closed since it was planned holds it (worked out once for
+        // all the calls a dispatch starts: they share `now`).
         let manifest = Arc::clone(self.table.manifest());
         if let Gate::Closed { .. } = self.gates.window_gate(&manifest.windows, now) {
             self.plan_one(index, now);
