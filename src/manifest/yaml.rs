@@ -408,7 +408,7 @@ impl<'a> Reader<'a> {
             match k.name {
                 "waves" => rollout.waves = self.amounts(k, value),
                 "verify" => rollout.verify = self.boolean(k, value, None),
-                "maxFailures" => rollout.max_failures = self.amount(k, value),
+                "maxFailures" => rollout.max_failures = self.text(k, value, None),
                 _ => rollout.pause = self.text(k, value, None),
             }
         }
@@ -441,18 +441,7 @@ impl<'a> Reader<'a> {
         windows
     }
 
-    /// A count or a percentage, as written (checked by validation).
-    fn amount(&mut self, key: &Key, node: Node) -> Option<At<String>> {
-        match node.scalar() {
-            Some((text, _)) if !is_null(text) => Some(At(text.to_owned(), node.line)),
-            _ => {
-                self.wrong_type(key, &node, None);
-                None
-            }
-        }
-    }
-
-    /// A list of counts or percentages.
+    /// A list of counts or percentages, as written (checked by validation).
     fn amounts(&mut self, key: &Key, node: Node) -> Option<At<Vec<At<String>>>> {
         let line = node.line;
         let Value::List(items) = node.value else {
@@ -460,7 +449,7 @@ impl<'a> Reader<'a> {
             return None;
         };
         let amounts: Vec<At<String>> = (items.into_iter())
-            .filter_map(|item| self.amount(key, item))
+            .filter_map(|item| self.text(key, item, None))
             .collect();
         Some(At(amounts, line))
     }
