@@ -30,6 +30,20 @@ pub(crate) struct Subject {
     pub picture: Option<String>,
 }
 
+#[cfg(test)]
+impl Subject {
+    /// Instance `id` whose desired picture is `picture`'s bytes, shown as `a.jpg`: the
+    /// subject the notifier's and the engine's tests tell about.
+    pub(crate) fn in_test(id: &str, picture: &[u8]) -> Self {
+        Self {
+            id: InstanceId::parse(id).unwrap(),
+            desired: Digest::of(picture),
+            applied: None,
+            picture: Some("a.jpg".to_owned()),
+        }
+    }
+}
+
 /// A rollout's news: which revision and wave, how it went (CONTRACT section 12).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct RolloutNews {

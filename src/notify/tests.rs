@@ -6,7 +6,6 @@
 use super::teller::Told;
 use super::*;
 use crate::manifest::{self, InstanceId, Receiver, WebhookUrl};
-use crate::picture::Digest;
 use std::time::SystemTime;
 
 fn receiver(after: u32, events: &[&str]) -> Receiver {
@@ -23,12 +22,7 @@ fn receiver(after: u32, events: &[&str]) -> Receiver {
 }
 
 fn subject(id: &str, picture: &[u8]) -> Subject {
-    Subject {
-        id: InstanceId::parse(id).unwrap(),
-        desired: Digest::of(picture),
-        applied: None,
-        picture: Some("a.jpg".to_owned()),
-    }
+    Subject::in_test(id, picture)
 }
 
 fn failed(subject: &Subject, consecutive: u32, detail: &str) -> Event {

@@ -6,12 +6,11 @@
 
 use crate::clock::{Clock, Jitter};
 use crate::gateway::{Gateway, Upload};
-use crate::manifest::{self, InstanceId, WebhookUrl};
+use crate::manifest::{self, WebhookUrl};
 use crate::metrics::Metrics;
 use crate::notify::post::{ID_HEADER, Post};
-use crate::notify::{Event, EventKind, Subject, spawn};
+use crate::notify::{Event, EventKind, Notices, Subject, spawn};
 use crate::outcome::{CallFailure, CallOutcome, FailureKind};
-use crate::picture::Digest;
 use crate::reconcile::{Options, Reconciler};
 use crate::state::{Loaded, State, StateDir, StateStore};
 use std::collections::HashMap;
@@ -23,12 +22,7 @@ use tokio::time::Instant;
 const MINUTE: Duration = Duration::from_secs(60);
 
 fn subject(id: &str, picture: &[u8]) -> Subject {
-    Subject {
-        id: InstanceId::parse(id).unwrap(),
-        desired: Digest::of(picture),
-        applied: None,
-        picture: Some("a.jpg".to_owned()),
-    }
+    Subject::in_test(id, picture)
 }
 
 /// One attempt a receiver saw: when (since the start), its answer, the headers, the body.
@@ -99,8 +93,13 @@ impl Gateway for Script {
 
 /// `n` instances, each showing `picture`, with a receiver `after: 3` at the top.
 fn manifest(dir: &Path, n: usize, picture: &str) -> manifest::Manifest {
-    let mut yaml = String::from(
-        "apiUrl: http://127.0.0.1:9\nnotify:\n  - url: http://127.0.0.1:1/hook\n    after: 3\ninstances:\n",
+    manifest_with(dir, n, picture, "")
+}
+
+/// [`manifest`], with the receiver's `events` and the rest of the top (`extra`) as given.
+fn manifest_with(dir: &Path, n: usize, picture: &str, extra: &str) -> manifest::Manifest {
+    let mut yaml = format!(
+        "apiUrl: http://127.0.0.1:9\nnotify:\n  - url: http://127.0.0.1:1/hook\n    after: 3\n{extra}instances:\n",
     );
     for i in 1..=n {
         yaml.push_str(&format!(
@@ -110,21 +109,59 @@ fn manifest(dir: &Path, n: usize, picture: &str) -> manifest::Manifest {
     manifest::parse(&yaml, &dir.join("manifest.yaml"), &|_| None).unwrap()
 }
 
+/// A folder with two pictures (`a.jpg`, `b.jpg`) and an empty state directory, locked: the
+/// world both runs start from.
+fn world() -> (tempfile::TempDir, StateDir, StateStore) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in [
+        (
+            "a.jpg",
+            &include_bytes!("../../examples/pictures/support.jpg")[..],
+        ),
+        (
+            "b.jpg",
+            &include_bytes!("../../examples/pictures/sales.jpg")[..],
+        ),
+    ] {
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    let state_dir = StateDir::new(dir.path().join("state"));
+    let lock = state_dir.lock("test").unwrap();
+    let store = StateStore::new(state_dir.clone(), lock, Loaded::from(State::default())).unwrap();
+    (dir, state_dir, store)
+}
+
+/// The daemon's options: a blocked instance is retried, not given up on.
+fn daemon_options() -> Options {
+    Options {
+        give_up_when_blocked: false,
+        ..Options::one_shot(8)
+    }
+}
+
+/// Starts the notifier of `engine`'s receivers, sending through `receiver`.
+fn notify<G: Gateway>(
+    engine: &mut Reconciler<G>,
+    state_dir: &StateDir,
+    receiver: &Memory,
+) -> Notices {
+    let metrics = Arc::new(Metrics::new());
+    let (notices, _task) = spawn(
+        state_dir.path(),
+        &engine.manifest().notify,
+        receiver.clone(),
+        metrics,
+    )
+    .unwrap();
+    engine.notify_to(notices.clone());
+    notices
+}
+
 /// A day in the engine: instance 01 fails three times (told at the third), the receiver
 /// answers 500 for the first minute after that; at 40 s nine instances get a new
 /// picture. Returns when each upload started, and the receiver's attempts.
 async fn run(notify: bool) -> (Vec<(Duration, String)>, Memory) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("a.jpg"),
-        include_bytes!("../../examples/pictures/support.jpg"),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("b.jpg"),
-        include_bytes!("../../examples/pictures/sales.jpg"),
-    )
-    .unwrap();
+    let (dir, state_dir, store) = world();
     let start = Instant::now();
     let gateway = Script {
         start,
@@ -132,16 +169,10 @@ async fn run(notify: bool) -> (Vec<(Duration, String)>, Memory) {
         failing_until: Arc::default(),
         calls: Arc::default(),
     };
-    let state_dir = StateDir::new(dir.path().join("state"));
-    let lock = state_dir.lock("test").unwrap();
-    let store = StateStore::new(state_dir.clone(), lock, Loaded::from(State::default())).unwrap();
-    let options = Options {
-        give_up_when_blocked: false,
-        ..Options::one_shot(8)
-    };
     let clock = Clock::start();
     let first = Arc::new(manifest(dir.path(), 10, "a.jpg"));
     let jitter = Jitter::Fixed(0.5);
+    let options = daemon_options();
     let mut engine = Reconciler::new(first, store, gateway.clone(), clock, jitter, options);
     // Told at about 30 s (the third failure): healthy a minute later.
     let receiver = Memory {
@@ -150,15 +181,7 @@ async fn run(notify: bool) -> (Vec<(Duration, String)>, Memory) {
         attempts: Arc::default(),
     };
     if notify {
-        let metrics = Arc::new(Metrics::new());
-        let (notices, _task) = spawn(
-            state_dir.path(),
-            &engine.manifest().notify,
-            receiver.clone(),
-            metrics,
-        )
-        .unwrap();
-        engine.notify_to(notices);
+        self::notify(&mut engine, &state_dir, &receiver);
     }
     let t0 = clock.now();
     engine
@@ -220,17 +243,7 @@ async fn a_receiver_down_for_a_minute_gets_the_message_after_and_uploads_never_w
 /// saw drift. Run with `--nocapture` to see it.
 #[tokio::test(start_paused = true)]
 async fn a_scripted_day_tells_a_handful_of_messages_not_one_per_event() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("a.jpg"),
-        include_bytes!("../../examples/pictures/support.jpg"),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("b.jpg"),
-        include_bytes!("../../examples/pictures/sales.jpg"),
-    )
-    .unwrap();
+    let (dir, state_dir, store) = world();
     let start = Instant::now();
     let hour = Duration::from_secs(3600);
     let failing = ["1101000007", "1101000042", "1101000099"];
@@ -245,26 +258,14 @@ async fn a_scripted_day_tells_a_handful_of_messages_not_one_per_event() {
         )),
         calls: Arc::default(),
     };
-    let state_dir = StateDir::new(dir.path().join("state"));
-    let lock = state_dir.lock("test").unwrap();
-    let store = StateStore::new(state_dir.clone(), lock, Loaded::from(State::default())).unwrap();
-    let options = Options {
-        give_up_when_blocked: false,
-        ..Options::one_shot(8)
-    };
     let clock = Clock::start();
     let t0 = clock.now();
     // The revision at 1 h goes out in waves (1, then a tenth, then all, 10 minutes apart).
+    let rollout = "rollout:\n  waves: [1, 10%, 100%]\n  maxFailures: 10%\n  pause: 10m\n";
+    let events = "    events: [failed, drifted, halted, rollout]\n";
     let yaml = |picture: &str| {
-        let mut yaml = String::from(
-            "apiUrl: http://127.0.0.1:9\nnotify:\n  - url: http://127.0.0.1:1/hook\n    events: [failed, drifted, halted, rollout]\n    after: 3\nrollout:\n  waves: [1, 10%, 100%]\n  maxFailures: 10%\n  pause: 10m\ninstances:\n",
-        );
-        for i in 1..=100 {
-            yaml.push_str(&format!(
-                "  - idInstance: \"1101000{i:03}\"\n    apiTokenInstance: abc123\n    picture: {picture}\n"
-            ));
-        }
-        Arc::new(manifest::parse(&yaml, &dir.path().join("manifest.yaml"), &|_| None).unwrap())
+        let extra = format!("{events}{rollout}");
+        Arc::new(manifest_with(dir.path(), 100, picture, &extra))
     };
     let mut engine = Reconciler::new(
         yaml("a.jpg"),
@@ -272,7 +273,7 @@ async fn a_scripted_day_tells_a_handful_of_messages_not_one_per_event() {
         gateway.clone(),
         clock,
         Jitter::Fixed(0.5),
-        options,
+        daemon_options(),
     );
     // The day starts converged.
     engine
@@ -285,15 +286,7 @@ async fn a_scripted_day_tells_a_handful_of_messages_not_one_per_event() {
         healthy_at: Duration::ZERO,
         attempts: Arc::default(),
     };
-    let metrics = Arc::new(Metrics::new());
-    let (notices, _task) = spawn(
-        state_dir.path(),
-        &engine.manifest().notify,
-        receiver.clone(),
-        metrics,
-    )
-    .unwrap();
-    engine.notify_to(notices.clone());
+    let notices = notify(&mut engine, &state_dir, &receiver);
 
     tokio::time::sleep_until(start + hour).await;
     engine.set_manifest(yaml("b.jpg"));

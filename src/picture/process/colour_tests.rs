@@ -227,7 +227,7 @@ fn strip(pixels: &[[u8; 3]]) -> RgbImage {
     RgbImage::from_fn(width, PATCH, |x, _| Rgb(pixels[(x / PATCH) as usize]))
 }
 
-fn png_tagged(image: &RgbImage, icc: Option<Vec<u8>>) -> Vec<u8> {
+pub(super) fn png_tagged(image: &RgbImage, icc: Option<Vec<u8>>) -> Vec<u8> {
     let mut out = Vec::new();
     let mut encoder = PngEncoder::new(&mut out);
     if let Some(icc) = icc {

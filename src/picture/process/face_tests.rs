@@ -5,8 +5,6 @@
 //! `AVATAR_SYNC_ASTRONAUT` for the `#[ignore]`d test.
 
 use super::*;
-use image::codecs::png::PngEncoder;
-use image::{ExtendedColorType, ImageEncoder};
 
 fn face_fit() -> Processing {
     Processing {
@@ -15,17 +13,9 @@ fn face_fit() -> Processing {
     }
 }
 
+/// `image` as an untagged PNG.
 fn png(image: &RgbImage) -> Vec<u8> {
-    let mut out = Vec::new();
-    PngEncoder::new(&mut out)
-        .write_image(
-            image.as_raw(),
-            image.width(),
-            image.height(),
-            ExtendedColorType::Rgb8,
-        )
-        .unwrap();
-    out
+    super::colour_tests::png_tagged(image, None)
 }
 
 #[test]
